@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    nnpool_cli::run_cli()
+}

@@ -1,0 +1,746 @@
+//! Validated problems. A [`PoolPlan`] is built once from an op, an input shape and a layout
+//! (every rule is checked here), then runs forward and backward passes on plain slices any
+//! number of times. The `ndarray` functions and the `nn`-style layers are thin wrappers.
+
+use crate::element::{round_to, Element};
+use crate::error::{invalid, PoolError, Result};
+use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, Span, Window};
+use crate::layout::{checked_product, embed3, Layout, TensorDims};
+use crate::{kernels, reference};
+
+/// Which Lp formula to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LpVariant {
+    /// PyTorch's `lp_pool`: `(sign(A)·relu(|A|)·K)^(1/p)` with `A = avg_pool(x^p)` (padding
+    /// counted), `K` the kernel area. Uses `x^p`, not `|x|^p`, so odd `p` gives signed sums.
+    #[default]
+    Torch,
+    /// The Lp norm of the window, `(Σ |x|^p)^(1/p)` over the real elements (ONNX's `LpPool`
+    /// as onnxruntime computes it).
+    Onnx,
+}
+
+/// The size of a fractional max pooling output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FractionalOutput {
+    /// Output sizes per spatial dim.
+    Size(Vec<usize>),
+    /// `output = floor(input * ratio)` per spatial dim.
+    Ratio(Vec<f64>),
+}
+
+/// Where fractional max pooling's pseudo-random samples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    /// PyTorch's `_random_samples`: shape `[N, C, r]` row-major, values in `[0, 1)`, in
+    /// PyTorch's axis order (2-d: sample 0 drives W, sample 1 drives H; 1-d and 3-d: natural).
+    Given(Vec<f64>),
+    /// Draw the samples from a generator seeded with this value.
+    Seed(u64),
+}
+
+/// A pooling operation and its options.
+///
+/// ```
+/// use nnpool::{Pooling, Window};
+/// let op = Pooling::avg(Window::new(&[3, 3]).stride(&[1]).padding(&[1]));
+/// assert_eq!(op.name(), "avg");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pooling {
+    /// Max pooling (with optional argmax indices).
+    Max {
+        /// The window.
+        window: Window,
+    },
+    /// Average pooling.
+    Avg {
+        /// The window.
+        window: Window,
+        /// Count padding in the divisor (PyTorch's default: true; ONNX's: false).
+        count_include_pad: bool,
+        /// A fixed divisor for every window (non-zero; may be negative as in PyTorch).
+        divisor_override: Option<i64>,
+    },
+    /// Power-average (Lp) pooling.
+    Lp {
+        /// The window.
+        window: Window,
+        /// `p` (> 0; `f64::INFINITY` gives max of `|x|`).
+        norm_type: f64,
+        /// The formula.
+        variant: LpVariant,
+    },
+    /// Adaptive max pooling to the given output size (`None`: keep the input size).
+    AdaptiveMax {
+        /// Output size per spatial dim.
+        output_size: Vec<Option<usize>>,
+    },
+    /// Adaptive average pooling.
+    AdaptiveAvg {
+        /// Output size per spatial dim.
+        output_size: Vec<Option<usize>>,
+    },
+    /// Max over every spatial dim (`[N, C, 1, ..]`).
+    GlobalMax {
+        /// Spatial rank.
+        rank: usize,
+    },
+    /// Average over every spatial dim.
+    GlobalAvg {
+        /// Spatial rank.
+        rank: usize,
+    },
+    /// Fractional max pooling (Graham, 2014) with PyTorch's interval rule.
+    FractionalMax {
+        /// Window size per spatial dim.
+        kernel: Vec<usize>,
+        /// Output size or ratio.
+        output: FractionalOutput,
+        /// The samples.
+        samples: Samples,
+    },
+}
+
+impl Pooling {
+    /// Max pooling with `window`.
+    pub fn max(window: Window) -> Self {
+        Pooling::Max { window }
+    }
+    /// Average pooling with PyTorch's defaults (`count_include_pad = true`, no override).
+    pub fn avg(window: Window) -> Self {
+        Pooling::Avg {
+            window,
+            count_include_pad: true,
+            divisor_override: None,
+        }
+    }
+    /// PyTorch's Lp pooling.
+    pub fn lp(window: Window, norm_type: f64) -> Self {
+        Pooling::Lp {
+            window,
+            norm_type,
+            variant: LpVariant::Torch,
+        }
+    }
+    /// Adaptive max pooling.
+    pub fn adaptive_max(output_size: &[usize]) -> Self {
+        Pooling::AdaptiveMax {
+            output_size: output_size.iter().map(|&o| Some(o)).collect(),
+        }
+    }
+    /// Adaptive average pooling.
+    pub fn adaptive_avg(output_size: &[usize]) -> Self {
+        Pooling::AdaptiveAvg {
+            output_size: output_size.iter().map(|&o| Some(o)).collect(),
+        }
+    }
+
+    /// The op's CLI name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Pooling::Max { .. } => "max",
+            Pooling::Avg { .. } => "avg",
+            Pooling::Lp { .. } => "lp",
+            Pooling::AdaptiveMax { .. } => "adaptive-max",
+            Pooling::AdaptiveAvg { .. } => "adaptive-avg",
+            Pooling::GlobalMax { .. } => "global-max",
+            Pooling::GlobalAvg { .. } => "global-avg",
+            Pooling::FractionalMax { .. } => "fractional-max",
+        }
+    }
+
+    /// Whether the op produces argmax indices.
+    pub fn has_indices(&self) -> bool {
+        matches!(
+            self,
+            Pooling::Max { .. }
+                | Pooling::AdaptiveMax { .. }
+                | Pooling::GlobalMax { .. }
+                | Pooling::FractionalMax { .. }
+        )
+    }
+
+    /// The spatial rank the op's options imply.
+    pub fn rank(&self) -> usize {
+        match self {
+            Pooling::Max { window } | Pooling::Avg { window, .. } | Pooling::Lp { window, .. } => {
+                window.rank()
+            }
+            Pooling::AdaptiveMax { output_size } | Pooling::AdaptiveAvg { output_size } => {
+                output_size.len()
+            }
+            Pooling::GlobalMax { rank } | Pooling::GlobalAvg { rank } => *rank,
+            Pooling::FractionalMax { kernel, .. } => kernel.len(),
+        }
+    }
+}
+
+/// The problem's dimensions, with spatial sizes embedded in 3-D (leading unit dims) so that
+/// kernels and the reference loop over (d, h, w) once for every rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geom {
+    pub batch: usize,
+    pub channels: usize,
+    pub in3: [usize; 3],
+    pub out3: [usize; 3],
+    pub layout: Layout,
+}
+
+impl Geom {
+    pub fn in_plane(&self) -> usize {
+        self.in3.iter().product()
+    }
+    pub fn out_plane(&self) -> usize {
+        self.out3.iter().product()
+    }
+    pub fn planes(&self) -> usize {
+        self.batch * self.channels
+    }
+    pub fn in_strides(&self) -> crate::layout::Strides {
+        crate::layout::Strides::new(self.layout, self.channels, self.in_plane())
+    }
+    pub fn out_strides(&self) -> crate::layout::Strides {
+        crate::layout::Strides::new(self.layout, self.channels, self.out_plane())
+    }
+}
+
+/// Per-axis windows (3-D embedded), shared by all planes or one set per plane (fractional).
+pub(crate) enum WindowTable {
+    Shared([Vec<Span>; 3]),
+    PerPlane(Vec<[Vec<Span>; 3]>),
+}
+
+impl WindowTable {
+    pub fn plane(&self, p: usize) -> &[Vec<Span>; 3] {
+        match self {
+            WindowTable::Shared(w) => w,
+            WindowTable::PerPlane(v) => &v[p],
+        }
+    }
+}
+
+/// How average pooling divides a window sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Divisor {
+    /// Taps inside the padded extent (PyTorch `count_include_pad = true`).
+    Padded,
+    /// In-bounds taps only.
+    Real,
+    /// A fixed divisor.
+    Override(i64),
+    /// Adaptive pooling: `sum / len_d / len_h / len_w`, one division per axis as PyTorch does.
+    PerAxis,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Sliding(Vec<AxisGeometry>),
+    Adaptive,
+    Fractional {
+        kernel: Vec<usize>,
+        samples: Samples,
+    },
+}
+
+/// A validated pooling problem: op, input shape and layout.
+///
+/// ```
+/// use nnpool::{Layout, PoolPlan, Pooling, Window};
+/// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2, 2])), &[1, 1, 2, 4], Layout::ChannelsFirst)?;
+/// assert_eq!(plan.output_shape(), &[1, 1, 1, 2]);
+/// let x = [1.0f32, 1.0, 2.0, 4.0, 5.0, 6.0, 3.0, 1.0];
+/// let mut y = [0.0f32; 2];
+/// let mut idx = [0i64; 2];
+/// plan.forward(&x, &mut y, Some(&mut idx))?;
+/// assert_eq!((y, idx), ([6.0, 4.0], [5, 3]));
+/// # Ok::<(), nnpool::PoolError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    pooling: Pooling,
+    input: TensorDims,
+    output_spatial: Vec<usize>,
+    output_shape: Vec<usize>,
+    kind: Kind,
+}
+
+impl PoolPlan {
+    /// Validates `pooling` on an input of `input_shape` in `layout`.
+    ///
+    /// # Errors
+    /// Any rule the op enforces: see [`PoolError`]. Nothing is allocated for the data.
+    pub fn new(pooling: &Pooling, input_shape: &[usize], layout: Layout) -> Result<Self> {
+        let rank = pooling.rank();
+        if rank == 0 || rank > crate::layout::MAX_SPATIAL_RANK {
+            let param = match pooling {
+                Pooling::AdaptiveMax { .. } | Pooling::AdaptiveAvg { .. } => "output_size",
+                Pooling::GlobalMax { .. } | Pooling::GlobalAvg { .. } => "rank",
+                _ => "kernel_size",
+            };
+            return Err(invalid(
+                param,
+                format!("needs 1 to 3 values (one per spatial dim), got {rank}"),
+            ));
+        }
+        let input = TensorDims::new(input_shape, rank, layout)?;
+        let (output_spatial, kind) = match pooling {
+            Pooling::Max { window } => {
+                let axes = window.resolve(&input.spatial)?;
+                (axes.iter().map(|a| a.output).collect(), Kind::Sliding(axes))
+            }
+            Pooling::Avg {
+                window,
+                divisor_override,
+                ..
+            } => {
+                if *divisor_override == Some(0) {
+                    return Err(invalid("divisor_override", "must be non-zero, but got 0"));
+                }
+                if rank == 3 && matches!(window.padding, crate::Padding::Symmetric(_)) {
+                    // PyTorch's avg_pool3d checks this even when padding would make it valid.
+                    for i in 0..3 {
+                        if input.spatial[i] < window.kernel[i] {
+                            return Err(PoolError::OutputTooSmall {
+                                message: format!(
+                                    "avg_pool3d: input image {:?} is smaller than the kernel size {:?} (PyTorch checks this before padding)",
+                                    input.spatial, window.kernel
+                                ),
+                            });
+                        }
+                    }
+                }
+                let axes = window.resolve(&input.spatial)?;
+                (axes.iter().map(|a| a.output).collect(), Kind::Sliding(axes))
+            }
+            Pooling::Lp {
+                window, norm_type, ..
+            } => {
+                if norm_type.is_nan() || *norm_type <= 0.0 {
+                    return Err(invalid(
+                        "norm_type",
+                        format!("must be greater than zero (or inf), but got {norm_type}"),
+                    ));
+                }
+                let axes = window.resolve(&input.spatial)?;
+                (axes.iter().map(|a| a.output).collect(), Kind::Sliding(axes))
+            }
+            Pooling::AdaptiveMax { output_size } | Pooling::AdaptiveAvg { output_size } => {
+                let out: Vec<usize> = output_size
+                    .iter()
+                    .zip(&input.spatial)
+                    .map(|(o, &i)| o.unwrap_or(i))
+                    .collect();
+                if let Some(i) = out.iter().position(|&o| o == 0) {
+                    return Err(invalid(
+                        "output_size",
+                        format!("must be at least 1 in every spatial dim, but dim {i} is 0 in {out:?}"),
+                    ));
+                }
+                (out, Kind::Adaptive)
+            }
+            Pooling::GlobalMax { .. } | Pooling::GlobalAvg { .. } => (vec![1; rank], Kind::Adaptive),
+            Pooling::FractionalMax {
+                kernel,
+                output,
+                samples,
+            } => {
+                if kernel.contains(&0) {
+                    return Err(invalid(
+                        "kernel_size",
+                        format!("must be greater than zero, but got {kernel:?}"),
+                    ));
+                }
+                let out: Vec<usize> = match output {
+                    FractionalOutput::Size(s) => crate::geometry::broadcast("output_size", s, rank)?,
+                    FractionalOutput::Ratio(r) => {
+                        if r.len() != 1 && r.len() != rank {
+                            return Err(invalid(
+                                "output_ratio",
+                                format!("needs 1 value or {rank}, got {}", r.len()),
+                            ));
+                        }
+                        (0..rank)
+                            .map(|i| {
+                                let ratio = if r.len() == 1 { r[0] } else { r[i] };
+                                if !(ratio > 0.0 && ratio < 1.0) {
+                                    return Err(invalid(
+                                        "output_ratio",
+                                        format!("must be in (0, 1), but got {ratio}"),
+                                    ));
+                                }
+                                Ok((input.spatial[i] as f64 * ratio) as usize)
+                            })
+                            .collect::<Result<_>>()?
+                    }
+                };
+                for i in 0..rank {
+                    if out[i] == 0 {
+                        return Err(invalid(
+                            "output_size",
+                            format!("must be at least 1 in every spatial dim, but got {out:?}"),
+                        ));
+                    }
+                    if out[i] as u128 + kernel[i] as u128 - 1 > input.spatial[i] as u128 {
+                        return Err(invalid(
+                            "output_size",
+                            format!(
+                                "fractional max pooling needs output + kernel - 1 <= input in every dim, but dim {i} has output {} + kernel {} - 1 > input {}",
+                                out[i], kernel[i], input.spatial[i]
+                            ),
+                        ));
+                    }
+                }
+                if let Samples::Given(s) = samples {
+                    let need = input.batch * input.channels * rank;
+                    if s.len() != need {
+                        return Err(PoolError::InvalidShape {
+                            what: "samples",
+                            shape: vec![s.len()],
+                            message: format!(
+                                "needs N*C*r = {}*{}*{} = {need} values (shape [N, C, {rank}])",
+                                input.batch, input.channels, rank
+                            ),
+                        });
+                    }
+                    if let Some(v) = s.iter().find(|v| !(**v >= 0.0 && **v < 1.0)) {
+                        return Err(invalid(
+                            "samples",
+                            format!("every sample must lie in [0, 1), but got {v}"),
+                        ));
+                    }
+                }
+                (
+                    out,
+                    Kind::Fractional {
+                        kernel: kernel.clone(),
+                        samples: samples.clone(),
+                    },
+                )
+            }
+        };
+        let output_shape = input.shape_with_spatial(&output_spatial);
+        checked_product(&output_shape, "the output's element count")?;
+        Ok(PoolPlan {
+            pooling: pooling.clone(),
+            input,
+            output_spatial,
+            output_shape,
+            kind,
+        })
+    }
+
+    /// The op.
+    pub fn pooling(&self) -> &Pooling {
+        &self.pooling
+    }
+    /// The input's dims.
+    pub fn input(&self) -> &TensorDims {
+        &self.input
+    }
+    /// The input's shape.
+    pub fn input_shape(&self) -> Vec<usize> {
+        self.input.shape()
+    }
+    /// The output's shape (also the shape of the indices and of `grad_output`).
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+    /// The output's spatial sizes.
+    pub fn output_spatial(&self) -> &[usize] {
+        &self.output_spatial
+    }
+    /// Number of input elements.
+    pub fn input_len(&self) -> usize {
+        self.input.batch * self.input.channels * self.input.spatial.iter().product::<usize>()
+    }
+    /// Number of output elements.
+    pub fn output_len(&self) -> usize {
+        self.output_shape.iter().product()
+    }
+    /// The per-axis geometry of a sliding-window op (max, avg, lp); `None` for the others.
+    pub fn axes(&self) -> Option<&[AxisGeometry]> {
+        match &self.kind {
+            Kind::Sliding(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn geom(&self) -> Geom {
+        Geom {
+            batch: self.input.batch,
+            channels: self.input.channels,
+            in3: embed3(&self.input.spatial),
+            out3: embed3(&self.output_spatial),
+            layout: self.input.layout,
+        }
+    }
+
+    /// The windows of every plane, computed in `T`'s precision (fractional pooling's intervals
+    /// depend on it).
+    pub(crate) fn windows<T: Element>(&self) -> WindowTable {
+        let r = self.input.rank();
+        let lead = 3 - r;
+        let unit = || {
+            vec![Span {
+                first: 0,
+                step: 1,
+                count: 1,
+                padded_count: 1,
+            }]
+        };
+        match &self.kind {
+            Kind::Sliding(axes) => {
+                let mut w = [unit(), unit(), unit()];
+                for (i, a) in axes.iter().enumerate() {
+                    w[lead + i] = (0..a.output).map(|o| a.span(o)).collect();
+                }
+                WindowTable::Shared(w)
+            }
+            Kind::Adaptive => {
+                let mut w = [unit(), unit(), unit()];
+                for i in 0..r {
+                    let (inn, out) = (self.input.spatial[i], self.output_spatial[i]);
+                    w[lead + i] = (0..out).map(|o| adaptive_span(o, inn, out)).collect();
+                }
+                WindowTable::Shared(w)
+            }
+            Kind::Fractional { kernel, samples } => {
+                let planes = self.input.batch * self.input.channels;
+                let drawn;
+                let s: &[f64] = match samples {
+                    Samples::Given(s) => s,
+                    Samples::Seed(seed) => {
+                        drawn = draw_samples(*seed, planes * r);
+                        &drawn
+                    }
+                };
+                let tables = (0..planes)
+                    .map(|p| {
+                        let mut w = [unit(), unit(), unit()];
+                        for i in 0..r {
+                            // PyTorch's 2-d kernel reads sample 0 for W and sample 1 for H.
+                            let sample_axis = if r == 2 { 1 - i } else { i };
+                            let u = round_to::<T>(s[p * r + sample_axis]);
+                            let (inn, out, k) =
+                                (self.input.spatial[i], self.output_spatial[i], kernel[i]);
+                            w[lead + i] = fractional_starts(u, inn, out, k, round_to::<T>)
+                                .into_iter()
+                                .map(|first| Span {
+                                    first,
+                                    step: 1,
+                                    count: k,
+                                    padded_count: k,
+                                })
+                                .collect();
+                        }
+                        w
+                    })
+                    .collect();
+                WindowTable::PerPlane(tables)
+            }
+        }
+    }
+
+    fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+        if expected != actual {
+            return Err(PoolError::BufferSize {
+                what,
+                expected,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    fn require_float<T: Element>(&self, what: &'static str) -> Result<()> {
+        if !T::IS_FLOAT {
+            return Err(PoolError::UnsupportedDtype {
+                op: what,
+                dtype: T::DTYPE.name(),
+                message: "it needs a floating-point type (float16, bfloat16, float32, float64)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the forward pass into caller-provided buffers (contiguous, in the plan's layout).
+    /// `indices` (max-type ops only) receives int64 plane-local argmax indices.
+    ///
+    /// # Errors
+    /// `BufferSize` if a buffer's length is wrong; `UnsupportedDtype` for average or Lp pooling
+    /// of integers; `InvalidParameter` if indices are asked of an op that has none.
+    pub fn forward<T: Element>(
+        &self,
+        input: &[T],
+        output: &mut [T],
+        mut indices: Option<&mut [i64]>,
+    ) -> Result<()> {
+        Self::check_len("input", self.input_len(), input.len())?;
+        Self::check_len("output", self.output_len(), output.len())?;
+        if let Some(idx) = &indices {
+            if !self.pooling.has_indices() {
+                return Err(invalid(
+                    "indices",
+                    format!("{} pooling has no indices", self.pooling.name()),
+                ));
+            }
+            Self::check_len("indices", self.output_len(), idx.len())?;
+        }
+        if self.output_len() == 0 {
+            return Ok(());
+        }
+        let g = self.geom();
+        match &self.pooling {
+            Pooling::Max { .. } => {
+                let axes = self.axes().expect("max pooling is a sliding-window op");
+                if !kernels::max_forward(&g, axes, input, output, indices.as_deref_mut()) {
+                    reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
+                }
+            }
+            Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. } | Pooling::FractionalMax { .. } => {
+                reference::max_forward(&g, &self.windows::<T>(), input, output, indices)
+            }
+            Pooling::Avg {
+                count_include_pad,
+                divisor_override,
+                ..
+            } => {
+                self.require_float::<T>("average pooling")?;
+                let div = match divisor_override {
+                    Some(d) => Divisor::Override(*d),
+                    None if *count_include_pad => Divisor::Padded,
+                    None => Divisor::Real,
+                };
+                let axes = self.axes().expect("avg pooling is a sliding-window op");
+                if !kernels::avg_forward(&g, axes, div, input, output) {
+                    reference::avg_forward(&g, &self.windows::<T>(), div, input, output);
+                }
+            }
+            Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
+                self.require_float::<T>("average pooling")?;
+                reference::avg_forward(&g, &self.windows::<T>(), Divisor::PerAxis, input, output);
+            }
+            Pooling::Lp {
+                norm_type,
+                variant,
+                window,
+            } => {
+                self.require_float::<T>("Lp pooling")?;
+                let area: usize = window.kernel.iter().product();
+                reference::lp_forward(
+                    &g,
+                    &self.windows::<T>(),
+                    *norm_type,
+                    *variant,
+                    area,
+                    input,
+                    output,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the backward pass: the gradient with respect to the input, given the input and the
+    /// gradient with respect to the output. Deterministic: contributions are summed in output
+    /// order.
+    ///
+    /// # Errors
+    /// `BufferSize` if a buffer's length is wrong; `UnsupportedDtype` for integer types.
+    pub fn backward<T: Element>(
+        &self,
+        input: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        self.require_float::<T>("backward")?;
+        Self::check_len("input", self.input_len(), input.len())?;
+        Self::check_len("grad_output", self.output_len(), grad_output.len())?;
+        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
+        let g = self.geom();
+        if self.input_len() == 0 {
+            return Ok(());
+        }
+        let windows = self.windows::<T>();
+        match &self.pooling {
+            Pooling::Max { .. }
+            | Pooling::AdaptiveMax { .. }
+            | Pooling::GlobalMax { .. }
+            | Pooling::FractionalMax { .. } => {
+                let mut out = vec![T::default(); self.output_len()];
+                let mut idx = vec![0i64; self.output_len()];
+                self.forward(input, &mut out, Some(&mut idx))?;
+                reference::scatter_by_index(&g, &idx, grad_output, grad_input);
+            }
+            Pooling::Avg {
+                count_include_pad,
+                divisor_override,
+                ..
+            } => {
+                let div = match divisor_override {
+                    Some(d) => Divisor::Override(*d),
+                    None if *count_include_pad => Divisor::Padded,
+                    None => Divisor::Real,
+                };
+                reference::avg_backward(&g, &windows, div, grad_output, grad_input);
+            }
+            Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
+                reference::avg_backward(&g, &windows, Divisor::PerAxis, grad_output, grad_input);
+            }
+            Pooling::Lp {
+                norm_type,
+                variant,
+                window,
+            } => {
+                let area: usize = window.kernel.iter().product();
+                reference::lp_backward(
+                    &g,
+                    &windows,
+                    *norm_type,
+                    *variant,
+                    area,
+                    input,
+                    grad_output,
+                    grad_input,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The forward pass by the scalar reference alone (the oracle the fast kernels are tested
+    /// against). Same contract as [`PoolPlan::forward`].
+    ///
+    /// # Errors
+    /// As [`PoolPlan::forward`].
+    pub fn forward_reference<T: Element>(
+        &self,
+        input: &[T],
+        output: &mut [T],
+        indices: Option<&mut [i64]>,
+    ) -> Result<()> {
+        let _guard = kernels::ForceReference::new();
+        self.forward(input, output, indices)
+    }
+}
+
+/// Draws `n` samples in `[0, 1)` from a SplitMix64 generator seeded with `seed`.
+///
+/// SplitMix64 is a few lines, has no dependencies and is fully specified, so a seed gives the
+/// same samples on every platform and version; nothing here needs cryptographic quality.
+pub fn draw_samples(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            // 24 random bits: exactly representable in every float type nnpool supports.
+            (z >> 40) as f64 / (1u64 << 24) as f64
+        })
+        .collect()
+}

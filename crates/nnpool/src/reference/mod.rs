@@ -1,0 +1,387 @@
+//! The oracle: plain, safe, single-threaded loops, written once for every rank (spatial dims
+//! are embedded in 3-D) and both layouts. Every fast kernel is tested against these functions.
+//!
+//! Conventions, the same as PyTorch's CPU kernels:
+//! - windows are scanned in row-major (d, h, w) order over their in-bounds taps;
+//! - max: `if v > best || isnan(v) { best = v; idx = i }`, starting from `LOWEST` and the first
+//!   in-bounds tap, so ties keep the first maximum and NaN keeps the last NaN;
+//! - sums accumulate in `T::Acc` in scan order and are divided once;
+//! - backward passes visit outputs in order and add into the gradient (deterministic).
+
+use crate::element::{Accumulator, Element};
+use crate::plan::{Divisor, Geom, WindowTable};
+use crate::LpVariant;
+use num_traits::{Float, One, Zero};
+
+/// Calls `f(plane, n, c)` for every (batch, channel) plane.
+fn for_each_plane(g: &Geom, mut f: impl FnMut(usize, usize, usize)) {
+    for n in 0..g.batch {
+        for c in 0..g.channels {
+            f(n * g.channels + c, n, c);
+        }
+    }
+}
+
+/// Calls `f(out_flat, in_flat_taps)` for every output position of one plane; `taps` yields the
+/// plane-local flat indices of the window's in-bounds elements in row-major order.
+fn for_each_window(
+    g: &Geom,
+    w: &[Vec<crate::geometry::Span>; 3],
+    mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>, [usize; 3]),
+) {
+    let [_, ih, iw] = g.in3;
+    let [od, oh, ow] = g.out3;
+    for zd in 0..od {
+        for zh in 0..oh {
+            for zw in 0..ow {
+                let (sd, sh, sw) = (w[0][zd], w[1][zh], w[2][zw]);
+                let mut taps = sd.taps().flat_map(move |d| {
+                    sh.taps()
+                        .flat_map(move |h| sw.taps().map(move |x| (d * ih + h) * iw + x))
+                });
+                f((zd * oh + zh) * ow + zw, &mut taps, [zd, zh, zw]);
+            }
+        }
+    }
+}
+
+/// Max pooling forward with PyTorch's NaN and tie rules.
+pub(crate) fn max_forward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    x: &[T],
+    y: &mut [T],
+    mut idx: Option<&mut [i64]>,
+) {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    for_each_plane(g, |p, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        for_each_window(g, table.plane(p), |o, taps, _| {
+            let mut best = T::LOWEST;
+            let mut best_i: Option<usize> = None;
+            for i in taps {
+                let v = x[bi + i * si.spatial];
+                if best_i.is_none() {
+                    best_i = Some(i);
+                }
+                if v > best || v.is_nan_value() {
+                    best = v;
+                    best_i = Some(i);
+                }
+            }
+            y[bo + o * so.spatial] = best;
+            if let Some(idx) = idx.as_deref_mut() {
+                idx[bo + o * so.spatial] = best_i.map_or(-1, |i| i as i64);
+            }
+        });
+    });
+}
+
+fn divisor_of(div: Divisor, real: usize, padded: usize) -> i64 {
+    match div {
+        Divisor::Padded => padded as i64,
+        Divisor::Real => real as i64,
+        Divisor::Override(d) => d,
+        Divisor::PerAxis => unreachable!("per-axis divisors are applied axis by axis"),
+    }
+}
+
+/// Divides `sum` as the op does: once by the window's divisor, or by each axis's length in turn.
+fn divide<A: Accumulator>(
+    sum: A,
+    div: Divisor,
+    w: &[Vec<crate::geometry::Span>; 3],
+    o: [usize; 3],
+) -> A {
+    match div {
+        Divisor::PerAxis => (0..3).fold(sum, |s, a| s / A::from_i64(w[a][o[a]].count as i64)),
+        _ => {
+            let (real, padded) = window_counts(w, o);
+            let d = divisor_of(div, real, padded);
+            if real == 0 && d == 0 {
+                A::zero()
+            } else {
+                sum / A::from_i64(d)
+            }
+        }
+    }
+}
+
+fn window_counts(w: &[Vec<crate::geometry::Span>; 3], o: [usize; 3]) -> (usize, usize) {
+    (0..3).fold((1, 1), |(r, p), a| {
+        let s = w[a][o[a]];
+        (r * s.count, p * s.padded_count)
+    })
+}
+
+/// Average pooling forward.
+pub(crate) fn avg_forward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    div: Divisor,
+    x: &[T],
+    y: &mut [T],
+) {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    for_each_plane(g, |p, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        let w = table.plane(p);
+        for_each_window(g, w, |o, taps, oz| {
+            let mut sum = T::Acc::zero();
+            for i in taps {
+                sum += x[bi + i * si.spatial].to_acc();
+            }
+            y[bo + o * so.spatial] = T::from_acc(divide(sum, div, w, oz));
+        });
+    });
+}
+
+/// Average pooling backward: each output's gradient, divided as in forward, goes to every
+/// in-bounds element of its window.
+pub(crate) fn avg_backward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    div: Divisor,
+    gy: &[T],
+    gx: &mut [T],
+) {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    let mut acc = vec![T::Acc::zero(); gx.len()];
+    for_each_plane(g, |p, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        let w = table.plane(p);
+        for_each_window(g, w, |o, taps, oz| {
+            // PyTorch computes the delta in T, then adds it.
+            let delta = T::from_acc(divide(gy[bo + o * so.spatial].to_acc(), div, w, oz)).to_acc();
+            for i in taps {
+                acc[bi + i * si.spatial] += delta;
+            }
+        });
+    });
+    for (d, a) in gx.iter_mut().zip(acc) {
+        *d = T::from_acc(a);
+    }
+}
+
+/// Adds `gy[o]` into `gx[idx[o]]` plane by plane (max-type backward).
+pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: &mut [T]) {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    let mut acc = vec![T::Acc::zero(); gx.len()];
+    for_each_plane(g, |_, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        for o in 0..g.out_plane() {
+            let k = bo + o * so.spatial;
+            if idx[k] >= 0 {
+                acc[bi + idx[k] as usize * si.spatial] += gy[k].to_acc();
+            }
+        }
+    });
+    for (d, a) in gx.iter_mut().zip(acc) {
+        *d = T::from_acc(a);
+    }
+}
+
+/// `x^p` as PyTorch's `pow(Tensor, Scalar)` computes it, rounded to `T`.
+fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
+    let two = T::Acc::one() + T::Acc::one();
+    let v = if p == two {
+        x * x
+    } else if p == T::Acc::one() {
+        x
+    } else {
+        x.powf(p)
+    };
+    T::from_acc(v).to_acc()
+}
+
+fn sign<A: Accumulator>(a: A) -> A {
+    if a > A::zero() {
+        A::one()
+    } else if a < A::zero() {
+        -A::one()
+    } else {
+        a // 0 (and NaN stays NaN, as torch.sign)
+    }
+}
+
+/// Lp pooling forward.
+pub(crate) fn lp_forward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    p: f64,
+    variant: LpVariant,
+    area: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    if p.is_infinite() {
+        let ax: Vec<T> = x.iter().map(|v| T::from_acc(v.to_acc().abs())).collect();
+        return max_forward(g, table, &ax, y, None);
+    }
+    let (si, so) = (g.in_strides(), g.out_strides());
+    let pa = T::Acc::from_f64(p);
+    let inv = T::Acc::from_f64(1.0 / p);
+    let k = T::Acc::from_i64(area as i64);
+    let r = |v: T::Acc| T::from_acc(v).to_acc();
+    for_each_plane(g, |pl, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        let w = table.plane(pl);
+        for_each_window(g, w, |o, taps, oz| {
+            let mut sum = T::Acc::zero();
+            let out = match variant {
+                LpVariant::Torch => {
+                    for i in taps {
+                        sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
+                    }
+                    let a = r(divide(sum, Divisor::Padded, w, oz));
+                    let u = r(r(sign(a) * a.abs().max(T::Acc::zero())) * k);
+                    u.powf(inv)
+                }
+                LpVariant::Onnx => {
+                    for i in taps {
+                        sum += x[bi + i * si.spatial].to_acc().abs().powf(pa);
+                    }
+                    sum.powf(inv)
+                }
+            };
+            y[bo + o * so.spatial] = T::from_acc(out);
+        });
+    });
+}
+
+/// Lp pooling backward: the chain rule through PyTorch's composite (pow, avg_pool, sign·relu,
+/// mul, pow), with autograd's conventions: relu passes no gradient at 0, so a window whose
+/// power sum is 0 gets gradient 0.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lp_backward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    p: f64,
+    variant: LpVariant,
+    area: usize,
+    x: &[T],
+    gy: &[T],
+    gx: &mut [T],
+) {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    if p.is_infinite() {
+        // y = max |x|: the gradient goes to the arg-max of |x|, times sign(x).
+        let ax: Vec<T> = x.iter().map(|v| T::from_acc(v.to_acc().abs())).collect();
+        let mut y = vec![T::default(); gy.len()];
+        let mut idx = vec![0i64; gy.len()];
+        max_forward(g, table, &ax, &mut y, Some(&mut idx));
+        scatter_by_index(g, &idx, gy, gx);
+        for (d, v) in gx.iter_mut().zip(x) {
+            *d = T::from_acc(d.to_acc() * sign(v.to_acc()));
+        }
+        return;
+    }
+    let pa = T::Acc::from_f64(p);
+    let inv = T::Acc::from_f64(1.0 / p);
+    let k = T::Acc::from_i64(area as i64);
+    let zero = T::Acc::zero();
+    let r = |v: T::Acc| T::from_acc(v).to_acc();
+    let mut acc = vec![zero; gx.len()];
+    for_each_plane(g, |pl, n, c| {
+        let (bi, bo) = (si.base(n, c), so.base(n, c));
+        let w = table.plane(pl);
+        for_each_window(g, w, |o, taps, oz| {
+            let gout = gy[bo + o * so.spatial].to_acc();
+            let taps: Vec<usize> = taps.collect();
+            match variant {
+                LpVariant::Torch => {
+                    let mut sum = zero;
+                    for &i in &taps {
+                        sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
+                    }
+                    let a = r(divide(sum, Divisor::Padded, w, oz));
+                    let u = r(r(sign(a) * a.abs().max(zero)) * k);
+                    // pow backward: g * (1/p) * u^(1/p - 1)
+                    let g_u = r(gout * r(inv * r(u.powf(inv - T::Acc::one()))));
+                    // mul by K, then by sign(A); relu passes gradient only where |A| > 0
+                    let g_r = r(r(g_u * k) * sign(a));
+                    let g_abs = if a.abs() > zero { g_r } else { zero };
+                    let g_a = r(g_abs * sign(a));
+                    // avg_pool backward (padding counted), as PyTorch computes the delta in T
+                    let delta = r(divide(g_a, Divisor::Padded, w, oz));
+                    for &i in &taps {
+                        let xi = x[bi + i * si.spatial].to_acc();
+                        // pow backward: g * p * x^(p-1)
+                        let dxp = if p == 1.0 { T::Acc::one() } else { r(pa * r(xi.powf(pa - T::Acc::one()))) };
+                        acc[bi + i * si.spatial] += r(delta * dxp);
+                    }
+                }
+                LpVariant::Onnx => {
+                    let mut sum = zero;
+                    for &i in &taps {
+                        sum += x[bi + i * si.spatial].to_acc().abs().powf(pa);
+                    }
+                    if sum > zero {
+                        let y = sum.powf(inv);
+                        let scale = gout * y / sum;
+                        for &i in &taps {
+                            let xi = x[bi + i * si.spatial].to_acc();
+                            acc[bi + i * si.spatial] +=
+                                scale * xi.abs().powf(pa - T::Acc::one()) * sign(xi);
+                        }
+                    }
+                }
+            }
+        });
+    });
+    for (d, a) in gx.iter_mut().zip(acc) {
+        *d = T::from_acc(a);
+    }
+}
+
+/// Max unpooling: `y[plane][idx] = x` in input order (the last write wins), zeros elsewhere.
+/// Returns the first out-of-range index, if any (nothing after it is written).
+pub(crate) fn unpool_forward<T: Element>(
+    g: &Geom,
+    x: &[T],
+    idx: &[i64],
+    y: &mut [T],
+) -> Result<(), i64> {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    let plane = g.out_plane() as i64;
+    y.iter_mut().for_each(|v| *v = T::default());
+    for n in 0..g.batch {
+        for c in 0..g.channels {
+            let (bi, bo) = (si.base(n, c), so.base(n, c));
+            for i in 0..g.in_plane() {
+                let k = bi + i * si.spatial;
+                let t = idx[k];
+                if t < 0 || t >= plane {
+                    return Err(t);
+                }
+                y[bo + t as usize * so.spatial] = x[k];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Max unpooling backward: `gx = gy[plane][idx]`.
+pub(crate) fn unpool_backward<T: Element>(
+    g: &Geom,
+    gy: &[T],
+    idx: &[i64],
+    gx: &mut [T],
+) -> Result<(), i64> {
+    let (si, so) = (g.in_strides(), g.out_strides());
+    let plane = g.out_plane() as i64;
+    for n in 0..g.batch {
+        for c in 0..g.channels {
+            let (bi, bo) = (si.base(n, c), so.base(n, c));
+            for i in 0..g.in_plane() {
+                let k = bi + i * si.spatial;
+                let t = idx[k];
+                if t < 0 || t >= plane {
+                    return Err(t);
+                }
+                gx[k] = gy[bo + t as usize * so.spatial];
+            }
+        }
+    }
+    Ok(())
+}
