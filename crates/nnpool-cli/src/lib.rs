@@ -136,15 +136,16 @@ fn typed<'a, T: Storable>(t: &'a Tensor, what: &str, like: &str) -> Result<&'a [
     })
 }
 
-fn samples_of<T: Storable>(path: Option<&Path>, input: &Tensor, rank: usize, batched: bool) -> Result<Option<Vec<f64>>, Failure> {
+fn samples_of<T: Storable>(
+    path: Option<&Path>,
+    input: &Tensor,
+    rank: usize,
+    batched: bool,
+) -> Result<Option<Vec<f64>>, Failure> {
     let Some(path) = path else { return Ok(None) };
     let s = read(path, "--samples")?;
     let v = typed::<T>(&s, "--samples", input.data.dtype_name())?;
-    let (n, c) = match (batched, input.shape.len()) {
-        (true, _) => (input.shape[0], 0),
-        (false, _) => (1, 0),
-    };
-    let _ = c;
+    let n = if batched { input.shape[0] } else { 1 };
     let ok = match s.shape.as_slice() {
         [sn, _, sr] => *sn == n && *sr == rank,
         [_, sr] => !batched && *sr == rank,
@@ -159,7 +160,12 @@ fn samples_of<T: Storable>(path: Option<&Path>, input: &Tensor, rank: usize, bat
     Ok(Some(v.iter().map(|x| x.to_f64()).collect()))
 }
 
-fn forward_cmd(pool: &PoolArgs, indices: Option<&Path>, input: &Path, output: &Path) -> Result<(), Failure> {
+fn forward_cmd(
+    pool: &PoolArgs,
+    indices: Option<&Path>,
+    input: &Path,
+    output: &Path,
+) -> Result<(), Failure> {
     options::check_op(&pool.op)?;
     let layout = parse_layout(pool.layout.as_deref())?;
     let x = read(input, "input")?;
@@ -184,11 +190,22 @@ fn forward_cmd(pool: &PoolArgs, indices: Option<&Path>, input: &Path, output: &P
     })
 }
 
-fn samples_of_typed<T: Storable>(_: &[T], pool: &PoolArgs, x: &Tensor, rank: usize, batched: bool) -> Result<Option<Vec<f64>>, Failure> {
+fn samples_of_typed<T: Storable>(
+    _: &[T],
+    pool: &PoolArgs,
+    x: &Tensor,
+    rank: usize,
+    batched: bool,
+) -> Result<Option<Vec<f64>>, Failure> {
     samples_of::<T>(pool.samples.as_deref(), x, rank, batched)
 }
 
-fn backward_cmd(pool: &PoolArgs, grad_output: &Path, input: &Path, grad_input: &Path) -> Result<(), Failure> {
+fn backward_cmd(
+    pool: &PoolArgs,
+    grad_output: &Path,
+    input: &Path,
+    grad_input: &Path,
+) -> Result<(), Failure> {
     options::check_op(&pool.op)?;
     let layout = parse_layout(pool.layout.as_deref())?;
     let x = read(input, "input")?;
@@ -223,7 +240,10 @@ fn indices_as_i64(t: &Tensor) -> Result<Vec<i64>, Failure> {
         Data::U8(v) => v.iter().map(|&x| x as i64).collect(),
         Data::U16(v) => v.iter().map(|&x| x as i64).collect(),
         Data::U32(v) => v.iter().map(|&x| x as i64).collect(),
-        Data::U64(v) => v.iter().map(|&x| i64::try_from(x).unwrap_or(i64::MAX)).collect(),
+        Data::U64(v) => v
+            .iter()
+            .map(|&x| i64::try_from(x).unwrap_or(i64::MAX))
+            .collect(),
         d => {
             return Err(Failure::invalid(format!(
                 "--indices: must be an integer array (int64), but has dtype {}",
@@ -245,7 +265,12 @@ fn unpool_cmd(
     output: &Path,
 ) -> Result<(), Failure> {
     let layout: Layout = parse_layout(layout)?;
-    let mut opts = Unpool::new(&usize_list("kernel-size", kernel, 1, "must be greater than zero")?);
+    let mut opts = Unpool::new(&usize_list(
+        "kernel-size",
+        kernel,
+        1,
+        "must be greater than zero",
+    )?);
     if let Some(s) = stride {
         opts.stride = usize_list("stride", s, 1, "must be greater than zero")?;
     }
@@ -258,9 +283,16 @@ fn unpool_cmd(
     let x = read(input, "input")?;
     let idx_t = read(indices, "--indices")?;
     // The rank comes from the options; with one value everywhere, from the input's ndim.
-    let r = opts.kernel.len().max(opts.output_size.as_ref().map_or(0, |o| o.len()));
+    let r = opts
+        .kernel
+        .len()
+        .max(opts.output_size.as_ref().map_or(0, |o| o.len()));
     if r == 1 {
-        let rank = if x.shape.len() >= 3 { x.shape.len() - 2 } else { 1 };
+        let rank = if x.shape.len() >= 3 {
+            x.shape.len() - 2
+        } else {
+            1
+        };
         opts.kernel = vec![opts.kernel[0]; rank];
     }
     let plan = UnpoolPlan::new(&opts, &x.shape, layout)?;
@@ -286,20 +318,48 @@ pub fn run_cli() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
             let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
+            let line = text
+                .lines()
+                .next()
+                .unwrap_or("invalid command line")
+                .trim_start_matches("error: ");
             eprintln!("nnpool: error: {line} (see nnpool --help)");
             return ExitCode::from(2);
         }
     };
     let result = match &cli.cmd {
-        Cmd::Forward { pool, indices, input, output } => forward_cmd(pool, indices.as_deref(), input, output),
-        Cmd::Backward { pool, grad_output, input, grad_input } => backward_cmd(pool, grad_output, input, grad_input),
-        Cmd::Unpool { kernel_size, stride, padding, output_size, indices, layout, input, output } => unpool_cmd(
+        Cmd::Forward {
+            pool,
+            indices,
+            input,
+            output,
+        } => forward_cmd(pool, indices.as_deref(), input, output),
+        Cmd::Backward {
+            pool,
+            grad_output,
+            input,
+            grad_input,
+        } => backward_cmd(pool, grad_output, input, grad_input),
+        Cmd::Unpool {
+            kernel_size,
+            stride,
+            padding,
+            output_size,
+            indices,
+            layout,
+            input,
+            output,
+        } => unpool_cmd(
             kernel_size,
             stride.as_deref(),
             padding.as_deref(),

@@ -89,9 +89,6 @@ impl Data {
     pub fn dtype_name(&self) -> &'static str {
         with_data!(self, v => dtype_of(v))
     }
-    pub fn len(&self) -> usize {
-        with_data!(self, v => v.len())
-    }
 }
 
 fn dtype_of<T: nnpool::Element>(_: &[T]) -> &'static str {
@@ -152,7 +149,12 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, String> {
     let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("bad header: {e}"))?;
     let descr = match npy.dtype() {
         npyz::DType::Plain(ts) => ts.to_string(),
-        other => return Err(format!("unsupported dtype {}: nnpool reads plain numeric arrays", other.descr())),
+        other => {
+            return Err(format!(
+                "unsupported dtype {}: nnpool reads plain numeric arrays",
+                other.descr()
+            ))
+        }
     };
     let shape: Vec<usize> = npy
         .shape()
@@ -169,7 +171,12 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, String> {
         "f4" | "i4" | "u4" => 4,
         "f8" | "i8" | "u8" => 8,
         "i1" | "u1" => 1,
-        _ => return Err(format!("unsupported dtype {} ({descr}): nnpool takes float16/32/64 and integer arrays", numpy_name(&descr))),
+        _ => {
+            return Err(format!(
+                "unsupported dtype {} ({descr}): nnpool takes float16/32/64 and integer arrays",
+                numpy_name(&descr)
+            ))
+        }
     };
     let need = count
         .checked_mul(item)
@@ -210,8 +217,14 @@ fn numpy_name(descr: &str) -> String {
     }
 }
 
-fn load<T: Storable>(npy: npyz::NpyFile<&[u8]>, shape: &[usize], fortran: bool) -> Result<Data, String> {
-    let v: Vec<T> = npy.into_vec().map_err(|e| format!("cannot decode data: {e}"))?;
+fn load<T: Storable>(
+    npy: npyz::NpyFile<&[u8]>,
+    shape: &[usize],
+    fortran: bool,
+) -> Result<Data, String> {
+    let v: Vec<T> = npy
+        .into_vec()
+        .map_err(|e| format!("cannot decode data: {e}"))?;
     if !fortran || shape.len() < 2 {
         return Ok(T::wrap(v));
     }
@@ -242,7 +255,12 @@ pub struct Staged {
 }
 
 impl Staged {
-    pub fn add<T: Storable>(&mut self, dest: &Path, shape: &[usize], data: &[T]) -> Result<(), String> {
+    pub fn add<T: Storable>(
+        &mut self,
+        dest: &Path,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<(), String> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -306,7 +324,8 @@ mod tests {
         assert_eq!(t.data, Data::F32(vec![1., 2., 3., 4., 5., 6.]));
         // The same array stored column-major.
         let text = buf.clone();
-        let s = String::from_utf8_lossy(&text).replace("'fortran_order': False", "'fortran_order': True ");
+        let s = String::from_utf8_lossy(&text)
+            .replace("'fortran_order': False", "'fortran_order': True ");
         let mut f = s.as_bytes()[..data_offset(&buf).unwrap()].to_vec();
         for v in [1.0f32, 4., 2., 5., 3., 6.] {
             f.extend_from_slice(&v.to_le_bytes());
@@ -319,7 +338,9 @@ mod tests {
     fn truncated_and_garbage_are_errors() {
         let mut buf = Vec::new();
         write_to(&mut buf, &[4], &[1.0f64, 2., 3., 4.]).unwrap();
-        assert!(parse(&buf[..buf.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(parse(&buf[..buf.len() - 1])
+            .unwrap_err()
+            .contains("truncated"));
         assert!(parse(b"hello world, not npy").is_err());
         assert!(parse(&buf[..8]).is_err());
     }

@@ -120,7 +120,9 @@ fn parse_bool(flag: &str, s: &str) -> Result<bool, Failure> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(Failure::invalid(format!("--{flag}: expected true or false, but got '{s}'"))),
+        _ => Err(Failure::invalid(format!(
+            "--{flag}: expected true or false, but got '{s}'"
+        ))),
     }
 }
 
@@ -150,10 +152,9 @@ impl PoolArgs {
     }
 
     fn window(&self, rank: usize) -> Result<Window, Failure> {
-        let k = self
-            .kernel_size
-            .as_deref()
-            .ok_or_else(|| Failure::invalid(format!("--kernel-size is required for --op {}", self.op)))?;
+        let k = self.kernel_size.as_deref().ok_or_else(|| {
+            Failure::invalid(format!("--kernel-size is required for --op {}", self.op))
+        })?;
         let kernel = usize_list("kernel-size", k, 0, "must be greater than zero")?;
         let kernel = Self::check_list_len("kernel-size", &kernel, rank)?;
         let mut w = Window::new(&kernel).ceil_mode(self.ceil_mode);
@@ -210,17 +211,19 @@ impl PoolArgs {
     fn reject(&self, flags: &[(&str, bool)]) -> Result<(), Failure> {
         for (flag, present) in flags {
             if *present {
-                return Err(Failure::invalid(format!("--{flag} does not apply to --op {}", self.op)));
+                return Err(Failure::invalid(format!(
+                    "--{flag} does not apply to --op {}",
+                    self.op
+                )));
             }
         }
         Ok(())
     }
 
     fn output_size(&self, rank: usize) -> Result<Vec<Option<usize>>, Failure> {
-        let s = self
-            .output_size
-            .as_deref()
-            .ok_or_else(|| Failure::invalid(format!("--output-size is required for --op {}", self.op)))?;
+        let s = self.output_size.as_deref().ok_or_else(|| {
+            Failure::invalid(format!("--output-size is required for --op {}", self.op))
+        })?;
         let mut v = Vec::new();
         for t in s.split(',') {
             let t = t.trim();
@@ -264,7 +267,10 @@ impl PoolArgs {
             ("count-include-pad", self.count_include_pad.is_some()),
             ("divisor-override", self.divisor_override.is_some()),
         ];
-        let lp_only = [("norm-type", self.norm_type.is_some()), ("lp-variant", self.lp_variant.is_some())];
+        let lp_only = [
+            ("norm-type", self.norm_type.is_some()),
+            ("lp-variant", self.lp_variant.is_some()),
+        ];
         let frac_only = [
             ("samples", self.samples.is_some()),
             ("seed", self.seed.is_some()),
@@ -286,7 +292,10 @@ impl PoolArgs {
         if matches!(op, "max" | "avg" | "lp" | "global-max" | "global-avg") {
             self.reject(&[("output-size", self.output_size.is_some())])?;
         }
-        if matches!(op, "adaptive-max" | "adaptive-avg" | "global-max" | "global-avg") {
+        if matches!(
+            op,
+            "adaptive-max" | "adaptive-avg" | "global-max" | "global-avg"
+        ) {
             self.reject(&[("kernel-size", self.kernel_size.is_some())])?;
         }
         Ok(match op {
@@ -305,7 +314,9 @@ impl PoolArgs {
                             Failure::invalid(format!("--divisor-override: '{s}' is not an integer"))
                         })?;
                         if d == 0 {
-                            return Err(Failure::invalid("--divisor-override: must be non-zero, but got 0"));
+                            return Err(Failure::invalid(
+                                "--divisor-override: must be non-zero, but got 0",
+                            ));
                         }
                         Some(d)
                     }
@@ -354,27 +365,36 @@ impl PoolArgs {
             "global-max" => Pooling::GlobalMax { rank },
             "global-avg" => Pooling::GlobalAvg { rank },
             "fractional-max" => {
-                let k = self
-                    .kernel_size
-                    .as_deref()
-                    .ok_or_else(|| Failure::invalid("--kernel-size is required for --op fractional-max"))?;
+                let k = self.kernel_size.as_deref().ok_or_else(|| {
+                    Failure::invalid("--kernel-size is required for --op fractional-max")
+                })?;
                 let kernel = usize_list("kernel-size", k, 1, "must be greater than zero")?;
                 let kernel = Self::check_list_len("kernel-size", &kernel, rank)?;
                 let output = match (&self.output_size, &self.output_ratio) {
                     (Some(_), Some(_)) => {
-                        return Err(Failure::invalid("--output-size and --output-ratio are mutually exclusive"))
+                        return Err(Failure::invalid(
+                            "--output-size and --output-ratio are mutually exclusive",
+                        ))
                     }
                     (Some(_), None) => FractionalOutput::Size(
                         self.output_size(rank)?
                             .into_iter()
-                            .map(|o| o.ok_or_else(|| Failure::invalid("--output-size: 'none' is not allowed for fractional-max")))
+                            .map(|o| {
+                                o.ok_or_else(|| {
+                                    Failure::invalid(
+                                        "--output-size: 'none' is not allowed for fractional-max",
+                                    )
+                                })
+                            })
                             .collect::<Result<_, _>>()?,
                     ),
                     (None, Some(r)) => FractionalOutput::Ratio(
                         r.split(',')
                             .map(|t| {
                                 t.trim().parse::<f64>().map_err(|_| {
-                                    Failure::invalid(format!("--output-ratio: '{t}' is not a number"))
+                                    Failure::invalid(format!(
+                                        "--output-ratio: '{t}' is not a number"
+                                    ))
                                 })
                             })
                             .collect::<Result<_, _>>()?,
@@ -386,7 +406,9 @@ impl PoolArgs {
                     }
                 };
                 if samples.is_some() && self.seed.is_some() {
-                    return Err(Failure::invalid("--samples and --seed are mutually exclusive"));
+                    return Err(Failure::invalid(
+                        "--samples and --seed are mutually exclusive",
+                    ));
                 }
                 Pooling::FractionalMax {
                     kernel,

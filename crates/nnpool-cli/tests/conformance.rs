@@ -37,7 +37,12 @@ fn as_i128(d: &Data) -> Vec<i128> {
 
 /// ONNX MaxPool indices are flat over the whole tensor; reduce them to plane-local indices.
 fn convert_indices(t: &mut Tensor, conv: &Value) {
-    let shape: Vec<usize> = conv["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = conv["input_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     let spatial = &shape[2..];
     let plane: i64 = spatial.iter().product::<usize>() as i64;
     let column_major = conv.get("storage_order").and_then(Value::as_i64) == Some(1);
@@ -51,7 +56,10 @@ fn convert_indices(t: &mut Tensor, conv: &Value) {
                     coords[i] = rem % s as i64;
                     rem /= s as i64;
                 }
-                r = coords.iter().zip(spatial).fold(0, |acc, (&c, &s)| acc * s as i64 + c);
+                r = coords
+                    .iter()
+                    .zip(spatial)
+                    .fold(0, |acc, (&c, &s)| acc * s as i64 + c);
             }
             *x = r;
         }
@@ -60,10 +68,17 @@ fn convert_indices(t: &mut Tensor, conv: &Value) {
 
 fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
     if actual.data.dtype_name() != expected.data.dtype_name() {
-        return Err(format!("dtype {} != expected {}", actual.data.dtype_name(), expected.data.dtype_name()));
+        return Err(format!(
+            "dtype {} != expected {}",
+            actual.data.dtype_name(),
+            expected.data.dtype_name()
+        ));
     }
     if actual.shape != expected.shape {
-        return Err(format!("shape {:?} != expected {:?}", actual.shape, expected.shape));
+        return Err(format!(
+            "shape {:?} != expected {:?}",
+            actual.shape, expected.shape
+        ));
     }
     if let (Some(a), Some(e)) = (as_f64(&actual.data), as_f64(&expected.data)) {
         for (i, (&a, &e)) in a.iter().zip(&e).enumerate() {
@@ -99,9 +114,17 @@ fn run_case(case: &Value, dir: &Path) -> Result<(), String> {
             paths.insert(ph.clone(), dst);
         }
     }
-    let mut outs: Vec<String> = case["outputs"].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+    let mut outs: Vec<String> = case["outputs"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
     if let Some(exp) = case["expect"].as_object() {
-        outs.extend(exp.keys().filter(|k| !outs.contains(k)).cloned().collect::<Vec<_>>());
+        outs.extend(
+            exp.keys()
+                .filter(|k| !outs.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
     }
     for ph in &outs {
         paths.insert(ph.clone(), dir.join(format!("{ph}.npy")));
@@ -118,7 +141,11 @@ fn run_case(case: &Value, dir: &Path) -> Result<(), String> {
             t
         })
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_nnpool")).args(&argv).current_dir(dir).output().map_err(|e| e.to_string())?;
+    let out = Command::new(env!("CARGO_BIN_EXE_nnpool"))
+        .args(&argv)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if case["expect"] == "error" {
         if out.status.success() {
@@ -142,9 +169,15 @@ fn run_case(case: &Value, dir: &Path) -> Result<(), String> {
     let atol = case["tolerance"]["atol"].as_f64().unwrap_or(0.0);
     for (ph, rel) in case["expect"].as_object().unwrap() {
         let actual = npy::read(&paths[ph]).map_err(|e| format!("{{{ph}}}: {e}"))?;
-        let mut expected = npy::read(&root.join(rel.as_str().unwrap())).map_err(|e| e.to_string())?;
+        let mut expected =
+            npy::read(&root.join(rel.as_str().unwrap())).map_err(|e| e.to_string())?;
         if let Some(conv) = case.get("index_conversion").and_then(|c| c.get(ph)) {
-            if conv.get("applied").and_then(Value::as_str).unwrap_or("by-runner") == "by-runner" {
+            if conv
+                .get("applied")
+                .and_then(Value::as_str)
+                .unwrap_or("by-runner")
+                == "by-runner"
+            {
                 convert_indices(&mut expected, conv);
             }
         }
@@ -155,8 +188,13 @@ fn run_case(case: &Value, dir: &Path) -> Result<(), String> {
 
 #[test]
 fn public_pytorch_reference_cases() {
-    let text = std::fs::read_to_string(corpus().join("cases.jsonl")).expect("cases.jsonl is committed");
-    let cases: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text =
+        std::fs::read_to_string(corpus().join("cases.jsonl")).expect("cases.jsonl is committed");
+    let cases: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(cases.len() >= 378, "the corpus has {} cases", cases.len());
     let tmp = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
@@ -169,9 +207,22 @@ fn public_pytorch_reference_cases() {
         std::fs::create_dir(&dir).unwrap();
         run += 1;
         if let Err(e) = run_case(case, &dir) {
-            failures.push(format!("{} [{}]: {e}", case["id"].as_str().unwrap(), case["category"].as_str().unwrap()));
+            failures.push(format!(
+                "{} [{}]: {e}",
+                case["id"].as_str().unwrap(),
+                case["category"].as_str().unwrap()
+            ));
         }
     }
-    println!("conformance: {} passed, {} failed", run - failures.len(), failures.len());
-    assert!(failures.is_empty(), "{} of {run} cases failed:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "conformance: {} passed, {} failed",
+        run - failures.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {run} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

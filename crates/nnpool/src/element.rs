@@ -84,9 +84,7 @@ impl DType {
 }
 
 /// The accumulator of a reduction: `f32` or `f64`.
-pub trait Accumulator:
-    Float + AddAssign + Send + Sync + Debug + Default + 'static
-{
+pub trait Accumulator: Float + AddAssign + Send + Sync + Debug + Default + 'static {
     /// Converts an integer count (a divisor) the way C++ converts `int64_t` to the float type.
     fn from_i64(n: i64) -> Self;
     /// Converts from f64 (used for exponents such as `1/p`).
@@ -173,7 +171,15 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, DType::F32, f32, |x| x, |a| a, |x: f32| x as f64, |x: f64| x as f32);
+impl_float!(
+    f32,
+    DType::F32,
+    f32,
+    |x| x,
+    |a| a,
+    |x: f32| x as f64,
+    |x: f64| x as f32
+);
 impl_float!(f64, DType::F64, f64, |x| x, |a| a, |x| x, |x| x);
 impl_float!(
     f16,

@@ -214,8 +214,12 @@ impl Window {
                 if *mode != AutoPad::Valid {
                     for i in 0..r {
                         let (inn, s) = (input[i] as i128, stride[i] as i128);
-                        let total =
-                            (if inn % s == 0 { eff[i] - s } else { eff[i] - inn % s }).max(0);
+                        let total = (if inn % s == 0 {
+                            eff[i] - s
+                        } else {
+                            eff[i] - inn % s
+                        })
+                        .max(0);
                         let small = total / 2;
                         let (pb, pe) = if *mode == AutoPad::SameUpper {
                             (small, total - small)
@@ -349,18 +353,6 @@ impl AxisGeometry {
             pad_begin,
             pad_end,
         };
-        // ONNX pads may exceed the kernel: reject windows that would see only padding, as
-        // onnxruntime does ("Pad should be smaller than kernel").
-        for o in [0, geom.output - 1] {
-            if geom.span(o).count == 0 {
-                return Err(invalid(
-                    "pads",
-                    format!(
-                        "spatial dim {axis}: output window {o} covers only padding (pads {pad_begin}+{pad_end}, kernel {kernel}, dilation {dilation}, input {input}); each window must contain at least one input element"
-                    ),
-                ));
-            }
-        }
         Ok(geom)
     }
 
@@ -373,11 +365,7 @@ impl AxisGeometry {
             self.input as i128,
         );
         // first j with start + j*d >= 0
-        let j0 = if start >= 0 {
-            0
-        } else {
-            (-start + d - 1) / d
-        };
+        let j0 = if start >= 0 { 0 } else { (-start + d - 1) / d };
         // taps j < jend have start + j*d < limit
         let below = |limit: i128| -> i128 {
             if start >= limit {
@@ -390,7 +378,8 @@ impl AxisGeometry {
         let count = (j_in - j0).max(0);
         let padded = below(inn + self.pad_end as i128);
         Span {
-            first: (start + j0 * d).max(0) as usize,
+            // may lie past the input when no tap is inside (PyTorch's stepped window start)
+            first: (start + j0 * d) as usize,
             step: self.dilation,
             count: count as usize,
             padded_count: padded as usize,
@@ -504,7 +493,9 @@ mod tests {
         // ones(6), k3 s2 p1 ceil: windows [-1,2) [1,4) [3,6) [5,8)→ padded extent ends at 7
         let a = AxisGeometry::sliding(0, 6, 3, 2, 1, 1, 1, true).unwrap();
         assert_eq!(a.output, 4);
-        let s: Vec<_> = (0..4).map(|o| (a.span(o).count, a.span(o).padded_count)).collect();
+        let s: Vec<_> = (0..4)
+            .map(|o| (a.span(o).count, a.span(o).padded_count))
+            .collect();
         assert_eq!(s, vec![(2, 3), (3, 3), (3, 3), (1, 2)]);
     }
 
@@ -527,7 +518,10 @@ mod tests {
 
     #[test]
     fn adaptive_windows() {
-        let spans: Vec<_> = (0..3).map(|o| adaptive_span(o, 5, 3)).map(|s| (s.first, s.count)).collect();
+        let spans: Vec<_> = (0..3)
+            .map(|o| adaptive_span(o, 5, 3))
+            .map(|s| (s.first, s.count))
+            .collect();
         assert_eq!(spans, vec![(0, 2), (1, 3), (3, 2)]);
     }
 }

@@ -45,6 +45,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Numeric kernels index several arrays with one axis counter; ranges read better there.
+#![allow(clippy::needless_range_loop)]
 
 pub mod array;
 mod element;

@@ -72,7 +72,9 @@ macro_rules! window_methods {
     ($r:literal) => {
         fn window_mut(&mut self) -> &mut Window {
             match &mut self.op {
-                Pooling::Max { window } | Pooling::Avg { window, .. } | Pooling::Lp { window, .. } => window,
+                Pooling::Max { window }
+                | Pooling::Avg { window, .. }
+                | Pooling::Lp { window, .. } => window,
                 _ => unreachable!("window layers hold a window op"),
             }
         }
@@ -88,7 +90,10 @@ macro_rules! window_methods {
         }
         /// Sets ONNX-style asymmetric padding.
         pub fn pads(mut self, begin: [usize; $r], end: [usize; $r]) -> Self {
-            self.window_mut().padding = crate::Padding::Explicit { begin: begin.to_vec(), end: end.to_vec() };
+            self.window_mut().padding = crate::Padding::Explicit {
+                begin: begin.to_vec(),
+                end: end.to_vec(),
+            };
             self
         }
         /// Sets the dilation.
@@ -273,7 +278,10 @@ pub struct MaxUnpool {
 impl MaxUnpool {
     /// Unpooling for this kernel (stride = kernel, padding 0).
     pub fn new(kernel: &[usize]) -> Self {
-        MaxUnpool { opts: Unpool::new(kernel), layout: Layout::ChannelsFirst }
+        MaxUnpool {
+            opts: Unpool::new(kernel),
+            layout: Layout::ChannelsFirst,
+        }
     }
     /// Sets the stride.
     pub fn stride(mut self, s: &[usize]) -> Self {
@@ -299,7 +307,11 @@ impl MaxUnpool {
     ///
     /// # Errors
     /// See [`array::max_unpool`].
-    pub fn forward<T: Element, D: Dimension>(&self, x: ArrayView<T, D>, indices: ArrayView<i64, D>) -> Result<Array<T, D>> {
+    pub fn forward<T: Element, D: Dimension>(
+        &self,
+        x: ArrayView<T, D>,
+        indices: ArrayView<i64, D>,
+    ) -> Result<Array<T, D>> {
         array::max_unpool(&self.opts, x, indices, self.layout)
     }
     /// Gradient with respect to the input.

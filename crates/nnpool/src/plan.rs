@@ -194,6 +194,7 @@ impl Geom {
     pub fn out_plane(&self) -> usize {
         self.out3.iter().product()
     }
+    #[allow(dead_code)]
     pub fn planes(&self) -> usize {
         self.batch * self.channels
     }
@@ -334,12 +335,16 @@ impl PoolPlan {
                 if let Some(i) = out.iter().position(|&o| o == 0) {
                     return Err(invalid(
                         "output_size",
-                        format!("must be at least 1 in every spatial dim, but dim {i} is 0 in {out:?}"),
+                        format!(
+                            "must be at least 1 in every spatial dim, but dim {i} is 0 in {out:?}"
+                        ),
                     ));
                 }
                 (out, Kind::Adaptive)
             }
-            Pooling::GlobalMax { .. } | Pooling::GlobalAvg { .. } => (vec![1; rank], Kind::Adaptive),
+            Pooling::GlobalMax { .. } | Pooling::GlobalAvg { .. } => {
+                (vec![1; rank], Kind::Adaptive)
+            }
             Pooling::FractionalMax {
                 kernel,
                 output,
@@ -352,7 +357,9 @@ impl PoolPlan {
                     ));
                 }
                 let out: Vec<usize> = match output {
-                    FractionalOutput::Size(s) => crate::geometry::broadcast("output_size", s, rank)?,
+                    FractionalOutput::Size(s) => {
+                        crate::geometry::broadcast("output_size", s, rank)?
+                    }
                     FractionalOutput::Ratio(r) => {
                         if r.len() != 1 && r.len() != rank {
                             return Err(invalid(
@@ -599,7 +606,9 @@ impl PoolPlan {
                     reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
                 }
             }
-            Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. } | Pooling::FractionalMax { .. } => {
+            Pooling::AdaptiveMax { .. }
+            | Pooling::GlobalMax { .. }
+            | Pooling::FractionalMax { .. } => {
                 reference::max_forward(&g, &self.windows::<T>(), input, output, indices)
             }
             Pooling::Avg {

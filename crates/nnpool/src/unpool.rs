@@ -88,7 +88,10 @@ impl UnpoolPlan {
         }
         let kernel = broadcast("kernel_size", &opts.kernel, r)?;
         if kernel.contains(&0) {
-            return Err(invalid("kernel_size", format!("must be greater than zero, but got {kernel:?}")));
+            return Err(invalid(
+                "kernel_size",
+                format!("must be greater than zero, but got {kernel:?}"),
+            ));
         }
         let stride = if opts.stride.is_empty() {
             kernel.clone()
@@ -96,7 +99,10 @@ impl UnpoolPlan {
             broadcast("stride", &opts.stride, r)?
         };
         if stride.contains(&0) {
-            return Err(invalid("stride", format!("must be greater than zero, but got {stride:?}")));
+            return Err(invalid(
+                "stride",
+                format!("must be greater than zero, but got {stride:?}"),
+            ));
         }
         let padding = if opts.padding.is_empty() {
             vec![0; r]
@@ -112,7 +118,10 @@ impl UnpoolPlan {
             Some(o) => {
                 let o = broadcast("output_size", o, r)?;
                 for i in 0..r {
-                    let (lo, hi) = (default[i] as i128 - stride[i] as i128, default[i] as i128 + stride[i] as i128);
+                    let (lo, hi) = (
+                        default[i] as i128 - stride[i] as i128,
+                        default[i] as i128 + stride[i] as i128,
+                    );
                     if !((o[i] as i128) > lo && (o[i] as i128) < hi) {
                         return Err(invalid(
                             "output_size",
@@ -159,9 +168,17 @@ impl UnpoolPlan {
     fn check(&self, a: usize, idx: usize, b: usize) -> Result<()> {
         let n_in = self.input.shape().iter().product::<usize>();
         let n_out = self.output_shape.iter().product::<usize>();
-        for (what, expected, actual) in [("input", n_in, a), ("indices", n_in, idx), ("output", n_out, b)] {
+        for (what, expected, actual) in [
+            ("input", n_in, a),
+            ("indices", n_in, idx),
+            ("output", n_out, b),
+        ] {
             if expected != actual {
-                return Err(PoolError::BufferSize { what, expected, actual });
+                return Err(PoolError::BufferSize {
+                    what,
+                    expected,
+                    actual,
+                });
             }
         }
         Ok(())
@@ -173,12 +190,19 @@ impl UnpoolPlan {
     ///
     /// # Errors
     /// `BufferSize` for wrong lengths; `InvalidIndex` for an index outside the output plane.
-    pub fn forward<T: Element>(&self, input: &[T], indices: &[i64], output: &mut [T]) -> Result<()> {
+    pub fn forward<T: Element>(
+        &self,
+        input: &[T],
+        indices: &[i64],
+        output: &mut [T],
+    ) -> Result<()> {
         self.check(input.len(), indices.len(), output.len())?;
         let g = self.geom();
-        reference::unpool_forward(&g, input, indices, output).map_err(|index| PoolError::InvalidIndex {
-            index,
-            plane: g.out_plane(),
+        reference::unpool_forward(&g, input, indices, output).map_err(|index| {
+            PoolError::InvalidIndex {
+                index,
+                plane: g.out_plane(),
+            }
         })
     }
 
@@ -186,7 +210,12 @@ impl UnpoolPlan {
     ///
     /// # Errors
     /// As [`UnpoolPlan::forward`].
-    pub fn backward<T: Element>(&self, grad_output: &[T], indices: &[i64], grad_input: &mut [T]) -> Result<()> {
+    pub fn backward<T: Element>(
+        &self,
+        grad_output: &[T],
+        indices: &[i64],
+        grad_input: &mut [T],
+    ) -> Result<()> {
         self.check(grad_input.len(), indices.len(), grad_output.len())?;
         let g = self.geom();
         reference::unpool_backward(&g, grad_output, indices, grad_input).map_err(|index| {

@@ -45,6 +45,19 @@ fn for_each_window(
     }
 }
 
+/// The index a max window reports before any tap beats `LOWEST`: the flat position of its first
+/// tap past the left padding in every axis (PyTorch's `maxindex` initialisation). For a window
+/// that holds no input element (possible with dilation), this position lies outside the
+/// window and possibly outside the plane, exactly as in PyTorch.
+pub(crate) fn first_tap_index(
+    g: &Geom,
+    w: &[Vec<crate::geometry::Span>; 3],
+    o: [usize; 3],
+) -> usize {
+    let [_, ih, iw] = g.in3;
+    (w[0][o[0]].first * ih + w[1][o[1]].first) * iw + w[2][o[2]].first
+}
+
 /// Max pooling forward with PyTorch's NaN and tie rules.
 pub(crate) fn max_forward<T: Element>(
     g: &Geom,
@@ -56,22 +69,20 @@ pub(crate) fn max_forward<T: Element>(
     let (si, so) = (g.in_strides(), g.out_strides());
     for_each_plane(g, |p, n, c| {
         let (bi, bo) = (si.base(n, c), so.base(n, c));
-        for_each_window(g, table.plane(p), |o, taps, _| {
+        let w = table.plane(p);
+        for_each_window(g, w, |o, taps, oz| {
             let mut best = T::LOWEST;
-            let mut best_i: Option<usize> = None;
+            let mut best_i = first_tap_index(g, w, oz);
             for i in taps {
                 let v = x[bi + i * si.spatial];
-                if best_i.is_none() {
-                    best_i = Some(i);
-                }
                 if v > best || v.is_nan_value() {
                     best = v;
-                    best_i = Some(i);
+                    best_i = i;
                 }
             }
             y[bo + o * so.spatial] = best;
             if let Some(idx) = idx.as_deref_mut() {
-                idx[bo + o * so.spatial] = best_i.map_or(-1, |i| i as i64);
+                idx[bo + o * so.spatial] = best_i as i64;
             }
         });
     });
@@ -171,7 +182,9 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
         let (bi, bo) = (si.base(n, c), so.base(n, c));
         for o in 0..g.out_plane() {
             let k = bo + o * so.spatial;
-            if idx[k] >= 0 {
+            // Indices of windows without input elements may point outside the plane; PyTorch
+            // would write out of bounds there, nnpool drops them.
+            if (0..g.in_plane() as i64).contains(&idx[k]) {
                 acc[bi + idx[k] as usize * si.spatial] += gy[k].to_acc();
             }
         }
@@ -307,7 +320,11 @@ pub(crate) fn lp_backward<T: Element>(
                     for &i in &taps {
                         let xi = x[bi + i * si.spatial].to_acc();
                         // pow backward: g * p * x^(p-1)
-                        let dxp = if p == 1.0 { T::Acc::one() } else { r(pa * r(xi.powf(pa - T::Acc::one()))) };
+                        let dxp = if p == 1.0 {
+                            T::Acc::one()
+                        } else {
+                            r(pa * r(xi.powf(pa - T::Acc::one())))
+                        };
                         acc[bi + i * si.spatial] += r(delta * dxp);
                     }
                 }

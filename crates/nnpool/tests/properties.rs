@@ -1,0 +1,346 @@
+//! Property tests over random small problems: layouts agree, dtypes agree, batched and
+//! unbatched agree, gradients are adjoints (average) or routes (max) and match finite
+//! differences (Lp), adaptive pooling reduces to fixed windows when sizes divide, unpooling
+//! inverts pooling, and no option, however wrong, panics.
+
+use ndarray::{ArrayD, IxDyn};
+use nnpool::array::{backward, forward, max_unpool};
+use nnpool::{
+    bf16, f16, FractionalOutput, Layout, LpVariant, PoolPlan, Pooling, Samples, Unpool, Window,
+};
+use proptest::prelude::*;
+
+/// A random sliding window valid for PyTorch and input sizes that fit it.
+fn window_and_shape() -> impl Strategy<Value = (Window, Vec<usize>)> {
+    (1usize..=3, 1usize..=3, 1usize..=3)
+        .prop_flat_map(|(rank, n, c)| {
+            (
+                proptest::collection::vec(
+                    (1usize..=4, 1usize..=3, 0usize..=2, 1usize..=2, 0usize..=5),
+                    rank,
+                ),
+                any::<bool>(),
+                Just((n, c)),
+            )
+        })
+        .prop_map(|(axes, ceil, (n, c))| {
+            let k: Vec<usize> = axes.iter().map(|a| a.0).collect();
+            let s: Vec<usize> = axes.iter().map(|a| a.1).collect();
+            let p: Vec<usize> = axes.iter().map(|a| a.2.min(a.0 / 2)).collect();
+            let d: Vec<usize> = axes.iter().map(|a| a.3).collect();
+            let mut shape = vec![n, c];
+            // input large enough for the dilated kernel, plus some slack
+            shape.extend(axes.iter().map(|a| a.3 * (a.0 - 1) + 1 + a.4));
+            (
+                Window::new(&k)
+                    .stride(&s)
+                    .padding(&p)
+                    .dilation(&d)
+                    .ceil_mode(ceil),
+                shape,
+            )
+        })
+}
+
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s % 9) as f64) - 4.0
+        })
+        .collect()
+}
+
+fn to_nhwc(a: &ArrayD<f64>) -> ArrayD<f64> {
+    let nd = a.ndim();
+    let mut perm: Vec<usize> = vec![0];
+    perm.extend(2..nd);
+    perm.push(1);
+    a.view()
+        .permuted_axes(IxDyn(&perm))
+        .as_standard_layout()
+        .into_owned()
+}
+
+fn ops(w: &Window) -> Vec<Pooling> {
+    vec![
+        Pooling::max(w.clone()),
+        Pooling::avg(w.clone()),
+        Pooling::Avg {
+            window: w.clone(),
+            count_include_pad: false,
+            divisor_override: None,
+        },
+        Pooling::Avg {
+            window: w.clone(),
+            count_include_pad: true,
+            divisor_override: Some(3),
+        },
+        Pooling::lp(w.clone(), 2.0),
+        Pooling::Lp {
+            window: w.clone(),
+            norm_type: 3.0,
+            variant: LpVariant::Onnx,
+        },
+        Pooling::adaptive_max(&vec![2; w.rank()]),
+        Pooling::adaptive_avg(&vec![3; w.rank()]),
+        Pooling::GlobalMax { rank: w.rank() },
+        Pooling::GlobalAvg { rank: w.rank() },
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+
+    #[test]
+    fn channels_last_gives_the_same_numbers((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        let xl = to_nhwc(&x);
+        for op in ops(&w) {
+            let Ok((y, idx)) = forward(&op, x.view(), Layout::ChannelsFirst) else { continue };
+            let (yl, idxl) = forward(&op, xl.view(), Layout::ChannelsLast).unwrap();
+            prop_assert_eq!(to_nhwc(&y), yl, "{:?}", op);
+            if let (Some(i), Some(il)) = (idx, idxl) {
+                prop_assert_eq!(to_nhwc(&i.mapv(|v| v as f64)), il.mapv(|v| v as f64));
+            }
+            let gy = ArrayD::from_shape_vec(IxDyn(y.shape()), values(y.len(), seed ^ 7)).unwrap();
+            let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+            let gxl = backward(&op, xl.view(), to_nhwc(&gy).view(), Layout::ChannelsLast).unwrap();
+            prop_assert_eq!(to_nhwc(&gx), gxl, "backward {:?}", op);
+        }
+    }
+
+    #[test]
+    fn unbatched_equals_a_batch_of_one((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        let mut shape = shape;
+        shape[0] = 1;
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        let xu = x.clone().into_shape_with_order(IxDyn(&shape[1..])).unwrap();
+        for op in ops(&w) {
+            let Ok((y, _)) = forward(&op, x.view(), Layout::ChannelsFirst) else { continue };
+            let (yu, _) = forward(&op, xu.view(), Layout::ChannelsFirst).unwrap();
+            prop_assert_eq!(y.as_slice().unwrap(), yu.as_slice().unwrap());
+        }
+    }
+
+    #[test]
+    fn every_dtype_agrees_on_small_integers((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        let len: usize = shape.iter().product();
+        let v = values(len, seed);
+        let x64 = ArrayD::from_shape_vec(IxDyn(&shape), v.clone()).unwrap();
+        let x32 = x64.mapv(|x| x as f32);
+        let x16 = x64.mapv(f16::from_f64);
+        let xb = x64.mapv(bf16::from_f64);
+        let xi = x64.mapv(|x| x as i32);
+        let op = Pooling::max(w.clone());
+        let Ok((y64, i64_)) = forward(&op, x64.view(), Layout::ChannelsFirst) else { return Ok(()) };
+        let (y32, i32_) = forward(&op, x32.view(), Layout::ChannelsFirst).unwrap();
+        let (y16, i16_) = forward(&op, x16.view(), Layout::ChannelsFirst).unwrap();
+        let (yb, ib) = forward(&op, xb.view(), Layout::ChannelsFirst).unwrap();
+        let (yi, ii) = forward(&op, xi.view(), Layout::ChannelsFirst).unwrap();
+        let expect = y64.mapv(|v| v as f32);
+        prop_assert_eq!(&y32, &expect);
+        prop_assert_eq!(y16.mapv(|v| v.to_f32()), expect.clone());
+        prop_assert_eq!(yb.mapv(|v| v.to_f32()), expect);
+        // integer max has no -inf: empty windows differ, every other value agrees
+        for (a, b) in yi.iter().zip(y64.iter()) {
+            if b.is_finite() { prop_assert_eq!(*a as f64, *b); }
+        }
+        for i in [&i32_, &i16_, &ib, &ii] {
+            prop_assert_eq!(i, &i64_);
+        }
+        // average pooling: every float type within its rounding of the f64 result
+        let op = Pooling::avg(w);
+        let (a64, _) = forward(&op, x64.view(), Layout::ChannelsFirst).unwrap();
+        let (a32, _) = forward(&op, x32.view(), Layout::ChannelsFirst).unwrap();
+        let (a16, _) = forward(&op, x16.view(), Layout::ChannelsFirst).unwrap();
+        for ((e, f), h) in a64.iter().zip(a32.iter()).zip(a16.iter()) {
+            prop_assert!((e - *f as f64).abs() <= 1e-6 * (1.0 + e.abs()));
+            prop_assert!((e - h.to_f64()).abs() <= 2e-3 * (1.0 + e.abs()));
+        }
+        prop_assert!(forward(&op, xi.view(), Layout::ChannelsFirst).is_err(), "average of integers is an error");
+    }
+
+    #[test]
+    fn average_backward_is_the_adjoint_of_forward((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        for op in [
+            Pooling::avg(w.clone()),
+            Pooling::Avg { window: w.clone(), count_include_pad: false, divisor_override: None },
+            Pooling::adaptive_avg(&vec![3; w.rank()]),
+        ] {
+            let Ok((y, _)) = forward(&op, x.view(), Layout::ChannelsFirst) else { continue };
+            let gy = ArrayD::from_shape_vec(IxDyn(y.shape()), values(y.len(), seed ^ 99)).unwrap();
+            let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+            let lhs: f64 = y.iter().zip(gy.iter()).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(gx.iter()).map(|(a, b)| a * b).sum();
+            prop_assert!((lhs - rhs).abs() <= 1e-9 * (1.0 + lhs.abs()), "{:?}: {} vs {}", op, lhs, rhs);
+        }
+    }
+
+    #[test]
+    fn max_backward_routes_each_gradient_to_its_argmax((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        let op = Pooling::max(w);
+        let Ok((y, Some(idx))) = forward(&op, x.view(), Layout::ChannelsFirst) else { return Ok(()) };
+        let gy = ArrayD::from_shape_vec(IxDyn(y.shape()), values(y.len(), seed ^ 5)).unwrap();
+        let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+        let plane: usize = shape[2..].iter().product();
+        let oplane: usize = y.shape()[2..].iter().product();
+        let mut expect = vec![0.0; len];
+        for (o, (&g, &i)) in gy.iter().zip(idx.iter()).enumerate() {
+            if (0..plane as i64).contains(&i) {
+                expect[(o / oplane) * plane + i as usize] += g;
+            }
+        }
+        prop_assert_eq!(gx.as_slice().unwrap(), expect.as_slice());
+    }
+
+    #[test]
+    fn adaptive_pooling_with_dividing_sizes_is_fixed_window_pooling(
+        rank in 1usize..=3, k in 1usize..=3, out in 1usize..=4, seed in any::<u64>()
+    ) {
+        let mut shape = vec![2, 3];
+        shape.extend(std::iter::repeat_n(k * out, rank));
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        let w = Window::new(&vec![k; rank]);
+        let (a, ai) = forward(&Pooling::adaptive_max(&vec![out; rank]), x.view(), Layout::ChannelsFirst).unwrap();
+        let (m, mi) = forward(&Pooling::max(w.clone()), x.view(), Layout::ChannelsFirst).unwrap();
+        prop_assert_eq!(a, m);
+        prop_assert_eq!(ai, mi);
+        let (a, _) = forward(&Pooling::adaptive_avg(&vec![out; rank]), x.view(), Layout::ChannelsFirst).unwrap();
+        let (m, _) = forward(&Pooling::avg(w), x.view(), Layout::ChannelsFirst).unwrap();
+        for (p, q) in a.iter().zip(m.iter()) {
+            prop_assert!((p - q).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn unpooling_puts_every_maximum_back((w, shape) in window_and_shape(), seed in any::<u64>()) {
+        // non-overlapping windows without padding: unpool(pool(x)) keeps exactly the maxima
+        let k = w.kernel.clone();
+        let w = Window::new(&k);
+        let len: usize = shape.iter().product();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), values(len, seed)).unwrap();
+        let Ok((y, Some(idx))) = forward(&Pooling::max(w.clone()), x.view(), Layout::ChannelsFirst) else { return Ok(()) };
+        let spatial: Vec<usize> = shape[2..].to_vec();
+        let u = max_unpool(&Unpool::new(&k).output_size(&spatial), y.view(), idx.view(), Layout::ChannelsFirst);
+        let Ok(u) = u else { return Ok(()) }; // output size outside PyTorch's allowed range
+        let (y2, _) = forward(&Pooling::max(w), u.view(), Layout::ChannelsFirst).unwrap();
+        // pooling the unpooled tensor gives the maxima back (or 0 where every value was negative)
+        for (a, b) in y2.iter().zip(y.iter()) {
+            prop_assert!(a == b || (*a == 0.0 && *b < 0.0), "{} vs {}", a, b);
+        }
+    }
+
+    #[test]
+    fn no_option_panics(
+        rank in 0usize..=4,
+        k in proptest::collection::vec(0usize..=9, 0..=4),
+        s in proptest::collection::vec(0usize..=4, 0..=4),
+        p in proptest::collection::vec(0usize..=6, 0..=4),
+        d in proptest::collection::vec(0usize..=4, 0..=4),
+        ceil in any::<bool>(),
+        dims in proptest::collection::vec(0usize..=6, 0..=6),
+        big in any::<bool>(),
+    ) {
+        let mut dims = dims;
+        if big && !dims.is_empty() { dims[0] = usize::MAX / 3; }
+        let w = Window { kernel: k.clone(), stride: s, padding: nnpool::Padding::Symmetric(p.clone()), dilation: d, ceil_mode: ceil };
+        let w2 = Window { padding: nnpool::Padding::Explicit { begin: p.clone(), end: p.clone() }, ..w.clone() };
+        for op in [Pooling::max(w.clone()), Pooling::avg(w2), Pooling::lp(w, 2.0),
+                   Pooling::adaptive_max(&k), Pooling::GlobalAvg { rank },
+                   Pooling::FractionalMax { kernel: k.clone(), output: FractionalOutput::Size(p.clone()), samples: Samples::Seed(1) }] {
+            for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+                if let Ok(plan) = PoolPlan::new(&op, &dims, layout) {
+                    if plan.input_len() <= 4096 && plan.output_len() <= 4096 {
+                        let x = vec![1.0f32; plan.input_len()];
+                        let mut y = vec![0.0f32; plan.output_len()];
+                        plan.forward(&x, &mut y, None).unwrap();
+                        let mut gx = vec![0.0f32; plan.input_len()];
+                        plan.backward(&x, &y, &mut gx).unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_batch_gives_an_empty_output() {
+    let x = ArrayD::<f32>::zeros(IxDyn(&[0, 3, 8, 8]));
+    for op in [
+        Pooling::max(Window::new(&[2, 2])),
+        Pooling::avg(Window::new(&[3, 3]).stride(&[1])),
+        Pooling::adaptive_avg(&[2, 2]),
+    ] {
+        let (y, _) = forward(&op, x.view(), Layout::ChannelsFirst).unwrap();
+        assert_eq!(y.shape()[..2], [0, 3]);
+        let gx = backward(&op, x.view(), y.view(), Layout::ChannelsFirst).unwrap();
+        assert_eq!(gx.shape(), x.shape());
+    }
+}
+
+#[test]
+fn lp_backward_matches_finite_differences() {
+    let shape = [1usize, 2, 7];
+    let x: Vec<f64> = (0..14)
+        .map(|i| 0.3 + (i as f64 * 0.37).sin().abs())
+        .collect();
+    let x = ArrayD::from_shape_vec(IxDyn(&shape), x).unwrap();
+    for p in [1.0, 2.0, 3.0, 1.5] {
+        for variant in [LpVariant::Torch, LpVariant::Onnx] {
+            let op = Pooling::Lp {
+                window: Window::new(&[3]).stride(&[2]).ceil_mode(true),
+                norm_type: p,
+                variant,
+            };
+            let (y, _) = forward(&op, x.view(), Layout::ChannelsFirst).unwrap();
+            let gy = y.mapv(|_| 1.0);
+            let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+            for i in 0..x.len() {
+                let h = 1e-6;
+                let mut xp = x.clone();
+                xp.as_slice_mut().unwrap()[i] += h;
+                let mut xm = x.clone();
+                xm.as_slice_mut().unwrap()[i] -= h;
+                let fp: f64 = forward(&op, xp.view(), Layout::ChannelsFirst)
+                    .unwrap()
+                    .0
+                    .sum();
+                let fm: f64 = forward(&op, xm.view(), Layout::ChannelsFirst)
+                    .unwrap()
+                    .0
+                    .sum();
+                let fd = (fp - fm) / (2.0 * h);
+                let g = gx.as_slice().unwrap()[i];
+                assert!(
+                    (fd - g).abs() < 1e-5 * (1.0 + fd.abs()),
+                    "p={p} {variant:?} x[{i}]: analytic {g}, numeric {fd}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lp_gradient_is_zero_where_the_power_sum_is_zero() {
+    let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, 4]), vec![0.0f64, 0.0, 1.0, -1.0]).unwrap();
+    let op = Pooling::lp(Window::new(&[2]), 2.0);
+    let gx = backward(
+        &op,
+        x.view(),
+        ArrayD::from_elem(IxDyn(&[1, 1, 2]), 1.0).view(),
+        Layout::ChannelsFirst,
+    )
+    .unwrap();
+    assert_eq!(gx.as_slice().unwrap()[..2], [0.0, 0.0]);
+}
