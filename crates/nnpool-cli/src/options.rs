@@ -370,41 +370,40 @@ impl PoolArgs {
                 })?;
                 let kernel = usize_list("kernel-size", k, 1, "must be greater than zero")?;
                 let kernel = Self::check_list_len("kernel-size", &kernel, rank)?;
-                let output = match (&self.output_size, &self.output_ratio) {
-                    (Some(_), Some(_)) => {
-                        return Err(Failure::invalid(
-                            "--output-size and --output-ratio are mutually exclusive",
-                        ))
-                    }
-                    (Some(_), None) => FractionalOutput::Size(
-                        self.output_size(rank)?
-                            .into_iter()
-                            .map(|o| {
-                                o.ok_or_else(|| {
-                                    Failure::invalid(
+                let output =
+                    match (&self.output_size, &self.output_ratio) {
+                        (Some(_), Some(_)) => {
+                            return Err(Failure::invalid(
+                                "--output-size and --output-ratio are mutually exclusive",
+                            ))
+                        }
+                        (Some(_), None) => FractionalOutput::Size(
+                            self.output_size(rank)?
+                                .into_iter()
+                                .map(|o| {
+                                    o.ok_or_else(|| {
+                                        Failure::invalid(
                                         "--output-size: 'none' is not allowed for fractional-max",
                                     )
+                                    })
                                 })
-                            })
-                            .collect::<Result<_, _>>()?,
-                    ),
-                    (None, Some(r)) => FractionalOutput::Ratio(
-                        r.split(',')
-                            .map(|t| {
-                                t.trim().parse::<f64>().map_err(|_| {
-                                    Failure::invalid(format!(
-                                        "--output-ratio: '{t}' is not a number"
-                                    ))
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        (None, Some(r)) => FractionalOutput::Ratio(
+                            r.split(',')
+                                .map(|t| {
+                                    t.trim().parse::<f64>().map_err(|_| {
+                                        Failure::invalid(format!(
+                                            "--output-ratio: '{t}' is not a number"
+                                        ))
+                                    })
                                 })
-                            })
-                            .collect::<Result<_, _>>()?,
-                    ),
-                    (None, None) => {
-                        return Err(Failure::invalid(
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        (None, None) => return Err(Failure::invalid(
                             "--output-size or --output-ratio is required for --op fractional-max",
-                        ))
-                    }
-                };
+                        )),
+                    };
                 if samples.is_some() && self.seed.is_some() {
                     return Err(Failure::invalid(
                         "--samples and --seed are mutually exclusive",
