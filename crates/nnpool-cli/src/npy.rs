@@ -323,10 +323,10 @@ mod tests {
         assert_eq!(t.shape, vec![2, 3]);
         assert_eq!(t.data, Data::F32(vec![1., 2., 3., 4., 5., 6.]));
         // The same array stored column-major.
-        let text = buf.clone();
-        let s = String::from_utf8_lossy(&text)
-            .replace("'fortran_order': False", "'fortran_order': True ");
-        let mut f = s.as_bytes()[..data_offset(&buf).unwrap()].to_vec();
+        let mut f = buf[..data_offset(&buf).unwrap()].to_vec();
+        let (from, to) = (b"'fortran_order': False", b"'fortran_order': True ");
+        let at = f.windows(from.len()).position(|w| w == from).unwrap();
+        f[at..at + to.len()].copy_from_slice(to);
         for v in [1.0f32, 4., 2., 5., 3., 6.] {
             f.extend_from_slice(&v.to_le_bytes());
         }

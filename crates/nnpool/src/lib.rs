@@ -66,3 +66,13 @@ pub use half::{bf16, f16};
 pub use layout::{Layout, TensorDims, MAX_SPATIAL_RANK};
 pub use plan::{draw_samples, FractionalOutput, LpVariant, PoolPlan, Pooling, Samples};
 pub use unpool::{Unpool, UnpoolPlan};
+
+/// The kernel set this process runs: `avx512`, `avx2`, `portable` or `reference` (set
+/// `NNPOOL_KERNEL` to one of these to pin it).
+///
+/// ```
+/// assert!(["avx512", "avx2", "portable", "reference"].contains(&nnpool::active_kernels()));
+/// ```
+pub fn active_kernels() -> &'static str {
+    kernels::isa::describe()
+}

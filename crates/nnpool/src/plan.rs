@@ -6,6 +6,7 @@ use crate::element::{round_to, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, Span, Window};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
+use crate::kernels::window::{AxisPlan, Reduce};
 use crate::{kernels, reference};
 
 /// Which Lp formula to use.
@@ -473,6 +474,46 @@ impl PoolPlan {
         }
     }
 
+    /// The divisor of an average op.
+    pub(crate) fn divisor(&self) -> Option<Divisor> {
+        match &self.pooling {
+            Pooling::Avg {
+                count_include_pad,
+                divisor_override,
+                ..
+            } => Some(match divisor_override {
+                Some(d) => Divisor::Override(*d),
+                None if *count_include_pad => Divisor::Padded,
+                None => Divisor::Real,
+            }),
+            Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => Some(Divisor::PerAxis),
+            _ => None,
+        }
+    }
+
+    /// Per-axis window plans (3-D embedded) for the fast kernels; `None` for fractional pooling,
+    /// whose windows differ from plane to plane.
+    pub(crate) fn axis_plans(&self) -> Option<[AxisPlan; 3]> {
+        let unit = || AxisPlan::from_spans(vec![Span { first: 0, step: 1, count: 1, padded_count: 1 }]);
+        let mut plans = [unit(), unit(), unit()];
+        let lead = 3 - self.input.rank();
+        match &self.kind {
+            Kind::Sliding(axes) => {
+                for (i, a) in axes.iter().enumerate() {
+                    plans[lead + i] = AxisPlan::sliding(a);
+                }
+            }
+            Kind::Adaptive => {
+                for i in 0..self.input.rank() {
+                    let (inn, out) = (self.input.spatial[i], self.output_spatial[i]);
+                    plans[lead + i] = AxisPlan::from_spans((0..out).map(|o| adaptive_span(o, inn, out)).collect());
+                }
+            }
+            Kind::Fractional { .. } => return None,
+        }
+        Some(plans)
+    }
+
     pub(crate) fn geom(&self) -> Geom {
         Geom {
             batch: self.input.batch,
@@ -600,36 +641,22 @@ impl PoolPlan {
         }
         let g = self.geom();
         match &self.pooling {
-            Pooling::Max { .. } => {
-                let axes = self.axes().expect("max pooling is a sliding-window op");
-                if !kernels::max_forward(&g, axes, input, output, indices.as_deref_mut()) {
+            Pooling::Max { .. } | Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. } => {
+                let axes = self.axis_plans().expect("max-type ops other than fractional have axis plans");
+                if !kernels::window_forward(&g, &axes, Reduce::Max, input, output, indices.as_deref_mut()) {
                     reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
                 }
             }
-            Pooling::AdaptiveMax { .. }
-            | Pooling::GlobalMax { .. }
-            | Pooling::FractionalMax { .. } => {
+            Pooling::FractionalMax { .. } => {
                 reference::max_forward(&g, &self.windows::<T>(), input, output, indices)
             }
-            Pooling::Avg {
-                count_include_pad,
-                divisor_override,
-                ..
-            } => {
+            Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 self.require_float::<T>("average pooling")?;
-                let div = match divisor_override {
-                    Some(d) => Divisor::Override(*d),
-                    None if *count_include_pad => Divisor::Padded,
-                    None => Divisor::Real,
-                };
-                let axes = self.axes().expect("avg pooling is a sliding-window op");
-                if !kernels::avg_forward(&g, axes, div, input, output) {
+                let div = self.divisor().expect("average ops have a divisor");
+                let axes = self.axis_plans().expect("average ops have axis plans");
+                if !kernels::window_forward(&g, &axes, Reduce::Sum(div), input, output, None) {
                     reference::avg_forward(&g, &self.windows::<T>(), div, input, output);
                 }
-            }
-            Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
-                self.require_float::<T>("average pooling")?;
-                reference::avg_forward(&g, &self.windows::<T>(), Divisor::PerAxis, input, output);
             }
             Pooling::Lp {
                 norm_type,

@@ -1,10 +1,22 @@
 //! Fast kernels. Each entry point returns `false` when it does not handle a problem, and the
 //! caller falls back to the reference, so every problem has an implementation.
+//!
+//! - [`window`]: separable max/average/adaptive/global pooling, both layouts, f32 and f64
+//!   (f16 and bf16 through f32);
+//! - [`scatter`]: backward passes;
+//! - [`isa`]: runtime CPU-feature dispatch.
 
-use crate::element::Element;
-use crate::geometry::AxisGeometry;
-use crate::plan::{Divisor, Geom};
+pub(crate) mod isa;
+pub(crate) mod scatter;
+pub(crate) mod window;
+
+use crate::element::{DType, Element};
+use crate::plan::Geom;
+use half::{bf16, f16};
+use std::any::TypeId;
 use std::cell::Cell;
+use window::{AxisPlan, Reduce};
+
 
 thread_local! {
     static FORCE_REFERENCE: Cell<bool> = const { Cell::new(false) };
@@ -25,32 +37,75 @@ impl Drop for ForceReference {
     }
 }
 
-fn reference_forced() -> bool {
-    FORCE_REFERENCE.with(|f| f.get())
+/// The ISA to run fast kernels at, or `None` when the reference is forced.
+pub(crate) fn fast_isa() -> Option<isa::Isa> {
+    if FORCE_REFERENCE.with(|f| f.get()) {
+        return None;
+    }
+    match isa::choice() {
+        isa::Choice::Reference => None,
+        isa::Choice::Fast(i) => Some(i),
+    }
 }
 
-pub(crate) fn max_forward<T: Element>(
-    _g: &Geom,
-    _axes: &[AxisGeometry],
-    _x: &[T],
-    _y: &mut [T],
-    _idx: Option<&mut [i64]>,
-) -> bool {
-    if reference_forced() {
-        return false;
+/// Reinterprets a slice of `T` as a slice of `U` when they are the same type.
+pub(crate) fn cast<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
+    if TypeId::of::<T>() == TypeId::of::<U>() {
+        // SAFETY: T and U are the same type (equal TypeIds), so layout and validity agree.
+        Some(unsafe { &*(x as *const [T] as *const [U]) })
+    } else {
+        None
     }
-    false
 }
 
-pub(crate) fn avg_forward<T: Element>(
-    _g: &Geom,
-    _axes: &[AxisGeometry],
-    _div: Divisor,
-    _x: &[T],
-    _y: &mut [T],
-) -> bool {
-    if reference_forced() {
-        return false;
+/// Mutable version of [`cast`].
+pub(crate) fn cast_mut<T: 'static, U: 'static>(x: &mut [T]) -> Option<&mut [U]> {
+    if TypeId::of::<T>() == TypeId::of::<U>() {
+        // SAFETY: T and U are the same type (equal TypeIds), so layout and validity agree.
+        Some(unsafe { &mut *(x as *mut [T] as *mut [U]) })
+    } else {
+        None
     }
-    false
+}
+
+/// Window pooling (max with optional indices, sums with a divisor) on the fast path.
+pub(crate) fn window_forward<T: Element>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[T],
+    y: &mut [T],
+    idx: Option<&mut [i64]>,
+) -> bool {
+    let Some(isa) = fast_isa() else { return false };
+    match T::DTYPE {
+        DType::F32 => window::forward::<f32>(isa, g, axes, reduce, cast(x).unwrap(), cast_mut(y).unwrap(), idx),
+        DType::F64 => window::forward::<f64>(isa, g, axes, reduce, cast(x).unwrap(), cast_mut(y).unwrap(), idx),
+        DType::F16 | DType::BF16 => {
+            // Widen to f32 (exact), run the f32 kernel (f32 is also PyTorch's accumulator for
+            // these types), round once at the end.
+            let xf: Vec<f32> = x.iter().map(|v| v.to_acc_f32()).collect();
+            let mut yf = vec![0f32; y.len()];
+            if !window::forward::<f32>(isa, g, axes, reduce, &xf, &mut yf, idx) {
+                return false;
+            }
+            if let Some(y16) = cast_mut::<T, f16>(y) {
+                y16.iter_mut().zip(&yf).for_each(|(d, s)| *d = f16::from_f32(*s));
+            } else if let Some(yb) = cast_mut::<T, bf16>(y) {
+                yb.iter_mut().zip(&yf).for_each(|(d, s)| *d = bf16::from_f32(*s));
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+trait ToF32 {
+    fn to_acc_f32(self) -> f32;
+}
+
+impl<T: Element> ToF32 for T {
+    fn to_acc_f32(self) -> f32 {
+        self.to_f64() as f32
+    }
 }

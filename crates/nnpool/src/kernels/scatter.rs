@@ -1,0 +1,1 @@
+//! Backward passes (filled in below).

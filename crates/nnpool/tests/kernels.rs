@@ -1,0 +1,174 @@
+//! Fast kernels against the reference oracle: every dispatched kernel is swept over shapes
+//! around its interior/border split and its task split (sizes 1, 2, tile-1, tile, tile+1),
+//! both layouts, ranks 1–3, f32/f64/f16/bf16, with NaN, ±inf, ±0 and ties in the data.
+//! Max values and indices must be identical (bit for bit); averages within the documented
+//! tolerance. Thread counts 1, 2 and 3 must give bit-identical results.
+
+use nnpool::{bf16, f16, Element, Layout, PoolPlan, Pooling, Window};
+
+fn data<T: Element>(len: usize, seed: u64, specials: bool) -> Vec<T> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let r = s % 41;
+            let v = match r {
+                37 if specials => f64::NAN,
+                38 if specials => f64::INFINITY,
+                39 if specials => f64::NEG_INFINITY,
+                40 => -0.0,
+                _ => ((r % 13) as f64 - 6.0) * 0.5,
+            };
+            T::from_f64(v)
+        })
+        .collect()
+}
+
+fn problem_desc(op: &Pooling, shape: &[usize], layout: Layout) -> String {
+    format!("{op:?} shape {shape:?} {layout:?}")
+}
+
+fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
+    let Ok(plan) = PoolPlan::new(op, shape, layout) else { return };
+    let desc = problem_desc(op, shape, layout);
+    let x: Vec<T> = data(plan.input_len(), seed, true);
+    let with_idx = op.has_indices();
+    let mut yr = vec![T::default(); plan.output_len()];
+    let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
+    plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..])).unwrap();
+    let mut first: Option<(Vec<T>, Vec<i64>)> = None;
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut y = vec![T::default(); plan.output_len()];
+        let mut i = vec![0i64; ir.len()];
+        pool.install(|| plan.forward(&x, &mut y, with_idx.then_some(&mut i[..]))).unwrap();
+        if op.has_indices() {
+            for (k, (a, b)) in y.iter().zip(&yr).enumerate() {
+                let same = (a.is_nan_value() && b.is_nan_value()) || a.to_f64().to_bits() == b.to_f64().to_bits();
+                assert!(same, "{desc}: value {k}: fast {a:?} vs reference {b:?}");
+            }
+            assert_eq!(i, ir, "{desc}: indices");
+        } else {
+            // averages: summed row by row instead of in one sequence
+            let eps = match T::DTYPE {
+                nnpool::DType::F64 => 1e-13,
+                nnpool::DType::F32 => 1e-5,
+                _ => 1e-2,
+            };
+            for (k, (a, b)) in y.iter().zip(&yr).enumerate() {
+                let (a, b) = (a.to_f64(), b.to_f64());
+                let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= eps * (1.0 + b.abs());
+                assert!(ok, "{desc}: value {k}: fast {a} vs reference {b}");
+            }
+        }
+        match &first {
+            None => first = Some((y, i)),
+            Some((y0, i0)) => {
+                let same = y.iter().zip(y0).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits() || (a.is_nan_value() && b.is_nan_value()));
+                assert!(same && &i == i0, "{desc}: {threads} threads differ from 1 thread");
+            }
+        }
+    }
+}
+
+fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<Pooling> {
+    let w = Window::new(&vec![k; rank]).stride(&vec![s; rank]).padding(&vec![p; rank]).dilation(&vec![d; rank]).ceil_mode(ceil);
+    let wa = Window::new(&vec![k; rank]).stride(&vec![s; rank]).padding(&vec![p; rank]).ceil_mode(ceil);
+    vec![
+        Pooling::max(w),
+        Pooling::avg(wa.clone()),
+        Pooling::Avg { window: wa.clone(), count_include_pad: false, divisor_override: None },
+        Pooling::Avg { window: wa, count_include_pad: true, divisor_override: Some(-3) },
+    ]
+}
+
+fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
+    let mut seed = 1;
+    for &n in sizes {
+        for &c in channels {
+            for (k, s, p, d) in [(1, 1, 0, 1), (2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 1), (5, 1, 2, 1), (2, 1, 1, 2), (3, 3, 1, 2), (4, 3, 2, 1)] {
+                for ceil in [false, true] {
+                    for op in ops_for(rank, k, s, p, d, ceil) {
+                        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+                            let mut shape = vec![2, c];
+                            if layout == Layout::ChannelsLast {
+                                shape = vec![2];
+                                shape.extend(std::iter::repeat_n(n, rank));
+                                shape.push(c);
+                            } else {
+                                shape.extend(std::iter::repeat_n(n, rank));
+                            }
+                            seed += 1;
+                            check::<T>(&op, &shape, layout, seed);
+                        }
+                    }
+                }
+            }
+            for out in [1, 2, 3, n.saturating_sub(1).max(1), n + 2] {
+                let outs = vec![out; rank];
+                for op in [Pooling::adaptive_max(&outs), Pooling::adaptive_avg(&outs), Pooling::GlobalMax { rank }, Pooling::GlobalAvg { rank }] {
+                    for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+                        let mut shape = vec![2];
+                        match layout {
+                            Layout::ChannelsFirst => {
+                                shape.push(c);
+                                shape.extend(std::iter::repeat_n(n, rank));
+                            }
+                            Layout::ChannelsLast => {
+                                shape.extend(std::iter::repeat_n(n, rank));
+                                shape.push(c);
+                            }
+                        }
+                        seed += 1;
+                        check::<T>(&op, &shape, layout, seed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_1d_around_tiles() {
+    sweep::<f32>(1, &[1, 2, 7, 15, 16, 17, 33, 64, 65], &[1, 3, 16, 17]);
+}
+
+#[test]
+fn f32_2d_around_tiles() {
+    sweep::<f32>(2, &[1, 2, 5, 16, 17, 31], &[1, 5, 16]);
+}
+
+#[test]
+fn f32_3d() {
+    sweep::<f32>(3, &[1, 3, 6, 9], &[2, 7]);
+}
+
+#[test]
+fn f64_f16_bf16() {
+    sweep::<f64>(2, &[3, 17], &[1, 9]);
+    sweep::<f16>(2, &[3, 17], &[1, 9]);
+    sweep::<bf16>(2, &[5, 16], &[2, 16]);
+}
+
+#[test]
+fn large_problems_split_over_threads() {
+    // big enough for the parallel split (rows of one plane/sample spread over tasks)
+    for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+        let shape = match layout {
+            Layout::ChannelsFirst => vec![2, 24, 57, 61],
+            Layout::ChannelsLast => vec![2, 57, 61, 24],
+        };
+        for op in ops_for(2, 3, 2, 1, 1, true).into_iter().chain(ops_for(2, 5, 1, 2, 1, false)) {
+            check::<f32>(&op, &shape, layout, 7);
+        }
+        let shape3 = match layout {
+            Layout::ChannelsFirst => vec![1, 8, 9, 30, 30],
+            Layout::ChannelsLast => vec![1, 9, 30, 30, 8],
+        };
+        for op in ops_for(3, 3, 2, 1, 1, false) {
+            check::<f32>(&op, &shape3, layout, 9);
+        }
+    }
+}
