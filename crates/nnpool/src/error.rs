@@ -58,11 +58,11 @@ pub enum PoolError {
         message: String,
     },
     /// An index tensor holds a value outside its valid range.
-    #[error("indices: found an invalid max index {index} (output planes hold {plane} elements)")]
+    #[error("indices: found an invalid max index {index} (each plane holds {plane} elements)")]
     InvalidIndex {
         /// The offending index.
         index: i64,
-        /// The number of elements in one output plane.
+        /// The number of elements in one plane the indices address.
         plane: usize,
     },
     /// Shape arithmetic would overflow `usize`.

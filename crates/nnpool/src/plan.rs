@@ -5,8 +5,8 @@
 use crate::element::{round_to, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, Span, Window};
-use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::kernels::window::{AxisPlan, Reduce};
+use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::{kernels, reference};
 
 /// Which Lp formula to use.
@@ -494,7 +494,14 @@ impl PoolPlan {
     /// Per-axis window plans (3-D embedded) for the fast kernels; `None` for fractional pooling,
     /// whose windows differ from plane to plane.
     pub(crate) fn axis_plans(&self) -> Option<[AxisPlan; 3]> {
-        let unit = || AxisPlan::from_spans(vec![Span { first: 0, step: 1, count: 1, padded_count: 1 }]);
+        let unit = || {
+            AxisPlan::from_spans(vec![Span {
+                first: 0,
+                step: 1,
+                count: 1,
+                padded_count: 1,
+            }])
+        };
         let mut plans = [unit(), unit(), unit()];
         let lead = 3 - self.input.rank();
         match &self.kind {
@@ -506,7 +513,9 @@ impl PoolPlan {
             Kind::Adaptive => {
                 for i in 0..self.input.rank() {
                     let (inn, out) = (self.input.spatial[i], self.output_spatial[i]);
-                    plans[lead + i] = AxisPlan::from_spans((0..out).map(|o| adaptive_span(o, inn, out)).collect());
+                    plans[lead + i] = AxisPlan::from_spans(
+                        (0..out).map(|o| adaptive_span(o, inn, out)).collect(),
+                    );
                 }
             }
             Kind::Fractional { .. } => return None,
@@ -642,8 +651,17 @@ impl PoolPlan {
         let g = self.geom();
         match &self.pooling {
             Pooling::Max { .. } | Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. } => {
-                let axes = self.axis_plans().expect("max-type ops other than fractional have axis plans");
-                if !kernels::window_forward(&g, &axes, Reduce::Max, input, output, indices.as_deref_mut()) {
+                let axes = self
+                    .axis_plans()
+                    .expect("max-type ops other than fractional have axis plans");
+                if !kernels::window_forward(
+                    &g,
+                    &axes,
+                    Reduce::Max,
+                    input,
+                    output,
+                    indices.as_deref_mut(),
+                ) {
                     reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
                 }
             }
@@ -699,7 +717,6 @@ impl PoolPlan {
         if self.input_len() == 0 {
             return Ok(());
         }
-        let windows = self.windows::<T>();
         match &self.pooling {
             Pooling::Max { .. }
             | Pooling::AdaptiveMax { .. }
@@ -708,22 +725,14 @@ impl PoolPlan {
                 let mut out = vec![T::default(); self.output_len()];
                 let mut idx = vec![0i64; self.output_len()];
                 self.forward(input, &mut out, Some(&mut idx))?;
-                reference::scatter_by_index(&g, &idx, grad_output, grad_input);
+                return self.backward_with_indices(&idx, grad_output, grad_input);
             }
-            Pooling::Avg {
-                count_include_pad,
-                divisor_override,
-                ..
-            } => {
-                let div = match divisor_override {
-                    Some(d) => Divisor::Override(*d),
-                    None if *count_include_pad => Divisor::Padded,
-                    None => Divisor::Real,
-                };
-                reference::avg_backward(&g, &windows, div, grad_output, grad_input);
-            }
-            Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
-                reference::avg_backward(&g, &windows, Divisor::PerAxis, grad_output, grad_input);
+            Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
+                let div = self.divisor().expect("average ops have a divisor");
+                let axes = self.axis_plans().expect("average ops have axis plans");
+                if !kernels::avg_backward(&g, &axes, div, grad_output, grad_input) {
+                    reference::avg_backward(&g, &self.windows::<T>(), div, grad_output, grad_input);
+                }
             }
             Pooling::Lp {
                 norm_type,
@@ -733,7 +742,7 @@ impl PoolPlan {
                 let area: usize = window.kernel.iter().product();
                 reference::lp_backward(
                     &g,
-                    &windows,
+                    &self.windows::<T>(),
                     *norm_type,
                     *variant,
                     area,
@@ -744,6 +753,72 @@ impl PoolPlan {
             }
         }
         Ok(())
+    }
+
+    /// The backward pass of a max-type op from the argmax indices of its forward pass (as
+    /// [`PoolPlan::forward`] writes them): `grad_input[plane][idx] += grad_output`, zeros
+    /// elsewhere. This skips recomputing the forward pass.
+    ///
+    /// # Errors
+    /// `BufferSize` for wrong lengths, `UnsupportedDtype` for integers, `InvalidParameter` for an
+    /// op without indices, `InvalidIndex` for an index outside the input plane (no index the
+    /// forward pass writes for a window that holds an input element is).
+    pub fn backward_with_indices<T: Element>(
+        &self,
+        indices: &[i64],
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        self.require_float::<T>("backward")?;
+        if !self.pooling.has_indices() {
+            return Err(invalid(
+                "indices",
+                format!("{} pooling has no indices", self.pooling.name()),
+            ));
+        }
+        Self::check_len("indices", self.output_len(), indices.len())?;
+        Self::check_len("grad_output", self.output_len(), grad_output.len())?;
+        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
+        let g = self.geom();
+        let plane = g.in_plane();
+        let bad = match kernels::max_backward(&g, indices, grad_output, grad_input) {
+            Some(r) => r.err(),
+            None => {
+                reference::scatter_by_index(&g, indices, grad_output, grad_input);
+                indices
+                    .iter()
+                    .copied()
+                    .find(|&i| !(0..plane as i64).contains(&i))
+            }
+        };
+        // Windows without input elements (dilation) carry PyTorch's out-of-window index;
+        // their gradient is dropped. Any other stray index is the caller's error.
+        match bad {
+            Some(index) if !self.has_empty_windows() => {
+                Err(PoolError::InvalidIndex { index, plane })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn has_empty_windows(&self) -> bool {
+        self.axis_plans()
+            .is_some_and(|a| a.iter().any(|p| p.has_empty_window()))
+    }
+
+    /// The backward pass by the scalar reference alone. Same contract as
+    /// [`PoolPlan::backward`].
+    ///
+    /// # Errors
+    /// As [`PoolPlan::backward`].
+    pub fn backward_reference<T: Element>(
+        &self,
+        input: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) -> Result<()> {
+        let _guard = kernels::ForceReference::new();
+        self.backward(input, grad_output, grad_input)
     }
 
     /// The forward pass by the scalar reference alone (the oracle the fast kernels are tested

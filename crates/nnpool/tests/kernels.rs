@@ -31,22 +31,30 @@ fn problem_desc(op: &Pooling, shape: &[usize], layout: Layout) -> String {
 }
 
 fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
-    let Ok(plan) = PoolPlan::new(op, shape, layout) else { return };
+    let Ok(plan) = PoolPlan::new(op, shape, layout) else {
+        return;
+    };
     let desc = problem_desc(op, shape, layout);
     let x: Vec<T> = data(plan.input_len(), seed, true);
     let with_idx = op.has_indices();
     let mut yr = vec![T::default(); plan.output_len()];
     let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
-    plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..])).unwrap();
+    plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..]))
+        .unwrap();
     let mut first: Option<(Vec<T>, Vec<i64>)> = None;
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let mut y = vec![T::default(); plan.output_len()];
         let mut i = vec![0i64; ir.len()];
-        pool.install(|| plan.forward(&x, &mut y, with_idx.then_some(&mut i[..]))).unwrap();
+        pool.install(|| plan.forward(&x, &mut y, with_idx.then_some(&mut i[..])))
+            .unwrap();
         if op.has_indices() {
             for (k, (a, b)) in y.iter().zip(&yr).enumerate() {
-                let same = (a.is_nan_value() && b.is_nan_value()) || a.to_f64().to_bits() == b.to_f64().to_bits();
+                let same = (a.is_nan_value() && b.is_nan_value())
+                    || a.to_f64().to_bits() == b.to_f64().to_bits();
                 assert!(same, "{desc}: value {k}: fast {a:?} vs reference {b:?}");
             }
             assert_eq!(i, ir, "{desc}: indices");
@@ -59,28 +67,68 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
             };
             for (k, (a, b)) in y.iter().zip(&yr).enumerate() {
                 let (a, b) = (a.to_f64(), b.to_f64());
-                let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= eps * (1.0 + b.abs());
+                let ok =
+                    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= eps * (1.0 + b.abs());
                 assert!(ok, "{desc}: value {k}: fast {a} vs reference {b}");
             }
+        }
+        // backward: max-type exact (same order), average within rounding
+        let gy: Vec<T> = data(plan.output_len(), seed ^ 0xabc, false);
+        let mut gr = vec![T::default(); plan.input_len()];
+        plan.backward_reference(&x, &gy, &mut gr).unwrap();
+        let mut gf = vec![T::default(); plan.input_len()];
+        pool.install(|| plan.backward(&x, &gy, &mut gf)).unwrap();
+        for (k, (a, b)) in gf.iter().zip(&gr).enumerate() {
+            let (a, b) = (a.to_f64(), b.to_f64());
+            let tol = if op.has_indices() {
+                0.0
+            } else {
+                1e-5 * (1.0 + b.abs())
+            };
+            assert!(
+                (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol,
+                "{desc}: backward {k}: fast {a} vs reference {b}"
+            );
         }
         match &first {
             None => first = Some((y, i)),
             Some((y0, i0)) => {
-                let same = y.iter().zip(y0).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits() || (a.is_nan_value() && b.is_nan_value()));
-                assert!(same && &i == i0, "{desc}: {threads} threads differ from 1 thread");
+                let same = y.iter().zip(y0).all(|(a, b)| {
+                    a.to_f64().to_bits() == b.to_f64().to_bits()
+                        || (a.is_nan_value() && b.is_nan_value())
+                });
+                assert!(
+                    same && &i == i0,
+                    "{desc}: {threads} threads differ from 1 thread"
+                );
             }
         }
     }
 }
 
 fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<Pooling> {
-    let w = Window::new(&vec![k; rank]).stride(&vec![s; rank]).padding(&vec![p; rank]).dilation(&vec![d; rank]).ceil_mode(ceil);
-    let wa = Window::new(&vec![k; rank]).stride(&vec![s; rank]).padding(&vec![p; rank]).ceil_mode(ceil);
+    let w = Window::new(&vec![k; rank])
+        .stride(&vec![s; rank])
+        .padding(&vec![p; rank])
+        .dilation(&vec![d; rank])
+        .ceil_mode(ceil);
+    let wa = Window::new(&vec![k; rank])
+        .stride(&vec![s; rank])
+        .padding(&vec![p; rank])
+        .ceil_mode(ceil);
     vec![
         Pooling::max(w),
         Pooling::avg(wa.clone()),
-        Pooling::Avg { window: wa.clone(), count_include_pad: false, divisor_override: None },
-        Pooling::Avg { window: wa, count_include_pad: true, divisor_override: Some(-3) },
+        Pooling::Avg {
+            window: wa.clone(),
+            count_include_pad: false,
+            divisor_override: None,
+        },
+        Pooling::Avg {
+            window: wa,
+            count_include_pad: true,
+            divisor_override: Some(-3),
+        },
     ]
 }
 
@@ -88,7 +136,16 @@ fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
     let mut seed = 1;
     for &n in sizes {
         for &c in channels {
-            for (k, s, p, d) in [(1, 1, 0, 1), (2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 1), (5, 1, 2, 1), (2, 1, 1, 2), (3, 3, 1, 2), (4, 3, 2, 1)] {
+            for (k, s, p, d) in [
+                (1, 1, 0, 1),
+                (2, 2, 0, 1),
+                (3, 2, 1, 1),
+                (3, 1, 1, 1),
+                (5, 1, 2, 1),
+                (2, 1, 1, 2),
+                (3, 3, 1, 2),
+                (4, 3, 2, 1),
+            ] {
                 for ceil in [false, true] {
                     for op in ops_for(rank, k, s, p, d, ceil) {
                         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
@@ -108,7 +165,12 @@ fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
             }
             for out in [1, 2, 3, n.saturating_sub(1).max(1), n + 2] {
                 let outs = vec![out; rank];
-                for op in [Pooling::adaptive_max(&outs), Pooling::adaptive_avg(&outs), Pooling::GlobalMax { rank }, Pooling::GlobalAvg { rank }] {
+                for op in [
+                    Pooling::adaptive_max(&outs),
+                    Pooling::adaptive_avg(&outs),
+                    Pooling::GlobalMax { rank },
+                    Pooling::GlobalAvg { rank },
+                ] {
                     for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
                         let mut shape = vec![2];
                         match layout {
@@ -160,7 +222,10 @@ fn large_problems_split_over_threads() {
             Layout::ChannelsFirst => vec![2, 24, 57, 61],
             Layout::ChannelsLast => vec![2, 57, 61, 24],
         };
-        for op in ops_for(2, 3, 2, 1, 1, true).into_iter().chain(ops_for(2, 5, 1, 2, 1, false)) {
+        for op in ops_for(2, 3, 2, 1, 1, true)
+            .into_iter()
+            .chain(ops_for(2, 5, 1, 2, 1, false))
+        {
             check::<f32>(&op, &shape, layout, 7);
         }
         let shape3 = match layout {

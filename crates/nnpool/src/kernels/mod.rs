@@ -17,7 +17,6 @@ use std::any::TypeId;
 use std::cell::Cell;
 use window::{AxisPlan, Reduce};
 
-
 thread_local! {
     static FORCE_REFERENCE: Cell<bool> = const { Cell::new(false) };
 }
@@ -79,8 +78,24 @@ pub(crate) fn window_forward<T: Element>(
 ) -> bool {
     let Some(isa) = fast_isa() else { return false };
     match T::DTYPE {
-        DType::F32 => window::forward::<f32>(isa, g, axes, reduce, cast(x).unwrap(), cast_mut(y).unwrap(), idx),
-        DType::F64 => window::forward::<f64>(isa, g, axes, reduce, cast(x).unwrap(), cast_mut(y).unwrap(), idx),
+        DType::F32 => window::forward::<f32>(
+            isa,
+            g,
+            axes,
+            reduce,
+            cast(x).unwrap(),
+            cast_mut(y).unwrap(),
+            idx,
+        ),
+        DType::F64 => window::forward::<f64>(
+            isa,
+            g,
+            axes,
+            reduce,
+            cast(x).unwrap(),
+            cast_mut(y).unwrap(),
+            idx,
+        ),
         DType::F16 | DType::BF16 => {
             // Widen to f32 (exact), run the f32 kernel (f32 is also PyTorch's accumulator for
             // these types), round once at the end.
@@ -90,9 +105,13 @@ pub(crate) fn window_forward<T: Element>(
                 return false;
             }
             if let Some(y16) = cast_mut::<T, f16>(y) {
-                y16.iter_mut().zip(&yf).for_each(|(d, s)| *d = f16::from_f32(*s));
+                y16.iter_mut()
+                    .zip(&yf)
+                    .for_each(|(d, s)| *d = f16::from_f32(*s));
             } else if let Some(yb) = cast_mut::<T, bf16>(y) {
-                yb.iter_mut().zip(&yf).for_each(|(d, s)| *d = bf16::from_f32(*s));
+                yb.iter_mut()
+                    .zip(&yf)
+                    .for_each(|(d, s)| *d = bf16::from_f32(*s));
             }
             true
         }
@@ -108,4 +127,56 @@ impl<T: Element> ToF32 for T {
     fn to_acc_f32(self) -> f32 {
         self.to_f64() as f32
     }
+}
+
+/// Max-type backward from indices on the fast path. `Some(Err(i))`: index `i` lies outside the
+/// plane; `None`: not handled here.
+pub(crate) fn max_backward<T: Element>(
+    g: &Geom,
+    idx: &[i64],
+    gy: &[T],
+    gx: &mut [T],
+) -> Option<Result<(), i64>> {
+    let isa = fast_isa()?;
+    let bad = match T::DTYPE {
+        DType::F32 => {
+            scatter::max_backward::<f32>(isa, g, idx, cast(gy).unwrap(), cast_mut(gx).unwrap())
+        }
+        DType::F64 => {
+            scatter::max_backward::<f64>(isa, g, idx, cast(gy).unwrap(), cast_mut(gx).unwrap())
+        }
+        _ => return None,
+    };
+    Some(bad.map_or(Ok(()), Err))
+}
+
+/// Average backward on the fast path; `false` when not handled.
+pub(crate) fn avg_backward<T: Element>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    div: crate::plan::Divisor,
+    gy: &[T],
+    gx: &mut [T],
+) -> bool {
+    let Some(isa) = fast_isa() else { return false };
+    match T::DTYPE {
+        DType::F32 => scatter::avg_backward::<f32>(
+            isa,
+            g,
+            axes,
+            div,
+            cast(gy).unwrap(),
+            cast_mut(gx).unwrap(),
+        ),
+        DType::F64 => scatter::avg_backward::<f64>(
+            isa,
+            g,
+            axes,
+            div,
+            cast(gy).unwrap(),
+            cast_mut(gx).unwrap(),
+        ),
+        _ => return false,
+    }
+    true
 }

@@ -1,1 +1,194 @@
-//! Backward passes (filled in below).
+//! Backward kernels.
+//!
+//! - Max-type ops: `grad_input[idx] += grad_output` plane by plane (channels-first) or sample
+//!   by sample (channels-last), each in output order, so every gradient element receives its
+//!   contributions in the same order whatever the thread count (deterministic, and identical to
+//!   the reference).
+//! - Average: the transpose of the separable forward. Per output row, deltas `gy / divisor`
+//!   are spread along W into one row buffer, which is added into every input row of the
+//!   window (then along D for 3-d). Only one row of scratch per task; sums are grouped by output
+//!   row, so results match the reference within rounding.
+
+use super::isa::{multiversion, Isa};
+use super::window::{AxisPlan, FastFloat};
+use crate::geometry::Span;
+use crate::layout::Layout;
+use crate::plan::{Divisor, Geom};
+use rayon::prelude::*;
+
+fn inner_of(g: &Geom) -> usize {
+    match g.layout {
+        Layout::ChannelsFirst => 1,
+        Layout::ChannelsLast => g.channels,
+    }
+}
+
+/// Scatter of one plane (`inner == 1`) or sample (`inner == C`). Returns the first index that
+/// lies outside the plane, if any (it is skipped).
+#[inline(always)]
+fn scatter_unit<F: FastFloat>(
+    inner: usize,
+    plane: usize,
+    idx: &[i64],
+    gy: &[F],
+    gx: &mut [F],
+) -> Option<i64> {
+    gx.fill(F::zero());
+    let mut bad = None;
+    if inner == 1 {
+        for (&i, &g) in idx.iter().zip(gy) {
+            if (i as u64) < plane as u64 {
+                gx[i as usize] += g;
+            } else if bad.is_none() {
+                bad = Some(i);
+            }
+        }
+    } else {
+        for (pix_i, pix_g) in idx.chunks_exact(inner).zip(gy.chunks_exact(inner)) {
+            for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
+                if (i as u64) < plane as u64 {
+                    gx[i as usize * inner + c] += g;
+                } else if bad.is_none() {
+                    bad = Some(i);
+                }
+            }
+        }
+    }
+    bad
+}
+
+multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [F]) -> Option<i64> = scatter_unit);
+
+/// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples. Returns the first
+/// out-of-plane index (those are skipped).
+pub(crate) fn max_backward<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    idx: &[i64],
+    gy: &[F],
+    gx: &mut [F],
+) -> Option<i64> {
+    let inner = inner_of(g);
+    let (in_unit, out_unit) = (g.in_plane() * inner, g.out_plane() * inner);
+    if in_unit == 0 || out_unit == 0 {
+        gx.fill(F::zero());
+        return None;
+    }
+    let plane = g.in_plane();
+    let work = |((gx, gy), idx): ((&mut [F], &[F]), &[i64])| {
+        scatter_task::<F>(isa, inner, plane, idx, gy, gx)
+    };
+    if gx.len() < (1 << 16) {
+        gx.chunks_mut(in_unit)
+            .zip(gy.chunks(out_unit))
+            .zip(idx.chunks(out_unit))
+            .map(work)
+            .find_map(|b| b)
+    } else {
+        gx.par_chunks_mut(in_unit)
+            .zip(gy.par_chunks(out_unit))
+            .zip(idx.par_chunks(out_unit))
+            .map(work)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|b| b)
+    }
+}
+
+#[inline(always)]
+fn divisor(div: Divisor, spans: [Span; 3]) -> i64 {
+    match div {
+        Divisor::Padded => spans.iter().map(|s| s.padded_count).product::<usize>() as i64,
+        Divisor::Real => spans.iter().map(|s| s.count).product::<usize>() as i64,
+        Divisor::Override(d) => d,
+        Divisor::PerAxis => unreachable!("adaptive deltas divide per axis"),
+    }
+}
+
+#[inline(always)]
+fn delta<F: FastFloat>(gy: F, div: Divisor, spans: [Span; 3]) -> F {
+    match div {
+        Divisor::PerAxis => {
+            gy / F::from_i64(spans[0].count as i64)
+                / F::from_i64(spans[1].count as i64)
+                / F::from_i64(spans[2].count as i64)
+        }
+        _ => {
+            let d = divisor(div, spans);
+            if d == 0 {
+                F::zero()
+            } else {
+                gy / F::from_i64(d)
+            }
+        }
+    }
+}
+
+/// Average backward of one plane/sample.
+#[inline(always)]
+fn avg_unit<F: FastFloat>(
+    axes: &[AxisPlan; 3],
+    div: Divisor,
+    in3: [usize; 3],
+    inner: usize,
+    gy: &[F],
+    gx: &mut [F],
+) {
+    let [ad, ah, aw] = axes;
+    let [_, h_in, w_in] = in3;
+    let (oh_n, ow_n) = (ah.spans.len(), aw.spans.len());
+    let in_row = w_in * inner;
+    gx.fill(F::zero());
+    let mut row = vec![F::zero(); in_row];
+    for (od, sd) in ad.spans.iter().enumerate() {
+        for (oh, sh) in ah.spans.iter().enumerate() {
+            // spread this output row's deltas along W
+            row.fill(F::zero());
+            let gy_row =
+                &gy[((od * oh_n + oh) * ow_n) * inner..((od * oh_n + oh + 1) * ow_n) * inner];
+            for (ow, sw) in aw.spans.iter().enumerate() {
+                let spans = [*sd, *sh, *sw];
+                for c in 0..inner {
+                    let dlt = delta(gy_row[ow * inner + c], div, spans);
+                    for t in sw.taps() {
+                        row[t * inner + c] += dlt;
+                    }
+                }
+            }
+            // add the row into every input row (and depth slice) of the window
+            for d in sd.taps() {
+                for h in sh.taps() {
+                    let dst = &mut gx[(d * h_in + h) * in_row..(d * h_in + h + 1) * in_row];
+                    for (a, &b) in dst.iter_mut().zip(&row) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion!(fn avg_task<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor, in3: [usize; 3], inner: usize, gy: &[F], gx: &mut [F]) -> () = avg_unit);
+
+/// Average (and adaptive/global average) backward, in parallel over planes/samples.
+pub(crate) fn avg_backward<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    div: Divisor,
+    gy: &[F],
+    gx: &mut [F],
+) {
+    let inner = inner_of(g);
+    let (in_unit, out_unit) = (g.in_plane() * inner, g.out_plane() * inner);
+    let work = |(gx, gy): (&mut [F], &[F])| avg_task::<F>(isa, axes, div, g.in3, inner, gy, gx);
+    if gx.len() < (1 << 16) {
+        gx.chunks_mut(in_unit)
+            .zip(gy.chunks(out_unit))
+            .for_each(work);
+    } else {
+        gx.par_chunks_mut(in_unit)
+            .zip(gy.par_chunks(out_unit))
+            .for_each(work);
+    }
+}

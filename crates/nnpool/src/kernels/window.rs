@@ -21,7 +21,6 @@ use crate::plan::{Divisor, Geom};
 
 use rayon::prelude::*;
 
-
 /// Element types with fast window kernels: the accumulator is the type itself.
 pub(crate) trait FastFloat: Element<Acc = Self> + crate::element::Accumulator {}
 impl FastFloat for f32 {}
@@ -68,7 +67,13 @@ impl AxisPlan {
     pub fn from_spans(spans: Vec<Span>) -> Self {
         let extent = spans
             .iter()
-            .map(|s| if s.count == 0 { 1 } else { (s.count - 1) * s.step + 1 })
+            .map(|s| {
+                if s.count == 0 {
+                    1
+                } else {
+                    (s.count - 1) * s.step + 1
+                }
+            })
             .max()
             .unwrap_or(1);
         AxisPlan {
@@ -137,9 +142,36 @@ fn wpass_max_cf<F: FastFloat, const IDX: bool>(
     }
     let base = lo * aw.s - aw.pad;
     match aw.s {
-        1 => interior_max::<F, IDX, 1>(row, base, aw.k, aw.d, 1, &mut dst[lo..hi], &mut dst_i[if IDX { lo..hi } else { 0..0 }], row_idx),
-        2 => interior_max::<F, IDX, 2>(row, base, aw.k, aw.d, 2, &mut dst[lo..hi], &mut dst_i[if IDX { lo..hi } else { 0..0 }], row_idx),
-        s => interior_max::<F, IDX, 0>(row, base, aw.k, aw.d, s, &mut dst[lo..hi], &mut dst_i[if IDX { lo..hi } else { 0..0 }], row_idx),
+        1 => interior_max::<F, IDX, 1>(
+            row,
+            base,
+            aw.k,
+            aw.d,
+            1,
+            &mut dst[lo..hi],
+            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
+            row_idx,
+        ),
+        2 => interior_max::<F, IDX, 2>(
+            row,
+            base,
+            aw.k,
+            aw.d,
+            2,
+            &mut dst[lo..hi],
+            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
+            row_idx,
+        ),
+        s => interior_max::<F, IDX, 0>(
+            row,
+            base,
+            aw.k,
+            aw.d,
+            s,
+            &mut dst[lo..hi],
+            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
+            row_idx,
+        ),
     }
 }
 
@@ -183,7 +215,11 @@ fn interior_max<F: FastFloat, const IDX: bool, const S: usize>(
                     let take_it = take(*v, x);
                     *v = if take_it { x } else { *v };
                     let vi = dst_i.get_unchecked_mut(i);
-                    *vi = if take_it { row_idx + (off + i * s) as i32 } else { *vi };
+                    *vi = if take_it {
+                        row_idx + (off + i * s) as i32
+                    } else {
+                        *vi
+                    };
                 }
             }
         } else {
@@ -209,7 +245,9 @@ fn wpass_max_cl<F: FastFloat, const IDX: bool>(
     for (o, sp) in aw.spans.iter().enumerate() {
         let out = &mut dst[o * c..(o + 1) * c];
         let mut taps = sp.taps();
-        let first = taps.next().expect("fast kernels only see non-empty windows");
+        let first = taps
+            .next()
+            .expect("fast kernels only see non-empty windows");
         out.copy_from_slice(&row[first * c..(first + 1) * c]);
         if IDX {
             dst_i[o * c..(o + 1) * c].fill(row_idx + first as i32);
@@ -218,7 +256,11 @@ fn wpass_max_cl<F: FastFloat, const IDX: bool>(
             let src = &row[t * c..(t + 1) * c];
             if IDX {
                 let ti = row_idx + t as i32;
-                for ((v, vi), &x) in out.iter_mut().zip(dst_i[o * c..(o + 1) * c].iter_mut()).zip(src) {
+                for ((v, vi), &x) in out
+                    .iter_mut()
+                    .zip(dst_i[o * c..(o + 1) * c].iter_mut())
+                    .zip(src)
+                {
                     let tk = take(*v, x);
                     *v = if tk { x } else { *v };
                     *vi = if tk { ti } else { *vi };
@@ -266,7 +308,14 @@ fn wpass_sum<F: FastFloat>(row: &[F], c: usize, aw: &AxisPlan, dst: &mut [F]) {
 }
 
 #[inline(always)]
-fn interior_sum<F: FastFloat, const S: usize>(row: &[F], base: usize, k: usize, d: usize, stride: usize, dst: &mut [F]) {
+fn interior_sum<F: FastFloat, const S: usize>(
+    row: &[F],
+    base: usize,
+    k: usize,
+    d: usize,
+    stride: usize,
+    dst: &mut [F],
+) {
     let s = if S == 0 { stride } else { S };
     let n = dst.len();
     assert!(base + (n - 1) * s + (k - 1) * d < row.len());
@@ -337,7 +386,11 @@ fn slab<F: FastFloat, const IDX: bool>(
                     let row_idx = ((d * h_in + h) * w_in) as i32;
                     let dst = &mut sc.ring[ring_row.clone()];
                     if is_max {
-                        let dst_i = if IDX { &mut sc.ring_i[ring_row.clone()] } else { &mut [][..] };
+                        let dst_i = if IDX {
+                            &mut sc.ring_i[ring_row.clone()]
+                        } else {
+                            &mut [][..]
+                        };
                         if c == 1 {
                             wpass_max_cf::<F, IDX>(row, aw, dst, dst_i, row_idx);
                         } else {
@@ -349,9 +402,23 @@ fn slab<F: FastFloat, const IDX: bool>(
                     sc.tags[slot] = h;
                 }
                 let (target, target_i) = if into_tmp {
-                    (&mut sc.tmp[dst_range.clone()], if IDX { &mut sc.tmp_i[dst_range.clone()] } else { &mut [][..] })
+                    (
+                        &mut sc.tmp[dst_range.clone()],
+                        if IDX {
+                            &mut sc.tmp_i[dst_range.clone()]
+                        } else {
+                            &mut [][..]
+                        },
+                    )
                 } else {
-                    (&mut out[dst_range.clone()], if IDX { &mut out_i[dst_range.clone()] } else { &mut [][..] })
+                    (
+                        &mut out[dst_range.clone()],
+                        if IDX {
+                            &mut out_i[dst_range.clone()]
+                        } else {
+                            &mut [][..]
+                        },
+                    )
                 };
                 let src = &sc.ring[ring_row.clone()];
                 if t_h == 0 {
@@ -360,7 +427,16 @@ fn slab<F: FastFloat, const IDX: bool>(
                         target_i.copy_from_slice(&sc.ring_i[ring_row.clone()]);
                     }
                 } else if is_max {
-                    combine_max::<F, IDX>(target, target_i, src, if IDX { &sc.ring_i[ring_row.clone()] } else { &[][..] });
+                    combine_max::<F, IDX>(
+                        target,
+                        target_i,
+                        src,
+                        if IDX {
+                            &sc.ring_i[ring_row.clone()]
+                        } else {
+                            &[][..]
+                        },
+                    );
                 } else {
                     for (v, &s) in target.iter_mut().zip(src) {
                         *v += s;
@@ -368,9 +444,25 @@ fn slab<F: FastFloat, const IDX: bool>(
                 }
             }
             if into_tmp {
-                let (o, oi) = (&mut out[dst_range.clone()], if IDX { &mut out_i[dst_range.clone()] } else { &mut [][..] });
+                let (o, oi) = (
+                    &mut out[dst_range.clone()],
+                    if IDX {
+                        &mut out_i[dst_range.clone()]
+                    } else {
+                        &mut [][..]
+                    },
+                );
                 if is_max {
-                    combine_max::<F, IDX>(o, oi, &sc.tmp[dst_range.clone()], if IDX { &sc.tmp_i[dst_range.clone()] } else { &[][..] });
+                    combine_max::<F, IDX>(
+                        o,
+                        oi,
+                        &sc.tmp[dst_range.clone()],
+                        if IDX {
+                            &sc.tmp_i[dst_range.clone()]
+                        } else {
+                            &[][..]
+                        },
+                    );
                 } else {
                     for (v, &s) in o.iter_mut().zip(&sc.tmp[dst_range.clone()]) {
                         *v += s;
@@ -391,9 +483,18 @@ fn slab<F: FastFloat, const IDX: bool>(
 }
 
 #[inline(always)]
-fn combine_max<F: FastFloat, const IDX: bool>(dst: &mut [F], dst_i: &mut [i32], src: &[F], src_i: &[i32]) {
+fn combine_max<F: FastFloat, const IDX: bool>(
+    dst: &mut [F],
+    dst_i: &mut [i32],
+    src: &[F],
+    src_i: &[i32],
+) {
     if IDX {
-        for ((v, vi), (&s, &si)) in dst.iter_mut().zip(dst_i.iter_mut()).zip(src.iter().zip(src_i)) {
+        for ((v, vi), (&s, &si)) in dst
+            .iter_mut()
+            .zip(dst_i.iter_mut())
+            .zip(src.iter().zip(src_i))
+        {
             let tk = take(*v, s);
             *v = if tk { s } else { *v };
             *vi = if tk { si } else { *vi };
@@ -444,17 +545,37 @@ fn divide_pixel<F: FastFloat>(px: &mut [F], div: Divisor, spans: &[Span; 3]) {
 /// One task: output rows `[oh0, oh1)` of output depth `od` of one plane/sample.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn task_body<F: FastFloat>(p: &Problem, x: &[F], od: usize, oh0: usize, oh1: usize, out: &mut [F], out_i: Option<&mut [i32]>) {
+fn task_body<F: FastFloat>(
+    p: &Problem,
+    x: &[F],
+    od: usize,
+    oh0: usize,
+    oh1: usize,
+    out: &mut [F],
+    out_i: Option<&mut [i32]>,
+) {
     let [_, ah, aw] = p.axes;
     let row_len = aw.n_out() * p.inner;
     let rows = oh1 - oh0;
     let with_idx = out_i.is_some();
     let mut sc = Scratch {
         ring: vec![F::zero(); ah.extent * row_len],
-        ring_i: if with_idx { vec![0; ah.extent * row_len] } else { Vec::new() },
+        ring_i: if with_idx {
+            vec![0; ah.extent * row_len]
+        } else {
+            Vec::new()
+        },
         tags: vec![usize::MAX; ah.extent],
-        tmp: if p.axes[0].extent > 1 { vec![F::zero(); rows * row_len] } else { Vec::new() },
-        tmp_i: if with_idx && p.axes[0].extent > 1 { vec![0; rows * row_len] } else { Vec::new() },
+        tmp: if p.axes[0].extent > 1 {
+            vec![F::zero(); rows * row_len]
+        } else {
+            Vec::new()
+        },
+        tmp_i: if with_idx && p.axes[0].extent > 1 {
+            vec![0; rows * row_len]
+        } else {
+            Vec::new()
+        },
     };
     match out_i {
         Some(oi) => slab::<F, true>(p, x, od, oh0, oh1, out, oi, &mut sc),
@@ -483,7 +604,12 @@ pub(crate) fn forward<F: FastFloat>(
         Layout::ChannelsFirst => 1,
         Layout::ChannelsLast => g.channels,
     };
-    let p = Problem { axes, reduce, in3: g.in3, inner };
+    let p = Problem {
+        axes,
+        reduce,
+        in3: g.in3,
+        inner,
+    };
     let in_unit = g.in_plane() * inner; // one plane (cf) or one sample (cl)
     let out_unit = g.out_plane() * inner;
     let units = match g.layout {
@@ -508,7 +634,16 @@ pub(crate) fn forward<F: FastFloat>(
         let od = slab_id % od_n;
         let oh0 = chunk * rows_per_task;
         let oh1 = (oh0 + rows_per_task).min(oh_n);
-        run_task::<F>(isa, &p, &x[unit * in_unit..(unit + 1) * in_unit], od, oh0, oh1, out, out_i);
+        run_task::<F>(
+            isa,
+            &p,
+            &x[unit * in_unit..(unit + 1) * in_unit],
+            od,
+            oh0,
+            oh1,
+            out,
+            out_i,
+        );
     };
     let slab_len = oh_n * row_len;
     debug_assert_eq!(y.len(), units * out_unit);
@@ -519,21 +654,33 @@ pub(crate) fn forward<F: FastFloat>(
                 run(slab_id, i % chunks_per_slab, out, None)
             };
             if work < (1 << 15) {
-                slab_chunks(y, slab_len, chunk_len).enumerate().for_each(body);
+                slab_chunks(y, slab_len, chunk_len)
+                    .enumerate()
+                    .for_each(body);
             } else {
-                par_slab_chunks(y, slab_len, chunk_len).enumerate().for_each(body);
+                par_slab_chunks(y, slab_len, chunk_len)
+                    .enumerate()
+                    .for_each(body);
             }
         }
         Some(idx) => {
             let body = |(i, (out, oi)): (usize, (&mut [F], &mut [i64]))| {
                 let mut tmp = vec![0i32; out.len()];
-                run(i / chunks_per_slab, i % chunks_per_slab, out, Some(&mut tmp));
+                run(
+                    i / chunks_per_slab,
+                    i % chunks_per_slab,
+                    out,
+                    Some(&mut tmp),
+                );
                 for (d, s) in oi.iter_mut().zip(tmp) {
                     *d = s as i64;
                 }
             };
             if work < (1 << 15) {
-                slab_chunks(y, slab_len, chunk_len).zip(slab_chunks(idx, slab_len, chunk_len)).enumerate().for_each(body);
+                slab_chunks(y, slab_len, chunk_len)
+                    .zip(slab_chunks(idx, slab_len, chunk_len))
+                    .enumerate()
+                    .for_each(body);
             } else {
                 par_slab_chunks(y, slab_len, chunk_len)
                     .zip(par_slab_chunks(idx, slab_len, chunk_len))
@@ -550,7 +697,11 @@ fn slab_chunks<T>(v: &mut [T], slab: usize, chunk: usize) -> impl Iterator<Item 
     v.chunks_mut(slab).flat_map(move |s| s.chunks_mut(chunk))
 }
 
-fn par_slab_chunks<T: Send>(v: &mut [T], slab: usize, chunk: usize) -> impl IndexedParallelIterator<Item = &mut [T]> {
+fn par_slab_chunks<T: Send>(
+    v: &mut [T],
+    slab: usize,
+    chunk: usize,
+) -> impl IndexedParallelIterator<Item = &mut [T]> {
     // Every slab splits into the same number of chunks, so (slab, chunk) flattens to an index.
     let per = slab.div_ceil(chunk);
     let n = v.len() / slab;
