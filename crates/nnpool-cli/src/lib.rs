@@ -1,6 +1,7 @@
 //! The `nnpool` command's implementation. Thin: parse → validate (the library) → run → write
 //! atomically. The binary's `main` only calls [`run_cli`].
 
+pub mod bench;
 pub mod demo;
 pub mod npy;
 pub mod options;
@@ -99,6 +100,8 @@ enum Cmd {
     },
     /// Walk through pooling on the lecture's built-in examples (no files needed).
     Demo(demo::DemoArgs),
+    /// Time the layers of real networks against a plain copy of the same bytes.
+    Bench(bench::BenchArgs),
 }
 
 /// A failure with its exit code.
@@ -370,6 +373,7 @@ pub fn run_cli() -> ExitCode {
             output,
         ),
         Cmd::Demo(args) => demo::run(args),
+        Cmd::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,6 +72,12 @@ pub fn choice() -> Choice {
     })
 }
 
+/// Whether AVX-512F may be used (detected and not pinned away by `NNPOOL_KERNEL`).
+#[inline]
+pub fn has_avx512() -> bool {
+    matches!(choice(), Choice::Fast(Isa::Avx512))
+}
+
 /// A human-readable name of the active kernel set (for reports).
 pub fn describe() -> &'static str {
     match choice() {

@@ -9,6 +9,8 @@
 pub(crate) mod isa;
 pub(crate) mod scatter;
 pub(crate) mod window;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 use crate::element::{DType, Element};
 use crate::plan::Geom;

@@ -109,24 +109,86 @@ fn take<F: FastFloat>(earlier: F, later: F) -> bool {
     later > earlier || later.is_nan()
 }
 
-/// W pass of one input row for max, channels-first (`inner == 1`): `dst[o]` = reduction of the
-/// row over window `o`, `dst_i[o]` its plane-local index (`row_idx` + column).
+/// Covers `0..n` with register blocks: 64 lanes while they fit, then 16, then one block of 16
+/// that overlaps the previous one (outputs are pure, so computing some twice is harmless), or
+/// single outputs when `n < 16`. Several independent 16-lane accumulators hide the latency of
+/// the compare-and-select chain. A macro, not a closure: a closure would be compiled outside
+/// the caller's `#[target_feature]` context.
+macro_rules! blocked {
+    ($n:expr, $i:ident => wide: $wide:expr, narrow: $narrow:expr, single: $single:expr) => {{
+        let n = $n;
+        let mut $i = 0;
+        while $i + 64 <= n {
+            $wide;
+            $i += 64;
+        }
+        while $i + 16 <= n {
+            $narrow;
+            $i += 16;
+        }
+        if $i < n {
+            if n >= 16 {
+                let $i = n - 16;
+                $narrow;
+            } else {
+                while $i < n {
+                    $single;
+                    $i += 1;
+                }
+            }
+        }
+    }};
+}
+
+/// The W pass of one input row into `dst` (`n_out * c` values, plane-local indices in
+/// `dst_i` when `IDX`), for max (`SUM == false`) or sums.
 #[inline(always)]
-fn wpass_max_cf<F: FastFloat, const IDX: bool>(
+#[allow(clippy::too_many_arguments)]
+fn wpass<F: FastFloat, const IDX: bool, const SUM: bool>(
+    row: &[F],
+    c: usize,
+    aw: &AxisPlan,
+    dst: &mut [F],
+    dst_i: &mut [i32],
+    row_idx: i32,
+    phases: &mut Vec<F>,
+) {
+    if c == 1 {
+        wpass_cf::<F, IDX, SUM>(row, aw, dst, dst_i, row_idx, phases);
+    } else {
+        wpass_cl::<F, IDX, SUM>(row, c, aw, dst, dst_i, row_idx);
+    }
+}
+
+#[inline(always)]
+fn init<F: FastFloat, const SUM: bool>() -> F {
+    if SUM {
+        F::zero()
+    } else {
+        F::LOWEST
+    }
+}
+
+/// Channels-first W pass: border outputs by their spans, interior outputs in register blocks
+/// of consecutive outputs.
+#[inline(always)]
+fn wpass_cf<F: FastFloat, const IDX: bool, const SUM: bool>(
     row: &[F],
     aw: &AxisPlan,
     dst: &mut [F],
     dst_i: &mut [i32],
     row_idx: i32,
+    phases: &mut Vec<F>,
 ) {
-    let border = (0..aw.lo).chain(aw.hi..aw.n_out());
-    for o in border {
+    for o in (0..aw.lo).chain(aw.hi..aw.n_out()) {
         let sp = aw.spans[o];
-        let mut v = F::LOWEST;
+        let mut v = init::<F, SUM>();
         let mut vi = sp.first as i32;
         for t in sp.taps() {
             let x = row[t];
-            if take(v, x) {
+            if SUM {
+                v += x;
+            } else if take(v, x) {
                 v = x;
                 vi = t as i32;
             }
@@ -141,36 +203,57 @@ fn wpass_max_cf<F: FastFloat, const IDX: bool>(
         return;
     }
     let base = lo * aw.s - aw.pad;
+    let di = if IDX { &mut dst_i[lo..hi] } else { &mut [][..] };
     match aw.s {
-        1 => interior_max::<F, IDX, 1>(
+        1 => interior_cf::<F, IDX, SUM, 1>(
             row,
             base,
             aw.k,
             aw.d,
             1,
             &mut dst[lo..hi],
-            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
+            di,
             row_idx,
+            &[],
         ),
-        2 => interior_max::<F, IDX, 2>(
-            row,
-            base,
-            aw.k,
-            aw.d,
-            2,
-            &mut dst[lo..hi],
-            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
-            row_idx,
-        ),
-        s => interior_max::<F, IDX, 0>(
+        2 => {
+            deinterleave::<F, 2>(row, phases);
+            interior_cf::<F, IDX, SUM, 2>(
+                row,
+                base,
+                aw.k,
+                aw.d,
+                2,
+                &mut dst[lo..hi],
+                di,
+                row_idx,
+                phases,
+            )
+        }
+        s @ 3..=4 => {
+            deinterleave_any(row, s, phases);
+            interior_cf::<F, IDX, SUM, 0>(
+                row,
+                base,
+                aw.k,
+                aw.d,
+                s,
+                &mut dst[lo..hi],
+                di,
+                row_idx,
+                phases,
+            )
+        }
+        s => interior_cf::<F, IDX, SUM, 0>(
             row,
             base,
             aw.k,
             aw.d,
             s,
             &mut dst[lo..hi],
-            &mut dst_i[if IDX { lo..hi } else { 0..0 }],
+            di,
             row_idx,
+            &[],
         ),
     }
 }
@@ -179,7 +262,7 @@ fn wpass_max_cf<F: FastFloat, const IDX: bool>(
 /// `S` is the stride when known at compile time (1 or 2), else 0 and `stride` is used.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn interior_max<F: FastFloat, const IDX: bool, const S: usize>(
+fn interior_cf<F: FastFloat, const IDX: bool, const SUM: bool, const S: usize>(
     row: &[F],
     base: usize,
     k: usize,
@@ -188,53 +271,224 @@ fn interior_max<F: FastFloat, const IDX: bool, const S: usize>(
     dst: &mut [F],
     dst_i: &mut [i32],
     row_idx: i32,
+    phases: &[F],
 ) {
     let s = if S == 0 { stride } else { S };
     let n = dst.len();
     // The frame guarantees that the last tap of the last interior output is inside the row.
-    assert!(base + (n - 1) * s + (k - 1) * d < row.len());
+    assert!(n > 0 && base + (n - 1) * s + (k - 1) * d < row.len());
     assert!(!IDX || dst_i.len() == n);
-    for (i, v) in dst.iter_mut().enumerate() {
-        // SAFETY: base + i*s <= base + (n-1)*s + (k-1)*d < row.len(), checked above.
-        *v = unsafe { *row.get_unchecked(base + i * s) };
-    }
-    if IDX {
-        for (i, vi) in dst_i.iter_mut().enumerate() {
-            *vi = row_idx + (base + i * s) as i32;
+    let plen = row.len().div_ceil(s);
+    let cf = CfRow {
+        row,
+        phases,
+        plen,
+        base,
+        k,
+        d,
+        s,
+        row_idx,
+    };
+    blocked!(n, i => wide: cf.block::<IDX, SUM, S, 4>(i, dst, dst_i),
+        narrow: cf.block::<IDX, SUM, S, 1>(i, dst, dst_i),
+        single: cf.one::<IDX, SUM>(i, dst, dst_i));
+}
+
+/// Splits a row into its `S` phases: `phases[p*plen + i] = row[i*S + p]`, so that strided taps
+/// become contiguous loads.
+#[inline(always)]
+fn deinterleave<F: FastFloat, const S: usize>(row: &[F], phases: &mut Vec<F>) {
+    let plen = row.len().div_ceil(S);
+    phases.clear();
+    phases.resize(S * plen, F::zero());
+    let full = row.len() / S;
+    let (p0, rest) = phases.split_at_mut(plen);
+    if S == 2 {
+        let (p0, p1) = (&mut p0[..full], &mut rest[..full]);
+        let src = &row[..2 * full];
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(src), Some(e), Some(o)) = (
+            super::cast::<F, f32>(src),
+            super::cast_mut::<F, f32>(p0),
+            super::cast_mut::<F, f32>(p1),
+        ) {
+            if super::isa::has_avx512() {
+                // SAFETY: has_avx512() confirmed AVX-512F at run time; the slices have
+                // lengths 2*full, full, full.
+                unsafe { super::x86::deinterleave2_avx512(src, e, o) };
+                return finish_deinterleave::<F, S>(row, phases, full, plen);
+            }
+        }
+        for i in 0..full {
+            p0[i] = src[2 * i];
+            p1[i] = src[2 * i + 1];
         }
     }
-    for j in 1..k {
-        let off = base + j * d;
-        if IDX {
-            for i in 0..n {
-                // SAFETY: off + i*s <= base + (n-1)*s + (k-1)*d < row.len() (checked above);
-                // i < n == dst.len() == dst_i.len().
-                unsafe {
-                    let x = *row.get_unchecked(off + i * s);
-                    let v = dst.get_unchecked_mut(i);
-                    let take_it = take(*v, x);
-                    *v = if take_it { x } else { *v };
-                    let vi = dst_i.get_unchecked_mut(i);
-                    *vi = if take_it {
-                        row_idx + (off + i * s) as i32
-                    } else {
-                        *vi
-                    };
+    finish_deinterleave::<F, S>(row, phases, full, plen);
+}
+
+/// The elements past the last full group of `S` (and every element when `S != 2`).
+#[inline(always)]
+fn finish_deinterleave<F: FastFloat, const S: usize>(
+    row: &[F],
+    phases: &mut [F],
+    full: usize,
+    plen: usize,
+) {
+    let start = if S == 2 { full * S } else { 0 };
+    for i in start..row.len() {
+        phases[(i % S) * plen + i / S] = row[i];
+    }
+}
+
+#[inline(always)]
+fn deinterleave_any<F: FastFloat>(row: &[F], s: usize, phases: &mut Vec<F>) {
+    let plen = row.len().div_ceil(s);
+    phases.clear();
+    phases.resize(s * plen, F::zero());
+    for (i, &v) in row.iter().enumerate() {
+        phases[(i % s) * plen + i / s] = v;
+    }
+}
+
+/// Sixteen lanes of a running reduction (value and index), meant to live in registers.
+#[derive(Clone, Copy)]
+struct Lanes<F> {
+    v: [F; 16],
+    i: [i32; 16],
+}
+
+impl<F: FastFloat> Lanes<F> {
+    #[inline(always)]
+    fn new<const SUM: bool>(i: [i32; 16]) -> Self {
+        Lanes {
+            v: [init::<F, SUM>(); 16],
+            i,
+        }
+    }
+
+    /// Folds in the next tap (later in scan order than everything folded so far).
+    #[inline(always)]
+    fn fold<const IDX: bool, const SUM: bool>(&mut self, x: &[F; 16], xi: &[i32; 16]) {
+        for l in 0..16 {
+            if SUM {
+                self.v[l] += x[l];
+            } else {
+                let tk = take(self.v[l], x[l]);
+                self.v[l] = if tk { x[l] } else { self.v[l] };
+                if IDX {
+                    self.i[l] = if tk { xi[l] } else { self.i[l] };
                 }
             }
-        } else {
-            for (i, v) in dst.iter_mut().enumerate() {
-                // SAFETY: off + i*s < row.len(), as above.
-                let x = unsafe { *row.get_unchecked(off + i * s) };
-                *v = if take(*v, x) { x } else { *v };
-            }
+        }
+    }
+
+    #[inline(always)]
+    fn store<const IDX: bool>(&self, dst: &mut [F], dst_i: &mut [i32], at: usize) {
+        dst[at..at + 16].copy_from_slice(&self.v);
+        if IDX {
+            dst_i[at..at + 16].copy_from_slice(&self.i);
         }
     }
 }
 
-/// W pass for max, channels-last: pixels of `c` lanes; vectorised across channels.
 #[inline(always)]
-fn wpass_max_cl<F: FastFloat, const IDX: bool>(
+fn arith_idx(base: i32, step: i32) -> [i32; 16] {
+    let mut a = [0i32; 16];
+    for (l, v) in a.iter_mut().enumerate() {
+        *v = base + l as i32 * step;
+    }
+    a
+}
+
+/// One channels-first input row and the geometry of its interior outputs.
+struct CfRow<'a, F> {
+    row: &'a [F],
+    /// The row split into `s` phases (`phases[p*plen + i] = row[i*s + p]`), or empty.
+    phases: &'a [F],
+    plen: usize,
+    base: usize,
+    k: usize,
+    d: usize,
+    s: usize,
+    row_idx: i32,
+}
+
+impl<F: FastFloat> CfRow<'_, F> {
+    /// Outputs `i0..i0 + 16*Q` in `Q` independent register blocks.
+    #[inline(always)]
+    fn block<const IDX: bool, const SUM: bool, const S: usize, const Q: usize>(
+        &self,
+        i0: usize,
+        dst: &mut [F],
+        dst_i: &mut [i32],
+    ) {
+        let s = if S == 0 { self.s } else { S };
+        let mut acc = [Lanes::<F>::new::<SUM>([0; 16]); Q];
+        for (q, a) in acc.iter_mut().enumerate() {
+            if IDX {
+                a.i = arith_idx(
+                    self.row_idx + (self.base + (i0 + q * 16) * s) as i32,
+                    s as i32,
+                );
+            }
+        }
+        for j in 0..self.k {
+            for (q, a) in acc.iter_mut().enumerate() {
+                let off = self.base + j * self.d + (i0 + q * 16) * s;
+                let mut x = [F::zero(); 16];
+                if s == 1 {
+                    x.copy_from_slice(&self.row[off..off + 16]);
+                } else if !self.phases.is_empty() {
+                    // taps off, off+s, .. are consecutive elements of one phase
+                    let at = (off % s) * self.plen + off / s;
+                    x.copy_from_slice(&self.phases[at..at + 16]);
+                } else {
+                    for (l, v) in x.iter_mut().enumerate() {
+                        // SAFETY: interior_cf asserted base + (n-1)*s + (k-1)*d < row.len(),
+                        // and i0 + 16*q + l < n, j < k.
+                        *v = unsafe { *self.row.get_unchecked(off + l * s) };
+                    }
+                }
+                let xi = if IDX {
+                    arith_idx(self.row_idx + off as i32, s as i32)
+                } else {
+                    [0; 16]
+                };
+                a.fold::<IDX, SUM>(&x, &xi);
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            a.store::<IDX>(dst, dst_i, i0 + q * 16);
+        }
+    }
+
+    /// Output `i` alone.
+    #[inline(always)]
+    fn one<const IDX: bool, const SUM: bool>(&self, i: usize, dst: &mut [F], dst_i: &mut [i32]) {
+        let mut v = init::<F, SUM>();
+        let mut vi = self.row_idx + (self.base + i * self.s) as i32;
+        for j in 0..self.k {
+            let t = self.base + i * self.s + j * self.d;
+            let x = self.row[t];
+            if SUM {
+                v += x;
+            } else if take(v, x) {
+                v = x;
+                vi = self.row_idx + t as i32;
+            }
+        }
+        dst[i] = v;
+        if IDX {
+            dst_i[i] = vi;
+        }
+    }
+}
+
+/// Channels-last W pass: each output pixel's `c` channels in register blocks; the window's
+/// taps are pixels, all lanes of a tap share its index.
+#[inline(always)]
+fn wpass_cl<F: FastFloat, const IDX: bool, const SUM: bool>(
     row: &[F],
     c: usize,
     aw: &AxisPlan,
@@ -243,92 +497,157 @@ fn wpass_max_cl<F: FastFloat, const IDX: bool>(
     row_idx: i32,
 ) {
     for (o, sp) in aw.spans.iter().enumerate() {
+        let first = row_idx + sp.first as i32;
         let out = &mut dst[o * c..(o + 1) * c];
-        let mut taps = sp.taps();
-        let first = taps
-            .next()
-            .expect("fast kernels only see non-empty windows");
-        out.copy_from_slice(&row[first * c..(first + 1) * c]);
-        if IDX {
-            dst_i[o * c..(o + 1) * c].fill(row_idx + first as i32);
-        }
-        for t in taps {
-            let src = &row[t * c..(t + 1) * c];
-            if IDX {
-                let ti = row_idx + t as i32;
-                for ((v, vi), &x) in out
-                    .iter_mut()
-                    .zip(dst_i[o * c..(o + 1) * c].iter_mut())
-                    .zip(src)
-                {
-                    let tk = take(*v, x);
-                    *v = if tk { x } else { *v };
-                    *vi = if tk { ti } else { *vi };
-                }
-            } else {
-                for (v, &x) in out.iter_mut().zip(src) {
-                    *v = if take(*v, x) { x } else { *v };
-                }
-            }
-        }
+        let out_i = if IDX {
+            &mut dst_i[o * c..(o + 1) * c]
+        } else {
+            &mut [][..]
+        };
+        blocked!(c, c0 => wide: cl_block::<F, IDX, SUM, 4>(row, c, *sp, c0, first, row_idx, out, out_i),
+            narrow: cl_block::<F, IDX, SUM, 1>(row, c, *sp, c0, first, row_idx, out, out_i),
+            single: cl_one::<F, IDX, SUM>(row, c, *sp, c0, first, row_idx, out, out_i));
     }
 }
 
-/// W pass for sums (any layout): `dst[o*c + l]` = Σ over window `o`, taps in order.
+/// Channels `c0..c0 + 16*Q` of one channels-last output pixel.
 #[inline(always)]
-fn wpass_sum<F: FastFloat>(row: &[F], c: usize, aw: &AxisPlan, dst: &mut [F]) {
-    if c == 1 {
-        for o in (0..aw.lo).chain(aw.hi..aw.n_out()) {
-            let mut acc = F::zero();
-            for t in aw.spans[o].taps() {
-                acc += row[t];
-            }
-            dst[o] = acc;
-        }
-        let (lo, hi) = (aw.lo, aw.hi);
-        if lo < hi {
-            let base = lo * aw.s - aw.pad;
-            match aw.s {
-                1 => interior_sum::<F, 1>(row, base, aw.k, aw.d, 1, &mut dst[lo..hi]),
-                2 => interior_sum::<F, 2>(row, base, aw.k, aw.d, 2, &mut dst[lo..hi]),
-                s => interior_sum::<F, 0>(row, base, aw.k, aw.d, s, &mut dst[lo..hi]),
-            }
-        }
-        return;
-    }
-    for (o, sp) in aw.spans.iter().enumerate() {
-        let out = &mut dst[o * c..(o + 1) * c];
-        out.fill(F::zero());
-        for t in sp.taps() {
-            for (v, &x) in out.iter_mut().zip(&row[t * c..(t + 1) * c]) {
-                *v += x;
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn interior_sum<F: FastFloat, const S: usize>(
+#[allow(clippy::too_many_arguments)]
+fn cl_block<F: FastFloat, const IDX: bool, const SUM: bool, const Q: usize>(
     row: &[F],
-    base: usize,
-    k: usize,
-    d: usize,
-    stride: usize,
-    dst: &mut [F],
+    c: usize,
+    sp: Span,
+    c0: usize,
+    first: i32,
+    row_idx: i32,
+    out: &mut [F],
+    out_i: &mut [i32],
 ) {
-    let s = if S == 0 { stride } else { S };
-    let n = dst.len();
-    assert!(base + (n - 1) * s + (k - 1) * d < row.len());
-    for (i, v) in dst.iter_mut().enumerate() {
-        // SAFETY: base + i*s < row.len(), checked above.
-        *v = unsafe { *row.get_unchecked(base + i * s) };
-    }
-    for j in 1..k {
-        let off = base + j * d;
-        for (i, v) in dst.iter_mut().enumerate() {
-            // SAFETY: off + i*s <= base + (n-1)*s + (k-1)*d < row.len(), checked above.
-            *v += unsafe { *row.get_unchecked(off + i * s) };
+    let mut acc = [Lanes::<F>::new::<SUM>([first; 16]); Q];
+    for t in sp.taps() {
+        let ti = [row_idx + t as i32; 16];
+        for (q, a) in acc.iter_mut().enumerate() {
+            let at = t * c + c0 + q * 16;
+            let src: &[F; 16] = row[at..at + 16].try_into().expect("16 values");
+            a.fold::<IDX, SUM>(src, &ti);
         }
+    }
+    for (q, a) in acc.iter().enumerate() {
+        a.store::<IDX>(out, out_i, c0 + q * 16);
+    }
+}
+
+/// Channel `l` of one channels-last output pixel, alone.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cl_one<F: FastFloat, const IDX: bool, const SUM: bool>(
+    row: &[F],
+    c: usize,
+    sp: Span,
+    l: usize,
+    first: i32,
+    row_idx: i32,
+    out: &mut [F],
+    out_i: &mut [i32],
+) {
+    let mut v = init::<F, SUM>();
+    let mut vi = first;
+    for t in sp.taps() {
+        let x = row[t * c + l];
+        if SUM {
+            v += x;
+        } else if take(v, x) {
+            v = x;
+            vi = row_idx + t as i32;
+        }
+    }
+    out[l] = v;
+    if IDX {
+        out_i[l] = vi;
+    }
+}
+
+/// Combines the W-pass rows `rows` (offsets into the ring, in row-major tap order) into one
+/// output row, in register blocks.
+#[inline(always)]
+fn hpass<F: FastFloat, const IDX: bool, const SUM: bool>(
+    ring: &[F],
+    ring_i: &[i32],
+    rows: &[usize],
+    out: &mut [F],
+    out_i: &mut [i32],
+) {
+    blocked!(out.len(), j0 => wide: h_block::<F, IDX, SUM, 4>(ring, ring_i, rows, j0, out, out_i),
+        narrow: h_block::<F, IDX, SUM, 1>(ring, ring_i, rows, j0, out, out_i),
+        single: h_one::<F, IDX, SUM>(ring, ring_i, rows, j0, out, out_i));
+}
+
+/// Elements `j0..j0 + 16*Q` of one output row, combined over the window's W-pass rows.
+#[inline(always)]
+fn h_block<F: FastFloat, const IDX: bool, const SUM: bool, const Q: usize>(
+    ring: &[F],
+    ring_i: &[i32],
+    rows: &[usize],
+    j0: usize,
+    out: &mut [F],
+    out_i: &mut [i32],
+) {
+    let mut acc = [Lanes::<F>::new::<SUM>([0; 16]); Q];
+    for &ro in rows {
+        for (q, a) in acc.iter_mut().enumerate() {
+            let at = ro + j0 + q * 16;
+            let src: &[F; 16] = ring[at..at + 16].try_into().expect("16 values");
+            let src_i: [i32; 16] = if IDX {
+                ring_i[at..at + 16].try_into().expect("16 values")
+            } else {
+                [0; 16]
+            };
+            // The first row replaces LOWEST unless it holds -inf, where its index must win too.
+            a.fold::<IDX, SUM>(src, &src_i);
+        }
+        if !SUM && IDX && ro == rows[0] {
+            // indices of lanes still at LOWEST (all -inf) must be the first row's
+            for (q, a) in acc.iter_mut().enumerate() {
+                let at = ro + j0 + q * 16;
+                for l in 0..16 {
+                    if a.v[l] == F::LOWEST && !a.v[l].is_nan() {
+                        a.i[l] = ring_i[at + l];
+                    }
+                }
+            }
+        }
+    }
+    for (q, a) in acc.iter().enumerate() {
+        a.store::<IDX>(out, out_i, j0 + q * 16);
+    }
+}
+
+/// Element `j` of one output row, alone.
+#[inline(always)]
+fn h_one<F: FastFloat, const IDX: bool, const SUM: bool>(
+    ring: &[F],
+    ring_i: &[i32],
+    rows: &[usize],
+    j: usize,
+    out: &mut [F],
+    out_i: &mut [i32],
+) {
+    let mut v = init::<F, SUM>();
+    let mut vi = 0;
+    for (r, &ro) in rows.iter().enumerate() {
+        let x = ring[ro + j];
+        if SUM {
+            v += x;
+        } else if r == 0 || take(v, x) {
+            v = x;
+            if IDX {
+                vi = ring_i[ro + j];
+            }
+        }
+    }
+    out[j] = v;
+    if IDX {
+        out_i[j] = vi;
     }
 }
 
@@ -336,25 +655,27 @@ fn interior_sum<F: FastFloat, const S: usize>(
 pub(crate) struct Problem<'a> {
     pub axes: &'a [AxisPlan; 3],
     pub reduce: Reduce,
-    /// Input spatial sizes (D, H, W) and the channel lanes per pixel (1 or C).
+    /// Input spatial sizes (D, H, W).
     pub in3: [usize; 3],
+    /// Channel lanes per pixel: 1 (channels-first) or C (channels-last).
     pub inner: usize,
 }
 
-/// Scratch reused across the rows of one task.
+/// Scratch reused across the rows of one task: a ring of W-pass rows per depth tap.
 struct Scratch<F> {
     ring: Vec<F>,
     ring_i: Vec<i32>,
     tags: Vec<usize>,
-    tmp: Vec<F>,
-    tmp_i: Vec<i32>,
+    rows: Vec<usize>,
+    divisors: Vec<F>,
+    phases: Vec<F>,
 }
 
 /// Reduces output rows `[oh0, oh1)` of output depth `od` for one plane (`inner == 1`) or one
 /// sample (`inner == C`). `x` is the plane/sample's input; `out`/`out_i` the rows' outputs.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn slab<F: FastFloat, const IDX: bool>(
+fn slab<F: FastFloat, const IDX: bool, const SUM: bool>(
     p: &Problem,
     x: &[F],
     od: usize,
@@ -368,174 +689,103 @@ fn slab<F: FastFloat, const IDX: bool>(
     let [_, h_in, w_in] = p.in3;
     let c = p.inner;
     let row_len = aw.n_out() * c;
-    let is_max = p.reduce == Reduce::Max;
+    let e = ah.extent;
     let dspan = ad.spans[od];
-    for (t_d, d) in dspan.taps().enumerate() {
-        let slice = &x[d * h_in * w_in * c..(d + 1) * h_in * w_in * c];
-        // Ring rows hold W-pass results of this depth slice.
-        sc.tags.iter_mut().for_each(|t| *t = usize::MAX);
-        let into_tmp = t_d > 0;
-        for oh in oh0..oh1 {
-            let hs = ah.spans[oh];
-            let dst_range = (oh - oh0) * row_len..(oh - oh0 + 1) * row_len;
-            for (t_h, h) in hs.taps().enumerate() {
-                let slot = h % ah.extent;
-                let ring_row = slot * row_len..(slot + 1) * row_len;
-                if sc.tags[slot] != h {
-                    let row = &slice[h * w_in * c..(h + 1) * w_in * c];
+    if let (Reduce::Sum(div), true) = (p.reduce, SUM) {
+        // divisors of this output depth, one per (oh, ow), filled per row below
+        sc.divisors.resize(aw.n_out(), F::one());
+        let _ = div;
+    }
+    for oh in oh0..oh1 {
+        let hs = ah.spans[oh];
+        sc.rows.clear();
+        for (td, d) in dspan.taps().enumerate() {
+            for h in hs.taps() {
+                let slot = td * e + h % e;
+                let tag = d * h_in + h;
+                let ro = slot * row_len;
+                if sc.tags[slot] != tag {
+                    let row = &x[(d * h_in + h) * w_in * c..(d * h_in + h + 1) * w_in * c];
                     let row_idx = ((d * h_in + h) * w_in) as i32;
-                    let dst = &mut sc.ring[ring_row.clone()];
-                    if is_max {
-                        let dst_i = if IDX {
-                            &mut sc.ring_i[ring_row.clone()]
-                        } else {
-                            &mut [][..]
-                        };
-                        if c == 1 {
-                            wpass_max_cf::<F, IDX>(row, aw, dst, dst_i, row_idx);
-                        } else {
-                            wpass_max_cl::<F, IDX>(row, c, aw, dst, dst_i, row_idx);
-                        }
-                    } else {
-                        wpass_sum(row, c, aw, dst);
-                    }
-                    sc.tags[slot] = h;
-                }
-                let (target, target_i) = if into_tmp {
-                    (
-                        &mut sc.tmp[dst_range.clone()],
-                        if IDX {
-                            &mut sc.tmp_i[dst_range.clone()]
-                        } else {
-                            &mut [][..]
-                        },
-                    )
-                } else {
-                    (
-                        &mut out[dst_range.clone()],
-                        if IDX {
-                            &mut out_i[dst_range.clone()]
-                        } else {
-                            &mut [][..]
-                        },
-                    )
-                };
-                let src = &sc.ring[ring_row.clone()];
-                if t_h == 0 {
-                    target.copy_from_slice(src);
-                    if IDX {
-                        target_i.copy_from_slice(&sc.ring_i[ring_row.clone()]);
-                    }
-                } else if is_max {
-                    combine_max::<F, IDX>(
-                        target,
-                        target_i,
-                        src,
-                        if IDX {
-                            &sc.ring_i[ring_row.clone()]
-                        } else {
-                            &[][..]
-                        },
-                    );
-                } else {
-                    for (v, &s) in target.iter_mut().zip(src) {
-                        *v += s;
-                    }
-                }
-            }
-            if into_tmp {
-                let (o, oi) = (
-                    &mut out[dst_range.clone()],
-                    if IDX {
-                        &mut out_i[dst_range.clone()]
+                    let dst_i = if IDX {
+                        &mut sc.ring_i[ro..ro + row_len]
                     } else {
                         &mut [][..]
-                    },
-                );
-                if is_max {
-                    combine_max::<F, IDX>(
-                        o,
-                        oi,
-                        &sc.tmp[dst_range.clone()],
-                        if IDX {
-                            &sc.tmp_i[dst_range.clone()]
-                        } else {
-                            &[][..]
-                        },
+                    };
+                    wpass::<F, IDX, SUM>(
+                        row,
+                        c,
+                        aw,
+                        &mut sc.ring[ro..ro + row_len],
+                        dst_i,
+                        row_idx,
+                        &mut sc.phases,
                     );
-                } else {
-                    for (v, &s) in o.iter_mut().zip(&sc.tmp[dst_range.clone()]) {
-                        *v += s;
-                    }
+                    sc.tags[slot] = tag;
                 }
+                sc.rows.push(ro);
             }
         }
-    }
-    if let Reduce::Sum(div) = p.reduce {
-        for oh in oh0..oh1 {
-            let row = &mut out[(oh - oh0) * row_len..(oh - oh0 + 1) * row_len];
-            for (ow, px) in row.chunks_exact_mut(c).enumerate() {
-                let spans = [dspan, ah.spans[oh], aw.spans[ow]];
-                divide_pixel(px, div, &spans);
-            }
+        let dst = &mut out[(oh - oh0) * row_len..(oh - oh0 + 1) * row_len];
+        let dst_i = if IDX {
+            &mut out_i[(oh - oh0) * row_len..(oh - oh0 + 1) * row_len]
+        } else {
+            &mut [][..]
+        };
+        hpass::<F, IDX, SUM>(&sc.ring, &sc.ring_i, &sc.rows, dst, dst_i);
+        if let Reduce::Sum(div) = p.reduce {
+            divide_row(dst, c, div, dspan, hs, aw, &mut sc.divisors);
         }
     }
 }
 
+/// Divides one output row of sums as the reference does: one division by the window's divisor,
+/// or one division per axis for adaptive pooling.
 #[inline(always)]
-fn combine_max<F: FastFloat, const IDX: bool>(
-    dst: &mut [F],
-    dst_i: &mut [i32],
-    src: &[F],
-    src_i: &[i32],
+fn divide_row<F: FastFloat>(
+    row: &mut [F],
+    c: usize,
+    div: Divisor,
+    sd: Span,
+    sh: Span,
+    aw: &AxisPlan,
+    divs: &mut Vec<F>,
 ) {
-    if IDX {
-        for ((v, vi), (&s, &si)) in dst
-            .iter_mut()
-            .zip(dst_i.iter_mut())
-            .zip(src.iter().zip(src_i))
-        {
-            let tk = take(*v, s);
-            *v = if tk { s } else { *v };
-            *vi = if tk { si } else { *vi };
-        }
-    } else {
-        for (v, &s) in dst.iter_mut().zip(src) {
-            *v = if take(*v, s) { s } else { *v };
-        }
-    }
-}
-
-/// Divides a pixel's sums as the reference does (one division by the window divisor, or one
-/// division per axis for adaptive pooling).
-#[inline(always)]
-fn divide_pixel<F: FastFloat>(px: &mut [F], div: Divisor, spans: &[Span; 3]) {
     match div {
         Divisor::PerAxis => {
-            let (a, b, c) = (
-                F::from_i64(spans[0].count as i64),
-                F::from_i64(spans[1].count as i64),
-                F::from_i64(spans[2].count as i64),
-            );
-            for v in px {
-                *v = *v / a / b / c;
+            let (a, b) = (F::from_i64(sd.count as i64), F::from_i64(sh.count as i64));
+            for (px, sw) in row.chunks_exact_mut(c).zip(&aw.spans) {
+                let cw = F::from_i64(sw.count as i64);
+                for v in px {
+                    *v = *v / a / b / cw;
+                }
             }
         }
         _ => {
-            let real = spans.iter().map(|s| s.count).product::<usize>();
-            let padded = spans.iter().map(|s| s.padded_count).product::<usize>();
-            let d = match div {
-                Divisor::Padded => padded as i64,
-                Divisor::Real => real as i64,
-                Divisor::Override(d) => d,
-                Divisor::PerAxis => unreachable!(),
-            };
-            if d == 0 {
-                px.iter_mut().for_each(|v| *v = F::zero());
+            divs.clear();
+            divs.extend(aw.spans.iter().map(|sw| {
+                let d = match div {
+                    Divisor::Padded => (sd.padded_count * sh.padded_count * sw.padded_count) as i64,
+                    Divisor::Real => (sd.count * sh.count * sw.count) as i64,
+                    Divisor::Override(d) => d,
+                    Divisor::PerAxis => unreachable!(),
+                };
+                // a zero divisor (a window without input elements, excluded padding) gives 0
+                if d == 0 {
+                    F::infinity()
+                } else {
+                    F::from_i64(d)
+                }
+            }));
+            if c == 1 {
+                for (v, &d) in row.iter_mut().zip(divs.iter()) {
+                    *v = if d.is_infinite() { F::zero() } else { *v / d };
+                }
             } else {
-                let df = F::from_i64(d);
-                for v in px {
-                    *v = *v / df;
+                for (px, &d) in row.chunks_exact_mut(c).zip(divs.iter()) {
+                    for v in px {
+                        *v = if d.is_infinite() { F::zero() } else { *v / d };
+                    }
                 }
             }
         }
@@ -554,32 +804,26 @@ fn task_body<F: FastFloat>(
     out: &mut [F],
     out_i: Option<&mut [i32]>,
 ) {
-    let [_, ah, aw] = p.axes;
+    let [ad, ah, aw] = p.axes;
     let row_len = aw.n_out() * p.inner;
-    let rows = oh1 - oh0;
     let with_idx = out_i.is_some();
+    let slots = ad.spans[od].count.max(1) * ah.extent;
     let mut sc = Scratch {
-        ring: vec![F::zero(); ah.extent * row_len],
+        ring: vec![F::zero(); slots * row_len],
         ring_i: if with_idx {
-            vec![0; ah.extent * row_len]
+            vec![0; slots * row_len]
         } else {
             Vec::new()
         },
-        tags: vec![usize::MAX; ah.extent],
-        tmp: if p.axes[0].extent > 1 {
-            vec![F::zero(); rows * row_len]
-        } else {
-            Vec::new()
-        },
-        tmp_i: if with_idx && p.axes[0].extent > 1 {
-            vec![0; rows * row_len]
-        } else {
-            Vec::new()
-        },
+        tags: vec![usize::MAX; slots],
+        rows: Vec::with_capacity(64),
+        divisors: Vec::new(),
+        phases: Vec::new(),
     };
-    match out_i {
-        Some(oi) => slab::<F, true>(p, x, od, oh0, oh1, out, oi, &mut sc),
-        None => slab::<F, false>(p, x, od, oh0, oh1, out, &mut [], &mut sc),
+    match (out_i, p.reduce) {
+        (Some(oi), Reduce::Max) => slab::<F, true, false>(p, x, od, oh0, oh1, out, oi, &mut sc),
+        (None, Reduce::Max) => slab::<F, false, false>(p, x, od, oh0, oh1, out, &mut [], &mut sc),
+        (_, Reduce::Sum(_)) => slab::<F, false, true>(p, x, od, oh0, oh1, out, &mut [], &mut sc),
     }
 }
 
