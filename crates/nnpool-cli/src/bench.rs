@@ -365,18 +365,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 let row = pool.install(|| {
                     let fresh = |plan: &PoolPlan| match case.pass {
                         Pass::Forward => {
-                            let mut y = vec![0f32; plan.output_len()];
+                            let mut y = nnpool::zeroed::<f32>(plan.output_len());
                             plan.forward(&x, &mut y, None).expect("validated");
                             black_box(y);
                         }
                         Pass::BackwardFromIndices => {
-                            let mut gx = vec![0f32; plan.input_len()];
+                            let mut gx = nnpool::zeroed::<f32>(plan.input_len());
                             plan.backward_with_indices(&idx, &gy, &mut gx)
                                 .expect("validated");
                             black_box(gx);
                         }
                         Pass::Backward => {
-                            let mut gx = vec![0f32; plan.input_len()];
+                            let mut gx = nnpool::zeroed::<f32>(plan.input_len());
                             plan.backward(&x, &gy, &mut gx).expect("validated");
                             black_box(gx);
                         }

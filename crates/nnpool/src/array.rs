@@ -40,8 +40,10 @@ pub fn forward<T: Element, D: Dimension>(
     let plan = PoolPlan::new(op, input.shape(), layout)?;
     let x = input.as_standard_layout();
     let x = x.as_slice().expect("standard layout is contiguous");
-    let mut y = vec![T::default(); plan.output_len()];
-    let mut idx = op.has_indices().then(|| vec![0i64; plan.output_len()]);
+    let mut y = crate::zeroed::<T>(plan.output_len());
+    let mut idx = op
+        .has_indices()
+        .then(|| crate::zeroed::<i64>(plan.output_len()));
     plan.forward(x, &mut y, idx.as_deref_mut())?;
     let shape = plan.output_shape();
     Ok((to_array(shape, y), idx.map(|i| to_array(shape, i))))
@@ -78,7 +80,7 @@ pub fn backward<T: Element, D: Dimension>(
     }
     let x = input.as_standard_layout();
     let gy = grad_output.as_standard_layout();
-    let mut gx = vec![T::default(); plan.input_len()];
+    let mut gx = crate::zeroed::<T>(plan.input_len());
     plan.backward(
         x.as_slice().expect("contiguous"),
         gy.as_slice().expect("contiguous"),

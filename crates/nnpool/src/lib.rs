@@ -48,6 +48,7 @@
 // Numeric kernels index several arrays with one axis counter; ranges read better there.
 #![allow(clippy::needless_range_loop)]
 
+mod alloc;
 pub mod array;
 mod element;
 mod error;
@@ -59,6 +60,7 @@ mod plan;
 mod reference;
 mod unpool;
 
+pub use alloc::zeroed;
 pub use element::{Accumulator, DType, Element};
 pub use error::{PoolError, Result};
 pub use geometry::{AutoPad, AxisGeometry, Padding, Span, Window};

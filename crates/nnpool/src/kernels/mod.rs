@@ -7,6 +7,7 @@
 //! - [`isa`]: runtime CPU-feature dispatch.
 
 pub(crate) mod isa;
+pub(crate) mod plane;
 pub(crate) mod scatter;
 pub(crate) mod window;
 #[cfg(target_arch = "x86_64")]

@@ -353,14 +353,14 @@ fn deinterleave_any<F: FastFloat>(row: &[F], s: usize, phases: &mut Vec<F>) {
 
 /// Sixteen lanes of a running reduction (value and index), meant to live in registers.
 #[derive(Clone, Copy)]
-struct Lanes<F> {
-    v: [F; 16],
-    i: [i32; 16],
+pub(crate) struct Lanes<F> {
+    pub v: [F; 16],
+    pub i: [i32; 16],
 }
 
 impl<F: FastFloat> Lanes<F> {
     #[inline(always)]
-    fn new<const SUM: bool>(i: [i32; 16]) -> Self {
+    pub fn new<const SUM: bool>(i: [i32; 16]) -> Self {
         Lanes {
             v: [init::<F, SUM>(); 16],
             i,
@@ -369,7 +369,7 @@ impl<F: FastFloat> Lanes<F> {
 
     /// Folds in the next tap (later in scan order than everything folded so far).
     #[inline(always)]
-    fn fold<const IDX: bool, const SUM: bool>(&mut self, x: &[F; 16], xi: &[i32; 16]) {
+    pub fn fold<const IDX: bool, const SUM: bool>(&mut self, x: &[F; 16], xi: &[i32; 16]) {
         for l in 0..16 {
             if SUM {
                 self.v[l] += x[l];
@@ -384,7 +384,7 @@ impl<F: FastFloat> Lanes<F> {
     }
 
     #[inline(always)]
-    fn store<const IDX: bool>(&self, dst: &mut [F], dst_i: &mut [i32], at: usize) {
+    pub fn store<const IDX: bool>(&self, dst: &mut [F], dst_i: &mut [i32], at: usize) {
         dst[at..at + 16].copy_from_slice(&self.v);
         if IDX {
             dst_i[at..at + 16].copy_from_slice(&self.i);
@@ -843,6 +843,10 @@ pub(crate) fn forward<F: FastFloat>(
     if axes.iter().any(AxisPlan::has_empty_window) || g.in_plane() > i32::MAX as usize {
         return false;
     }
+    if g.layout == Layout::ChannelsFirst && super::plane::applies(axes, g.in3[2]) {
+        planes::<F>(isa, g, axes, reduce, x, y, idx);
+        return true;
+    }
     let [od_n, oh_n, ow_n] = g.out3;
     let inner = match g.layout {
         Layout::ChannelsFirst => 1,
@@ -954,4 +958,74 @@ fn par_slab_chunks<T: Send>(
         parts.extend(s.chunks_mut(chunk));
     }
     parts.into_par_iter()
+}
+
+#[inline(always)]
+fn plane_body<F: FastFloat>(
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    in3: [usize; 3],
+    x: &[F],
+    y: &mut [F],
+    y_i: Option<&mut [i32]>,
+) {
+    let mut sc = super::plane::PlaneScratch::new();
+    match (y_i, reduce) {
+        (Some(yi), Reduce::Max) => {
+            super::plane::plane::<F, true, false>(axes, reduce, in3, x, y, yi, &mut sc)
+        }
+        (None, Reduce::Max) => {
+            super::plane::plane::<F, false, false>(axes, reduce, in3, x, y, &mut [], &mut sc)
+        }
+        (_, Reduce::Sum(_)) => {
+            super::plane::plane::<F, false, true>(axes, reduce, in3, x, y, &mut [], &mut sc)
+        }
+    }
+}
+
+multiversion!(fn run_plane<F: FastFloat>(axes: &[AxisPlan; 3], reduce: Reduce, in3: [usize; 3], x: &[F], y: &mut [F], y_i: Option<&mut [i32]>) -> () = plane_body);
+
+/// Channels-first problems whose planes take the flat path: one task per plane.
+fn planes<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+    idx: Option<&mut [i64]>,
+) {
+    let (pin, pout) = (g.in_plane(), g.out_plane());
+    let par = y.len() >= (1 << 15);
+    match idx {
+        None => {
+            let f =
+                |(xp, yp): (&[F], &mut [F])| run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, None);
+            if par {
+                x.par_chunks(pin).zip(y.par_chunks_mut(pout)).for_each(f);
+            } else {
+                x.chunks(pin).zip(y.chunks_mut(pout)).for_each(f);
+            }
+        }
+        Some(idx) => {
+            let f = |((xp, yp), ip): ((&[F], &mut [F]), &mut [i64])| {
+                let mut tmp = vec![0i32; pout];
+                run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, Some(&mut tmp));
+                for (d, s) in ip.iter_mut().zip(tmp) {
+                    *d = s as i64;
+                }
+            };
+            if par {
+                x.par_chunks(pin)
+                    .zip(y.par_chunks_mut(pout))
+                    .zip(idx.par_chunks_mut(pout))
+                    .for_each(f);
+            } else {
+                x.chunks(pin)
+                    .zip(y.chunks_mut(pout))
+                    .zip(idx.chunks_mut(pout))
+                    .for_each(f);
+            }
+        }
+    }
 }
