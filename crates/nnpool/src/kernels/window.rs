@@ -843,6 +843,14 @@ pub(crate) fn forward<F: FastFloat>(
     if axes.iter().any(AxisPlan::has_empty_window) || g.in_plane() > i32::MAX as usize {
         return false;
     }
+    if g.layout == Layout::ChannelsFirst
+        && is_global(axes, g.in3)
+        && g.in_plane() > 0
+        && matches!(reduce, Reduce::Max | Reduce::Sum(Divisor::PerAxis))
+    {
+        global_cf::<F>(isa, g, reduce, x, y, idx);
+        return true;
+    }
     if g.layout == Layout::ChannelsFirst && super::plane::applies(axes, g.in3[2]) {
         planes::<F>(isa, g, axes, reduce, x, y, idx);
         return true;
@@ -1025,6 +1033,165 @@ fn planes<F: FastFloat>(
                     .zip(y.chunks_mut(pout))
                     .zip(idx.chunks_mut(pout))
                     .for_each(f);
+            }
+        }
+    }
+}
+
+/// Whether every axis has one window covering its whole input (global pooling).
+fn is_global(axes: &[AxisPlan; 3], in3: [usize; 3]) -> bool {
+    axes.iter().zip(in3).all(|(a, n)| {
+        a.spans.len() == 1 && a.spans[0].first == 0 && a.spans[0].count == n && a.spans[0].step == 1
+    })
+}
+
+/// Global pooling of one contiguous plane. Lane `l` of each 16-lane block folds elements
+/// `l, l+16, ..`; the lanes are then merged with an order-free rule on (value, index) pairs —
+/// NaN beats numbers and the later NaN wins; a larger value wins; equal values keep the
+/// smaller index — which gives exactly the reference's first maximum / last NaN.
+#[inline(always)]
+fn global_plane<F: FastFloat>(x: &[F], reduce: Reduce, counts: [usize; 3]) -> (F, i32) {
+    let n = x.len();
+    let blocks = n / 16;
+    match reduce {
+        Reduce::Sum(_) => {
+            let mut acc = [[F::zero(); 16]; 4];
+            let mut b = 0;
+            while b + 4 <= blocks {
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let src: &[F; 16] = x[(b + q) * 16..(b + q + 1) * 16]
+                        .try_into()
+                        .expect("16 values");
+                    for l in 0..16 {
+                        a[l] += src[l];
+                    }
+                }
+                b += 4;
+            }
+            while b < blocks {
+                let src: &[F; 16] = x[b * 16..(b + 1) * 16].try_into().expect("16 values");
+                for l in 0..16 {
+                    acc[0][l] += src[l];
+                }
+                b += 1;
+            }
+            let mut total = F::zero();
+            for a in &acc {
+                for &v in a {
+                    total += v;
+                }
+            }
+            for &v in &x[blocks * 16..] {
+                total += v;
+            }
+            let [cd, ch, cw] = counts.map(|c| F::from_i64(c as i64));
+            (total / cd / ch / cw, 0)
+        }
+        Reduce::Max => {
+            let mut acc = Lanes::<F>::new::<false>([0; 16]);
+            for l in 0..16 {
+                acc.i[l] = l as i32;
+            }
+            for b in 0..blocks {
+                let src: &[F; 16] = x[b * 16..(b + 1) * 16].try_into().expect("16 values");
+                let mut xi = [0i32; 16];
+                for (l, v) in xi.iter_mut().enumerate() {
+                    *v = (b * 16 + l) as i32;
+                }
+                acc.fold::<true, false>(src, &xi);
+            }
+            // merge lanes (only lanes that saw an element) and the tail
+            let mut best = (F::LOWEST, 0i32, false);
+            let mut merge = |v: F, i: i32| {
+                let (bv, bi, seen) = best;
+                let better = if !seen {
+                    true
+                } else if v.is_nan() || bv.is_nan() {
+                    v.is_nan() && (!bv.is_nan() || i > bi)
+                } else {
+                    v > bv || (v == bv && i < bi)
+                };
+                if better {
+                    best = (v, i, true);
+                }
+            };
+            if blocks > 0 {
+                for l in 0..16 {
+                    merge(acc.v[l], acc.i[l]);
+                }
+            }
+            for (t, &v) in x[blocks * 16..].iter().enumerate() {
+                merge(v, (blocks * 16 + t) as i32);
+            }
+            (best.0, best.1)
+        }
+    }
+}
+
+#[inline(always)]
+fn global_body<F: FastFloat>(
+    x: &[F],
+    plane: usize,
+    reduce: Reduce,
+    counts: [usize; 3],
+    y: &mut [F],
+    y_i: Option<&mut [i64]>,
+) {
+    match y_i {
+        Some(yi) => {
+            for ((xp, v), i) in x.chunks_exact(plane).zip(y.iter_mut()).zip(yi.iter_mut()) {
+                let (a, b) = global_plane(xp, reduce, counts);
+                *v = a;
+                *i = b as i64;
+            }
+        }
+        None => {
+            for (xp, v) in x.chunks_exact(plane).zip(y.iter_mut()) {
+                *v = global_plane(xp, reduce, counts).0;
+            }
+        }
+    }
+}
+
+multiversion!(fn run_global<F: FastFloat>(x: &[F], plane: usize, reduce: Reduce, counts: [usize; 3], y: &mut [F], y_i: Option<&mut [i64]>) -> () = global_body);
+
+/// Global pooling of channels-first tensors: one reduction per plane, planes split over
+/// threads in chunks.
+fn global_cf<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+    idx: Option<&mut [i64]>,
+) {
+    let plane = g.in_plane();
+    let planes_per_task = ((1 << 16) / plane.max(1)).max(1);
+    let par = x.len() >= (1 << 17);
+    match idx {
+        None => {
+            let f = |(xs, ys): (&[F], &mut [F])| {
+                run_global::<F>(isa, xs, plane, reduce, g.in3, ys, None)
+            };
+            if par {
+                x.par_chunks(plane * planes_per_task)
+                    .zip(y.par_chunks_mut(planes_per_task))
+                    .for_each(f);
+            } else {
+                f((x, y));
+            }
+        }
+        Some(idx) => {
+            let f = |((xs, ys), is): ((&[F], &mut [F]), &mut [i64])| {
+                run_global::<F>(isa, xs, plane, reduce, g.in3, ys, Some(is))
+            };
+            if par {
+                x.par_chunks(plane * planes_per_task)
+                    .zip(y.par_chunks_mut(planes_per_task))
+                    .zip(idx.par_chunks_mut(planes_per_task))
+                    .for_each(f);
+            } else {
+                f(((x, y), idx));
             }
         }
     }
