@@ -124,7 +124,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Failure> {
         .unwrap_or(0);
     println!(
         "{} {col}: {} -> {}",
-        l("edge response at column", "第"),
+        l("edge response at column", "边缘响应，列"),
         trim(edges[[0, col]]),
         trim(edges_shifted[[0, col]])
     );

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod npy;
 pub mod options;
+pub mod shape;
 
 use clap::{Parser, Subcommand};
 use nnpool::{Layout, PoolPlan, Unpool, UnpoolPlan};
@@ -39,6 +40,25 @@ Exit codes: 0 success; 1 invalid input (options, shapes, dtypes, malformed .npy)
 2 command-line syntax; 3 a file could not be read or written. On failure a one-line
 message goes to stderr and no output file is created or changed (outputs are written to
 temporary files and renamed into place).";
+
+const SHAPE_HELP: &str = "\
+Explain output shapes before running anything.
+
+One op: nnpool shape --input 1,64,112,112 --op max --kernel-size 3 --stride 2 --padding 1
+prints the output shape and, per spatial dim, the formula m = (n - k + 2p) / s + 1 with the
+numbers substituted (with ceil_mode: rounded up, and whether the last window is dropped
+because it would start in the right padding). An invalid combination is explained: which
+rule it breaks and what would be valid.
+
+A chain: nnpool shape --input 1,3,224,224 --chain 'conv7x7/2p3:64 -> maxpool3x3/2p1 -> gap'
+Layers, separated by '->':
+  conv{K}[x{K}..][/{S}][p{P}][d{D}][:{C_out}]   convolution (stride 1 unless given)
+  maxpool{K}[x{K}..][/{S}][p{P}][d{D}][c]       max pooling (trailing c = ceil_mode)
+  avgpool{K}[x{K}..][/{S}][p{P}][c]             average pooling
+  lppool{K}[x{K}..][/{S}][c]                    Lp pooling
+  adaptive{O}[x{O}..]                           adaptive pooling to O
+  gap | gmp                                     global average / max pooling
+One number for K, S, P or D applies to every spatial dim; pooling stride defaults to K.";
 
 #[derive(Parser)]
 #[command(name = "nnpool", version, about = "Pooling layers of CNNs, exact to PyTorch", long_about = LONG_ABOUT)]
@@ -102,6 +122,9 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Time the layers of real networks against a plain copy of the same bytes.
     Bench(bench::BenchArgs),
+    /// Explain output shapes: one op (forward's options) or a chain of layers.
+    #[command(long_about = SHAPE_HELP)]
+    Shape(shape::ShapeArgs),
 }
 
 /// A failure with its exit code.
@@ -374,6 +397,7 @@ pub fn run_cli() -> ExitCode {
         ),
         Cmd::Demo(args) => demo::run(args),
         Cmd::Bench(args) => bench::run(args),
+        Cmd::Shape(args) => shape::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,18 +140,50 @@ fn avg_unit<F: FastFloat>(
     let in_row = w_in * inner;
     gx.fill(F::zero());
     let mut row = vec![F::zero(); in_row];
+    let mut deltas: Vec<F> = Vec::with_capacity(ow_n * inner);
     for (od, sd) in ad.spans.iter().enumerate() {
         for (oh, sh) in ah.spans.iter().enumerate() {
-            // spread this output row's deltas along W
+            // this output row's deltas, then spread along W
             row.fill(F::zero());
             let gy_row =
                 &gy[((od * oh_n + oh) * ow_n) * inner..((od * oh_n + oh + 1) * ow_n) * inner];
+            deltas.clear();
             for (ow, sw) in aw.spans.iter().enumerate() {
                 let spans = [*sd, *sh, *sw];
-                for c in 0..inner {
-                    let dlt = delta(gy_row[ow * inner + c], div, spans);
+                deltas.extend(
+                    gy_row[ow * inner..(ow + 1) * inner]
+                        .iter()
+                        .map(|&g| delta(g, div, spans)),
+                );
+            }
+            if inner == 1 && aw.lo < aw.hi {
+                // Every input element receives its contributions in output order, as in the
+                // channels-last path (so both layouts give identical numbers): left border
+                // outputs, then the interior one tap at a time from the last tap down (for a
+                // fixed element, a later tap means an earlier output), then the right border.
+                for ow in 0..aw.lo {
+                    for t in aw.spans[ow].taps() {
+                        row[t] += deltas[ow];
+                    }
+                }
+                for j in (0..aw.k).rev() {
+                    let off = j * aw.d;
+                    for ow in aw.lo..aw.hi {
+                        row[ow * aw.s + off - aw.pad] += deltas[ow];
+                    }
+                }
+                for ow in aw.hi..ow_n {
+                    for t in aw.spans[ow].taps() {
+                        row[t] += deltas[ow];
+                    }
+                }
+            } else {
+                for (ow, sw) in aw.spans.iter().enumerate() {
+                    let dl = &deltas[ow * inner..(ow + 1) * inner];
                     for t in sw.taps() {
-                        row[t * inner + c] += dlt;
+                        for (a, &b) in row[t * inner..(t + 1) * inner].iter_mut().zip(dl) {
+                            *a += b;
+                        }
                     }
                 }
             }
