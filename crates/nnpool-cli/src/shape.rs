@@ -260,7 +260,7 @@ fn parse_layer(spec: &str, rank: usize) -> Result<(String, Layer), Failure> {
         None => (rest, false),
     };
     // K[xK..] then optional /S, pP, dD in any order
-    let mut parts = rest.splitn(2, |c: char| c == '/' || c == 'p' || c == 'd');
+    let mut parts = rest.splitn(2, ['/', 'p', 'd']);
     let kpart = parts.next().unwrap_or("");
     let kernel = usize_list(
         "chain",

@@ -147,33 +147,17 @@ fn avg_unit<F: FastFloat>(
             row.fill(F::zero());
             let gy_row =
                 &gy[((od * oh_n + oh) * ow_n) * inner..((od * oh_n + oh + 1) * ow_n) * inner];
-            deltas.clear();
+            // (plain loops: an iterator adapter here is compiled outside the ISA context)
+            deltas.resize(ow_n * inner, F::zero());
             for (ow, sw) in aw.spans.iter().enumerate() {
                 let spans = [*sd, *sh, *sw];
-                deltas.extend(
-                    gy_row[ow * inner..(ow + 1) * inner]
-                        .iter()
-                        .map(|&g| delta(g, div, spans)),
-                );
+                for i in ow * inner..(ow + 1) * inner {
+                    deltas[i] = delta(gy_row[i], div, spans);
+                }
             }
-            if inner == 1 && aw.lo < aw.hi {
-                // Every input element receives its contributions in output order, as in the
-                // channels-last path (so both layouts give identical numbers): left border
-                // outputs, then the interior one tap at a time from the last tap down (for a
-                // fixed element, a later tap means an earlier output), then the right border.
-                for ow in 0..aw.lo {
-                    for t in aw.spans[ow].taps() {
-                        row[t] += deltas[ow];
-                    }
-                }
-                for j in (0..aw.k).rev() {
-                    let off = j * aw.d;
-                    for ow in aw.lo..aw.hi {
-                        row[ow * aw.s + off - aw.pad] += deltas[ow];
-                    }
-                }
-                for ow in aw.hi..ow_n {
-                    for t in aw.spans[ow].taps() {
+            if inner == 1 {
+                for (ow, sw) in aw.spans.iter().enumerate() {
+                    for t in sw.taps() {
                         row[t] += deltas[ow];
                     }
                 }
