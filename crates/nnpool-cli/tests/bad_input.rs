@@ -9,7 +9,7 @@ use std::process::Command;
 /// A `.npy` file with a hand-written header (for malformed and exotic headers).
 fn raw_npy(path: &Path, header: &str, data: &[u8]) {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
