@@ -63,8 +63,48 @@ One number for K, S, P or D applies to every spatial dim; pooling stride default
 #[derive(Parser)]
 #[command(name = "nnpool", version, about = "Pooling layers of CNNs, exact to PyTorch", long_about = LONG_ABOUT)]
 struct Cli {
+    /// Refuse problems whose input, outputs and workspace would exceed this many bytes
+    /// (suffixes K, M, G; default 16G, or NNPOOL_MAX_MEMORY).
+    #[arg(long, global = true, value_name = "BYTES")]
+    max_memory: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Parses a byte count with an optional K/M/G suffix (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u128, Failure> {
+    let t = s.trim().to_ascii_uppercase();
+    let (num, mul) = match t.chars().last() {
+        Some('K') => (&t[..t.len() - 1], 1u128 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (&t[..], 1),
+    };
+    let n: u128 = num.trim_end_matches('B').parse().map_err(|_| {
+        Failure::invalid(format!(
+            "--max-memory: '{s}' is not a byte count (e.g. 512M, 16G)"
+        ))
+    })?;
+    n.checked_mul(mul)
+        .ok_or_else(|| Failure::invalid(format!("--max-memory: '{s}' is too large")))
+}
+
+static MEMORY_LIMIT: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+
+fn memory_limit() -> u128 {
+    *MEMORY_LIMIT.get().unwrap_or(&(16u128 << 30))
+}
+
+/// Refuses a command whose memory would exceed the limit, before anything is allocated.
+fn check_memory(what: &str, bytes: u128) -> Result<(), Failure> {
+    let limit = memory_limit();
+    if bytes > limit {
+        return Err(Failure::invalid(format!(
+            "{what} needs {bytes} bytes, more than the memory limit of {limit} bytes (raise it with --max-memory or NNPOOL_MAX_MEMORY)"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -147,6 +187,12 @@ impl From<nnpool::PoolError> for Failure {
 }
 
 fn read(path: &Path, what: &str) -> Result<Tensor, Failure> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        check_memory(
+            &format!("reading {what} {}", path.display()),
+            meta.len() as u128,
+        )?;
+    }
     npy::read(path).map_err(|e| match e {
         npy::NpyError::Io(..) => Failure::Io(format!("{what} {e}")),
         npy::NpyError::Format(..) => Failure::Invalid(format!("{what} {e}")),
@@ -204,6 +250,10 @@ fn forward_cmd(
             return Err(Failure::invalid(format!("--indices: --op {} has no indices", pool.op)));
         }
         let plan = PoolPlan::new(&op, &x.shape, layout)?;
+        let elem = std::mem::size_of_val(&v[..1.min(v.len())]).max(1) as u128;
+        let need = (plan.input_len() as u128 + plan.output_len() as u128) * elem
+            + if indices.is_some() { plan.output_len() as u128 * 8 } else { 0 };
+        check_memory("this forward pass", need)?;
         let mut y = vec![Default::default(); plan.output_len()];
         let mut idx = indices.map(|_| vec![0i64; plan.output_len()]);
         plan.forward(v, &mut y, idx.as_deref_mut())?;
@@ -249,6 +299,9 @@ fn backward_cmd(
                 gy.shape, plan.output_shape()
             )));
         }
+        let elem = std::mem::size_of_val(&v[..1.min(v.len())]).max(1) as u128;
+        let need = (2 * plan.input_len() as u128 + 2 * plan.output_len() as u128) * elem + plan.output_len() as u128 * 8;
+        check_memory("this backward pass", need)?;
         let mut gx = vec![Default::default(); plan.input_len()];
         plan.backward(v, g, &mut gx)?;
         let mut staged = Staged::default();
@@ -330,6 +383,8 @@ fn unpool_cmd(
     }
     let idx = indices_as_i64(&idx_t)?;
     with_data!(&x.data, v => {
+        let elem = std::mem::size_of_val(&v[..1.min(v.len())]).max(1) as u128;
+        check_memory("this unpooling", plan.output_shape().iter().product::<usize>() as u128 * elem)?;
         let mut y = vec![Default::default(); plan.output_shape().iter().product()];
         plan.forward(v, &idx, &mut y)?;
         let mut staged = Staged::default();
@@ -363,6 +418,21 @@ pub fn run_cli() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let limit = match cli
+        .max_memory
+        .clone()
+        .or_else(|| std::env::var("NNPOOL_MAX_MEMORY").ok())
+    {
+        Some(s) => match parse_bytes(&s) {
+            Ok(b) => b,
+            Err(Failure::Invalid(m)) | Err(Failure::Io(m)) => {
+                eprintln!("nnpool: error: {m}");
+                return ExitCode::from(1);
+            }
+        },
+        None => 16u128 << 30,
+    };
+    let _ = MEMORY_LIMIT.set(limit);
     let result = match &cli.cmd {
         Cmd::Forward {
             pool,

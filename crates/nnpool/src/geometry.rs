@@ -395,6 +395,26 @@ impl AxisGeometry {
     }
 }
 
+/// The windows of one axis, computed on demand (a table only where windows differ per plane):
+/// axes can have billions of outputs, and a table of them would not fit in memory.
+#[derive(Debug, Clone)]
+pub(crate) enum AxisSpans {
+    Sliding(AxisGeometry),
+    Adaptive { input: usize, output: usize },
+    Table(Vec<Span>),
+}
+
+impl AxisSpans {
+    #[inline]
+    pub fn get(&self, o: usize) -> Span {
+        match self {
+            AxisSpans::Sliding(a) => a.span(o),
+            AxisSpans::Adaptive { input, output } => adaptive_span(o, *input, *output),
+            AxisSpans::Table(t) => t[o],
+        }
+    }
+}
+
 /// PyTorch's adaptive window of output `o` of `out` over an input of `inn`:
 /// `[floor(o*in/out), ceil((o+1)*in/out))`.
 ///

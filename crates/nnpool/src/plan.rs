@@ -4,7 +4,7 @@
 
 use crate::element::{round_to, Element};
 use crate::error::{invalid, PoolError, Result};
-use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, Span, Window};
+use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, AxisSpans, Span, Window};
 use crate::kernels::window::{AxisPlan, Reduce};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::{kernels, reference};
@@ -207,14 +207,17 @@ impl Geom {
     }
 }
 
+/// Longest axis (in outputs) whose windows the fast kernels tabulate.
+const MAX_TABULATED_OUTPUTS: usize = 1 << 22;
+
 /// Per-axis windows (3-D embedded), shared by all planes or one set per plane (fractional).
 pub(crate) enum WindowTable {
-    Shared([Vec<Span>; 3]),
-    PerPlane(Vec<[Vec<Span>; 3]>),
+    Shared([AxisSpans; 3]),
+    PerPlane(Vec<[AxisSpans; 3]>),
 }
 
 impl WindowTable {
-    pub fn plane(&self, p: usize) -> &[Vec<Span>; 3] {
+    pub fn plane(&self, p: usize) -> &[AxisSpans; 3] {
         match self {
             WindowTable::Shared(w) => w,
             WindowTable::PerPlane(v) => &v[p],
@@ -494,6 +497,16 @@ impl PoolPlan {
     /// Per-axis window plans (3-D embedded) for the fast kernels; `None` for fractional pooling,
     /// whose windows differ from plane to plane.
     pub(crate) fn axis_plans(&self) -> Option<[AxisPlan; 3]> {
+        // The fast kernels tabulate windows per axis; beyond a few million outputs along one
+        // axis the table would cost more than it saves, and the reference computes spans on
+        // the fly instead.
+        if self
+            .output_spatial
+            .iter()
+            .any(|&o| o > MAX_TABULATED_OUTPUTS)
+        {
+            return None;
+        }
         let unit = || {
             AxisPlan::from_spans(vec![Span {
                 first: 0,
@@ -539,26 +552,28 @@ impl PoolPlan {
         let r = self.input.rank();
         let lead = 3 - r;
         let unit = || {
-            vec![Span {
+            AxisSpans::Table(vec![Span {
                 first: 0,
                 step: 1,
                 count: 1,
                 padded_count: 1,
-            }]
+            }])
         };
         match &self.kind {
             Kind::Sliding(axes) => {
                 let mut w = [unit(), unit(), unit()];
                 for (i, a) in axes.iter().enumerate() {
-                    w[lead + i] = (0..a.output).map(|o| a.span(o)).collect();
+                    w[lead + i] = AxisSpans::Sliding(*a);
                 }
                 WindowTable::Shared(w)
             }
             Kind::Adaptive => {
                 let mut w = [unit(), unit(), unit()];
                 for i in 0..r {
-                    let (inn, out) = (self.input.spatial[i], self.output_spatial[i]);
-                    w[lead + i] = (0..out).map(|o| adaptive_span(o, inn, out)).collect();
+                    w[lead + i] = AxisSpans::Adaptive {
+                        input: self.input.spatial[i],
+                        output: self.output_spatial[i],
+                    };
                 }
                 WindowTable::Shared(w)
             }
@@ -581,15 +596,17 @@ impl PoolPlan {
                             let u = round_to::<T>(s[p * r + sample_axis]);
                             let (inn, out, k) =
                                 (self.input.spatial[i], self.output_spatial[i], kernel[i]);
-                            w[lead + i] = fractional_starts(u, inn, out, k, round_to::<T>)
-                                .into_iter()
-                                .map(|first| Span {
-                                    first,
-                                    step: 1,
-                                    count: k,
-                                    padded_count: k,
-                                })
-                                .collect();
+                            w[lead + i] = AxisSpans::Table(
+                                fractional_starts(u, inn, out, k, round_to::<T>)
+                                    .into_iter()
+                                    .map(|first| Span {
+                                        first,
+                                        step: 1,
+                                        count: k,
+                                        padded_count: k,
+                                    })
+                                    .collect(),
+                            );
                         }
                         w
                     })
@@ -651,17 +668,17 @@ impl PoolPlan {
         let g = self.geom();
         match &self.pooling {
             Pooling::Max { .. } | Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. } => {
-                let axes = self
-                    .axis_plans()
-                    .expect("max-type ops other than fractional have axis plans");
-                if !kernels::window_forward(
-                    &g,
-                    &axes,
-                    Reduce::Max,
-                    input,
-                    output,
-                    indices.as_deref_mut(),
-                ) {
+                let fast = self.axis_plans().is_some_and(|axes| {
+                    kernels::window_forward(
+                        &g,
+                        &axes,
+                        Reduce::Max,
+                        input,
+                        output,
+                        indices.as_deref_mut(),
+                    )
+                });
+                if !fast {
                     reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
                 }
             }
@@ -671,8 +688,10 @@ impl PoolPlan {
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 self.require_float::<T>("average pooling")?;
                 let div = self.divisor().expect("average ops have a divisor");
-                let axes = self.axis_plans().expect("average ops have axis plans");
-                if !kernels::window_forward(&g, &axes, Reduce::Sum(div), input, output, None) {
+                let fast = self.axis_plans().is_some_and(|axes| {
+                    kernels::window_forward(&g, &axes, Reduce::Sum(div), input, output, None)
+                });
+                if !fast {
                     reference::avg_forward(&g, &self.windows::<T>(), div, input, output);
                 }
             }
@@ -729,8 +748,10 @@ impl PoolPlan {
             }
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 let div = self.divisor().expect("average ops have a divisor");
-                let axes = self.axis_plans().expect("average ops have axis plans");
-                if !kernels::avg_backward(&g, &axes, div, grad_output, grad_input) {
+                let fast = self.axis_plans().is_some_and(|axes| {
+                    kernels::avg_backward(&g, &axes, div, grad_output, grad_input)
+                });
+                if !fast {
                     reference::avg_backward(&g, &self.windows::<T>(), div, grad_output, grad_input);
                 }
             }

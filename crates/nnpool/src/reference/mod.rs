@@ -26,7 +26,7 @@ fn for_each_plane(g: &Geom, mut f: impl FnMut(usize, usize, usize)) {
 /// plane-local flat indices of the window's in-bounds elements in row-major order.
 fn for_each_window(
     g: &Geom,
-    w: &[Vec<crate::geometry::Span>; 3],
+    w: &[crate::geometry::AxisSpans; 3],
     mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>, [usize; 3]),
 ) {
     let [_, ih, iw] = g.in3;
@@ -34,7 +34,7 @@ fn for_each_window(
     for zd in 0..od {
         for zh in 0..oh {
             for zw in 0..ow {
-                let (sd, sh, sw) = (w[0][zd], w[1][zh], w[2][zw]);
+                let (sd, sh, sw) = (w[0].get(zd), w[1].get(zh), w[2].get(zw));
                 let mut taps = sd.taps().flat_map(move |d| {
                     sh.taps()
                         .flat_map(move |h| sw.taps().map(move |x| (d * ih + h) * iw + x))
@@ -51,11 +51,11 @@ fn for_each_window(
 /// window and possibly outside the plane, exactly as in PyTorch.
 pub(crate) fn first_tap_index(
     g: &Geom,
-    w: &[Vec<crate::geometry::Span>; 3],
+    w: &[crate::geometry::AxisSpans; 3],
     o: [usize; 3],
 ) -> usize {
     let [_, ih, iw] = g.in3;
-    (w[0][o[0]].first * ih + w[1][o[1]].first) * iw + w[2][o[2]].first
+    (w[0].get(o[0]).first * ih + w[1].get(o[1]).first) * iw + w[2].get(o[2]).first
 }
 
 /// Max pooling forward with PyTorch's NaN and tie rules.
@@ -101,11 +101,11 @@ fn divisor_of(div: Divisor, real: usize, padded: usize) -> i64 {
 fn divide<A: Accumulator>(
     sum: A,
     div: Divisor,
-    w: &[Vec<crate::geometry::Span>; 3],
+    w: &[crate::geometry::AxisSpans; 3],
     o: [usize; 3],
 ) -> A {
     match div {
-        Divisor::PerAxis => (0..3).fold(sum, |s, a| s / A::from_i64(w[a][o[a]].count as i64)),
+        Divisor::PerAxis => (0..3).fold(sum, |s, a| s / A::from_i64(w[a].get(o[a]).count as i64)),
         _ => {
             let (real, padded) = window_counts(w, o);
             let d = divisor_of(div, real, padded);
@@ -118,9 +118,9 @@ fn divide<A: Accumulator>(
     }
 }
 
-fn window_counts(w: &[Vec<crate::geometry::Span>; 3], o: [usize; 3]) -> (usize, usize) {
+fn window_counts(w: &[crate::geometry::AxisSpans; 3], o: [usize; 3]) -> (usize, usize) {
     (0..3).fold((1, 1), |(r, p), a| {
-        let s = w[a][o[a]];
+        let s = w[a].get(o[a]);
         (r * s.count, p * s.padded_count)
     })
 }
