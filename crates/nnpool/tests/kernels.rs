@@ -237,3 +237,18 @@ fn large_problems_split_over_threads() {
         }
     }
 }
+
+/// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than
+/// the kernel) report PyTorch's out-of-window index; backward must agree with the reference.
+#[test]
+fn padding_only_windows_backward_matches_the_reference() {
+    let op = Pooling::max(Window::new(&[1]).stride(&[3]).pads(&[1], &[3]));
+    let plan = PoolPlan::new(&op, &[3, 9], Layout::ChannelsFirst).unwrap();
+    let x: Vec<f32> = (0..27).map(|i| (i % 9) as f32 - 4.0).collect();
+    let gy: Vec<f32> = (0..plan.output_len()).map(|k| (k % 5) as f32).collect();
+    let mut g = vec![0f32; plan.input_len()];
+    let mut gr = vec![0f32; plan.input_len()];
+    plan.backward(&x, &gy, &mut g).unwrap();
+    plan.backward_reference(&x, &gy, &mut gr).unwrap();
+    assert_eq!(g, gr);
+}

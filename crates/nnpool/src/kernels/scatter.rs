@@ -83,7 +83,7 @@ pub(crate) fn max_backward<F: FastFloat>(
             .zip(gy.chunks(out_unit))
             .zip(idx.chunks(out_unit))
             .map(work)
-            .find_map(|b| b)
+            .fold(None, |first, b| first.or(b)) // every plane, even after a stray index
     } else {
         gx.par_chunks_mut(in_unit)
             .zip(gy.par_chunks(out_unit))
