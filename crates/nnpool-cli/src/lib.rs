@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod npy;
 pub mod options;
+pub mod picture;
 pub mod shape;
 
 use clap::{Parser, Subcommand};
@@ -162,6 +163,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Time the layers of real networks against a plain copy of the same bytes.
     Bench(bench::BenchArgs),
+    /// Pool a picture (PNG or JPEG), each colour channel independently, into a PNG.
+    Image(picture::ImageArgs),
     /// Explain output shapes: one op (forward's options) or a chain of layers.
     #[command(long_about = SHAPE_HELP)]
     Shape(shape::ShapeArgs),
@@ -468,6 +471,7 @@ pub fn run_cli() -> ExitCode {
         Cmd::Demo(args) => demo::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Shape(args) => shape::run(args),
+        Cmd::Image(args) => picture::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

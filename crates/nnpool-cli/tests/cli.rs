@@ -191,3 +191,83 @@ fn errors_are_one_line_and_leave_no_output() {
     assert_eq!(code, 2);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn image_pools_each_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    let img = image::RgbImage::from_fn(6, 4, |x, y| {
+        image::Rgb([(x * 40) as u8, (y * 60) as u8, ((x + y) * 10) as u8])
+    });
+    img.save(&input).unwrap();
+    let out = dir.path().join("out.png");
+    let (code, _, err) = nnpool(&[
+        "image",
+        "--op",
+        "max",
+        "--kernel-size",
+        "2",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pooled = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(pooled.dimensions(), (3, 2));
+    for (x, y, p) in pooled.enumerate_pixels() {
+        let expect = [
+            (2 * x + 1) * 40,
+            (2 * y + 1) * 60,
+            (2 * x + 1 + 2 * y + 1) * 10,
+        ];
+        assert_eq!(p.0, expect.map(|v| v as u8), "pixel ({x}, {y})");
+    }
+    // upscaled back to the input's size
+    let (code, _, _) = nnpool(&[
+        "image",
+        "--op",
+        "avg",
+        "--kernel-size",
+        "2",
+        "--upscale",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (6, 4));
+    // bad input: missing file, not an image, kernel larger than the image
+    let bad_out = dir.path().join("bad.png");
+    let (code, _, _) = nnpool(&[
+        "image",
+        "--op",
+        "max",
+        "--kernel-size",
+        "2",
+        "missing.png",
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3);
+    let text = dir.path().join("text.png");
+    std::fs::write(&text, "not a picture").unwrap();
+    let (code, _, err) = nnpool(&[
+        "image",
+        "--op",
+        "max",
+        "--kernel-size",
+        "2",
+        text.to_str().unwrap(),
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = nnpool(&[
+        "image",
+        "--op",
+        "max",
+        "--kernel-size",
+        "9",
+        input.to_str().unwrap(),
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("output size is too small"), "{err}");
+    assert!(!bad_out.exists());
+}

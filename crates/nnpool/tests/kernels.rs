@@ -90,6 +90,27 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
                 "{desc}: backward {k}: fast {a} vs reference {b}"
             );
         }
+        // a repeated run on the same pool gives the same bits
+        let mut y2 = vec![T::default(); plan.output_len()];
+        let mut i2 = vec![0i64; ir.len()];
+        pool.install(|| plan.forward(&x, &mut y2, with_idx.then_some(&mut i2[..])))
+            .unwrap();
+        assert!(
+            y.iter()
+                .zip(&y2)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()
+                    || (a.is_nan_value() && b.is_nan_value()))
+                && i == i2,
+            "{desc}: repeated run differs"
+        );
+        let mut gf2 = vec![T::default(); plan.input_len()];
+        pool.install(|| plan.backward(&x, &gy, &mut gf2)).unwrap();
+        assert!(
+            gf.iter()
+                .zip(&gf2)
+                .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()),
+            "{desc}: repeated backward differs"
+        );
         match &first {
             None => first = Some((y, i)),
             Some((y0, i0)) => {
