@@ -130,6 +130,26 @@ fn data_offset(bytes: &[u8]) -> Result<usize, String> {
     }
 }
 
+/// Rejects header text that no plain array has before the dependency's general Python-literal
+/// parser sees it (defensive: a plain array's header is a dict holding a shape tuple, two
+/// levels of brackets; structured dtypes, which nnpool refuses anyway, add one).
+fn check_header_text(h: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for &b in h {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > 3 {
+                    return Err("header nests brackets more than 3 deep; not a plain array".into());
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads a `.npy` file (C or Fortran order) into a C-order tensor.
 pub fn read(path: &Path) -> Result<Tensor, NpyError> {
     let fmt_err = |m: String| NpyError::Format(path.to_path_buf(), m);
@@ -146,6 +166,7 @@ pub fn parse(bytes: &[u8]) -> Result<Tensor, String> {
             bytes.len()
         ));
     }
+    check_header_text(&bytes[if bytes[6] == 1 { 10 } else { 12 }..offset])?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("bad header: {e}"))?;
     let descr = match npy.dtype() {
         npyz::DType::Plain(ts) => ts.to_string(),
@@ -332,6 +353,18 @@ mod tests {
         }
         let t = parse(&f).unwrap();
         assert_eq!(t.data, Data::F32(vec![1., 2., 3., 4., 5., 6.]));
+    }
+
+    #[test]
+    fn deeply_nested_headers_are_refused_quickly() {
+        let mut h = String::from("{'descr': '<f4', 'fortran_order': False, 'shape': ");
+        h.push_str(&"(".repeat(60));
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        let t = std::time::Instant::now();
+        assert!(parse(&b).unwrap_err().contains("nests"));
+        assert!(t.elapsed().as_secs_f64() < 1.0);
     }
 
     #[test]

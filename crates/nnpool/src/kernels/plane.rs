@@ -11,23 +11,9 @@
 //! are reduced one by one and combined in order, so max values and indices equal the
 //! reference's sequential scan exactly.
 
-use super::window::{AxisPlan, FastFloat, Lanes, Reduce};
+use super::window::{init, take, AxisPlan, FastFloat, Lanes, Reduce};
 use crate::geometry::Span;
 use crate::plan::Divisor;
-
-#[inline(always)]
-fn take<F: FastFloat>(earlier: F, later: F) -> bool {
-    later > earlier || later.is_nan()
-}
-
-#[inline(always)]
-fn init<F: FastFloat, const SUM: bool>() -> F {
-    if SUM {
-        F::zero()
-    } else {
-        F::LOWEST
-    }
-}
 
 /// Sixteen consecutive flat outputs starting at `f`, accumulated in registers.
 #[inline(always)]

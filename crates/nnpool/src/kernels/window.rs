@@ -104,8 +104,9 @@ pub(crate) enum Reduce {
     Sum(Divisor),
 }
 
+/// The max combine: the later tap replaces the running maximum when it is greater or NaN.
 #[inline(always)]
-fn take<F: FastFloat>(earlier: F, later: F) -> bool {
+pub(crate) fn take<F: FastFloat>(earlier: F, later: F) -> bool {
     later > earlier || later.is_nan()
 }
 
@@ -160,8 +161,9 @@ fn wpass<F: FastFloat, const IDX: bool, const SUM: bool>(
     }
 }
 
+/// The identity of the reduction: 0 for sums, LOWEST for max.
 #[inline(always)]
-fn init<F: FastFloat, const SUM: bool>() -> F {
+pub(crate) fn init<F: FastFloat, const SUM: bool>() -> F {
     if SUM {
         F::zero()
     } else {

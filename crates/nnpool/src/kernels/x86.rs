@@ -96,8 +96,8 @@ pub(crate) unsafe fn wpass_s2_avx512<const MODE: u8>(
             )
         }
     };
-    let mut f = f0;
-    while f + 16 <= f1 {
+    // One block of 16 outputs at `f`; callers keep f + 16 <= f1.
+    let block = |f: usize, t: &mut [f32], t_i: &mut [i32]| {
         let mut acc = if MODE == 2 {
             _mm512_setzero_ps()
         } else {
@@ -131,43 +131,14 @@ pub(crate) unsafe fn wpass_s2_avx512<const MODE: u8>(
                 _mm512_storeu_si512(t_i.as_mut_ptr().add(f) as *mut __m512i, acc_i);
             }
         }
+    };
+    let mut f = f0;
+    while f + 16 <= f1 {
+        block(f, t, t_i);
         f += 16;
     }
     // the last partial block overlaps the previous one (pure outputs, same values)
     if f < f1 && f1 - f0 >= 16 {
-        let f = f1 - 16;
-        let mut acc = if MODE == 2 {
-            _mm512_setzero_ps()
-        } else {
-            _mm512_set1_ps(f32::NEG_INFINITY)
-        };
-        let mut acc_i = _mm512_add_epi32(
-            _mm512_set1_epi32(idx_base + (2 * f) as i32 + rels[0] as i32),
-            lane2,
-        );
-        for &rel in rels {
-            let v = load(f, rel);
-            if MODE == 2 {
-                acc = _mm512_add_ps(acc, v);
-            } else {
-                let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, acc)
-                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                acc = _mm512_mask_mov_ps(acc, m, v);
-                if MODE == 1 {
-                    let vi = _mm512_add_epi32(
-                        _mm512_set1_epi32(idx_base + (2 * f) as i32 + rel as i32),
-                        lane2,
-                    );
-                    acc_i = _mm512_mask_mov_epi32(acc_i, m, vi);
-                }
-            }
-        }
-        // SAFETY: f + 16 == f1 <= t.len().
-        unsafe {
-            _mm512_storeu_ps(t.as_mut_ptr().add(f), acc);
-            if MODE == 1 {
-                _mm512_storeu_si512(t_i.as_mut_ptr().add(f) as *mut __m512i, acc_i);
-            }
-        }
+        block(f1 - 16, t, t_i);
     }
 }
