@@ -693,11 +693,6 @@ fn slab<F: FastFloat, const IDX: bool, const SUM: bool>(
     let row_len = aw.n_out() * c;
     let e = ah.extent;
     let dspan = ad.spans[od];
-    if let (Reduce::Sum(div), true) = (p.reduce, SUM) {
-        // divisors of this output depth, one per (oh, ow), filled per row below
-        sc.divisors.resize(aw.n_out(), F::one());
-        let _ = div;
-    }
     for oh in oh0..oh1 {
         let hs = ah.spans[oh];
         sc.rows.clear();
