@@ -11,9 +11,8 @@
 //! are reduced one by one and combined in order, so max values and indices equal the
 //! reference's sequential scan exactly.
 
-use super::window::{init, take, AxisPlan, FastFloat, Lanes, Reduce};
+use super::window::{divide_by_window, init, take, AxisPlan, FastFloat, Lanes, Reduce};
 use crate::geometry::Span;
-use crate::plan::Divisor;
 
 /// Sixteen consecutive flat outputs starting at `f`, accumulated in registers.
 #[inline(always)]
@@ -560,34 +559,10 @@ pub(crate) fn plane<F: FastFloat, const IDX: bool, const SUM: bool>(
         for od in 0..od_n {
             for oh in 0..oh_n {
                 let row = &mut y[(od * oh_n + oh) * ow_n..(od * oh_n + oh + 1) * ow_n];
-                divide(row, div, ad.spans[od], ah.spans[oh], aw);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn divide<F: FastFloat>(row: &mut [F], div: Divisor, sd: Span, sh: Span, aw: &AxisPlan) {
-    for (v, sw) in row.iter_mut().zip(&aw.spans) {
-        *v = match div {
-            Divisor::PerAxis => {
-                *v / F::from_i64(sd.count as i64)
-                    / F::from_i64(sh.count as i64)
-                    / F::from_i64(sw.count as i64)
-            }
-            _ => {
-                let d = match div {
-                    Divisor::Padded => (sd.padded_count * sh.padded_count * sw.padded_count) as i64,
-                    Divisor::Real => (sd.count * sh.count * sw.count) as i64,
-                    Divisor::Override(d) => d,
-                    Divisor::PerAxis => unreachable!(),
-                };
-                if d == 0 {
-                    F::zero()
-                } else {
-                    *v / F::from_i64(d)
+                for (v, sw) in row.iter_mut().zip(&aw.spans) {
+                    *v = divide_by_window(*v, div, [ad.spans[od], ah.spans[oh], *sw]);
                 }
             }
-        };
+        }
     }
 }

@@ -10,8 +10,7 @@
 //!   row, so results match the reference within rounding.
 
 use super::isa::{multiversion, Isa};
-use super::window::{AxisPlan, FastFloat};
-use crate::geometry::Span;
+use super::window::{divide_by_window, AxisPlan, FastFloat};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
@@ -95,35 +94,6 @@ pub(crate) fn max_backward<F: FastFloat>(
     }
 }
 
-#[inline(always)]
-fn divisor(div: Divisor, spans: [Span; 3]) -> i64 {
-    match div {
-        Divisor::Padded => spans.iter().map(|s| s.padded_count).product::<usize>() as i64,
-        Divisor::Real => spans.iter().map(|s| s.count).product::<usize>() as i64,
-        Divisor::Override(d) => d,
-        Divisor::PerAxis => unreachable!("adaptive deltas divide per axis"),
-    }
-}
-
-#[inline(always)]
-fn delta<F: FastFloat>(gy: F, div: Divisor, spans: [Span; 3]) -> F {
-    match div {
-        Divisor::PerAxis => {
-            gy / F::from_i64(spans[0].count as i64)
-                / F::from_i64(spans[1].count as i64)
-                / F::from_i64(spans[2].count as i64)
-        }
-        _ => {
-            let d = divisor(div, spans);
-            if d == 0 {
-                F::zero()
-            } else {
-                gy / F::from_i64(d)
-            }
-        }
-    }
-}
-
 /// Average backward of one plane/sample.
 #[inline(always)]
 fn avg_unit<F: FastFloat>(
@@ -152,7 +122,7 @@ fn avg_unit<F: FastFloat>(
             for (ow, sw) in aw.spans.iter().enumerate() {
                 let spans = [*sd, *sh, *sw];
                 for i in ow * inner..(ow + 1) * inner {
-                    deltas[i] = delta(gy_row[i], div, spans);
+                    deltas[i] = divide_by_window(gy_row[i], div, spans);
                 }
             }
             if inner == 1 {

@@ -669,7 +669,6 @@ struct Scratch<F> {
     ring_i: Vec<i32>,
     tags: Vec<usize>,
     rows: Vec<usize>,
-    divisors: Vec<F>,
     phases: Vec<F>,
 }
 
@@ -731,13 +730,35 @@ fn slab<F: FastFloat, const IDX: bool, const SUM: bool>(
         };
         hpass::<F, IDX, SUM>(&sc.ring, &sc.ring_i, &sc.rows, dst, dst_i);
         if let Reduce::Sum(div) = p.reduce {
-            divide_row(dst, c, div, dspan, hs, aw, &mut sc.divisors);
+            divide_row(dst, c, div, dspan, hs, aw);
         }
     }
 }
 
-/// Divides one output row of sums as the reference does: one division by the window's divisor,
-/// or one division per axis for adaptive pooling.
+/// Divides a window sum as the reference does: once by the window's divisor (a zero divisor,
+/// possible only for a window without input elements, gives 0), or once per axis for adaptive
+/// pooling. The one place the fast kernels apply the divisor rule, forward and backward.
+#[inline(always)]
+pub(crate) fn divide_by_window<F: FastFloat>(v: F, div: Divisor, spans: [Span; 3]) -> F {
+    let d = match div {
+        Divisor::PerAxis => {
+            return v
+                / F::from_i64(spans[0].count as i64)
+                / F::from_i64(spans[1].count as i64)
+                / F::from_i64(spans[2].count as i64)
+        }
+        Divisor::Padded => spans.iter().map(|s| s.padded_count).product::<usize>() as i64,
+        Divisor::Real => spans.iter().map(|s| s.count).product::<usize>() as i64,
+        Divisor::Override(d) => d,
+    };
+    if d == 0 {
+        F::zero()
+    } else {
+        v / F::from_i64(d)
+    }
+}
+
+/// Divides one output row of sums (`c` lanes per pixel).
 #[inline(always)]
 fn divide_row<F: FastFloat>(
     row: &mut [F],
@@ -746,45 +767,10 @@ fn divide_row<F: FastFloat>(
     sd: Span,
     sh: Span,
     aw: &AxisPlan,
-    divs: &mut Vec<F>,
 ) {
-    match div {
-        Divisor::PerAxis => {
-            let (a, b) = (F::from_i64(sd.count as i64), F::from_i64(sh.count as i64));
-            for (px, sw) in row.chunks_exact_mut(c).zip(&aw.spans) {
-                let cw = F::from_i64(sw.count as i64);
-                for v in px {
-                    *v = *v / a / b / cw;
-                }
-            }
-        }
-        _ => {
-            divs.clear();
-            divs.extend(aw.spans.iter().map(|sw| {
-                let d = match div {
-                    Divisor::Padded => (sd.padded_count * sh.padded_count * sw.padded_count) as i64,
-                    Divisor::Real => (sd.count * sh.count * sw.count) as i64,
-                    Divisor::Override(d) => d,
-                    Divisor::PerAxis => unreachable!(),
-                };
-                // a zero divisor (a window without input elements, excluded padding) gives 0
-                if d == 0 {
-                    F::infinity()
-                } else {
-                    F::from_i64(d)
-                }
-            }));
-            if c == 1 {
-                for (v, &d) in row.iter_mut().zip(divs.iter()) {
-                    *v = if d.is_infinite() { F::zero() } else { *v / d };
-                }
-            } else {
-                for (px, &d) in row.chunks_exact_mut(c).zip(divs.iter()) {
-                    for v in px {
-                        *v = if d.is_infinite() { F::zero() } else { *v / d };
-                    }
-                }
-            }
+    for (px, sw) in row.chunks_exact_mut(c).zip(&aw.spans) {
+        for v in px {
+            *v = divide_by_window(*v, div, [sd, sh, *sw]);
         }
     }
 }
@@ -814,7 +800,6 @@ fn task_body<F: FastFloat>(
         },
         tags: vec![usize::MAX; slots],
         rows: Vec::with_capacity(64),
-        divisors: Vec::new(),
         phases: Vec::new(),
     };
     match (out_i, p.reduce) {
