@@ -3,6 +3,9 @@
 
 pub mod bench;
 pub mod demo;
+pub mod figure;
+pub mod files;
+pub mod invariance;
 pub mod npy;
 pub mod options;
 pub mod picture;
@@ -165,6 +168,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Pool a picture (PNG or JPEG), each colour channel independently, into a PNG.
     Image(picture::ImageArgs),
+    /// Measure how much an edge map changes when a photograph shifts, with and without pooling.
+    Invariance(invariance::InvarianceArgs),
     /// Explain output shapes: one op (forward's options) or a chain of layers.
     #[command(long_about = SHAPE_HELP)]
     Shape(shape::ShapeArgs),
@@ -472,6 +477,7 @@ pub fn run_cli() -> ExitCode {
         Cmd::Bench(args) => bench::run(args),
         Cmd::Shape(args) => shape::run(args),
         Cmd::Image(args) => picture::run(args),
+        Cmd::Invariance(args) => invariance::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -146,32 +146,10 @@ pub fn run(args: &ImageArgs) -> Result<(), Failure> {
             ),
         }
     };
-    // write to a temporary file next to the output, then rename
-    let dir = args
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let tmp = dir.join(format!(
-        ".{}.nnpool-tmp-{}",
-        args.output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = out
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())
-        .and_then(|_| std::fs::rename(&tmp, &args.output).map_err(|e| e.to_string()));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Failure::Io(format!(
-            "{}: cannot write: {e}",
-            args.output.display()
-        )));
-    }
+    let mut png = Vec::new();
+    out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Failure::Io(format!("{}: cannot encode: {e}", args.output.display())))?;
+    crate::files::write_atomic(&args.output, &png).map_err(Failure::Io)?;
     println!(
         "{}: {w}x{h}x{c} -> {}x{}x{c} ({})",
         args.output.display(),

@@ -4,8 +4,14 @@
 use std::process::Command;
 
 fn nnpool(args: &[&str]) -> (i32, String, String) {
+    nnpool_in(std::path::Path::new("."), args)
+}
+
+/// Runs the command with `dir` as its working folder (the demo writes its pictures there).
+fn nnpool_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nnpool"))
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("runs");
     (
@@ -17,7 +23,7 @@ fn nnpool(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn demo_computes_the_lecture_numbers() {
-    let (code, out, _) = nnpool(&["demo"]);
+    let (code, out, _) = nnpool(&["demo", "--no-pictures"]);
     assert_eq!(code, 0);
     assert!(out.contains("max(1, 1, 5, 6) = 6"), "{out}");
     assert!(out.contains("mean(1, 1, 5, 6) = 3.25"), "{out}");
@@ -25,7 +31,7 @@ fn demo_computes_the_lecture_numbers() {
     assert!(out.contains("2 -> 2  (survives the shift)"), "{out}");
     assert!(out.contains("learnable parameters: 0"), "{out}");
     assert!(out.contains("fewer by 4x"), "{out}");
-    let (code, out, _) = nnpool(&["demo", "--lang", "zh"]);
+    let (code, out, _) = nnpool(&["demo", "--lang", "zh", "--no-pictures"]);
     assert_eq!(code, 0);
     assert!(out.contains("最大池化"), "{out}");
     let (code, _, err) = nnpool(&["demo", "--lang", "fr"]);
@@ -270,4 +276,156 @@ fn image_pools_each_channel() {
     assert_eq!(code, 1);
     assert!(err.contains("output size is too small"), "{err}");
     assert!(!bad_out.exists());
+}
+
+#[test]
+fn demo_writes_pictures_and_one_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = nnpool_in(dir.path(), &["demo"]);
+    assert_eq!(code, 0, "{err}");
+    let folder = dir.path().join("nnpool-demo");
+    assert!(out.contains("nnpool-demo/index.html"), "{out}");
+    let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    assert_eq!(
+        html.matches("<h2>").count(),
+        6,
+        "one section per claim + the photograph"
+    );
+    let pngs = [
+        "1-edge-shift.png",
+        "2-max-avg.png",
+        "3-channels.png",
+        "4-computation.png",
+        "5-output-size.png",
+        "6-photo-edges.png",
+        "7-shift-tolerance.png",
+    ];
+    // every picture is inlined (the page needs no other file) and also written beside it
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,").count(),
+        pngs.len()
+    );
+    for name in pngs {
+        assert!(html.contains(&format!("href=\"{name}\"")), "{name}");
+        let img = image::open(folder.join(name)).unwrap();
+        assert!(img.width() >= 100 && img.height() >= 60, "{name}");
+    }
+    assert!(html.contains("max(1, 1, 5, 6) = 6"));
+    // never overwrite: a second run picks a new folder; an --out folder with files needs --force
+    let (code, _, _) = nnpool_in(dir.path(), &["demo"]);
+    assert_eq!(code, 0);
+    assert!(dir.path().join("nnpool-demo-2/index.html").exists());
+    let before = std::fs::metadata(folder.join("index.html"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (code, _, err) = nnpool_in(dir.path(), &["demo", "--out", "nnpool-demo"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("--force"), "{err}");
+    let after = std::fs::metadata(folder.join("index.html"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+    let (code, _, err) = nnpool_in(
+        dir.path(),
+        &["demo", "--out", "nnpool-demo", "--force", "--lang", "zh"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    assert!(html.contains("lang=\"zh\"") && html.contains("最大池化"));
+    // --out naming a file is refused
+    std::fs::write(dir.path().join("plain"), "x").unwrap();
+    let (code, _, err) = nnpool_in(dir.path(), &["demo", "--out", "plain"]);
+    assert_eq!(code, 3, "{err}");
+    // text only writes nothing
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, _) = nnpool_in(empty.path(), &["demo", "--no-pictures"]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn invariance_measures_the_built_in_photograph() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = nnpool_in(dir.path(), &["invariance", "--max-shift", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("astronaut"), "{out}");
+    assert!(out.contains("no pooling") && out.contains("max 2x2/2") && out.contains("avg 4x4/4"));
+    // shift 0 compares a map with itself
+    let row0 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap();
+    assert_eq!(row0.matches("1.000").count(), 5, "{row0}");
+    let plot = image::open(dir.path().join("invariance.png")).unwrap();
+    assert!(plot.width() > 400);
+    // the plot is not replaced without --force
+    let (code, _, err) = nnpool_in(dir.path(), &["invariance", "--max-shift", "1"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, _) = nnpool_in(dir.path(), &["invariance", "--max-shift", "1", "--force"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn invariance_on_a_given_picture_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // vertical stripes of period 4: a 4-pixel shift reproduces every edge map exactly
+    let stripes = dir.path().join("stripes.png");
+    image::GrayImage::from_fn(40, 16, |x, _| {
+        image::Luma([if x % 4 < 2 { 255 } else { 0 }])
+    })
+    .save(&stripes)
+    .unwrap();
+    let plot = dir.path().join("p.png");
+    let (code, out, err) = nnpool(&[
+        "invariance",
+        stripes.to_str().unwrap(),
+        "--max-shift",
+        "4",
+        "--windows",
+        "2",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row4 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("4 "))
+        .unwrap();
+    assert_eq!(row4.matches("1.000").count(), 3, "{row4}");
+    assert!(plot.exists());
+    let missing = dir.path().join("missing.png");
+    let (code, _, _) = nnpool(&["invariance", missing.to_str().unwrap(), "--no-plot"]);
+    assert_eq!(code, 3);
+    let text = dir.path().join("text.png");
+    std::fs::write(&text, "not a picture").unwrap();
+    let (code, _, err) = nnpool(&["invariance", text.to_str().unwrap(), "--no-plot"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a readable"), "{err}");
+    let bad_plot = dir.path().join("bad.png");
+    let (code, _, err) = nnpool(&[
+        "invariance",
+        stripes.to_str().unwrap(),
+        "--windows",
+        "64",
+        "--plot",
+        bad_plot.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--windows 64"), "{err}");
+    assert!(!bad_plot.exists());
+    let (code, _, err) = nnpool(&[
+        "invariance",
+        stripes.to_str().unwrap(),
+        "--max-shift",
+        "39",
+        "--no-plot",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--max-shift"), "{err}");
+    let (code, _, err) = nnpool(&["invariance", "--windows", "2,zero", "--no-plot"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--windows"), "{err}");
 }
