@@ -3,10 +3,14 @@
 //!
 //! - [`window`]: separable max/average/adaptive/global pooling, both layouts, f32 and f64
 //!   (f16 and bf16 through f32);
+//! - [`padded`]: small channels-first planes through a padded copy (forward max without
+//!   indices, average forward, stride-1 average backward);
+//! - [`plane`]: channels-first planes reduced as flat arrays;
 //! - [`scatter`]: backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch.
 
 pub(crate) mod isa;
+pub(crate) mod padded;
 pub(crate) mod plane;
 pub(crate) mod scatter;
 pub(crate) mod window;

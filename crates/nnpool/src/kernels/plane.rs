@@ -11,7 +11,7 @@
 //! are reduced one by one and combined in order, so max values and indices equal the
 //! reference's sequential scan exactly.
 
-use super::window::{divide_by_window, init, take, AxisPlan, FastFloat, Lanes, Reduce};
+use super::window::{divide_row, init, take, AxisPlan, FastFloat, Lanes, Reduce};
 use crate::geometry::Span;
 
 /// Sixteen consecutive flat outputs starting at `f`, accumulated in registers.
@@ -559,9 +559,7 @@ pub(crate) fn plane<F: FastFloat, const IDX: bool, const SUM: bool>(
         for od in 0..od_n {
             for oh in 0..oh_n {
                 let row = &mut y[(od * oh_n + oh) * ow_n..(od * oh_n + oh + 1) * ow_n];
-                for (v, sw) in row.iter_mut().zip(&aw.spans) {
-                    *v = divide_by_window(*v, div, [ad.spans[od], ah.spans[oh], *sw]);
-                }
+                divide_row(row, 1, div, ad.spans[od], ah.spans[oh], aw);
             }
         }
     }

@@ -10,7 +10,7 @@
 //!   row, so results match the reference within rounding.
 
 use super::isa::{multiversion, Isa};
-use super::window::{divide_by_window, AxisPlan, FastFloat};
+use super::window::{divide_row, AxisPlan, FastFloat};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
@@ -118,13 +118,9 @@ fn avg_unit<F: FastFloat>(
             let gy_row =
                 &gy[((od * oh_n + oh) * ow_n) * inner..((od * oh_n + oh + 1) * ow_n) * inner];
             // (plain loops: an iterator adapter here is compiled outside the ISA context)
-            deltas.resize(ow_n * inner, F::zero());
-            for (ow, sw) in aw.spans.iter().enumerate() {
-                let spans = [*sd, *sh, *sw];
-                for i in ow * inner..(ow + 1) * inner {
-                    deltas[i] = divide_by_window(gy_row[i], div, spans);
-                }
-            }
+            deltas.clear();
+            deltas.extend_from_slice(gy_row);
+            divide_row(&mut deltas, inner, div, *sd, *sh, aw);
             if inner == 1 {
                 for (ow, sw) in aw.spans.iter().enumerate() {
                     for t in sw.taps() {
@@ -165,6 +161,10 @@ pub(crate) fn avg_backward<F: FastFloat>(
     gy: &[F],
     gx: &mut [F],
 ) {
+    if let Some(shape) = super::padded::avg_backward_shape(g, axes, div) {
+        super::padded::avg_backward::<F>(isa, &shape, axes, div, gy, gx);
+        return;
+    }
     let inner = inner_of(g);
     let (in_unit, out_unit) = (g.in_plane() * inner, g.out_plane() * inner);
     let work = |(gx, gy): (&mut [F], &[F])| avg_task::<F>(isa, axes, div, g.in3, inner, gy, gx);

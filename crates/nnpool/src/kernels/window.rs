@@ -39,6 +39,17 @@ pub(crate) struct AxisPlan {
     pub pad: usize,
     /// Rows of W-pass results a window needs at once (ring size).
     pub extent: usize,
+    /// Each window's element count and padded count (for vectorised division).
+    pub real: Vec<u32>,
+    pub padded: Vec<u32>,
+}
+
+fn counts(spans: &[Span]) -> (Vec<u32>, Vec<u32>) {
+    let clip = |n: usize| n.min(u32::MAX as usize) as u32;
+    (
+        spans.iter().map(|s| clip(s.count)).collect(),
+        spans.iter().map(|s| clip(s.padded_count)).collect(),
+    )
 }
 
 impl AxisPlan {
@@ -52,7 +63,10 @@ impl AxisPlan {
             0
         }
         .max(lo);
+        let (real, padded) = counts(&spans);
         AxisPlan {
+            real,
+            padded,
             spans,
             lo,
             hi,
@@ -76,7 +90,10 @@ impl AxisPlan {
             })
             .max()
             .unwrap_or(1);
+        let (real, padded) = counts(&spans);
         AxisPlan {
+            real,
+            padded,
             spans,
             lo: 0,
             hi: 0,
@@ -758,9 +775,12 @@ pub(crate) fn divide_by_window<F: FastFloat>(v: F, div: Divisor, spans: [Span; 3
     }
 }
 
-/// Divides one output row of sums (`c` lanes per pixel).
+/// Divides one output row of sums (`c` lanes per pixel) exactly as [`divide_by_window`] does,
+/// in loops the compiler vectorises: the divisor `count_d * count_h * count_w` is formed as
+/// `F(count_d * count_h) * F(count_w)`, which equals `F(product)` whenever the product is below
+/// 2^24 (checked; larger windows take the scalar rule).
 #[inline(always)]
-fn divide_row<F: FastFloat>(
+pub(crate) fn divide_row<F: FastFloat>(
     row: &mut [F],
     c: usize,
     div: Divisor,
@@ -768,9 +788,53 @@ fn divide_row<F: FastFloat>(
     sh: Span,
     aw: &AxisPlan,
 ) {
-    for (px, sw) in row.chunks_exact_mut(c).zip(&aw.spans) {
-        for v in px {
-            *v = divide_by_window(*v, div, [sd, sh, *sw]);
+    let n = aw.spans.len().min(row.len() / c.max(1));
+    let (outer, per_w) = match div {
+        Divisor::PerAxis => {
+            let (fd, fh) = (F::from_i64(sd.count as i64), F::from_i64(sh.count as i64));
+            for ow in 0..n {
+                let fw = F::from_i64(aw.real[ow] as i64);
+                for v in &mut row[ow * c..(ow + 1) * c] {
+                    *v = *v / fd / fh / fw;
+                }
+            }
+            return;
+        }
+        Divisor::Override(d) => {
+            let f = F::from_i64(d);
+            for v in &mut row[..n * c] {
+                *v = if d == 0 { F::zero() } else { *v / f };
+            }
+            return;
+        }
+        Divisor::Padded => (sd.padded_count * sh.padded_count, &aw.padded),
+        Divisor::Real => (sd.count * sh.count, &aw.real),
+    };
+    let max_w = per_w[..n].iter().copied().max().unwrap_or(0) as usize;
+    if outer.checked_mul(max_w).is_none_or(|p| p > 1 << 24) {
+        for ow in 0..n {
+            for v in &mut row[ow * c..(ow + 1) * c] {
+                *v = divide_by_window(*v, div, [sd, sh, aw.spans[ow]]);
+            }
+        }
+        return;
+    }
+    let fa = F::from_i64(outer as i64);
+    if c == 1 {
+        for ow in 0..n {
+            let d = fa * F::from_i64(per_w[ow] as i64);
+            row[ow] = if d == F::zero() {
+                F::zero()
+            } else {
+                row[ow] / d
+            };
+        }
+    } else {
+        for ow in 0..n {
+            let d = fa * F::from_i64(per_w[ow] as i64);
+            for v in &mut row[ow * c..(ow + 1) * c] {
+                *v = if d == F::zero() { F::zero() } else { *v / d };
+            }
         }
     }
 }
@@ -831,6 +895,10 @@ pub(crate) fn forward<F: FastFloat>(
         && matches!(reduce, Reduce::Max | Reduce::Sum(Divisor::PerAxis))
     {
         global_cf::<F>(isa, g, reduce, x, y, idx);
+        return true;
+    }
+    if let Some(shape) = super::padded::applies(g, axes, reduce, idx.is_some()) {
+        super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
         return true;
     }
     if g.layout == Layout::ChannelsFirst && super::plane::applies(axes, g.in3[2]) {
@@ -1032,7 +1100,7 @@ fn is_global(axes: &[AxisPlan; 3], in3: [usize; 3]) -> bool {
 /// NaN beats numbers and the later NaN wins; a larger value wins; equal values keep the
 /// smaller index — which gives exactly the reference's first maximum / last NaN.
 #[inline(always)]
-fn global_plane<F: FastFloat>(x: &[F], reduce: Reduce, counts: [usize; 3]) -> (F, i32) {
+fn global_plane<F: FastFloat>(x: &[F], reduce: Reduce) -> (F, i32) {
     let n = x.len();
     let blocks = n / 16;
     match reduce {
@@ -1057,17 +1125,25 @@ fn global_plane<F: FastFloat>(x: &[F], reduce: Reduce, counts: [usize; 3]) -> (F
                 }
                 b += 1;
             }
-            let mut total = F::zero();
-            for a in &acc {
-                for &v in a {
-                    total += v;
-                }
+            // merge the four accumulators lane-wise, then halve the lanes (a tree, not a chain
+            // of 64 dependent adds: on 7×7 planes that chain was the whole cost)
+            let mut lanes = [F::zero(); 16];
+            for l in 0..16 {
+                lanes[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
             }
+            let mut width = 8;
+            while width > 0 {
+                for l in 0..width {
+                    lanes[l] += lanes[l + width];
+                }
+                width /= 2;
+            }
+            let mut total = lanes[0];
             for &v in &x[blocks * 16..] {
                 total += v;
             }
-            let [cd, ch, cw] = counts.map(|c| F::from_i64(c as i64));
-            (total / cd / ch / cw, 0)
+            // the caller divides (all planes at once, vectorised)
+            (total, 0)
         }
         Reduce::Max => {
             let mut acc = Lanes::<F>::new::<false>([0; 16]);
@@ -1122,14 +1198,25 @@ fn global_body<F: FastFloat>(
     match y_i {
         Some(yi) => {
             for ((xp, v), i) in x.chunks_exact(plane).zip(y.iter_mut()).zip(yi.iter_mut()) {
-                let (a, b) = global_plane(xp, reduce, counts);
+                let (a, b) = global_plane(xp, reduce);
                 *v = a;
                 *i = b as i64;
             }
         }
         None => {
             for (xp, v) in x.chunks_exact(plane).zip(y.iter_mut()) {
-                *v = global_plane(xp, reduce, counts).0;
+                *v = global_plane(xp, reduce).0;
+            }
+        }
+    }
+    if let Reduce::Sum(_) = reduce {
+        // the adaptive divisor rule: once per axis, in order (dividing by 1 is exact)
+        for c in counts {
+            if c != 1 {
+                let f = F::from_i64(c as i64);
+                for v in y.iter_mut() {
+                    *v = *v / f;
+                }
             }
         }
     }

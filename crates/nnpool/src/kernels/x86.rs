@@ -142,3 +142,217 @@ pub(crate) unsafe fn wpass_s2_avx512<const MODE: u8>(
         block(f1 - 16, t, t_i);
     }
 }
+
+/// Copies `src` (at most 16 values) to the start of `dst` with one masked load and store.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn copy_short_avx512(dst: &mut [f32], src: &[f32]) {
+    let n = src.len();
+    assert!(n <= 16 && n <= dst.len());
+    let m: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+    // SAFETY: the mask enables only lanes below n, in bounds of src and dst (asserted).
+    unsafe {
+        let v = _mm512_maskz_loadu_ps(m, src.as_ptr());
+        _mm512_mask_storeu_ps(dst.as_mut_ptr(), m, v);
+    }
+}
+
+/// Start value and combine step of the padded-plane passes (`padded.rs`). `MODE`: 0 = the
+/// exact max rule (the later value wins when greater or NaN), 1 = max of values without NaN
+/// (`vmaxps` with the later value first: on equal values it keeps the earlier one), 2 = sum.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pad_start<const MODE: u8>() -> __m512 {
+    if MODE == 2 {
+        _mm512_setzero_ps()
+    } else {
+        _mm512_set1_ps(f32::NEG_INFINITY)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
+    match MODE {
+        2 => _mm512_add_ps(acc, x),
+        1 => _mm512_max_ps(x, acc),
+        _ => {
+            let take =
+                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+            _mm512_mask_mov_ps(acc, take, x)
+        }
+    }
+}
+
+/// W pass of a padded plane, stride 1: `t[f] = fold_j p[f + j]` for every `f < t.len()`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pad_wpass_s1<const MODE: u8>(p: &[f32], k: usize, t: &mut [f32]) {
+    assert!(t.len().is_multiple_of(16) && k >= 1 && t.len() + k <= p.len() + 1);
+    let (src, dst) = (p.as_ptr(), t.as_mut_ptr());
+    let mut f = 0;
+    // SAFETY (all blocks below): f + 16 <= t.len() and f + j + 16 <= t.len() + k - 1 <= p.len()
+    // for every tap j < k, as asserted above.
+    while f + 32 <= t.len() {
+        unsafe {
+            let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
+            for j in 0..k {
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(f + j)));
+                b = pad_fold::<MODE>(b, _mm512_loadu_ps(src.add(f + 16 + j)));
+            }
+            _mm512_storeu_ps(dst.add(f), a);
+            _mm512_storeu_ps(dst.add(f + 16), b);
+        }
+        f += 32;
+    }
+    if f < t.len() {
+        unsafe {
+            let mut a = pad_start::<MODE>();
+            for j in 0..k {
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(f + j)));
+            }
+            _mm512_storeu_ps(dst.add(f), a);
+        }
+    }
+}
+
+/// W pass of a padded plane, stride 2: `t[f] = fold_j phase_(j % 2)[f + j / 2]`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pad_wpass_s2<const MODE: u8>(
+    even: &[f32],
+    odd: &[f32],
+    k: usize,
+    t: &mut [f32],
+) {
+    assert!(t.len().is_multiple_of(16) && k >= 1 && t.len() + k / 2 <= even.len().min(odd.len()));
+    let (e, o, dst) = (even.as_ptr(), odd.as_ptr(), t.as_mut_ptr());
+    let mut f = 0;
+    while f < t.len() {
+        // SAFETY: f + 16 <= t.len() and f + j/2 + 16 <= t.len() + k/2 <= len of each phase.
+        unsafe {
+            let mut a = pad_start::<MODE>();
+            for j in 0..k {
+                let src = if j % 2 == 0 { e } else { o };
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(f + j / 2)));
+            }
+            _mm512_storeu_ps(dst.add(f), a);
+        }
+        f += 16;
+    }
+}
+
+/// H pass of a padded plane: output row `i` folds rows `i*sh .. i*sh + kh` (each `q` apart)
+/// of `t`, written into `y` (`oh × ow`) a vector at a time; a vector running past its row
+/// writes into the next row, which is written afterwards, and at the end of `y` a masked store
+/// writes only the lanes inside it.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn pad_hpass<const MODE: u8>(
+    t: &[f32],
+    q: usize,
+    kh: usize,
+    sh: usize,
+    oh: usize,
+    ow: usize,
+    y: &mut [f32],
+) {
+    let vectors = ow.div_ceil(16);
+    assert!(
+        kh >= 1
+            && oh >= 1
+            && vectors * 16 <= q
+            && ((oh - 1) * sh + kh) * q <= t.len()
+            && oh * ow <= y.len()
+    );
+    let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
+    let end = oh * ow;
+    for i in 0..oh {
+        let base = i * sh * q;
+        for v in 0..vectors {
+            let o = 16 * v;
+            // SAFETY: base + r*q + o + 16 <= ((oh-1)*sh + kh)*q <= t.len() (o + 16 <= q); the
+            // store covers [at, at + 16) when that is inside y, else only the lanes below `end`.
+            unsafe {
+                let mut a = pad_start::<MODE>();
+                for r in 0..kh {
+                    a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(base + r * q + o)));
+                }
+                let at = i * ow + o;
+                if at + 16 <= end {
+                    _mm512_storeu_ps(dst.add(at), a);
+                } else {
+                    let m: __mmask16 = ((1u32 << (end - at)) - 1) as __mmask16;
+                    _mm512_mask_storeu_ps(dst.add(at), m, a);
+                }
+            }
+        }
+    }
+}
+
+/// `y[f] /= d[f]` for every `f`, 16 at a time, the tail masked.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
+    assert!(d.len() >= y.len());
+    let n = y.len();
+    let (yp, dp) = (y.as_mut_ptr(), d.as_ptr());
+    let mut f = 0;
+    while f + 16 <= n {
+        // SAFETY: f + 16 <= n <= d.len().
+        unsafe {
+            let v = _mm512_div_ps(_mm512_loadu_ps(yp.add(f)), _mm512_loadu_ps(dp.add(f)));
+            _mm512_storeu_ps(yp.add(f), v);
+        }
+        f += 16;
+    }
+    if f < n {
+        let m: __mmask16 = ((1u32 << (n - f)) - 1) as __mmask16;
+        // SAFETY: the mask enables only the lanes below n.
+        unsafe {
+            let v = _mm512_div_ps(
+                _mm512_maskz_loadu_ps(m, yp.add(f)),
+                _mm512_mask_loadu_ps(_mm512_set1_ps(1.0), m, dp.add(f)),
+            );
+            _mm512_mask_storeu_ps(yp.add(f), m, v);
+        }
+    }
+}
+
+/// Whether `x` holds a NaN or an infinity (`v - v` is NaN exactly for those).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
+    let n = x.len();
+    let p = x.as_ptr();
+    let mut hit: __mmask16 = 0;
+    let mut f = 0;
+    while f + 16 <= n {
+        // SAFETY: f + 16 <= n.
+        let v = unsafe { _mm512_loadu_ps(p.add(f)) };
+        let d = _mm512_sub_ps(v, v);
+        hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
+        f += 16;
+    }
+    if f < n {
+        let m: __mmask16 = ((1u32 << (n - f)) - 1) as __mmask16;
+        // SAFETY: the mask enables only the lanes below n.
+        let v = unsafe { _mm512_maskz_loadu_ps(m, p.add(f)) };
+        let d = _mm512_sub_ps(v, v);
+        hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
+    }
+    hit != 0
+}

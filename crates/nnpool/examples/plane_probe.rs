@@ -1,0 +1,43 @@
+//! Times one pooling problem on cache-resident data (a quick probe for kernel work):
+//! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg]`
+use nnpool::{Layout, PoolPlan, Pooling, Window};
+use std::time::Instant;
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let n = |i: usize, d: usize| a.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (c, h, w, k, s, p) = (n(0, 64), n(1, 28), n(2, 28), n(3, 3), n(4, 1), n(5, 1));
+    let win = Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]);
+    let op = if a.get(6).map(|s| s == "avg").unwrap_or(false) {
+        Pooling::avg(win)
+    } else {
+        Pooling::max(win)
+    };
+    let plan = PoolPlan::new(&op, &[1, c, h, w], Layout::ChannelsFirst).unwrap();
+    let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
+    let mut y = vec![0f32; plan.output_len()];
+    let reps = std::env::var("PROBE_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or((20_000_000 / (c * h * w)).max(10));
+    plan.forward(&x, &mut y, None).unwrap();
+    // the fastest of 15 batches: this machine's neighbours make single timings noisy
+    let mut best = f64::INFINITY;
+    let batches = if std::env::var("PROBE_REPS").is_ok() {
+        1
+    } else {
+        15
+    };
+    for _ in 0..batches {
+        let t = Instant::now();
+        for _ in 0..reps {
+            plan.forward(&x, &mut y, None).unwrap();
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / reps as f64);
+    }
+    println!(
+        "{:.1} ns per call, {:.1} ns per plane (best batch)",
+        best,
+        best / c as f64
+    );
+}

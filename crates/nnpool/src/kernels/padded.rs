@@ -1,0 +1,645 @@
+//! Channels-first 2-D planes that fit in cache, pooled through a padded copy.
+//!
+//! Small channels-first planes (7×7 to 64×64) are where per-row bookkeeping costs most: each
+//! row is one or two vectors long. This path removes every border case and almost every
+//! per-row step from the inner loops:
+//!
+//! - each input row is copied into a buffer already surrounded by the padding value (−∞ for
+//!   max, 0 for sums; the ceil-mode overhang is padding too), rows `q` elements apart (stride
+//!   2: the even and the odd columns in two such buffers), so every window is a full `kh × kw`
+//!   block;
+//! - W pass, one flat loop over the whole buffer: `t[f] = fold_j row[f + j]` (lanes past a
+//!   row's last output compute garbage from the next row and are never read);
+//! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
+//!   into the output; a vector that runs past its row writes garbage into the next row, which
+//!   is written afterwards;
+//! - sums: one flat division by a divisor plane computed once per task.
+//!
+//! Only forward max without indices and sums take it (indices come from the general kernels).
+//! Max values equal the reference's exactly: the W-then-H fold of a window is the row-major
+//! fold regrouped, and the max combine (later wins when greater or NaN) is associative, so the
+//! same value — and the same NaN, the last in row-major order — comes out. Planes without NaN or
+//! infinities use a plain `>` max (one instruction), identical there. Sums start from 0 as the
+//! reference does (so an all −0 window gives +0) and are added row by row: within rounding of
+//! the reference's order; each is divided once by the same integer divisor as the reference.
+
+use super::isa::{multiversion, Isa};
+use super::window::{init, take, AxisPlan, FastFloat, Reduce};
+use super::{cast, cast_mut};
+use crate::layout::Layout;
+use crate::plan::{Divisor, Geom};
+use rayon::prelude::*;
+
+/// Largest plane (elements) this path takes. Measured with `nnpool bench` (Zen 5, f32, 1
+/// thread, the general kernels A/B in the same run): 2–3× faster on the 14×14 to 56×56 cases;
+/// on resnet_stem_max (112×112, 25.7 MB, memory-bound) the flat channels-first path
+/// (`plane.rs`) stays faster (3.6 against 4.2–5.0 ms), though cache-resident 112×112 planes are
+/// 1.65× faster here (`examples/plane_probe`).
+const MAX_PLANE: usize = 64 * 64;
+
+/// The geometry of one plane, as this path needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlaneShape {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    pad_top: usize,
+    pad_left: usize,
+    /// Row stride of the padded buffers and of the W-pass rows (a multiple of 16).
+    q: usize,
+    /// Padded rows the windows read: `(oh - 1) * sh + kh`.
+    rows: usize,
+    /// AVX-512 may be used for the short copies (f32 only).
+    avx512: bool,
+}
+
+/// Whether a sliding axis is exactly `k` taps at stride `s` (dilation 1) from `o*s - pad`,
+/// clipped to the input — so that the padded copy reproduces its windows.
+fn plain_sliding(a: &AxisPlan, n: usize) -> bool {
+    a.d == 1
+        && (a.s == 1 || a.s == 2)
+        && a.k >= 1
+        && !a.spans.is_empty()
+        && a.spans.iter().enumerate().all(|(o, sp)| {
+            let start = (o * a.s) as isize - a.pad as isize;
+            let first = start.max(0) as usize;
+            let end = (start + a.k as isize).clamp(0, n as isize) as usize;
+            sp.count > 0 && sp.first == first && sp.count == end - first && sp.step == 1
+        })
+}
+
+/// The plane shape when this path takes the problem.
+pub(crate) fn applies(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    with_indices: bool,
+) -> Option<PlaneShape> {
+    let [ad, ah, aw] = axes;
+    let [d_in, h, w] = g.in3;
+    let ok = g.layout == Layout::ChannelsFirst
+        && !(with_indices && reduce == Reduce::Max)
+        && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
+        && d_in == 1
+        && ad.spans.len() == 1
+        && ad.spans[0].count == 1
+        && g.in_plane() <= MAX_PLANE
+        && g.in_plane() > 0
+        && plain_sliding(ah, h)
+        && plain_sliding(aw, w);
+    if !ok {
+        return None;
+    }
+    let (oh, ow) = (ah.spans.len(), aw.spans.len());
+    // a row holds every padded column a window reads (stride 2: in each phase), plus one
+    let q = if aw.s == 1 {
+        ow + aw.k
+    } else {
+        ow + aw.k.div_ceil(2) + 1
+    }
+    .div_ceil(16)
+        * 16;
+    if aw.pad >= q {
+        return None;
+    }
+    Some(PlaneShape {
+        h,
+        w,
+        oh,
+        ow,
+        kh: ah.k,
+        kw: aw.k,
+        sh: ah.s,
+        sw: aw.s,
+        pad_top: ah.pad,
+        pad_left: aw.pad,
+        q,
+        rows: (oh - 1) * ah.s + ah.k,
+        avx512: super::isa::has_avx512(),
+    })
+}
+
+/// How taps combine: the exact max rule, the max of a plane without NaN, or a sum.
+const EXACT_MAX: u8 = 0;
+const PLAIN_MAX: u8 = 1;
+const SUM: u8 = 2;
+
+#[inline(always)]
+fn fold<F: FastFloat, const M: u8>(acc: &mut [F; 16], x: &[F; 16]) {
+    for l in 0..16 {
+        acc[l] = match M {
+            SUM => acc[l] + x[l],
+            // `later > earlier ? later : earlier` is one max instruction, and the exact rule
+            // whenever no NaN is involved (equal values keep the earlier one)
+            PLAIN_MAX => {
+                if x[l] > acc[l] {
+                    x[l]
+                } else {
+                    acc[l]
+                }
+            }
+            _ => {
+                if take(acc[l], x[l]) {
+                    x[l]
+                } else {
+                    acc[l]
+                }
+            }
+        };
+    }
+}
+
+#[inline(always)]
+fn start<F: FastFloat, const M: u8>() -> F {
+    if M == SUM {
+        init::<F, true>()
+    } else {
+        init::<F, false>()
+    }
+}
+
+fn init_of<F: FastFloat>(reduce: Reduce) -> F {
+    match reduce {
+        Reduce::Max => init::<F, false>(),
+        Reduce::Sum(_) => init::<F, true>(),
+    }
+}
+
+/// Copies a short row without a call to `memmove` (whose call overhead dominates rows of a few
+/// dozen elements): whole vectors, then the last vector overlapping; below one vector, a masked
+/// copy where AVX-512 is on, else elements.
+#[inline(always)]
+fn copy_small<F: FastFloat>(dst: &mut [F], src: &[F], avx512: bool) {
+    let n = src.len().min(dst.len());
+    if n >= 16 {
+        let mut i = 0;
+        while i + 16 <= n {
+            let v: [F; 16] = *vec16(src, i);
+            dst[i..i + 16].copy_from_slice(&v);
+            i += 16;
+        }
+        if i < n {
+            let v: [F; 16] = *vec16(src, n - 16);
+            dst[n - 16..n].copy_from_slice(&v);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        if let (Some(d), Some(s)) = (cast_mut::<F, f32>(dst), cast::<F, f32>(&src[..n])) {
+            // SAFETY: `avx512` is true only when AVX-512F was detected (isa::has_avx512).
+            unsafe { super::x86::copy_short_avx512(d, s) };
+            return;
+        }
+    }
+    let _ = avx512;
+    #[allow(clippy::manual_memcpy)] // a call to memmove is what this function avoids
+    for i in 0..n {
+        dst[i] = src[i];
+    }
+}
+
+/// `a[m] = src[2m]` and `b[m] = src[2m + 1]` (`a` takes the last element of an odd `src`).
+#[inline(always)]
+fn split_pairs<F: FastFloat>(src: &[F], a: &mut [F], b: &mut [F], avx512: bool) {
+    let pairs = src.len() / 2;
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        if let (Some(s), Some(a32), Some(b32)) = (
+            cast::<F, f32>(&src[..2 * pairs]),
+            cast_mut::<F, f32>(&mut a[..pairs]),
+            cast_mut::<F, f32>(&mut b[..pairs]),
+        ) {
+            // SAFETY: `avx512` is true only when AVX-512F was detected; the slices are `2n`, `n`
+            // and `n` long as the function requires.
+            unsafe { super::x86::deinterleave2_avx512(s, a32, b32) };
+            if src.len() % 2 == 1 {
+                a[pairs] = src[2 * pairs];
+            }
+            return;
+        }
+    }
+    let _ = avx512;
+    for m in 0..pairs {
+        a[m] = src[2 * m];
+        b[m] = src[2 * m + 1];
+    }
+    if src.len() % 2 == 1 {
+        a[pairs] = src[2 * pairs];
+    }
+}
+
+#[inline(always)]
+fn vec16<F: FastFloat>(s: &[F], at: usize) -> &[F; 16] {
+    s[at..at + 16].try_into().expect("16 values")
+}
+
+/// The 16 values at `s[at..at + 16]`, unchecked: callers assert the range for a whole loop.
+#[inline(always)]
+fn load16<F: FastFloat>(s: &[F], at: usize) -> [F; 16] {
+    debug_assert!(at + 16 <= s.len());
+    // SAFETY: every caller asserts, before its loop, that all `at + 16 <= s.len()`.
+    unsafe { std::ptr::read_unaligned(s.as_ptr().add(at) as *const [F; 16]) }
+}
+
+/// Whether a plane may hold a NaN (then max takes the exact rule). `v - v` is 0 for finite
+/// values and NaN for NaN and ±inf, so an infinity also takes the exact rule: slower, still
+/// exact. (Written as float arithmetic on fixed lanes: a boolean "any" loop vectorises badly.)
+#[inline(always)]
+#[allow(clippy::eq_op)] // `v - v` is the NaN/infinity test
+fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        if let Some(x32) = cast::<F, f32>(x) {
+            // SAFETY: `avx512` is true only when AVX-512F was detected.
+            return unsafe { super::x86::any_nan_or_inf_avx512(x32) };
+        }
+    }
+    let _ = avx512;
+    let mut acc = [F::zero(); 16];
+    let full = x.len() / 16 * 16;
+    let mut i = 0;
+    while i < full {
+        let v = load16(x, i);
+        for l in 0..16 {
+            acc[l] += v[l] - v[l];
+        }
+        i += 16;
+    }
+    let mut total = F::zero();
+    for a in acc {
+        total += a;
+    }
+    for &v in &x[full..] {
+        total += v - v;
+    }
+    total != F::zero()
+}
+
+/// Calls `$f::<F, M, K>` with the window size as a constant for the common sizes (the tap
+/// loops then unroll), or with `K = 0` (a run-time count) for the others.
+macro_rules! with_k {
+    ($k:expr, $f:ident::<$F:ident, $M:ident>($($a:expr),*)) => {
+        match $k {
+            1 => $f::<$F, $M, 1>($($a),*),
+            2 => $f::<$F, $M, 2>($($a),*),
+            3 => $f::<$F, $M, 3>($($a),*),
+            5 => $f::<$F, $M, 5>($($a),*),
+            7 => $f::<$F, $M, 7>($($a),*),
+            _ => $f::<$F, $M, 0>($($a),*),
+        }
+    };
+}
+
+#[inline(always)]
+fn store16<F: FastFloat>(d: &mut [F], at: usize, v: &[F; 16]) {
+    debug_assert!(at + 16 <= d.len());
+    // SAFETY: every caller asserts, before its loop, that all its `at + 16 <= d.len()`.
+    unsafe { std::ptr::write_unaligned(d.as_mut_ptr().add(at) as *mut [F; 16], *v) }
+}
+
+/// W pass, stride 1: `t[f] = fold_j p[f + j]` for all `f < t.len()` (a multiple of 16).
+#[inline(always)]
+fn wpass_s1<F: FastFloat, const M: u8, const K: usize>(p: &[F], k: usize, t: &mut [F]) {
+    let k = if K > 0 { K } else { k };
+    assert!(t.len().is_multiple_of(16) && t.len() + k <= p.len() + 1);
+    let mut f = 0;
+    while f + 32 <= t.len() {
+        let (mut a, mut b) = ([start::<F, M>(); 16], [start::<F, M>(); 16]);
+        for j in 0..k {
+            fold::<F, M>(&mut a, &load16(p, f + j));
+            fold::<F, M>(&mut b, &load16(p, f + 16 + j));
+        }
+        store16(t, f, &a);
+        store16(t, f + 16, &b);
+        f += 32;
+    }
+    if f < t.len() {
+        let mut a = [start::<F, M>(); 16];
+        for j in 0..k {
+            fold::<F, M>(&mut a, &load16(p, f + j));
+        }
+        store16(t, f, &a);
+    }
+}
+
+/// W pass, stride 2: `t[f] = fold_j phase_(j % 2)[f + j / 2]` (the even and odd columns).
+#[inline(always)]
+fn wpass_s2<F: FastFloat, const M: u8, const K: usize>(
+    even: &[F],
+    odd: &[F],
+    k: usize,
+    t: &mut [F],
+) {
+    let k = if K > 0 { K } else { k };
+    assert!(t.len().is_multiple_of(16) && t.len() + k / 2 <= even.len().min(odd.len()));
+    let mut f = 0;
+    while f < t.len() {
+        let mut a = [start::<F, M>(); 16];
+        for j in 0..k {
+            let phase = if j % 2 == 0 { even } else { odd };
+            fold::<F, M>(&mut a, &load16(phase, f + j / 2));
+        }
+        store16(t, f, &a);
+        f += 16;
+    }
+}
+
+/// H pass: output row `i` folds W-pass rows `i*sh .. i*sh + kh`, written straight into `y`
+/// (`oh × ow`) in vectors; a vector running past its row is overwritten by the next row, and at
+/// the end of the plane only the lanes inside `y` are written.
+#[inline(always)]
+fn hpass<F: FastFloat, const M: u8, const K: usize>(s: &PlaneShape, t: &[F], y: &mut [F]) {
+    let k = if K > 0 { K } else { s.kh };
+    let q = s.q;
+    let vectors = s.ow.div_ceil(16);
+    assert!(vectors * 16 <= q && ((s.oh - 1) * s.sh + k) * q <= t.len());
+    for i in 0..s.oh {
+        let base = i * s.sh * q;
+        for v in 0..vectors {
+            let o = 16 * v;
+            let mut a = [start::<F, M>(); 16];
+            for r in 0..k {
+                fold::<F, M>(&mut a, &load16(t, base + r * q + o));
+            }
+            let at = i * s.ow + o;
+            if at + 16 <= y.len() {
+                store16(y, at, &a);
+            } else {
+                let n = y.len() - at;
+                copy_small(&mut y[at..], &a[..n], s.avx512);
+            }
+        }
+    }
+}
+
+/// Copies the input rows of plane `x` into a padded buffer (stride 2: `even` takes the even
+/// padded columns, `odd` the odd ones). The padding around them is written when the buffers
+/// are made and never overwritten.
+#[inline(always)]
+fn fill<F: FastFloat>(s: &PlaneShape, x: &[F], even: &mut [F], odd: &mut [F]) {
+    let (q, pl) = (s.q, s.pad_left);
+    for h in 0..s.h {
+        let r = h + s.pad_top;
+        if r >= s.rows {
+            break; // rows below every window (floor mode)
+        }
+        let row = &x[h * s.w..(h + 1) * s.w];
+        if s.sw == 1 {
+            let n = s.w.min(q - pl);
+            copy_small(&mut even[r * q + pl..r * q + pl + n], &row[..n], s.avx512);
+        } else {
+            // padded column c + pl takes input column c; n keeps every write inside the row
+            let n = s.w.min(2 * q - pl - 1);
+            let (e, o) = (&mut even[r * q..(r + 1) * q], &mut odd[r * q..(r + 1) * q]);
+            if pl.is_multiple_of(2) {
+                split_pairs(&row[..n], &mut e[pl / 2..], &mut o[pl / 2..], s.avx512);
+            } else {
+                split_pairs(
+                    &row[..n],
+                    &mut o[pl / 2..],
+                    &mut e[pl.div_ceil(2)..],
+                    s.avx512,
+                );
+            }
+        }
+    }
+}
+
+/// Pools one plane from its padded copy into `y`; `t` is the W-pass buffer.
+#[inline(always)]
+fn plane<F: FastFloat, const M: u8>(
+    s: &PlaneShape,
+    even: &[F],
+    odd: &[F],
+    t: &mut [F],
+    divisors: &[F],
+    y: &mut [F],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if s.avx512 {
+        if let (Some(e), Some(o), Some(t32), Some(d), Some(y32)) = (
+            cast::<F, f32>(even),
+            cast::<F, f32>(odd),
+            cast_mut::<F, f32>(t),
+            cast::<F, f32>(divisors),
+            cast_mut::<F, f32>(y),
+        ) {
+            use super::x86;
+            // SAFETY: `s.avx512` is true only when AVX-512F was detected; each function
+            // asserts the lengths it relies on.
+            unsafe {
+                if s.sw == 1 {
+                    x86::pad_wpass_s1::<M>(e, s.kw, t32);
+                } else {
+                    x86::pad_wpass_s2::<M>(e, o, s.kw, t32);
+                }
+                x86::pad_hpass::<M>(t32, s.q, s.kh, s.sh, s.oh, s.ow, y32);
+                if M == SUM && !d.is_empty() {
+                    x86::divide_avx512(y32, d);
+                }
+            }
+            return;
+        }
+    }
+    if s.sw == 1 {
+        with_k!(s.kw, wpass_s1::<F, M>(even, s.kw, t));
+    } else {
+        with_k!(s.kw, wpass_s2::<F, M>(even, odd, s.kw, t));
+    }
+    with_k!(s.kh, hpass::<F, M>(s, t, y));
+    if M == SUM && !divisors.is_empty() {
+        // the divisor is never 0 here (windows hold elements; an override of 0 is rejected)
+        assert!(divisors.len() == y.len());
+        let full = y.len() / 16 * 16;
+        let mut f = 0;
+        while f < full {
+            let (mut v, d) = (load16(y, f), load16(divisors, f));
+            for l in 0..16 {
+                v[l] = v[l] / d[l];
+            }
+            store16(y, f, &v);
+            f += 16;
+        }
+        for f in full..y.len() {
+            y[f] = y[f] / divisors[f];
+        }
+    }
+}
+
+/// The divisor of every output of a plane, as the reference forms it: one integer, converted
+/// once (exact below 2^24, which `applies` guarantees for this path's windows).
+fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
+    let [ad, ah, aw] = axes;
+    let mut out = Vec::with_capacity(ah.spans.len() * aw.spans.len());
+    for sh in &ah.spans {
+        for sw in &aw.spans {
+            let d = match div {
+                Divisor::Padded => {
+                    (ad.spans[0].padded_count * sh.padded_count * sw.padded_count) as i64
+                }
+                Divisor::Real => (ad.spans[0].count * sh.count * sw.count) as i64,
+                Divisor::Override(d) => d,
+                Divisor::PerAxis => unreachable!("adaptive problems do not take this path"),
+            };
+            out.push(F::from_i64(d));
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) {
+    let pad = init_of::<F>(reduce);
+    let len = (s.rows + 1) * s.q;
+    // Two sets of padded buffers: plane p + 1 is copied in before plane p is pooled, so the
+    // copy's stores have left the store buffer before the overlapping unaligned loads read them.
+    let mut bufs = vec![pad; 4 * len];
+    let mut t = vec![F::zero(); s.rows * s.q];
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    // plain loops: closures and adapters here would be compiled outside the ISA context
+    let n = x.len() / pin;
+    {
+        let (e, rest) = bufs.split_at_mut(len);
+        if n > 0 {
+            fill(s, &x[..pin], e, &mut rest[..len]);
+        }
+    }
+    for p in 0..n {
+        let (cur, next) = bufs.split_at_mut(2 * len);
+        let (cur, next) = if p % 2 == 0 { (cur, next) } else { (next, cur) };
+        if p + 1 < n {
+            let (e, o) = next.split_at_mut(len);
+            fill(s, &x[(p + 1) * pin..(p + 2) * pin], e, o);
+        }
+        let (e, o) = cur.split_at(len);
+        let yp = &mut y[p * pout..(p + 1) * pout];
+        match reduce {
+            Reduce::Max if maybe_nan(&x[p * pin..(p + 1) * pin], s.avx512) => {
+                plane::<F, EXACT_MAX>(s, e, o, &mut t, divisors, yp)
+            }
+            Reduce::Max => plane::<F, PLAIN_MAX>(s, e, o, &mut t, divisors, yp),
+            Reduce::Sum(_) => plane::<F, SUM>(s, e, o, &mut t, divisors, yp),
+        }
+    }
+}
+
+multiversion!(fn run_planes<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) -> () = planes_body);
+
+/// Pools every plane; tasks take whole planes, so results do not depend on the thread count.
+pub(crate) fn forward<F: FastFloat>(
+    isa: Isa,
+    s: &PlaneShape,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+) {
+    let divisors = match reduce {
+        Reduce::Sum(div) => divisor_plane::<F>(axes, div),
+        Reduce::Max => Vec::new(),
+    };
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    let per_task = ((1 << 15) / pin).max(1);
+    if x.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        x.par_chunks(pin * per_task)
+            .zip(y.par_chunks_mut(pout * per_task))
+            .for_each(|(xs, ys)| run_planes::<F>(isa, s, reduce, &divisors, xs, ys));
+    } else {
+        run_planes::<F>(isa, s, reduce, &divisors, x, y);
+    }
+}
+
+/// The average backward of a stride-1 problem as a forward sum on this path: with
+/// `g = grad_output / divisor`, `grad_input[h][w]` is the sum of `g` over the `kh × kw` block
+/// ending at `(h + pad_top, w + pad_left)` — a sum pool of `g`, stride 1, padded by `k - 1 - pad`
+/// before (and as far as needed after). Returns `None` when the problem does not fit.
+pub(crate) fn avg_backward_shape(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    div: Divisor,
+) -> Option<PlaneShape> {
+    let [ad, ah, aw] = axes;
+    let [d_in, h, w] = g.in3;
+    let ok = g.layout == Layout::ChannelsFirst
+        && !matches!(div, Divisor::PerAxis)
+        && d_in == 1
+        && ad.spans.len() == 1
+        && ad.spans[0].count == 1
+        && g.in_plane() <= MAX_PLANE
+        && g.in_plane() > 0
+        && ah.s == 1
+        && aw.s == 1
+        && ah.pad < ah.k
+        && aw.pad < aw.k
+        && plain_sliding(ah, h)
+        && plain_sliding(aw, w);
+    if !ok {
+        return None;
+    }
+    let (oh, ow) = (ah.spans.len(), aw.spans.len());
+    let q = (w + aw.k).div_ceil(16) * 16;
+    Some(PlaneShape {
+        h: oh,
+        w: ow,
+        oh: h,
+        ow: w,
+        kh: ah.k,
+        kw: aw.k,
+        sh: 1,
+        sw: 1,
+        pad_top: ah.k - 1 - ah.pad,
+        pad_left: aw.k - 1 - aw.pad,
+        q,
+        rows: h - 1 + ah.k,
+        avx512: super::isa::has_avx512(),
+    })
+    .filter(|s| s.pad_left < q)
+}
+
+#[inline(always)]
+fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mut [F]) {
+    let len = (s.rows + 1) * s.q;
+    let mut buf = vec![F::zero(); len];
+    let mut t = vec![F::zero(); s.rows * s.q];
+    let mut scaled = vec![F::zero(); s.h * s.w];
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    let n = gy.len() / pin;
+    for p in 0..n {
+        // the gradient of each output, divided as the reference divides it
+        let src = &gy[p * pin..(p + 1) * pin];
+        for f in 0..pin {
+            scaled[f] = src[f] / divisors[f];
+        }
+        fill(s, &scaled, &mut buf, &mut []);
+        plane::<F, SUM>(s, &buf, &[], &mut t, &[], &mut gx[p * pout..(p + 1) * pout]);
+    }
+}
+
+multiversion!(fn run_backward<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mut [F]) -> () = backward_body);
+
+/// Average backward of whole planes (see [`avg_backward_shape`]); tasks take whole planes.
+pub(crate) fn avg_backward<F: FastFloat>(
+    isa: Isa,
+    s: &PlaneShape,
+    axes: &[AxisPlan; 3],
+    div: Divisor,
+    gy: &[F],
+    gx: &mut [F],
+) {
+    let divisors = divisor_plane::<F>(axes, div);
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    let per_task = ((1 << 15) / pout).max(1);
+    if gx.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        gy.par_chunks(pin * per_task)
+            .zip(gx.par_chunks_mut(pout * per_task))
+            .for_each(|(a, b)| run_backward::<F>(isa, s, &divisors, a, b));
+    } else {
+        run_backward::<F>(isa, s, &divisors, gy, gx);
+    }
+}
