@@ -234,6 +234,20 @@ pub(crate) unsafe fn pad_wpass_s2<const MODE: u8>(
     assert!(t.len().is_multiple_of(16) && k >= 1 && t.len() + k / 2 <= even.len().min(odd.len()));
     let (e, o, dst) = (even.as_ptr(), odd.as_ptr(), t.as_mut_ptr());
     let mut f = 0;
+    while f + 32 <= t.len() {
+        // SAFETY: f + 32 <= t.len() and f + 16 + j/2 + 16 <= t.len() + k/2 <= each phase's len.
+        unsafe {
+            let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
+            for j in 0..k {
+                let src = if j % 2 == 0 { e } else { o };
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(f + j / 2)));
+                b = pad_fold::<MODE>(b, _mm512_loadu_ps(src.add(f + 16 + j / 2)));
+            }
+            _mm512_storeu_ps(dst.add(f), a);
+            _mm512_storeu_ps(dst.add(f + 16), b);
+        }
+        f += 32;
+    }
     while f < t.len() {
         // SAFETY: f + 16 <= t.len() and f + j/2 + 16 <= t.len() + k/2 <= len of each phase.
         unsafe {
@@ -276,26 +290,50 @@ pub(crate) unsafe fn pad_hpass<const MODE: u8>(
     );
     let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
     let end = oh * ow;
-    for i in 0..oh {
-        let base = i * sh * q;
-        for v in 0..vectors {
-            let o = 16 * v;
-            // SAFETY: base + r*q + o + 16 <= ((oh-1)*sh + kh)*q <= t.len() (o + 16 <= q); the
-            // store covers [at, at + 16) when that is inside y, else only the lanes below `end`.
-            unsafe {
-                let mut a = pad_start::<MODE>();
-                for r in 0..kh {
-                    a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(base + r * q + o)));
-                }
-                let at = i * ow + o;
-                if at + 16 <= end {
-                    _mm512_storeu_ps(dst.add(at), a);
-                } else {
-                    let m: __mmask16 = ((1u32 << (end - at)) - 1) as __mmask16;
-                    _mm512_mask_storeu_ps(dst.add(at), m, a);
-                }
+    // output vectors in write order: item `n` is row `n / vectors`, vector `n % vectors`;
+    // two at a time so that two independent chains of `kh` folds are in flight
+    let items = oh * vectors;
+    let column = |n: usize| -> (usize, usize) {
+        let (i, v) = (n / vectors, n % vectors);
+        (i * sh * q + 16 * v, i * ow + 16 * v)
+    };
+    let store = |at: usize, a: __m512| {
+        // SAFETY: the store covers [at, at + 16) when that is inside y (end <= y.len()), else
+        // only the lanes below `end`.
+        unsafe {
+            if at + 16 <= end {
+                _mm512_storeu_ps(dst.add(at), a);
+            } else {
+                let m: __mmask16 = ((1u32 << (end - at)) - 1) as __mmask16;
+                _mm512_mask_storeu_ps(dst.add(at), m, a);
             }
         }
+    };
+    let mut n = 0;
+    while n + 2 <= items {
+        let ((sa, ya), (sb, yb)) = (column(n), column(n + 1));
+        let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
+        for r in 0..kh {
+            // SAFETY: every source offset + r*q + 16 <= ((oh-1)*sh + kh)*q <= t.len().
+            unsafe {
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(sa + r * q)));
+                b = pad_fold::<MODE>(b, _mm512_loadu_ps(src.add(sb + r * q)));
+            }
+        }
+        store(ya, a);
+        store(yb, b);
+        n += 2;
+    }
+    if n < items {
+        let (sa, ya) = column(n);
+        let mut a = pad_start::<MODE>();
+        for r in 0..kh {
+            // SAFETY: as above.
+            unsafe {
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(sa + r * q)));
+            }
+        }
+        store(ya, a);
     }
 }
 
