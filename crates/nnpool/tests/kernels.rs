@@ -298,3 +298,19 @@ fn padding_only_windows_backward_matches_the_reference() {
     plan.backward_reference(&x, &gy, &mut gr).unwrap();
     assert_eq!(g, gr);
 }
+
+#[test]
+fn one_two_and_three_planes_through_the_plane_pipeline() {
+    // the channels-first small-plane path runs its planes as a three-stage pipeline: check
+    // the counts where its prologue and epilogue overlap
+    let mut seed = 900;
+    for planes in [1, 2, 3, 5] {
+        for (k, s, p) in [(3, 1, 1), (2, 2, 0), (3, 2, 1)] {
+            for op in ops_for(2, k, s, p, 1, false) {
+                seed += 1;
+                check::<f32>(&op, &[1, planes, 9, 11], Layout::ChannelsFirst, seed);
+                check::<f64>(&op, &[planes, 1, 9, 11], Layout::ChannelsFirst, seed);
+            }
+        }
+    }
+}

@@ -239,12 +239,11 @@ fn vec16<F: FastFloat>(s: &[F], at: usize) -> &[F; 16] {
     s[at..at + 16].try_into().expect("16 values")
 }
 
-/// The 16 values at `s[at..at + 16]`, unchecked: callers assert the range for a whole loop.
+/// The 16 values at `s[at..at + 16]` (checked: the generic path is the fallback for other
+/// ISAs and f64; the AVX-512 f32 path in `x86.rs` asserts its ranges once per loop instead).
 #[inline(always)]
 fn load16<F: FastFloat>(s: &[F], at: usize) -> [F; 16] {
-    debug_assert!(at + 16 <= s.len());
-    // SAFETY: every caller asserts, before its loop, that all `at + 16 <= s.len()`.
-    unsafe { std::ptr::read_unaligned(s.as_ptr().add(at) as *const [F; 16]) }
+    *vec16(s, at)
 }
 
 /// Whether a plane may hold a NaN (then max takes the exact rule). `v - v` is 0 for finite
@@ -298,9 +297,7 @@ macro_rules! with_k {
 
 #[inline(always)]
 fn store16<F: FastFloat>(d: &mut [F], at: usize, v: &[F; 16]) {
-    debug_assert!(at + 16 <= d.len());
-    // SAFETY: every caller asserts, before its loop, that all its `at + 16 <= d.len()`.
-    unsafe { std::ptr::write_unaligned(d.as_mut_ptr().add(at) as *mut [F; 16], *v) }
+    d[at..at + 16].copy_from_slice(v);
 }
 
 /// W pass, stride 1: `t[f] = fold_j p[f + j]` for all `f < t.len()` (a multiple of 16).
@@ -411,37 +408,23 @@ fn fill<F: FastFloat>(s: &PlaneShape, x: &[F], even: &mut [F], odd: &mut [F]) {
     }
 }
 
-/// Pools one plane from its padded copy into `y`; `t` is the W-pass buffer.
+/// W pass of one plane: its padded copy (`even`, and `odd` for stride 2) into `t`.
 #[inline(always)]
-fn plane<F: FastFloat, const M: u8>(
-    s: &PlaneShape,
-    even: &[F],
-    odd: &[F],
-    t: &mut [F],
-    divisors: &[F],
-    y: &mut [F],
-) {
+fn plane_w<F: FastFloat, const M: u8>(s: &PlaneShape, even: &[F], odd: &[F], t: &mut [F]) {
     #[cfg(target_arch = "x86_64")]
     if s.avx512 {
-        if let (Some(e), Some(o), Some(t32), Some(d), Some(y32)) = (
+        if let (Some(e), Some(o), Some(t32)) = (
             cast::<F, f32>(even),
             cast::<F, f32>(odd),
             cast_mut::<F, f32>(t),
-            cast::<F, f32>(divisors),
-            cast_mut::<F, f32>(y),
         ) {
-            use super::x86;
             // SAFETY: `s.avx512` is true only when AVX-512F was detected; each function
             // asserts the lengths it relies on.
             unsafe {
                 if s.sw == 1 {
-                    x86::pad_wpass_s1::<M>(e, s.kw, t32);
+                    super::x86::pad_wpass_s1::<M>(e, s.kw, t32);
                 } else {
-                    x86::pad_wpass_s2::<M>(e, o, s.kw, t32);
-                }
-                x86::pad_hpass::<M>(t32, s.q, s.kh, s.sh, s.oh, s.ow, y32);
-                if M == SUM && !d.is_empty() {
-                    x86::divide_avx512(y32, d);
+                    super::x86::pad_wpass_s2::<M>(e, o, s.kw, t32);
                 }
             }
             return;
@@ -451,6 +434,30 @@ fn plane<F: FastFloat, const M: u8>(
         with_k!(s.kw, wpass_s1::<F, M>(even, s.kw, t));
     } else {
         with_k!(s.kw, wpass_s2::<F, M>(even, odd, s.kw, t));
+    }
+}
+
+/// H pass of one plane from its W-pass rows `t` into `y`, then the divisors (sums; none when
+/// `divisors` is empty).
+#[inline(always)]
+fn plane_h<F: FastFloat, const M: u8>(s: &PlaneShape, t: &[F], divisors: &[F], y: &mut [F]) {
+    #[cfg(target_arch = "x86_64")]
+    if s.avx512 {
+        if let (Some(t32), Some(d), Some(y32)) = (
+            cast::<F, f32>(t),
+            cast::<F, f32>(divisors),
+            cast_mut::<F, f32>(y),
+        ) {
+            // SAFETY: `s.avx512` is true only when AVX-512F was detected; each function
+            // asserts the lengths it relies on.
+            unsafe {
+                super::x86::pad_hpass::<M>(t32, s.q, s.kh, s.sh, s.oh, s.ow, y32);
+                if M == SUM && !d.is_empty() {
+                    super::x86::divide_avx512(y32, d);
+                }
+            }
+            return;
+        }
     }
     with_k!(s.kh, hpass::<F, M>(s, t, y));
     if M == SUM && !divisors.is_empty() {
@@ -472,8 +479,29 @@ fn plane<F: FastFloat, const M: u8>(
     }
 }
 
-/// The divisor of every output of a plane, as the reference forms it: one integer, converted
-/// once (exact below 2^24, which `applies` guarantees for this path's windows).
+/// The combine mode for one plane: max takes the exact rule only when the plane may hold a NaN.
+#[inline(always)]
+fn plane_mode<F: FastFloat>(reduce: Reduce, x: &[F], avx512: bool) -> u8 {
+    match reduce {
+        Reduce::Max if maybe_nan(x, avx512) => EXACT_MAX,
+        Reduce::Max => PLAIN_MAX,
+        Reduce::Sum(_) => SUM,
+    }
+}
+
+/// Calls `$f::<F, MODE>` for a combine mode known at run time.
+macro_rules! by_mode {
+    ($mode:expr, $f:ident::<$F:ident>($($a:expr),*)) => {
+        match $mode {
+            EXACT_MAX => $f::<$F, EXACT_MAX>($($a),*),
+            PLAIN_MAX => $f::<$F, PLAIN_MAX>($($a),*),
+            _ => $f::<$F, SUM>($($a),*),
+        }
+    };
+}
+
+/// The divisor of every output of a plane, as the reference forms it: the integer product of
+/// the window's counts, converted once.
 fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
     let [ad, ah, aw] = axes;
     let mut out = Vec::with_capacity(ah.spans.len() * aw.spans.len());
@@ -497,35 +525,44 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
 fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) {
     let pad = init_of::<F>(reduce);
     let len = (s.rows + 1) * s.q;
-    // Two sets of padded buffers: plane p + 1 is copied in before plane p is pooled, so the
-    // copy's stores have left the store buffer before the overlapping unaligned loads read them.
+    let tlen = s.rows * s.q;
+    // A three-stage pipeline over the planes, so that no pass reads what the previous pass has
+    // just written (such loads wait for the stores to drain): while plane p's H pass runs,
+    // plane p + 1 has had its W pass and plane p + 2 its padded copy. Two padded buffers
+    // (even + odd columns each) and two W-pass buffers alternate.
     let mut bufs = vec![pad; 4 * len];
-    let mut t = vec![F::zero(); s.rows * s.q];
+    let mut ts = vec![F::zero(); 2 * tlen];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
-    // plain loops: closures and adapters here would be compiled outside the ISA context
     let n = x.len() / pin;
-    {
-        let (e, rest) = bufs.split_at_mut(len);
-        if n > 0 {
-            fill(s, &x[..pin], e, &mut rest[..len]);
-        }
+    // plain loops and direct calls: adapters here would be compiled outside the ISA context
+    let mut modes = [SUM; 2];
+    if n > 0 {
+        let (e, o) = bufs[..2 * len].split_at_mut(len);
+        fill(s, &x[..pin], e, o);
+        modes[0] = plane_mode(reduce, &x[..pin], s.avx512);
+        by_mode!(modes[0], plane_w::<F>(s, e, o, &mut ts[..tlen]));
+    }
+    if n > 1 {
+        let (e, o) = bufs[2 * len..].split_at_mut(len);
+        fill(s, &x[pin..2 * pin], e, o);
     }
     for p in 0..n {
-        let (cur, next) = bufs.split_at_mut(2 * len);
-        let (cur, next) = if p % 2 == 0 { (cur, next) } else { (next, cur) };
+        let (b0, b1) = bufs.split_at_mut(2 * len);
+        // the buffer of plane p + 1 (filled), and of plane p (free again: its W pass is done)
+        let (next, free) = if p % 2 == 0 { (b1, b0) } else { (b0, b1) };
+        let (t0, t1) = ts.split_at_mut(tlen);
+        let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
         if p + 1 < n {
-            let (e, o) = next.split_at_mut(len);
-            fill(s, &x[(p + 1) * pin..(p + 2) * pin], e, o);
+            let (e, o) = next.split_at(len);
+            modes[(p + 1) % 2] = plane_mode(reduce, &x[(p + 1) * pin..(p + 2) * pin], s.avx512);
+            by_mode!(modes[(p + 1) % 2], plane_w::<F>(s, e, o, t_next));
         }
-        let (e, o) = cur.split_at(len);
+        if p + 2 < n {
+            let (e, o) = free.split_at_mut(len);
+            fill(s, &x[(p + 2) * pin..(p + 3) * pin], e, o);
+        }
         let yp = &mut y[p * pout..(p + 1) * pout];
-        match reduce {
-            Reduce::Max if maybe_nan(&x[p * pin..(p + 1) * pin], s.avx512) => {
-                plane::<F, EXACT_MAX>(s, e, o, &mut t, divisors, yp)
-            }
-            Reduce::Max => plane::<F, PLAIN_MAX>(s, e, o, &mut t, divisors, yp),
-            Reduce::Sum(_) => plane::<F, SUM>(s, e, o, &mut t, divisors, yp),
-        }
+        by_mode!(modes[p % 2], plane_h::<F>(s, t_cur, divisors, yp));
     }
 }
 
@@ -617,7 +654,8 @@ fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mu
             scaled[f] = src[f] / divisors[f];
         }
         fill(s, &scaled, &mut buf, &mut []);
-        plane::<F, SUM>(s, &buf, &[], &mut t, &[], &mut gx[p * pout..(p + 1) * pout]);
+        plane_w::<F, SUM>(s, &buf, &[], &mut t);
+        plane_h::<F, SUM>(s, &t, &[], &mut gx[p * pout..(p + 1) * pout]);
     }
 }
 
