@@ -6,9 +6,11 @@
 //! - [`padded`]: small channels-first planes through a padded copy (forward max without
 //!   indices, average forward, stride-1 average backward);
 //! - [`plane`]: channels-first planes reduced as flat arrays;
+//! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512);
 //! - [`scatter`]: backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch.
 
+pub(crate) mod direct;
 pub(crate) mod isa;
 pub(crate) mod padded;
 pub(crate) mod plane;

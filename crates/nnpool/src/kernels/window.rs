@@ -897,6 +897,11 @@ pub(crate) fn forward<F: FastFloat>(
         global_cf::<F>(isa, g, reduce, x, y, idx);
         return true;
     }
+    if super::direct::applies(g, axes, reduce, idx.is_some())
+        && super::direct::forward::<F>(isa, g, axes, reduce, x, y)
+    {
+        return true;
+    }
     if let Some(shape) = super::padded::applies(g, axes, reduce, idx.is_some()) {
         super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
         return true;

@@ -394,3 +394,63 @@ pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
     }
     hit != 0
 }
+
+/// One output pixel of a channels-last window problem, folded straight from the input: for
+/// every channel, `out[ch] = fold over the taps (in the reference's row-major order) of
+/// x[off * c + ch]`, then (sums) divided by `div`. 4 channel vectors at a time, then single
+/// vectors, the channel tail masked. Sums come out in the reference's order: the same bits.
+///
+/// # Safety
+/// The CPU must support AVX-512F. Every `off * c + c <= x.len()` and `out.len() >= c`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn cl_pixel<const MODE: u8>(
+    x: &[f32],
+    offs: &[usize],
+    c: usize,
+    div: f32,
+    out: &mut [f32],
+) {
+    assert!(out.len() >= c && offs.iter().all(|&o| o * c + c <= x.len()));
+    let (src, dst) = (x.as_ptr(), out.as_mut_ptr());
+    let finish = |a: __m512| {
+        if MODE == 2 {
+            _mm512_div_ps(a, _mm512_set1_ps(div))
+        } else {
+            a
+        }
+    };
+    let mut ch = 0;
+    while ch + 64 <= c {
+        let mut acc = [pad_start::<MODE>(); 4];
+        for &o in offs {
+            let p = o * c + ch;
+            for (q, a) in acc.iter_mut().enumerate() {
+                // SAFETY: p + 16q + 16 <= o*c + c <= x.len() (asserted).
+                *a = pad_fold::<MODE>(*a, unsafe { _mm512_loadu_ps(src.add(p + 16 * q)) });
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            // SAFETY: ch + 16q + 16 <= c <= out.len().
+            unsafe { _mm512_storeu_ps(dst.add(ch + 16 * q), finish(*a)) };
+        }
+        ch += 64;
+    }
+    while ch < c {
+        let n = (c - ch).min(16);
+        let m: __mmask16 = if n == 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        };
+        let mut a = pad_start::<MODE>();
+        for &o in offs {
+            // SAFETY: the mask enables lanes ch..ch+n <= c of pixel o, inside x (asserted); the
+            // masked-off lanes hold 0 (sums) or are never stored.
+            let v = unsafe { _mm512_maskz_loadu_ps(m, src.add(o * c + ch)) };
+            a = pad_fold::<MODE>(a, v);
+        }
+        // SAFETY: lanes below n only, ch + n <= c <= out.len().
+        unsafe { _mm512_mask_storeu_ps(dst.add(ch), m, finish(a)) };
+        ch += n;
+    }
+}
