@@ -5,8 +5,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `dest` atomically (temporary file + rename in the same folder).
-pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), String> {
+/// A hidden temporary path beside `dest` (same folder, so a rename replaces `dest` atomically);
+/// `tag` tells apart several temporaries of one process.
+pub fn temp_path(dest: &Path, tag: usize) -> Result<PathBuf, String> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -14,11 +15,16 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = dest
         .file_name()
         .ok_or_else(|| format!("{}: not a file path", dest.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.nnpool-tmp-{}",
+    Ok(dir.join(format!(
+        ".{}.nnpool-tmp-{}-{tag}",
         name.to_string_lossy(),
         std::process::id()
-    ));
+    )))
+}
+
+/// Writes `bytes` to `dest` atomically (temporary file + rename in the same folder).
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = temp_path(dest, 0)?;
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -282,19 +282,7 @@ impl Staged {
         shape: &[usize],
         data: &[T],
     ) -> Result<(), String> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = dest
-            .file_name()
-            .ok_or_else(|| format!("{}: not a file path", dest.display()))?;
-        let tmp = dir.join(format!(
-            ".{}.nnpool-tmp-{}-{}",
-            name.to_string_lossy(),
-            std::process::id(),
-            self.files.len()
-        ));
+        let tmp = crate::files::temp_path(dest, self.files.len())?;
         let result = (|| -> io::Result<()> {
             let f = fs::File::create(&tmp)?;
             let mut w = BufWriter::new(f);

@@ -10,7 +10,7 @@
 
 use super::isa::multiversion;
 use super::isa::Isa;
-use super::window::{AxisPlan, FastFloat, Reduce};
+use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
@@ -38,22 +38,6 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indic
         && g.channels >= 16
         && (1..=MAX_TAPS).contains(&taps)
         && g.in_plane() * g.channels * std::mem::size_of::<f32>() <= MAX_SAMPLE_BYTES
-}
-
-/// The divisor of output `(od, oh, ow)` as the reference forms it.
-fn divisor(axes: &[AxisPlan; 3], div: Divisor, o: [usize; 3]) -> f64 {
-    let s = [
-        axes[0].spans[o[0]],
-        axes[1].spans[o[1]],
-        axes[2].spans[o[2]],
-    ];
-    let d = match div {
-        Divisor::Padded => (s[0].padded_count * s[1].padded_count * s[2].padded_count) as i64,
-        Divisor::Real => (s[0].count * s[1].count * s[2].count) as i64,
-        Divisor::Override(d) => d,
-        Divisor::PerAxis => 1,
-    };
-    d as f64
 }
 
 #[inline(always)]
@@ -94,7 +78,8 @@ fn rows_body<F: FastFloat>(
                 }
             }
             let div = match reduce {
-                Reduce::Sum(d) => divisor(axes, d, [od, oh, ow]) as f32,
+                // adaptive problems (no single divisor) do not take this path
+                Reduce::Sum(d) => window_divisor(d, [sd, sh, sw]).unwrap_or(1) as f32,
                 Reduce::Max => 1.0,
             };
             let out = &mut y32[(r * ow_n + ow) * c..(r * ow_n + ow + 1) * c];

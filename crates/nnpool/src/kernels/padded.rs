@@ -24,7 +24,7 @@
 //! the reference's order; each is divided once by the same integer divisor as the reference.
 
 use super::isa::{multiversion, Isa};
-use super::window::{init, take, AxisPlan, FastFloat, Reduce};
+use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
@@ -507,14 +507,8 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
     let mut out = Vec::with_capacity(ah.spans.len() * aw.spans.len());
     for sh in &ah.spans {
         for sw in &aw.spans {
-            let d = match div {
-                Divisor::Padded => {
-                    (ad.spans[0].padded_count * sh.padded_count * sw.padded_count) as i64
-                }
-                Divisor::Real => (ad.spans[0].count * sh.count * sw.count) as i64,
-                Divisor::Override(d) => d,
-                Divisor::PerAxis => unreachable!("adaptive problems do not take this path"),
-            };
+            // adaptive problems (no single divisor) do not take this path
+            let d = window_divisor(div, [ad.spans[0], *sh, *sw]).unwrap_or(1);
             out.push(F::from_i64(d));
         }
     }

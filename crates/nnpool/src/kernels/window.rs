@@ -752,21 +752,28 @@ fn slab<F: FastFloat, const IDX: bool, const SUM: bool>(
     }
 }
 
+/// The single integer divisor of a window, as the reference forms it (`None` for adaptive
+/// pooling, which divides once per axis).
+#[inline(always)]
+pub(crate) fn window_divisor(div: Divisor, spans: [Span; 3]) -> Option<i64> {
+    match div {
+        Divisor::PerAxis => None,
+        Divisor::Padded => Some(spans.iter().map(|s| s.padded_count).product::<usize>() as i64),
+        Divisor::Real => Some(spans.iter().map(|s| s.count).product::<usize>() as i64),
+        Divisor::Override(d) => Some(d),
+    }
+}
+
 /// Divides a window sum as the reference does: once by the window's divisor (a zero divisor,
 /// possible only for a window without input elements, gives 0), or once per axis for adaptive
 /// pooling. The one place the fast kernels apply the divisor rule, forward and backward.
 #[inline(always)]
 pub(crate) fn divide_by_window<F: FastFloat>(v: F, div: Divisor, spans: [Span; 3]) -> F {
-    let d = match div {
-        Divisor::PerAxis => {
-            return v
-                / F::from_i64(spans[0].count as i64)
-                / F::from_i64(spans[1].count as i64)
-                / F::from_i64(spans[2].count as i64)
-        }
-        Divisor::Padded => spans.iter().map(|s| s.padded_count).product::<usize>() as i64,
-        Divisor::Real => spans.iter().map(|s| s.count).product::<usize>() as i64,
-        Divisor::Override(d) => d,
+    let Some(d) = window_divisor(div, spans) else {
+        return v
+            / F::from_i64(spans[0].count as i64)
+            / F::from_i64(spans[1].count as i64)
+            / F::from_i64(spans[2].count as i64);
     };
     if d == 0 {
         F::zero()
