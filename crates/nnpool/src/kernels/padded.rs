@@ -283,14 +283,14 @@ fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
 /// Calls `$f::<F, M, K>` with the window size as a constant for the common sizes (the tap
 /// loops then unroll), or with `K = 0` (a run-time count) for the others.
 macro_rules! with_k {
-    ($k:expr, $f:ident::<$F:ident, $M:ident>($($a:expr),*)) => {
+    ($k:expr, $($f:ident)::+ ::<$($g:ident),*>($($a:expr),*)) => {
         match $k {
-            1 => $f::<$F, $M, 1>($($a),*),
-            2 => $f::<$F, $M, 2>($($a),*),
-            3 => $f::<$F, $M, 3>($($a),*),
-            5 => $f::<$F, $M, 5>($($a),*),
-            7 => $f::<$F, $M, 7>($($a),*),
-            _ => $f::<$F, $M, 0>($($a),*),
+            1 => $($f)::+::<$($g,)* 1>($($a),*),
+            2 => $($f)::+::<$($g,)* 2>($($a),*),
+            3 => $($f)::+::<$($g,)* 3>($($a),*),
+            5 => $($f)::+::<$($g,)* 5>($($a),*),
+            7 => $($f)::+::<$($g,)* 7>($($a),*),
+            _ => $($f)::+::<$($g,)* 0>($($a),*),
         }
     };
 }
@@ -408,6 +408,34 @@ fn fill<F: FastFloat>(s: &PlaneShape, x: &[F], even: &mut [F], odd: &mut [F]) {
     }
 }
 
+/// [`fill`], then the plane's combine mode ([`plane_mode`]); for f32 at stride 1 with
+/// AVX-512, one pass that copies and checks the values together.
+#[inline(always)]
+fn fill_with_mode<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    x: &[F],
+    even: &mut [F],
+    odd: &mut [F],
+) -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    if s.avx512 && s.sw == 1 && s.pad_left + s.w <= s.q {
+        if let (Some(x32), Some(e)) = (cast::<F, f32>(x), cast_mut::<F, f32>(even)) {
+            // SAFETY: `s.avx512` is true only when AVX-512F was detected; the function
+            // asserts the lengths it relies on.
+            let special =
+                unsafe { super::x86::pad_fill_s1(x32, s.w, s.rows, s.pad_top, s.pad_left, s.q, e) };
+            return match reduce {
+                Reduce::Max if special => EXACT_MAX,
+                Reduce::Max => PLAIN_MAX,
+                Reduce::Sum(_) => SUM,
+            };
+        }
+    }
+    fill(s, x, even, odd);
+    plane_mode(reduce, x, s.avx512)
+}
+
 /// W pass of one plane: its padded copy (`even`, and `odd` for stride 2) into `t`.
 #[inline(always)]
 fn plane_w<F: FastFloat, const M: u8>(s: &PlaneShape, even: &[F], odd: &[F], t: &mut [F]) {
@@ -422,9 +450,9 @@ fn plane_w<F: FastFloat, const M: u8>(s: &PlaneShape, even: &[F], odd: &[F], t: 
             // asserts the lengths it relies on.
             unsafe {
                 if s.sw == 1 {
-                    super::x86::pad_wpass_s1::<M>(e, s.kw, t32);
+                    with_k!(s.kw, super::x86::pad_wpass_s1::<M>(e, s.kw, t32));
                 } else {
-                    super::x86::pad_wpass_s2::<M>(e, o, s.kw, t32);
+                    with_k!(s.kw, super::x86::pad_wpass_s2::<M>(e, o, s.kw, t32));
                 }
             }
             return;
@@ -451,7 +479,10 @@ fn plane_h<F: FastFloat, const M: u8>(s: &PlaneShape, t: &[F], divisors: &[F], y
             // SAFETY: `s.avx512` is true only when AVX-512F was detected; each function
             // asserts the lengths it relies on.
             unsafe {
-                super::x86::pad_hpass::<M>(t32, s.q, s.kh, s.sh, s.oh, s.ow, y32);
+                with_k!(
+                    s.kh,
+                    super::x86::pad_hpass::<M>(t32, s.q, s.kh, s.sh, s.oh, s.ow, y32)
+                );
                 if M == SUM && !d.is_empty() {
                     super::x86::divide_avx512(y32, d);
                 }
@@ -515,6 +546,69 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
     out
 }
 
+/// Whether stride-1 W passes of this shape read the input directly (f32 with AVX-512, rows of
+/// up to 8 output vectors): no padded copy at all.
+fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
+    s.avx512
+        && s.sw == 1
+        && s.ow.div_ceil(16) <= 8
+        && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+}
+
+/// The W pass of plane `x` straight from the input (see [`direct_w`]); returns the combine
+/// mode the H pass must use: a max pass runs with the plain max and the NaN/±inf check
+/// together, and again with the exact rule when the plane has such a value.
+#[inline(always)]
+fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut [F]) -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x32), Some(t32)) = (cast::<F, f32>(x), cast_mut::<F, f32>(t)) {
+        let v = s.ow.div_ceil(16);
+        let (pt, pl) = (s.pad_top, s.pad_left);
+        // SAFETY: `direct_w` holds (AVX-512F was detected); the function asserts the rest.
+        unsafe {
+            use super::x86::pad_wpass_direct_s1 as wpass;
+            return match reduce {
+                Reduce::Sum(_) => {
+                    with_k!(
+                        s.kw,
+                        wpass::<SUM>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32)
+                    );
+                    SUM
+                }
+                Reduce::Max => {
+                    let special = with_k!(
+                        s.kw,
+                        wpass::<PLAIN_MAX>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, true, t32)
+                    );
+                    if special {
+                        with_k!(
+                            s.kw,
+                            wpass::<EXACT_MAX>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32)
+                        );
+                        EXACT_MAX
+                    } else {
+                        PLAIN_MAX
+                    }
+                }
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, reduce, x, t);
+    unreachable!("direct W passes are taken for f32 on x86-64 only")
+}
+
+/// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
+/// 512-bit access to a misaligned address spans two cache lines and costs two): `(storage,
+/// offset)`, the buffer being `storage[offset..offset + len]`.
+fn aligned_scratch<F: FastFloat>(len: usize, fill: F) -> (Vec<F>, usize) {
+    let per_line = (64 / std::mem::size_of::<F>()).max(1);
+    let storage = vec![fill; len + per_line];
+    let misaligned = (storage.as_ptr() as usize % 64) / std::mem::size_of::<F>();
+    let offset = (per_line - misaligned) % per_line;
+    (storage, offset)
+}
+
 #[inline(always)]
 fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) {
     let pad = init_of::<F>(reduce);
@@ -524,22 +618,43 @@ fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: 
     // just written (such loads wait for the stores to drain): while plane p's H pass runs,
     // plane p + 1 has had its W pass and plane p + 2 its padded copy. Two padded buffers
     // (even + odd columns each) and two W-pass buffers alternate.
-    let mut bufs = vec![pad; 4 * len];
-    let mut ts = vec![F::zero(); 2 * tlen];
+    let (mut t_store, t_at) = aligned_scratch(2 * tlen, F::zero());
+    let ts = &mut t_store[t_at..t_at + 2 * tlen];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     let n = x.len() / pin;
-    // plain loops and direct calls: adapters here would be compiled outside the ISA context
-    let mut modes = [SUM; 2];
+    if direct_w::<F>(s) {
+        // two stages: the W pass of plane p + 1 (from the input) runs before the H pass of p
+        let mut modes = [SUM; 2];
+        if n > 0 {
+            modes[0] = plane_w_direct(s, reduce, &x[..pin], &mut ts[..tlen]);
+        }
+        for p in 0..n {
+            let (t0, t1) = ts.split_at_mut(tlen);
+            let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
+            if p + 1 < n {
+                let xp = &x[(p + 1) * pin..(p + 2) * pin];
+                modes[(p + 1) % 2] = plane_w_direct(s, reduce, xp, t_next);
+            }
+            let yp = &mut y[p * pout..(p + 1) * pout];
+            by_mode!(modes[p % 2], plane_h::<F>(s, t_cur, divisors, yp));
+        }
+        return;
+    }
+    let (mut buf_store, buf_at) = aligned_scratch(4 * len, pad);
+    let bufs = &mut buf_store[buf_at..buf_at + 4 * len];
+    // plain loops and direct calls: adapters here would be compiled outside the ISA context;
+    // the combine mode of plane p is found by its copy and kept in `modes[p % 3]`
+    let mut modes = [SUM; 3];
+    for p in 0..n.min(2) {
+        let (e, o) = bufs[2 * p * len..2 * (p + 1) * len].split_at_mut(len);
+        modes[p] = fill_with_mode(s, reduce, &x[p * pin..(p + 1) * pin], e, o);
+    }
     if n > 0 {
-        let (e, o) = bufs[..2 * len].split_at_mut(len);
-        fill(s, &x[..pin], e, o);
-        modes[0] = plane_mode(reduce, &x[..pin], s.avx512);
+        let (e, o) = bufs[..2 * len].split_at(len);
         by_mode!(modes[0], plane_w::<F>(s, e, o, &mut ts[..tlen]));
     }
-    if n > 1 {
-        let (e, o) = bufs[2 * len..].split_at_mut(len);
-        fill(s, &x[pin..2 * pin], e, o);
-    }
+    let skip = std::env::var("NNPOOL_SKIP").unwrap_or_default();
+    let (sf, sw, sh) = (skip.contains('f'), skip.contains('w'), skip.contains('h'));
     for p in 0..n {
         let (b0, b1) = bufs.split_at_mut(2 * len);
         // the buffer of plane p + 1 (filled), and of plane p (free again: its W pass is done)
@@ -548,15 +663,21 @@ fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: 
         let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
         if p + 1 < n {
             let (e, o) = next.split_at(len);
-            modes[(p + 1) % 2] = plane_mode(reduce, &x[(p + 1) * pin..(p + 2) * pin], s.avx512);
-            by_mode!(modes[(p + 1) % 2], plane_w::<F>(s, e, o, t_next));
+            if !sw {
+                by_mode!(modes[(p + 1) % 3], plane_w::<F>(s, e, o, t_next));
+            }
         }
         if p + 2 < n {
             let (e, o) = free.split_at_mut(len);
-            fill(s, &x[(p + 2) * pin..(p + 3) * pin], e, o);
+            let xp = &x[(p + 2) * pin..(p + 3) * pin];
+            if !sf {
+                modes[(p + 2) % 3] = fill_with_mode(s, reduce, xp, e, o);
+            }
         }
         let yp = &mut y[p * pout..(p + 1) * pout];
-        by_mode!(modes[p % 2], plane_h::<F>(s, t_cur, divisors, yp));
+        if !sh {
+            by_mode!(modes[p % 3], plane_h::<F>(s, t_cur, divisors, yp));
+        }
     }
 }
 

@@ -191,7 +191,12 @@ fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pad_wpass_s1<const MODE: u8>(p: &[f32], k: usize, t: &mut [f32]) {
+pub(crate) unsafe fn pad_wpass_s1<const MODE: u8, const K: usize>(
+    p: &[f32],
+    k: usize,
+    t: &mut [f32],
+) {
+    let k = if K > 0 { K } else { k };
     assert!(t.len().is_multiple_of(16) && k >= 1 && t.len() + k <= p.len() + 1);
     let (src, dst) = (p.as_ptr(), t.as_mut_ptr());
     let mut f = 0;
@@ -225,12 +230,13 @@ pub(crate) unsafe fn pad_wpass_s1<const MODE: u8>(p: &[f32], k: usize, t: &mut [
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pad_wpass_s2<const MODE: u8>(
+pub(crate) unsafe fn pad_wpass_s2<const MODE: u8, const K: usize>(
     even: &[f32],
     odd: &[f32],
     k: usize,
     t: &mut [f32],
 ) {
+    let k = if K > 0 { K } else { k };
     assert!(t.len().is_multiple_of(16) && k >= 1 && t.len() + k / 2 <= even.len().min(odd.len()));
     let (e, o, dst) = (even.as_ptr(), odd.as_ptr(), t.as_mut_ptr());
     let mut f = 0;
@@ -263,15 +269,14 @@ pub(crate) unsafe fn pad_wpass_s2<const MODE: u8>(
 }
 
 /// H pass of a padded plane: output row `i` folds rows `i*sh .. i*sh + kh` (each `q` apart)
-/// of `t`, written into `y` (`oh × ow`) a vector at a time; a vector running past its row
-/// writes into the next row, which is written afterwards, and at the end of `y` a masked store
-/// writes only the lanes inside it.
+/// of `t`, written into `y` (`oh × ow`) a vector at a time, the last vector of each row
+/// through a mask of the lanes inside the row. Two rows at a time, so that two independent
+/// chains of `kh` folds are in flight.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn pad_hpass<const MODE: u8>(
+pub(crate) unsafe fn pad_hpass<const MODE: u8, const K: usize>(
     t: &[f32],
     q: usize,
     kh: usize,
@@ -280,60 +285,53 @@ pub(crate) unsafe fn pad_hpass<const MODE: u8>(
     ow: usize,
     y: &mut [f32],
 ) {
+    let kh = if K > 0 { K } else { kh };
     let vectors = ow.div_ceil(16);
     assert!(
         kh >= 1
             && oh >= 1
+            && ow >= 1
             && vectors * 16 <= q
             && ((oh - 1) * sh + kh) * q <= t.len()
             && oh * ow <= y.len()
     );
     let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
-    let end = oh * ow;
-    // output vectors in write order: item `n` is row `n / vectors`, vector `n % vectors`;
-    // two at a time so that two independent chains of `kh` folds are in flight
-    let items = oh * vectors;
-    let column = |n: usize| -> (usize, usize) {
-        let (i, v) = (n / vectors, n % vectors);
-        (i * sh * q + 16 * v, i * ow + 16 * v)
-    };
-    let store = |at: usize, a: __m512| {
-        // SAFETY: the store covers [at, at + 16) when that is inside y (end <= y.len()), else
-        // only the lanes below `end`.
-        unsafe {
-            if at + 16 <= end {
-                _mm512_storeu_ps(dst.add(at), a);
-            } else {
-                let m: __mmask16 = ((1u32 << (end - at)) - 1) as __mmask16;
-                _mm512_mask_storeu_ps(dst.add(at), m, a);
+    let last: __mmask16 = ((1u32 << (ow - 16 * (vectors - 1))) - 1) as __mmask16;
+    let mask = |v: usize| if v + 1 == vectors { last } else { 0xFFFF };
+    // SAFETY (all blocks below): for rows i < oh and vectors v < vectors, the loads read
+    // t[(i*sh + r)*q + 16v ..][..16] with (i*sh + r + 1)*q <= ((oh-1)*sh + kh)*q <= t.len()
+    // (16v + 16 <= q); the masked stores write only lanes o < ow of y[i*ow + o], below
+    // oh*ow <= y.len().
+    let mut i = 0;
+    while i + 2 <= oh {
+        let (ra, rb) = (src.add(i * sh * q), src.add((i + 1) * sh * q));
+        let (ya, yb) = (dst.add(i * ow), dst.add((i + 1) * ow));
+        for v in 0..vectors {
+            let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
+            for r in 0..kh {
+                unsafe {
+                    a = pad_fold::<MODE>(a, _mm512_loadu_ps(ra.add(r * q + 16 * v)));
+                    b = pad_fold::<MODE>(b, _mm512_loadu_ps(rb.add(r * q + 16 * v)));
+                }
             }
-        }
-    };
-    let mut n = 0;
-    while n + 2 <= items {
-        let ((sa, ya), (sb, yb)) = (column(n), column(n + 1));
-        let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
-        for r in 0..kh {
-            // SAFETY: every source offset + r*q + 16 <= ((oh-1)*sh + kh)*q <= t.len().
             unsafe {
-                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(sa + r * q)));
-                b = pad_fold::<MODE>(b, _mm512_loadu_ps(src.add(sb + r * q)));
+                _mm512_mask_storeu_ps(ya.add(16 * v), mask(v), a);
+                _mm512_mask_storeu_ps(yb.add(16 * v), mask(v), b);
             }
         }
-        store(ya, a);
-        store(yb, b);
-        n += 2;
+        i += 2;
     }
-    if n < items {
-        let (sa, ya) = column(n);
-        let mut a = pad_start::<MODE>();
-        for r in 0..kh {
-            // SAFETY: as above.
-            unsafe {
-                a = pad_fold::<MODE>(a, _mm512_loadu_ps(src.add(sa + r * q)));
+    if i < oh {
+        let (ra, ya) = (src.add(i * sh * q), dst.add(i * ow));
+        for v in 0..vectors {
+            let mut a = pad_start::<MODE>();
+            for r in 0..kh {
+                unsafe {
+                    a = pad_fold::<MODE>(a, _mm512_loadu_ps(ra.add(r * q + 16 * v)));
+                }
             }
+            unsafe { _mm512_mask_storeu_ps(ya.add(16 * v), mask(v), a) };
         }
-        store(ya, a);
     }
 }
 
@@ -453,4 +451,174 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
         unsafe { _mm512_mask_storeu_ps(dst.add(ch), m, finish(a)) };
         ch += n;
     }
+}
+
+/// The padded copy of one channels-first plane at stride 1 (see `padded.rs`): input row `h`
+/// (`w` values) goes to `dst[(h + pad_top) * q + pad_left ..]` for the rows below `rows`, in
+/// whole vectors and one masked tail (no overlapping stores, no call per row). Returns whether
+/// the copied values hold a NaN or an infinity (`v - v` is NaN exactly then), so that the
+/// plane's max mode comes with the copy instead of a second read of the input.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pad_fill_s1(
+    x: &[f32],
+    w: usize,
+    rows: usize,
+    pad_top: usize,
+    pad_left: usize,
+    q: usize,
+    dst: &mut [f32],
+) -> bool {
+    let h = x.len().checked_div(w).unwrap_or(0);
+    let copied = h.min(rows.saturating_sub(pad_top));
+    assert!(pad_left + w <= q && (pad_top + copied) * q <= dst.len());
+    let (src, out) = (x.as_ptr(), dst.as_mut_ptr());
+    let full = w / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (w - full)) - 1) as __mmask16;
+    let mut hit: __mmask16 = 0;
+    // whole vectors are stored through an all-lanes mask the compiler cannot see through:
+    // with plain stores it turns each row's loop into a call to memcpy, which costs more than
+    // the copy of a short row
+    let all: __mmask16 = std::hint::black_box(0xFFFF);
+    for r in 0..copied {
+        let (s, d) = (r * w, (r + pad_top) * q + pad_left);
+        let mut c = 0;
+        while c < full {
+            // SAFETY: c + 16 <= w, so the load is inside row r of x and the store inside row
+            // r + pad_top of dst (pad_left + w <= q, and that row is below dst.len()).
+            unsafe {
+                let v = _mm512_loadu_ps(src.add(s + c));
+                let z = _mm512_sub_ps(v, v);
+                hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z);
+                _mm512_mask_storeu_ps(out.add(d + c), all, v);
+            }
+            c += 16;
+        }
+        if tail != 0 {
+            // SAFETY: the mask enables only the lanes below w, inside both rows as above.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(tail, src.add(s + c));
+                let z = _mm512_sub_ps(v, v);
+                hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z);
+                _mm512_mask_storeu_ps(out.add(d + c), tail, v);
+            }
+        }
+    }
+    // rows below every window are not copied; they can still hold the plane's only NaN, which
+    // cannot reach an output then, so they need no check
+    hit != 0
+}
+
+/// The stride-1 W pass of one channels-first plane straight from its input (see
+/// `padded.rs`): W-pass row `r` (for `r < rows`, `q` apart in `t`) is
+/// `t[r][f] = fold_j p[r][f + j]` for `f < 16 * vectors`, where `p` is the plane padded with
+/// the start value of `MODE` (`pad_top` rows above, `pad_left` columns before). The padded row
+/// is never written out: its vectors are masked loads of the input row (the padding lanes
+/// masked off), and tap `j` of 16 outputs is one two-vector permute of the row's vectors. With
+/// `check`, also returns whether any input value read is NaN or ±inf (`v - v` is NaN exactly
+/// then); the caller redoes a plain-max pass with the exact rule when it is.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pad_wpass_direct_s1<const MODE: u8, const K: usize>(
+    x: &[f32],
+    w: usize,
+    k: usize,
+    pad_top: usize,
+    pad_left: usize,
+    rows: usize,
+    vectors: usize,
+    q: usize,
+    check: bool,
+    t: &mut [f32],
+) -> bool {
+    let k = if K > 0 { K } else { k };
+    let h = x.len().checked_div(w).unwrap_or(0);
+    assert!(
+        (1..=16).contains(&k) && w >= 1 && 16 * vectors <= q && rows * q <= t.len() && vectors <= 8
+    );
+    // lanes of padded vector m (columns 16m ..) that hold input columns 0..w
+    let mut masks = [0 as __mmask16; 9];
+    for (m, mask) in masks.iter_mut().enumerate().take(vectors + 1) {
+        let lo = pad_left.saturating_sub(16 * m).min(16);
+        let hi = (pad_left + w).saturating_sub(16 * m).min(16);
+        *mask = if hi > lo {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+        } else {
+            0
+        };
+    }
+    let pad = pad_start::<MODE>();
+    let mut taps = [_mm512_setzero_si512(); 16];
+    for (j, tap) in taps.iter_mut().enumerate().take(k) {
+        let j = j as i32;
+        *tap = _mm512_setr_epi32(
+            j,
+            j + 1,
+            j + 2,
+            j + 3,
+            j + 4,
+            j + 5,
+            j + 6,
+            j + 7,
+            j + 8,
+            j + 9,
+            j + 10,
+            j + 11,
+            j + 12,
+            j + 13,
+            j + 14,
+            j + 15,
+        );
+    }
+    let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
+    let mut hit: __mmask16 = 0;
+    for r in 0..rows {
+        // SAFETY: r < rows and 16 * vectors <= q, so the stores stay in t[r*q .. (r+1)*q].
+        let out = unsafe { dst.add(r * q) };
+        if r < pad_top || r - pad_top >= h {
+            for v in 0..vectors {
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(out.add(16 * v), pad) };
+            }
+            continue;
+        }
+        // column c of the padded row is x[row + c - pad_left]; masked-off lanes are not read
+        let row = src.wrapping_add((r - pad_top) * w).wrapping_sub(pad_left);
+        let load = |m: usize| -> __m512 {
+            // SAFETY: the mask enables only lanes whose column 16m + l - pad_left lies in
+            // 0..w of input row r - pad_top < h, inside x.
+            unsafe { _mm512_mask_loadu_ps(pad, masks[m], row.wrapping_add(16 * m)) }
+        };
+        let mut cur = load(0);
+        if check {
+            let z = _mm512_sub_ps(cur, cur);
+            hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[0], z, z);
+        }
+        for v in 0..vectors {
+            let next = load(v + 1);
+            if check {
+                let z = _mm512_sub_ps(next, next);
+                hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[v + 1], z, z);
+            }
+            // tap 0 is `cur` itself; sums start from 0 as the reference does (an all −0 window
+            // gives +0), and for max starting from the first tap is the same fold
+            let mut acc = if MODE == 2 {
+                _mm512_add_ps(_mm512_setzero_ps(), cur)
+            } else {
+                cur
+            };
+            for tap in taps.iter().take(k).skip(1) {
+                acc = pad_fold::<MODE>(acc, _mm512_permutex2var_ps(cur, *tap, next));
+            }
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(out.add(16 * v), acc) };
+            cur = next;
+        }
+    }
+    hit != 0
 }

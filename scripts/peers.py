@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Times the `nnpool bench` cases in other libraries on this machine, for a side-by-side run.
+
+Not part of the test suite: it needs the peers, installed into a virtual environment outside
+the project, e.g.
+
+    python3 -m venv /tmp/peers && /tmp/peers/bin/pip install numpy onnx onnxruntime torch
+    /tmp/peers/bin/python scripts/peers.py --json peers.json
+
+Peers that are not installed are skipped. Each (peer, case, layout, threads) is warmed up,
+then called until at least 10 calls and 0.3 s; the median and minimum are reported, as
+`nnpool bench` does. Every peer's output is checked once against NumPy's own pooling of the
+same input (max exactly, averages within 1e-5), so a peer that computes something else is
+reported, not timed. `scripts/compare-peers.sh` runs this and `nnpool bench` back to back and
+prints one table.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+# name, kind, (k, s, p) or None for global, channels-first shape, pass
+CASES = [
+    ("resnet_stem_max", "max", (3, 2, 1), (8, 64, 112, 112), "fwd"),
+    ("resnet_gap", "gap", None, (8, 512, 7, 7), "fwd"),
+    ("vgg_max_224", "max", (2, 2, 0), (8, 64, 224, 224), "fwd"),
+    ("vgg_max_14", "max", (2, 2, 0), (8, 512, 14, 14), "fwd"),
+    ("inception_max_s1", "max", (3, 1, 1), (8, 192, 28, 28), "fwd"),
+    ("inception_avg_s1", "avg", (3, 1, 1), (8, 192, 28, 28), "fwd"),
+    ("alexnet_max", "max", (3, 2, 0), (8, 96, 55, 55), "fwd"),
+    ("large_avg", "avg", (7, 1, 3), (8, 64, 56, 56), "fwd"),
+    ("sppf_max5", "max", (5, 1, 2), (8, 256, 20, 20), "fwd"),
+    ("max3d", "max3d", (3, 2, 1), (2, 64, 16, 56, 56), "fwd"),
+    ("resnet_stem_max_bwd", "max", (3, 2, 1), (8, 64, 112, 112), "bwd"),
+    ("vgg_max_224_bwd", "max", (2, 2, 0), (8, 64, 224, 224), "bwd"),
+    ("inception_avg_s1_bwd", "avg", (3, 1, 1), (8, 192, 28, 28), "bwd"),
+]
+
+
+def timed(fn, min_time):
+    for _ in range(3):
+        fn()
+    samples, start = [], time.perf_counter()
+    while len(samples) < 10 or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(samples), min(samples)
+
+
+def numpy_pool(x, kind, geo):
+    """A plain NumPy oracle (count_include_pad averages, -inf padding for max)."""
+    if kind == "gap":
+        return x.mean(axis=(2, 3), keepdims=True)
+    k, s, p = geo
+    spatial = x.ndim - 2
+    fill = -np.inf if kind.startswith("max") else 0.0
+    pad = [(0, 0), (0, 0)] + [(p, p)] * spatial
+    xp = np.pad(x, pad, constant_values=fill)
+    out_sizes = [(n + 2 * p - k) // s + 1 for n in x.shape[2:]]
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k,) * spatial, axis=tuple(range(2, 2 + spatial)))
+    sl = (slice(None), slice(None)) + tuple(slice(0, o * s, s) for o in out_sizes)
+    win = win[sl]
+    axes = tuple(range(-spatial, 0))
+    return win.max(axis=axes) if kind.startswith("max") else win.mean(axis=axes)
+
+
+def agree(got, want, kind):
+    got = np.asarray(got, dtype=np.float32)
+    if got.shape != want.shape:
+        return False
+    if kind.startswith("max"):
+        return np.array_equal(got, want)
+    return np.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def onnxruntime_runner(threads):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    def make(kind, geo, x, layout, pass_):
+        shape = x.shape
+        if layout != "nchw" or pass_ != "fwd":
+            return None  # ONNX pooling is channels-first and has no backward op
+        spatial = len(shape) - 2
+        if kind == "gap":
+            node = helper.make_node("GlobalAveragePool", ["x"], ["y"])
+        else:
+            k, s, p = geo
+            attrs = dict(kernel_shape=[k] * spatial, strides=[s] * spatial, pads=[p] * (2 * spatial))
+            if kind == "avg":
+                node = helper.make_node("AveragePool", ["x"], ["y"], count_include_pad=1, **attrs)
+            else:
+                node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+        graph = helper.make_graph(
+            [node],
+            "pool",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+        run = lambda: sess.run(None, {"x": x})[0]
+        return run, run
+
+    return make
+
+
+def torch_runner(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    F = torch.nn.functional
+
+    def make(kind, geo, x, layout, pass_):
+        spatial = x.ndim - 2
+        fmt = {2: torch.channels_last, 3: torch.channels_last_3d}[spatial]
+        t = torch.from_numpy(x)
+        if layout == "nhwc":
+            t = t.contiguous(memory_format=fmt)
+
+        def like_t(shape):
+            g = torch.randn(shape)
+            return g.contiguous(memory_format=fmt) if layout == "nhwc" else g
+
+        if kind == "gap":
+            fwd = lambda: F.adaptive_avg_pool2d(t, 1)
+        else:
+            k, s, p = geo
+            if kind == "avg":
+                fwd = lambda: F.avg_pool2d(t, k, s, p, count_include_pad=True)
+            elif kind == "max3d":
+                fwd = lambda: F.max_pool3d(t, k, s, p)
+            else:
+                fwd = lambda: F.max_pool2d(t, k, s, p)
+        if pass_ == "fwd":
+            def run():
+                with torch.no_grad():
+                    return fwd()
+
+            return run, lambda: run().contiguous().numpy()
+        # backward: the input gradient for a given output gradient (max: from the forward's
+        # indices), the op `nnpool bench` times
+        k, s, p = geo
+        if kind == "avg":
+            gy = like_t(fwd().shape)
+            run = lambda: torch.ops.aten.avg_pool2d_backward(gy, t, [k, k], [s, s], [p, p], False, True, None)
+        else:
+            y, idx = F.max_pool2d(t, k, s, p, return_indices=True)
+            gy = like_t(y.shape)
+            run = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                gy, t, [k, k], [s, s], [p, p], [1, 1], False, idx
+            )
+        return run, None
+
+    return make
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", help="comma-separated case names (default: all)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--min-time", type=float, default=0.3)
+    ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument("--load", help="read earlier results from this file instead of timing")
+    ap.add_argument("--compare", metavar="NNPOOL_JSON", help="print nnpool (`nnpool bench --json`) against the fastest peer")
+    args = ap.parse_args()
+    if args.load:
+        with open(args.load) as f:
+            results = json.load(f)
+    else:
+        results = measure(args)
+    if args.json and not args.load:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    if args.compare:
+        with open(args.compare) as f:
+            compare(json.load(f), results)
+
+
+def compare(ours, peers):
+    """Per case and thread count: nnpool's faster layout against the fastest peer (any layout)."""
+    print(f"\n{'case':22} {'thr':>3} {'nnpool ms':>10} {'x copy':>7}  {'fastest peer':28} {'peer ms':>9} {'speed-up':>8}")
+    for case, *_ in CASES:
+        for threads in sorted({r["threads"] for r in ours}):
+            mine = [r for r in ours if r["case"] == case and r["threads"] == threads]
+            theirs = [r for r in peers if r["case"] == case and r["threads"] == threads]
+            if not mine:
+                continue
+            m = min(mine, key=lambda r: r["median_ms"])
+            line = f"{case:22} {threads:3} {m['median_ms']:10.3f} {m['median_ms'] / m['copy_ms']:7.2f}  "
+            if theirs:
+                p = min(theirs, key=lambda r: r["median_ms"])
+                who = f"{p['peer']} {p['layout']}"
+                line += f"{who:28} {p['median_ms']:9.3f} {p['median_ms'] / m['median_ms']:7.2f}x"
+            else:
+                line += "(no peer ran this case)"
+            print(line + f"   [nnpool {m['layout']}]")
+
+
+def measure(args):
+    wanted = set(args.case.split(",")) if args.case else None
+    results = []
+    rng = np.random.default_rng(7)
+    for threads in [int(t) for t in args.threads.split(",")]:
+        peers = {}
+        for name, factory in [("onnxruntime", onnxruntime_runner), ("torch", torch_runner)]:
+            try:
+                peers[name] = factory(threads)
+            except Exception as e:  # not installed (or broken): skip this peer
+                print(f"# {name}: skipped ({type(e).__name__}: {e})", file=sys.stderr)
+        for case, kind, geo, shape, pass_ in CASES:
+            if wanted and case not in wanted:
+                continue
+            x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+            want = numpy_pool(x, kind, geo) if pass_ == "fwd" else None
+            for peer, make in peers.items():
+                for layout in ("nchw", "nhwc"):
+                    made = make(kind, geo, x, layout, pass_)
+                    if made is None:
+                        continue
+                    fn, output = made
+                    if output is not None and not agree(output(), want, kind):
+                        print(f"# {peer} {case} {layout}: wrong result, not timed", file=sys.stderr)
+                        continue
+                    med, low = timed(fn, args.min_time)
+                    row = dict(peer=peer, case=case, layout=layout, threads=threads, median_ms=med, min_ms=low)
+                    results.append(row)
+                    print(f"{peer:12} {case:22} {layout:5} {threads:2}  {med:9.3f} ms  (min {low:.3f})", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
