@@ -283,7 +283,7 @@ fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
 /// Calls `$f::<F, M, K>` with the window size as a constant for the common sizes (the tap
 /// loops then unroll), or with `K = 0` (a run-time count) for the others.
 macro_rules! with_k {
-    ($k:expr, $($f:ident)::+ ::<$($g:ident),*>($($a:expr),*)) => {
+    ($k:expr, $($f:ident)::+ ::<$($g:tt),*>($($a:expr),*)) => {
         match $k {
             1 => $($f)::+::<$($g,)* 1>($($a),*),
             2 => $($f)::+::<$($g,)* 2>($($a),*),
@@ -550,9 +550,47 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
 /// up to 8 output vectors): no padded copy at all.
 fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
     s.avx512
-        && s.sw == 1
+        && (s.sw == 1 || s.sw == 2)
         && s.ow.div_ceil(16) <= 8
         && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+}
+
+/// The body of [`plane_w_direct`] for one stride.
+#[cfg(target_arch = "x86_64")]
+macro_rules! direct_modes {
+    ($s:expr, $reduce:expr, $x32:expr, $t32:expr, $v:expr, $pt:expr, $pl:expr, $S:literal) => {{
+        let (s, x32, t32, v, pt, pl) = ($s, $x32, $t32, $v, $pt, $pl);
+        use super::x86::pad_wpass_direct as wpass;
+        // SAFETY: `direct_w` holds (AVX-512F was detected); the function asserts the rest.
+        unsafe {
+            match $reduce {
+                Reduce::Sum(_) => {
+                    with_k!(
+                        s.kw,
+                        wpass::<SUM, $S>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32)
+                    );
+                    SUM
+                }
+                Reduce::Max => {
+                    let special = with_k!(
+                        s.kw,
+                        wpass::<PLAIN_MAX, $S>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, true, t32)
+                    );
+                    if special {
+                        with_k!(
+                            s.kw,
+                            wpass::<EXACT_MAX, $S>(
+                                x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32
+                            )
+                        );
+                        EXACT_MAX
+                    } else {
+                        PLAIN_MAX
+                    }
+                }
+            }
+        }
+    }};
 }
 
 /// The W pass of plane `x` straight from the input (see [`direct_w`]); returns the combine
@@ -564,34 +602,10 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
     if let (Some(x32), Some(t32)) = (cast::<F, f32>(x), cast_mut::<F, f32>(t)) {
         let v = s.ow.div_ceil(16);
         let (pt, pl) = (s.pad_top, s.pad_left);
-        // SAFETY: `direct_w` holds (AVX-512F was detected); the function asserts the rest.
-        unsafe {
-            use super::x86::pad_wpass_direct_s1 as wpass;
-            return match reduce {
-                Reduce::Sum(_) => {
-                    with_k!(
-                        s.kw,
-                        wpass::<SUM>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32)
-                    );
-                    SUM
-                }
-                Reduce::Max => {
-                    let special = with_k!(
-                        s.kw,
-                        wpass::<PLAIN_MAX>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, true, t32)
-                    );
-                    if special {
-                        with_k!(
-                            s.kw,
-                            wpass::<EXACT_MAX>(x32, s.w, s.kw, pt, pl, s.rows, v, s.q, false, t32)
-                        );
-                        EXACT_MAX
-                    } else {
-                        PLAIN_MAX
-                    }
-                }
-            };
+        if s.sw == 2 {
+            return direct_modes!(s, reduce, x32, t32, v, pt, pl, 2);
         }
+        return direct_modes!(s, reduce, x32, t32, v, pt, pl, 1);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, reduce, x, t);

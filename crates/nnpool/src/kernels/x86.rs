@@ -511,20 +511,34 @@ pub(crate) unsafe fn pad_fill_s1(
     hit != 0
 }
 
-/// The stride-1 W pass of one channels-first plane straight from its input (see
+/// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
+/// concatenated vectors, for `shift < count`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn shift_indices(count: usize) -> [__m512i; 16] {
+    let mut out = [_mm512_setzero_si512(); 16];
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (j, v) in out.iter_mut().enumerate().take(count.min(16)) {
+        *v = _mm512_add_epi32(lanes, _mm512_set1_epi32(j as i32));
+    }
+    out
+}
+
+/// The W pass (stride `S`, 1 or 2) of one channels-first plane straight from its input (see
 /// `padded.rs`): W-pass row `r` (for `r < rows`, `q` apart in `t`) is
-/// `t[r][f] = fold_j p[r][f + j]` for `f < 16 * vectors`, where `p` is the plane padded with
+/// `t[r][f] = fold_j p[r][S*f + j]` for `f < 16 * vectors`, where `p` is the plane padded with
 /// the start value of `MODE` (`pad_top` rows above, `pad_left` columns before). The padded row
 /// is never written out: its vectors are masked loads of the input row (the padding lanes
-/// masked off), and tap `j` of 16 outputs is one two-vector permute of the row's vectors. With
-/// `check`, also returns whether any input value read is NaN or ±inf (`v - v` is NaN exactly
-/// then); the caller redoes a plain-max pass with the exact rule when it is.
+/// masked off); at stride 2 they are split into even and odd columns by two permutes; tap `j`
+/// of 16 outputs is then a two-vector permute of one phase. With `check`, also returns whether
+/// any input value read is NaN or ±inf (`v - v` is NaN exactly then); the caller redoes a
+/// plain-max pass with the exact rule when it is.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pad_wpass_direct_s1<const MODE: u8, const K: usize>(
+pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: usize>(
     x: &[f32],
     w: usize,
     k: usize,
@@ -539,11 +553,16 @@ pub(crate) unsafe fn pad_wpass_direct_s1<const MODE: u8, const K: usize>(
     let k = if K > 0 { K } else { k };
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
-        (1..=16).contains(&k) && w >= 1 && 16 * vectors <= q && rows * q <= t.len() && vectors <= 8
+        (S == 1 || S == 2)
+            && (1..=16).contains(&k)
+            && w >= 1
+            && (1..=8).contains(&vectors)
+            && 16 * vectors <= q
+            && rows * q <= t.len()
     );
     // lanes of padded vector m (columns 16m ..) that hold input columns 0..w
-    let mut masks = [0 as __mmask16; 9];
-    for (m, mask) in masks.iter_mut().enumerate().take(vectors + 1) {
+    let mut masks = [0 as __mmask16; 2 * 8 + 2];
+    for (m, mask) in masks.iter_mut().enumerate().take(S * (vectors + 1)) {
         let lo = pad_left.saturating_sub(16 * m).min(16);
         let hi = (pad_left + w).saturating_sub(16 * m).min(16);
         *mask = if hi > lo {
@@ -553,28 +572,9 @@ pub(crate) unsafe fn pad_wpass_direct_s1<const MODE: u8, const K: usize>(
         };
     }
     let pad = pad_start::<MODE>();
-    let mut taps = [_mm512_setzero_si512(); 16];
-    for (j, tap) in taps.iter_mut().enumerate().take(k) {
-        let j = j as i32;
-        *tap = _mm512_setr_epi32(
-            j,
-            j + 1,
-            j + 2,
-            j + 3,
-            j + 4,
-            j + 5,
-            j + 6,
-            j + 7,
-            j + 8,
-            j + 9,
-            j + 10,
-            j + 11,
-            j + 12,
-            j + 13,
-            j + 14,
-            j + 15,
-        );
-    }
+    let shifts = shift_indices(k.div_ceil(S));
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
     let mut hit: __mmask16 = 0;
     for r in 0..rows {
@@ -589,31 +589,51 @@ pub(crate) unsafe fn pad_wpass_direct_s1<const MODE: u8, const K: usize>(
         }
         // column c of the padded row is x[row + c - pad_left]; masked-off lanes are not read
         let row = src.wrapping_add((r - pad_top) * w).wrapping_sub(pad_left);
-        let load = |m: usize| -> __m512 {
+        let mut load = |m: usize| -> __m512 {
             // SAFETY: the mask enables only lanes whose column 16m + l - pad_left lies in
             // 0..w of input row r - pad_top < h, inside x.
-            unsafe { _mm512_mask_loadu_ps(pad, masks[m], row.wrapping_add(16 * m)) }
-        };
-        let mut cur = load(0);
-        if check {
-            let z = _mm512_sub_ps(cur, cur);
-            hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[0], z, z);
-        }
-        for v in 0..vectors {
-            let next = load(v + 1);
+            let v = unsafe { _mm512_mask_loadu_ps(pad, masks[m], row.wrapping_add(16 * m)) };
             if check {
-                let z = _mm512_sub_ps(next, next);
-                hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[v + 1], z, z);
+                let z = _mm512_sub_ps(v, v);
+                hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[m], z, z);
             }
-            // tap 0 is `cur` itself; sums start from 0 as the reference does (an all −0 window
-            // gives +0), and for max starting from the first tap is the same fold
-            let mut acc = if MODE == 2 {
-                _mm512_add_ps(_mm512_setzero_ps(), cur)
+            v
+        };
+        // the padded columns 16*S*v .. of this row, as S phases (S = 1: the row itself)
+        let mut phases = |v: usize| -> (__m512, __m512) {
+            if S == 1 {
+                (load(v), pad)
             } else {
-                cur
+                let (a, b) = (load(2 * v), load(2 * v + 1));
+                (
+                    _mm512_permutex2var_ps(a, even, b),
+                    _mm512_permutex2var_ps(a, odd, b),
+                )
+            }
+        };
+        let mut cur = phases(0);
+        for v in 0..vectors {
+            let next = phases(v + 1);
+            // tap 0 is the first phase itself; sums start from 0 as the reference does (an
+            // all −0 window gives +0), and for max starting from the first tap is the same fold
+            let mut acc = if MODE == 2 {
+                _mm512_add_ps(_mm512_setzero_ps(), cur.0)
+            } else {
+                cur.0
             };
-            for tap in taps.iter().take(k).skip(1) {
-                acc = pad_fold::<MODE>(acc, _mm512_permutex2var_ps(cur, *tap, next));
+            for j in 1..k {
+                let (a, b) = if S == 1 || j % 2 == 0 {
+                    (cur.0, next.0)
+                } else {
+                    (cur.1, next.1)
+                };
+                let shift = j / S;
+                let tap = if shift == 0 {
+                    a
+                } else {
+                    _mm512_permutex2var_ps(a, shifts[shift], b)
+                };
+                acc = pad_fold::<MODE>(acc, tap);
             }
             // SAFETY: as above.
             unsafe { _mm512_storeu_ps(out.add(16 * v), acc) };
