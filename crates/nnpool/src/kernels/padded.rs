@@ -26,20 +26,30 @@
 use super::isa::{multiversion, Isa};
 use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
+use crate::geometry::Span;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 
-/// Largest plane (elements) this path takes. Measured with `nnpool bench` (Zen 5, f32, 1
-/// thread, the general kernels A/B in the same run): 2–3× faster on the 14×14 to 56×56 cases;
-/// on resnet_stem_max (112×112, 25.7 MB, memory-bound) the flat channels-first path
-/// (`plane.rs`) stays faster (3.6 against 4.2–5.0 ms), though cache-resident 112×112 planes are
-/// 1.65× faster here (`examples/plane_probe`).
+/// Largest plane (elements) this path takes through a padded copy. Measured with `nnpool
+/// bench` (Zen 5, f32, 1 thread, the general kernels A/B in the same run): 2–3× faster on the
+/// 14×14 to 56×56 cases; with the copy, resnet_stem_max (112×112, 25.7 MB, memory-bound) was
+/// slower than the flat channels-first path (`plane.rs`).
 const MAX_PLANE: usize = 64 * 64;
+
+/// Largest plane when the W pass reads the input directly (no padded copy). Measured with
+/// `nnpool bench` (Zen 5, same-run A/B against the flat path of `plane.rs`): resnet_stem_max
+/// nchw (112×112) 4.8–5.3 → 2.3–3.1 ms, vgg_max_224 nchw (224×224) 11.7–12.2 → 9.5–13.3 ms
+/// (1 thread; the machine is noisy).
+const MAX_DIRECT_PLANE: usize = 256 * 256;
 
 /// The geometry of one plane, as this path needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PlaneShape {
+    /// Input and output depth (1 and 1 for 2-D problems): a 3-D problem is pooled plane by
+    /// plane (W then H) and the pooled planes are then folded along the depth.
+    d: usize,
+    od: usize,
     h: usize,
     w: usize,
     oh: usize,
@@ -74,7 +84,7 @@ fn plain_sliding(a: &AxisPlan, n: usize) -> bool {
 }
 
 /// The plane shape when this path takes the problem.
-pub(crate) fn applies(
+pub(crate) fn applies<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
@@ -82,13 +92,18 @@ pub(crate) fn applies(
 ) -> Option<PlaneShape> {
     let [ad, ah, aw] = axes;
     let [d_in, h, w] = g.in3;
+    let flat = d_in == 1 && ad.spans.len() == 1 && ad.spans[0].count == 1;
+    // depth windows: consecutive input planes, each window holding at least one
+    let depth = ad.d == 1
+        && !ad.spans.is_empty()
+        && ad
+            .spans
+            .iter()
+            .all(|sp| sp.count > 0 && sp.first + sp.count <= d_in);
     let ok = g.layout == Layout::ChannelsFirst
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
-        && d_in == 1
-        && ad.spans.len() == 1
-        && ad.spans[0].count == 1
-        && g.in_plane() <= MAX_PLANE
+        && (flat || depth)
         && g.in_plane() > 0
         && plain_sliding(ah, h)
         && plain_sliding(aw, w);
@@ -107,7 +122,9 @@ pub(crate) fn applies(
     if aw.pad >= q {
         return None;
     }
-    Some(PlaneShape {
+    let shape = PlaneShape {
+        d: if flat { 1 } else { d_in },
+        od: if flat { 1 } else { ad.spans.len() },
         h,
         w,
         oh,
@@ -121,7 +138,15 @@ pub(crate) fn applies(
         q,
         rows: (oh - 1) * ah.s + ah.k,
         avx512: super::isa::has_avx512(),
-    })
+    };
+    let limit = if direct_w::<F>(&shape) {
+        MAX_DIRECT_PLANE
+    } else if flat {
+        MAX_PLANE
+    } else {
+        return None; // depth folding is done on the direct path only
+    };
+    (g.in_plane() <= limit).then_some(shape)
 }
 
 /// How taps combine: the exact max rule, the max of a plane without NaN, or a sum.
@@ -535,12 +560,14 @@ macro_rules! by_mode {
 /// the window's counts, converted once.
 fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
     let [ad, ah, aw] = axes;
-    let mut out = Vec::with_capacity(ah.spans.len() * aw.spans.len());
-    for sh in &ah.spans {
-        for sw in &aw.spans {
-            // adaptive problems (no single divisor) do not take this path
-            let d = window_divisor(div, [ad.spans[0], *sh, *sw]).unwrap_or(1);
-            out.push(F::from_i64(d));
+    let mut out = Vec::with_capacity(ad.spans.len() * ah.spans.len() * aw.spans.len());
+    for sd in &ad.spans {
+        for sh in &ah.spans {
+            for sw in &aw.spans {
+                // adaptive problems (no single divisor) do not take this path
+                let d = window_divisor(div, [*sd, *sh, *sw]).unwrap_or(1);
+                out.push(F::from_i64(d));
+            }
         }
     }
     out
@@ -623,8 +650,93 @@ fn aligned_scratch<F: FastFloat>(len: usize, fill: F) -> (Vec<F>, usize) {
     (storage, offset)
 }
 
+/// The planes of `x` pooled into `y` on the direct path, as a two-stage pipeline: the W pass
+/// of plane p + 1 (from the input) runs before the H pass of plane p, so that no pass reads
+/// what was just written. `ts` holds two W-pass buffers. Returns whether any plane took the
+/// exact max rule (it held a NaN or an infinity).
 #[inline(always)]
-fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) {
+fn direct_pipeline<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    divisors: &[F],
+    x: &[F],
+    y: &mut [F],
+    ts: &mut [F],
+) -> bool {
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    let tlen = s.rows * s.q;
+    let n = x.len() / pin;
+    let mut modes = [SUM; 2];
+    let mut exact = false;
+    if n > 0 {
+        modes[0] = plane_w_direct(s, reduce, &x[..pin], &mut ts[..tlen]);
+    }
+    for p in 0..n {
+        let (t0, t1) = ts[..2 * tlen].split_at_mut(tlen);
+        let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
+        if p + 1 < n {
+            let xp = &x[(p + 1) * pin..(p + 2) * pin];
+            modes[(p + 1) % 2] = plane_w_direct(s, reduce, xp, t_next);
+        }
+        exact |= modes[p % 2] == EXACT_MAX;
+        let yp = &mut y[p * pout..(p + 1) * pout];
+        by_mode!(modes[p % 2], plane_h::<F>(s, t_cur, divisors, yp));
+    }
+    exact
+}
+
+/// Output slice `o` of a volume = the fold of its pooled planes `depth[o].first ..` (in
+/// order: with the W and H folds before it, the reference's row-major order regrouped), then
+/// divided (sums).
+#[inline(always)]
+fn fold_depth<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    exact: bool,
+    depth: &[Span],
+    pooled: &[F],
+    divisors: &[F],
+    y: &mut [F],
+) {
+    let pout = s.oh * s.ow;
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(p32), Some(y32), Some(d32)) = (
+        cast::<F, f32>(pooled),
+        cast_mut::<F, f32>(y),
+        cast::<F, f32>(divisors),
+    ) {
+        for (o, sp) in depth.iter().enumerate() {
+            let out = &mut y32[o * pout..(o + 1) * pout];
+            let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];
+            // SAFETY: the direct path runs only where AVX-512F was detected (`direct_w`).
+            unsafe {
+                match reduce {
+                    Reduce::Sum(_) => super::x86::fold_planes::<SUM>(planes, pout, out),
+                    Reduce::Max if exact => super::x86::fold_planes::<EXACT_MAX>(planes, pout, out),
+                    Reduce::Max => super::x86::fold_planes::<PLAIN_MAX>(planes, pout, out),
+                }
+            }
+        }
+        if matches!(reduce, Reduce::Sum(_)) {
+            // SAFETY: as above; the divisors cover the volume's outputs.
+            unsafe { super::x86::divide_avx512(y32, d32) };
+        }
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, reduce, exact, depth, pooled, divisors, y);
+    unreachable!("depth folding is done on the direct path (f32, x86-64) only")
+}
+
+#[inline(always)]
+fn planes_body<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    divisors: &[F],
+    depth: &[Span],
+    x: &[F],
+    y: &mut [F],
+) {
     let pad = init_of::<F>(reduce);
     let len = (s.rows + 1) * s.q;
     let tlen = s.rows * s.q;
@@ -637,20 +749,16 @@ fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: 
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     let n = x.len() / pin;
     if direct_w::<F>(s) {
-        // two stages: the W pass of plane p + 1 (from the input) runs before the H pass of p
-        let mut modes = [SUM; 2];
-        if n > 0 {
-            modes[0] = plane_w_direct(s, reduce, &x[..pin], &mut ts[..tlen]);
+        if s.d == 1 && s.od == 1 {
+            direct_pipeline(s, reduce, divisors, x, y, ts);
+            return;
         }
-        for p in 0..n {
-            let (t0, t1) = ts.split_at_mut(tlen);
-            let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
-            if p + 1 < n {
-                let xp = &x[(p + 1) * pin..(p + 2) * pin];
-                modes[(p + 1) % 2] = plane_w_direct(s, reduce, xp, t_next);
-            }
-            let yp = &mut y[p * pout..(p + 1) * pout];
-            by_mode!(modes[p % 2], plane_h::<F>(s, t_cur, divisors, yp));
+        // 3-D: the planes of a volume pooled into `pooled`, then folded along the depth
+        let (vin, vout) = (s.d * pin, s.od * pout);
+        let mut pooled = vec![F::zero(); s.d * pout];
+        for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
+            let exact = direct_pipeline(s, reduce, &[], xv, &mut pooled, ts);
+            fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
         }
         return;
     }
@@ -695,7 +803,7 @@ fn planes_body<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: 
     }
 }
 
-multiversion!(fn run_planes<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], x: &[F], y: &mut [F]) -> () = planes_body);
+multiversion!(fn run_planes<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], depth: &[Span], x: &[F], y: &mut [F]) -> () = planes_body);
 
 /// Pools every plane; tasks take whole planes, so results do not depend on the thread count.
 pub(crate) fn forward<F: FastFloat>(
@@ -710,14 +818,20 @@ pub(crate) fn forward<F: FastFloat>(
         Reduce::Sum(div) => divisor_plane::<F>(axes, div),
         Reduce::Max => Vec::new(),
     };
-    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    // tasks take whole volumes (whole planes in 2-D)
+    let depth: &[Span] = if s.d > 1 || s.od > 1 {
+        &axes[0].spans
+    } else {
+        &[]
+    };
+    let (pin, pout) = (s.d * s.h * s.w, s.od * s.oh * s.ow);
     let per_task = ((1 << 15) / pin).max(1);
     if x.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
         x.par_chunks(pin * per_task)
             .zip(y.par_chunks_mut(pout * per_task))
-            .for_each(|(xs, ys)| run_planes::<F>(isa, s, reduce, &divisors, xs, ys));
+            .for_each(|(xs, ys)| run_planes::<F>(isa, s, reduce, &divisors, depth, xs, ys));
     } else {
-        run_planes::<F>(isa, s, reduce, &divisors, x, y);
+        run_planes::<F>(isa, s, reduce, &divisors, depth, x, y);
     }
 }
 
@@ -751,6 +865,8 @@ pub(crate) fn avg_backward_shape(
     let (oh, ow) = (ah.spans.len(), aw.spans.len());
     let q = (w + aw.k).div_ceil(16) * 16;
     Some(PlaneShape {
+        d: 1,
+        od: 1,
         h: oh,
         w: ow,
         oh: h,

@@ -909,7 +909,7 @@ pub(crate) fn forward<F: FastFloat>(
     {
         return true;
     }
-    if let Some(shape) = super::padded::applies(g, axes, reduce, idx.is_some()) {
+    if let Some(shape) = super::padded::applies::<F>(g, axes, reduce, idx.is_some()) {
         super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
         return true;
     }

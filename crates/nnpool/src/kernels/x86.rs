@@ -611,9 +611,11 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
                 )
             }
         };
+        // taps past the first phase vectors need the next ones (not when k <= S)
+        let shifted = k > S;
         let mut cur = phases(0);
         for v in 0..vectors {
-            let next = phases(v + 1);
+            let next = if shifted { phases(v + 1) } else { (pad, pad) };
             // tap 0 is the first phase itself; sums start from 0 as the reference does (an
             // all −0 window gives +0), and for max starting from the first tap is the same fold
             let mut acc = if MODE == 2 {
@@ -637,8 +639,41 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
             }
             // SAFETY: as above.
             unsafe { _mm512_storeu_ps(out.add(16 * v), acc) };
-            cur = next;
+            cur = if shifted || v + 1 == vectors {
+                next
+            } else {
+                phases(v + 1)
+            };
         }
     }
     hit != 0
+}
+
+/// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, 16 values
+/// at a time, the tail masked (the depth pass of `padded.rs`; sums start from 0).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_planes<const MODE: u8>(planes: &[f32], n: usize, out: &mut [f32]) {
+    let count = planes.len().checked_div(n).unwrap_or(0);
+    assert!(count >= 1 && out.len() >= n);
+    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr());
+    let mut f = 0;
+    while f < n {
+        let m: __mmask16 = if f + 16 <= n {
+            0xFFFF
+        } else {
+            ((1u32 << (n - f)) - 1) as __mmask16
+        };
+        let mut acc = pad_start::<MODE>();
+        for i in 0..count {
+            // SAFETY: the mask enables lanes f + l < n of plane i < count, inside planes.
+            let v = unsafe { _mm512_maskz_loadu_ps(m, src.add(i * n + f)) };
+            acc = pad_fold::<MODE>(acc, v);
+        }
+        // SAFETY: lanes below n <= out.len().
+        unsafe { _mm512_mask_storeu_ps(dst.add(f), m, acc) };
+        f += 16;
+    }
 }
