@@ -22,6 +22,7 @@ pub(crate) mod x86;
 use crate::element::{DType, Element};
 use crate::plan::Geom;
 use half::{bf16, f16};
+use rayon::prelude::*;
 use std::any::TypeId;
 use std::cell::Cell;
 use window::{AxisPlan, Reduce};
@@ -107,24 +108,57 @@ pub(crate) fn window_forward<T: Element>(
         ),
         DType::F16 | DType::BF16 => {
             // Widen to f32 (exact), run the f32 kernel (f32 is also PyTorch's accumulator for
-            // these types), round once at the end.
-            let xf: Vec<f32> = x.iter().map(|v| v.to_acc_f32()).collect();
+            // these types), round once at the end. The conversions are `half`'s slice
+            // conversions (F16C when the CPU has it), split over the threads.
+            let mut xf = vec![0f32; x.len()];
+            widen(x, &mut xf);
             let mut yf = vec![0f32; y.len()];
             if !window::forward::<f32>(isa, g, axes, reduce, &xf, &mut yf, idx) {
                 return false;
             }
-            if let Some(y16) = cast_mut::<T, f16>(y) {
-                y16.iter_mut()
-                    .zip(&yf)
-                    .for_each(|(d, s)| *d = f16::from_f32(*s));
-            } else if let Some(yb) = cast_mut::<T, bf16>(y) {
-                yb.iter_mut()
-                    .zip(&yf)
-                    .for_each(|(d, s)| *d = bf16::from_f32(*s));
-            }
+            narrow(&yf, y);
             true
         }
         _ => false,
+    }
+}
+
+/// Values per task of the f16/bf16 conversions.
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// `dst = src` as f32 for f16/bf16 `T` (exact).
+fn widen<T: Element>(src: &[T], dst: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    if let Some(h) = cast::<T, f16>(src) {
+        dst.par_chunks_mut(CONVERT_CHUNK)
+            .zip(h.par_chunks(CONVERT_CHUNK))
+            .for_each(|(d, s)| s.convert_to_f32_slice(d));
+    } else if let Some(b) = cast::<T, bf16>(src) {
+        dst.par_chunks_mut(CONVERT_CHUNK)
+            .zip(b.par_chunks(CONVERT_CHUNK))
+            .for_each(|(d, s)| s.convert_to_f32_slice(d));
+    } else {
+        dst.iter_mut()
+            .zip(src)
+            .for_each(|(d, s)| *d = s.to_acc_f32());
+    }
+}
+
+/// `dst = src` rounded to nearest, for f16/bf16 `T`.
+fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
+    use half::slice::HalfFloatSliceExt;
+    if let Some(h) = cast_mut::<T, f16>(dst) {
+        h.par_chunks_mut(CONVERT_CHUNK)
+            .zip(src.par_chunks(CONVERT_CHUNK))
+            .for_each(|(d, s)| d.convert_from_f32_slice(s));
+    } else if let Some(b) = cast_mut::<T, bf16>(dst) {
+        b.par_chunks_mut(CONVERT_CHUNK)
+            .zip(src.par_chunks(CONVERT_CHUNK))
+            .for_each(|(d, s)| d.convert_from_f32_slice(s));
+    } else {
+        dst.iter_mut()
+            .zip(src)
+            .for_each(|(d, s)| *d = T::from_f64(*s as f64));
     }
 }
 
