@@ -1,27 +1,32 @@
-//! Channels-first 2-D planes that fit in cache, pooled through a padded copy.
+//! Channels-first planes pooled with no border logic in the inner loops.
 //!
-//! Small channels-first planes (7×7 to 64×64) are where per-row bookkeeping costs most: each
-//! row is one or two vectors long. This path removes every border case and almost every
-//! per-row step from the inner loops:
+//! Small channels-first planes are where per-row bookkeeping costs most: each row is one or
+//! two vectors long. This path removes every border case and almost every per-row step from
+//! the inner loops:
 //!
-//! - each input row is copied into a buffer already surrounded by the padding value (−∞ for
-//!   max, 0 for sums; the ceil-mode overhang is padding too), rows `q` elements apart (stride
-//!   2: the even and the odd columns in two such buffers), so every window is a full `kh × kw`
-//!   block;
-//! - W pass, one flat loop over the whole buffer: `t[f] = fold_j row[f + j]` (lanes past a
-//!   row's last output compute garbage from the next row and are never read);
+//! - W pass, f32 with AVX-512 (rows of up to 8 output vectors, planes up to 256×256): straight
+//!   from the input. Each input row is read with masked loads whose masked-off lanes hold the
+//!   padding value (−∞ for max, 0 for sums; the ceil-mode overhang is padding too), at stride 2
+//!   split into even and odd columns, and tap `j` of 16 outputs is one permute of two such
+//!   vectors (`x86::pad_wpass_direct`). Elsewhere (other ISAs, f64, wider rows; planes up to
+//!   64×64): each input row is copied into a buffer already surrounded by the padding value,
+//!   rows `q` elements apart (stride 2: even and odd columns in two buffers), and the W pass is
+//!   one flat loop over it, `t[f] = fold_j row[f + j]` (lanes past a row's last output compute
+//!   garbage from the next row and are never read);
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
-//!   into the output; a vector that runs past its row writes garbage into the next row, which
-//!   is written afterwards;
+//!   into the output;
+//! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
+//!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
 //!
 //! Only forward max without indices and sums take it (indices come from the general kernels).
-//! Max values equal the reference's exactly: the W-then-H fold of a window is the row-major
-//! fold regrouped, and the max combine (later wins when greater or NaN) is associative, so the
-//! same value — and the same NaN, the last in row-major order — comes out. Planes without NaN or
-//! infinities use a plain `>` max (one instruction), identical there. Sums start from 0 as the
-//! reference does (so an all −0 window gives +0) and are added row by row: within rounding of
-//! the reference's order; each is divided once by the same integer divisor as the reference.
+//! Max values equal the reference's exactly: the W-then-H(-then-D) fold of a window is the
+//! row-major fold regrouped, and the max combine (later wins when greater or NaN) is
+//! associative, so the same value — and the same NaN, the last in row-major order — comes out.
+//! Planes without NaN or infinities use a plain `>` max (one instruction), identical there. Sums
+//! start from 0 as the reference does (so an all −0 window gives +0) and are added row by row:
+//! within rounding of the reference's order; each is divided once by the same integer divisor
+//! as the reference.
 
 use super::isa::{multiversion, Isa};
 use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
@@ -573,8 +578,8 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
     out
 }
 
-/// Whether stride-1 W passes of this shape read the input directly (f32 with AVX-512, rows of
-/// up to 8 output vectors): no padded copy at all.
+/// Whether the W passes of this shape read the input directly (f32 with AVX-512, stride 1 or
+/// 2, rows of up to 8 output vectors): no padded copy at all.
 fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
     s.avx512
         && (s.sw == 1 || s.sw == 2)
