@@ -309,11 +309,13 @@ pub(crate) unsafe fn pad_hpass<const MODE: u8, const K: usize>(
         for v in 0..vectors {
             let (mut a, mut b) = (pad_start::<MODE>(), pad_start::<MODE>());
             for r in 0..kh {
+                // SAFETY: rows, vectors and lanes as stated above the loops.
                 unsafe {
                     a = pad_fold::<MODE>(a, _mm512_loadu_ps(ra.add(r * q + 16 * v)));
                     b = pad_fold::<MODE>(b, _mm512_loadu_ps(rb.add(r * q + 16 * v)));
                 }
             }
+            // SAFETY: rows, vectors and lanes as stated above the loops.
             unsafe {
                 _mm512_mask_storeu_ps(ya.add(16 * v), mask(v), a);
                 _mm512_mask_storeu_ps(yb.add(16 * v), mask(v), b);
@@ -326,10 +328,12 @@ pub(crate) unsafe fn pad_hpass<const MODE: u8, const K: usize>(
         for v in 0..vectors {
             let mut a = pad_start::<MODE>();
             for r in 0..kh {
+                // SAFETY: rows, vectors and lanes as stated above the loops.
                 unsafe {
                     a = pad_fold::<MODE>(a, _mm512_loadu_ps(ra.add(r * q + 16 * v)));
                 }
             }
+            // SAFETY: rows, vectors and lanes as stated above the loops.
             unsafe { _mm512_mask_storeu_ps(ya.add(16 * v), mask(v), a) };
         }
     }
