@@ -21,6 +21,7 @@ pub(crate) mod x86;
 
 use crate::element::{DType, Element};
 use crate::plan::Geom;
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 use std::any::TypeId;
@@ -128,15 +129,10 @@ const CONVERT_CHUNK: usize = 1 << 16;
 
 /// `dst = src` as f32 for f16/bf16 `T` (exact).
 fn widen<T: Element>(src: &[T], dst: &mut [f32]) {
-    use half::slice::HalfFloatSliceExt;
     if let Some(h) = cast::<T, f16>(src) {
-        dst.par_chunks_mut(CONVERT_CHUNK)
-            .zip(h.par_chunks(CONVERT_CHUNK))
-            .for_each(|(d, s)| s.convert_to_f32_slice(d));
+        widen_half(h, dst);
     } else if let Some(b) = cast::<T, bf16>(src) {
-        dst.par_chunks_mut(CONVERT_CHUNK)
-            .zip(b.par_chunks(CONVERT_CHUNK))
-            .for_each(|(d, s)| s.convert_to_f32_slice(d));
+        widen_half(b, dst);
     } else {
         dst.iter_mut()
             .zip(src)
@@ -146,20 +142,33 @@ fn widen<T: Element>(src: &[T], dst: &mut [f32]) {
 
 /// `dst = src` rounded to nearest, for f16/bf16 `T`.
 fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
-    use half::slice::HalfFloatSliceExt;
     if let Some(h) = cast_mut::<T, f16>(dst) {
-        h.par_chunks_mut(CONVERT_CHUNK)
-            .zip(src.par_chunks(CONVERT_CHUNK))
-            .for_each(|(d, s)| d.convert_from_f32_slice(s));
+        narrow_half(src, h);
     } else if let Some(b) = cast_mut::<T, bf16>(dst) {
-        b.par_chunks_mut(CONVERT_CHUNK)
-            .zip(src.par_chunks(CONVERT_CHUNK))
-            .for_each(|(d, s)| d.convert_from_f32_slice(s));
+        narrow_half(src, b);
     } else {
         dst.iter_mut()
             .zip(src)
             .for_each(|(d, s)| *d = T::from_f64(*s as f64));
     }
+}
+
+fn widen_half<H: Sync>(src: &[H], dst: &mut [f32])
+where
+    [H]: HalfFloatSliceExt,
+{
+    dst.par_chunks_mut(CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| s.convert_to_f32_slice(d));
+}
+
+fn narrow_half<H: Send>(src: &[f32], dst: &mut [H])
+where
+    [H]: HalfFloatSliceExt,
+{
+    dst.par_chunks_mut(CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| d.convert_from_f32_slice(s));
 }
 
 trait ToF32 {

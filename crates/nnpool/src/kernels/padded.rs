@@ -438,8 +438,7 @@ fn fill<F: FastFloat>(s: &PlaneShape, x: &[F], even: &mut [F], odd: &mut [F]) {
     }
 }
 
-/// [`fill`], then the plane's combine mode ([`plane_mode`]); for f32 at stride 1 with
-/// AVX-512, one pass that copies and checks the values together.
+/// [`fill`], then the plane's combine mode ([`plane_mode`]).
 #[inline(always)]
 fn fill_with_mode<F: FastFloat>(
     s: &PlaneShape,
@@ -448,20 +447,6 @@ fn fill_with_mode<F: FastFloat>(
     even: &mut [F],
     odd: &mut [F],
 ) -> u8 {
-    #[cfg(target_arch = "x86_64")]
-    if s.avx512 && s.sw == 1 && s.pad_left + s.w <= s.q {
-        if let (Some(x32), Some(e)) = (cast::<F, f32>(x), cast_mut::<F, f32>(even)) {
-            // SAFETY: `s.avx512` is true only when AVX-512F was detected; the function
-            // asserts the lengths it relies on.
-            let special =
-                unsafe { super::x86::pad_fill_s1(x32, s.w, s.rows, s.pad_top, s.pad_left, s.q, e) };
-            return match reduce {
-                Reduce::Max if special => EXACT_MAX,
-                Reduce::Max => PLAIN_MAX,
-                Reduce::Sum(_) => SUM,
-            };
-        }
-    }
     fill(s, x, even, odd);
     plane_mode(reduce, x, s.avx512)
 }
@@ -742,17 +727,11 @@ fn planes_body<F: FastFloat>(
     x: &[F],
     y: &mut [F],
 ) {
-    let pad = init_of::<F>(reduce);
-    let len = (s.rows + 1) * s.q;
     let tlen = s.rows * s.q;
-    // A three-stage pipeline over the planes, so that no pass reads what the previous pass has
-    // just written (such loads wait for the stores to drain): while plane p's H pass runs,
-    // plane p + 1 has had its W pass and plane p + 2 its padded copy. Two padded buffers
-    // (even + odd columns each) and two W-pass buffers alternate.
+    // two W-pass buffers, alternating between planes (see the pipelines below)
     let (mut t_store, t_at) = aligned_scratch(2 * tlen, F::zero());
     let ts = &mut t_store[t_at..t_at + 2 * tlen];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
-    let n = x.len() / pin;
     if direct_w::<F>(s) {
         if s.d == 1 && s.od == 1 {
             direct_pipeline(s, reduce, divisors, x, y, ts);
@@ -767,10 +746,16 @@ fn planes_body<F: FastFloat>(
         }
         return;
     }
-    let (mut buf_store, buf_at) = aligned_scratch(4 * len, pad);
+    // Through padded copies: a three-stage pipeline over the planes, so that no pass reads
+    // what the previous pass has just written (such loads wait for the stores to drain): while
+    // plane p's H pass runs, plane p + 1 has had its W pass and plane p + 2 its padded copy.
+    // Two padded buffers (even + odd columns each) and the two W-pass buffers alternate.
+    let len = (s.rows + 1) * s.q;
+    let n = x.len() / pin;
+    let (mut buf_store, buf_at) = aligned_scratch(4 * len, init_of::<F>(reduce));
     let bufs = &mut buf_store[buf_at..buf_at + 4 * len];
     // plain loops and direct calls: adapters here would be compiled outside the ISA context;
-    // the combine mode of plane p is found by its copy and kept in `modes[p % 3]`
+    // the combine mode of plane p is found with its copy and kept in `modes[p % 3]`
     let mut modes = [SUM; 3];
     for p in 0..n.min(2) {
         let (e, o) = bufs[2 * p * len..2 * (p + 1) * len].split_at_mut(len);

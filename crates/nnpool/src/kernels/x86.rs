@@ -457,64 +457,6 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
-/// The padded copy of one channels-first plane at stride 1 (see `padded.rs`): input row `h`
-/// (`w` values) goes to `dst[(h + pad_top) * q + pad_left ..]` for the rows below `rows`, in
-/// whole vectors and one masked tail (no overlapping stores, no call per row). Returns whether
-/// the copied values hold a NaN or an infinity (`v - v` is NaN exactly then), so that the
-/// plane's max mode comes with the copy instead of a second read of the input.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pad_fill_s1(
-    x: &[f32],
-    w: usize,
-    rows: usize,
-    pad_top: usize,
-    pad_left: usize,
-    q: usize,
-    dst: &mut [f32],
-) -> bool {
-    let h = x.len().checked_div(w).unwrap_or(0);
-    let copied = h.min(rows.saturating_sub(pad_top));
-    assert!(pad_left + w <= q && (pad_top + copied) * q <= dst.len());
-    let (src, out) = (x.as_ptr(), dst.as_mut_ptr());
-    let full = w / 16 * 16;
-    let tail: __mmask16 = ((1u32 << (w - full)) - 1) as __mmask16;
-    let mut hit: __mmask16 = 0;
-    // whole vectors are stored through an all-lanes mask the compiler cannot see through:
-    // with plain stores it turns each row's loop into a call to memcpy, which costs more than
-    // the copy of a short row
-    let all: __mmask16 = std::hint::black_box(0xFFFF);
-    for r in 0..copied {
-        let (s, d) = (r * w, (r + pad_top) * q + pad_left);
-        let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= w, so the load is inside row r of x and the store inside row
-            // r + pad_top of dst (pad_left + w <= q, and that row is below dst.len()).
-            unsafe {
-                let v = _mm512_loadu_ps(src.add(s + c));
-                let z = _mm512_sub_ps(v, v);
-                hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z);
-                _mm512_mask_storeu_ps(out.add(d + c), all, v);
-            }
-            c += 16;
-        }
-        if tail != 0 {
-            // SAFETY: the mask enables only the lanes below w, inside both rows as above.
-            unsafe {
-                let v = _mm512_maskz_loadu_ps(tail, src.add(s + c));
-                let z = _mm512_sub_ps(v, v);
-                hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z);
-                _mm512_mask_storeu_ps(out.add(d + c), tail, v);
-            }
-        }
-    }
-    // rows below every window are not copied; they can still hold the plane's only NaN, which
-    // cannot reach an output then, so they need no check
-    hit != 0
-}
-
 /// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
 /// concatenated vectors, for `shift < count`.
 #[inline]
