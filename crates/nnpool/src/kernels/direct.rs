@@ -4,9 +4,9 @@
 //! channels of one tap and a window is `taps` loads per 16 outputs: no W-pass rows to write
 //! and read back, no border logic (each pixel lists its in-bounds taps). The folds follow the
 //! reference's row-major tap order, so max values and sums (then divided once by the same
-//! divisor) are the reference's bits. Taken for f32 with AVX-512, windows of at most
-//! [`MAX_TAPS`] taps and samples of at most [`MAX_SAMPLE_BYTES`] (the separable kernels win on
-//! larger ones).
+//! divisor) are the reference's bits. Taken for f32 with AVX-512 and windows of at most
+//! [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]; the separable kernels win on
+//! the others).
 
 use super::isa::multiversion;
 use super::isa::Isa;
@@ -16,14 +16,22 @@ use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 
-/// Largest window (taps) this path takes. Measured (`nnpool bench`, same-run A/B against the
-/// separable ring kernel, 1 thread): vgg_max_14 nhwc (4 taps) 0.12 → 0.088 ms; 9-tap cases
-/// about even; sppf_max5 (25 taps) even to slower; large_avg (49 taps) 3× slower.
-const MAX_TAPS: usize = 9;
+/// Largest window (taps) this path takes.
+const MAX_TAPS: usize = 27;
 
-/// Largest sample (bytes) this path takes: larger ones stream from memory, where the ring
-/// kernel was faster (resnet_stem_max nhwc 3.9 against 2.4 ms, vgg_max_224 13.3 against 9.5).
-const MAX_SAMPLE_BYTES: usize = 1 << 20;
+/// Largest number of windows an input value falls in (taps over the stride product) this path
+/// takes: each is a load of its own, where the separable kernels share one W-pass result.
+/// Measured (`nnpool bench`, same-run A/B against the separable ring kernel, 1 / 2 threads):
+/// resnet_stem_max nhwc (2.25 loads per input) 2.3 → 1.8 / 1.1 → 0.95 ms, vgg_max_224 nhwc
+/// (1) 10.8–11.8 → 9.7–9.8 / 6.1–6.4 → 5.2–6.4, max3d nhwc (3.4) 2.9–3.1 → 2.1–2.4 / 1.5–1.8 →
+/// 1.1–1.2, the 9-tap stride-1 cases about even, sppf_max5 nhwc (25) 0.55 → 0.83 / 0.41 → 0.48,
+/// large_avg nhwc (49) 1.4 → 3.8 / 0.74 → 2.0.
+const MAX_LOADS_PER_INPUT: usize = 9;
+
+/// States of an input row in `rows_body`'s check.
+const UNCHECKED: u8 = 0;
+const FINITE: u8 = 1;
+const SPECIAL: u8 = 2;
 
 /// Whether this path takes the problem.
 pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indices: bool) -> bool {
@@ -31,13 +39,14 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indic
         .iter()
         .map(|a| a.spans.iter().map(|s| s.count).max().unwrap_or(0))
         .product::<usize>();
+    let strides = axes.iter().map(|a| a.s.max(1)).product::<usize>();
     g.layout == Layout::ChannelsLast
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
         && super::isa::has_avx512()
         && g.channels >= 16
         && (1..=MAX_TAPS).contains(&taps)
-        && g.in_plane() * g.channels * std::mem::size_of::<f32>() <= MAX_SAMPLE_BYTES
+        && taps <= MAX_LOADS_PER_INPUT * strides
 }
 
 #[inline(always)]
@@ -45,7 +54,6 @@ fn rows_body<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
-    modes: &[u8],
     x: &[F],
     row0: usize,
     y: &mut [F],
@@ -60,11 +68,42 @@ fn rows_body<F: FastFloat>(
     let mut offs = [0usize; MAX_TAPS];
     let row_len = ow_n * c;
     let rows = y32.len() / row_len;
+    // Whether each input row (of sample `checked_sample`) holds a NaN or an infinity, found
+    // the first time an output row reads it, just before its windows load it again (the
+    // check then brings the row into cache for them rather than costing a pass of its own).
+    // An output row whose input rows hold none folds with the plain max; the exact rule
+    // gives the same result there.
+    let mut row_state = vec![UNCHECKED; g.in3[0] * h_in];
+    let mut checked_sample = usize::MAX;
+    let in_row = w_in * c;
     for r in 0..rows {
         let flat = row0 + r; // (n, od, oh) flattened
         let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
         let xs = &x32[n * sample..(n + 1) * sample];
         let (sd, sh) = (axes[0].spans[od], axes[1].spans[oh]);
+        if n != checked_sample {
+            row_state.fill(UNCHECKED);
+            checked_sample = n;
+        }
+        let mode = match reduce {
+            Reduce::Sum(_) => 2u8,
+            Reduce::Max => {
+                let mut special = false;
+                for a in 0..sd.count {
+                    for b in 0..sh.count {
+                        let row = (sd.first + a * sd.step) * h_in + sh.first + b * sh.step;
+                        if row_state[row] == UNCHECKED {
+                            let values = &xs[row * in_row..(row + 1) * in_row];
+                            // SAFETY: `applies` checked AVX-512F.
+                            let hit = unsafe { super::x86::any_nan_or_inf_avx512(values) };
+                            row_state[row] = if hit { SPECIAL } else { FINITE };
+                        }
+                        special |= row_state[row] == SPECIAL;
+                    }
+                }
+                u8::from(!special)
+            }
+        };
         for ow in 0..ow_n {
             let sw = axes[2].spans[ow];
             let mut t = 0;
@@ -86,7 +125,7 @@ fn rows_body<F: FastFloat>(
             // SAFETY: `applies` checked AVX-512F; every tap is an in-bounds pixel of the sample
             // (spans are clipped to the input), so off * c + c <= sample length.
             unsafe {
-                match modes[n] {
+                match mode {
                     0 => super::x86::cl_pixel::<0>(xs, &offs[..t], c, div, out),
                     1 => super::x86::cl_pixel::<1>(xs, &offs[..t], c, div, out),
                     _ => super::x86::cl_pixel::<2>(xs, &offs[..t], c, div, out),
@@ -96,7 +135,7 @@ fn rows_body<F: FastFloat>(
     }
 }
 
-multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, modes: &[u8], x: &[F], row0: usize, y: &mut [F]) -> () = rows_body);
+multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [F]) -> () = rows_body);
 
 /// Runs the problem; output rows are split over threads (results do not depend on the split).
 /// Returns `false` (nothing written) unless `F` is f32.
@@ -108,32 +147,18 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut [F],
 ) -> bool {
-    let Some(x32) = cast::<F, f32>(x) else {
+    if cast::<F, f32>(x).is_none() {
         return false;
-    };
-    // per sample: 0 = max by the exact rule (a NaN or infinity is present), 1 = plain max,
-    // 2 = sum
-    let sample = (g.in_plane() * g.channels).max(1);
-    let mode = |xs: &[f32]| match reduce {
-        Reduce::Sum(_) => 2u8,
-        // SAFETY: `applies` checked AVX-512F.
-        Reduce::Max if unsafe { super::x86::any_nan_or_inf_avx512(xs) } => 0,
-        Reduce::Max => 1,
-    };
-    let modes: Vec<u8> = if x.len() >= 1 << 16 {
-        x32.par_chunks(sample).map(mode).collect()
-    } else {
-        x32.chunks(sample).map(mode).collect()
-    };
+    }
     let row_len = g.out3[2] * g.channels;
     let total_rows = y.len() / row_len.max(1);
     let per_task = ((1 << 14) / row_len.max(1)).clamp(1, total_rows.max(1));
     if y.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
         y.par_chunks_mut(per_task * row_len)
             .enumerate()
-            .for_each(|(i, ys)| run_rows::<F>(isa, g, axes, reduce, &modes, x, i * per_task, ys));
+            .for_each(|(i, ys)| run_rows::<F>(isa, g, axes, reduce, x, i * per_task, ys));
     } else {
-        run_rows::<F>(isa, g, axes, reduce, &modes, x, 0, y);
+        run_rows::<F>(isa, g, axes, reduce, x, 0, y);
     }
     true
 }

@@ -765,8 +765,6 @@ fn planes_body<F: FastFloat>(
         let (e, o) = bufs[..2 * len].split_at(len);
         by_mode!(modes[0], plane_w::<F>(s, e, o, &mut ts[..tlen]));
     }
-    let skip = std::env::var("NNPOOL_SKIP").unwrap_or_default();
-    let (sf, sw, sh) = (skip.contains('f'), skip.contains('w'), skip.contains('h'));
     for p in 0..n {
         let (b0, b1) = bufs.split_at_mut(2 * len);
         // the buffer of plane p + 1 (filled), and of plane p (free again: its W pass is done)
@@ -775,21 +773,15 @@ fn planes_body<F: FastFloat>(
         let (t_cur, t_next) = if p % 2 == 0 { (t0, t1) } else { (t1, t0) };
         if p + 1 < n {
             let (e, o) = next.split_at(len);
-            if !sw {
-                by_mode!(modes[(p + 1) % 3], plane_w::<F>(s, e, o, t_next));
-            }
+            by_mode!(modes[(p + 1) % 3], plane_w::<F>(s, e, o, t_next));
         }
         if p + 2 < n {
             let (e, o) = free.split_at_mut(len);
             let xp = &x[(p + 2) * pin..(p + 3) * pin];
-            if !sf {
-                modes[(p + 2) % 3] = fill_with_mode(s, reduce, xp, e, o);
-            }
+            modes[(p + 2) % 3] = fill_with_mode(s, reduce, xp, e, o);
         }
         let yp = &mut y[p * pout..(p + 1) * pout];
-        if !sh {
-            by_mode!(modes[p % 3], plane_h::<F>(s, t_cur, divisors, yp));
-        }
+        by_mode!(modes[p % 3], plane_h::<F>(s, t_cur, divisors, yp));
     }
 }
 

@@ -370,7 +370,9 @@ pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
     }
 }
 
-/// Whether `x` holds a NaN or an infinity (`v - v` is NaN exactly for those).
+/// Whether `x` holds a NaN or an infinity: those are exactly the values whose magnitude bits
+/// (as an unsigned integer) reach the infinity's, so the check is an integer max of the
+/// magnitudes (one-cycle operations, four independent chains) and one compare at the end.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -378,23 +380,33 @@ pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
 pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
     let n = x.len();
     let p = x.as_ptr();
-    let mut hit: __mmask16 = 0;
+    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+    let mut acc = [_mm512_setzero_si512(); 4];
     let mut f = 0;
-    while f + 16 <= n {
-        // SAFETY: f + 16 <= n.
-        let v = unsafe { _mm512_loadu_ps(p.add(f)) };
-        let d = _mm512_sub_ps(v, v);
-        hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
+    while f + 64 <= n {
+        for (q, a) in acc.iter_mut().enumerate() {
+            // SAFETY: f + 16q + 16 <= f + 64 <= n.
+            let v = unsafe { _mm512_loadu_si512(p.add(f + 16 * q).cast()) };
+            *a = _mm512_max_epu32(*a, _mm512_and_si512(v, magnitude));
+        }
+        f += 64;
+    }
+    while f < n {
+        let m: __mmask16 = if f + 16 <= n {
+            0xFFFF
+        } else {
+            ((1u32 << (n - f)) - 1) as __mmask16
+        };
+        // SAFETY: the mask enables only the lanes below n.
+        let v = unsafe { _mm512_maskz_loadu_epi32(m, p.add(f).cast()) };
+        acc[0] = _mm512_max_epu32(acc[0], _mm512_and_si512(v, magnitude));
         f += 16;
     }
-    if f < n {
-        let m: __mmask16 = ((1u32 << (n - f)) - 1) as __mmask16;
-        // SAFETY: the mask enables only the lanes below n.
-        let v = unsafe { _mm512_maskz_loadu_ps(m, p.add(f)) };
-        let d = _mm512_sub_ps(v, v);
-        hit |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(d, d);
-    }
-    hit != 0
+    let top = _mm512_max_epu32(
+        _mm512_max_epu32(acc[0], acc[1]),
+        _mm512_max_epu32(acc[2], acc[3]),
+    );
+    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
 /// One output pixel of a channels-last window problem, folded straight from the input: for
@@ -522,7 +534,10 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
-    let mut hit: __mmask16 = 0;
+    // the largest magnitude read (as integer bits): NaN or ±inf exactly when it reaches the
+    // infinity's (see `any_nan_or_inf_avx512`)
+    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+    let mut top = _mm512_setzero_si512();
     for r in 0..rows {
         // SAFETY: r < rows and 16 * vectors <= q, so the stores stay in t[r*q .. (r+1)*q].
         let out = unsafe { dst.add(r * q) };
@@ -540,8 +555,8 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
             // 0..w of input row r - pad_top < h, inside x.
             let v = unsafe { _mm512_mask_loadu_ps(pad, masks[m], row.wrapping_add(16 * m)) };
             if check {
-                let z = _mm512_sub_ps(v, v);
-                hit |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(masks[m], z, z);
+                let bits = _mm512_maskz_and_epi32(masks[m], _mm512_castps_si512(v), magnitude);
+                top = _mm512_max_epu32(top, bits);
             }
             v
         };
@@ -592,7 +607,7 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
             };
         }
     }
-    hit != 0
+    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
 /// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, 16 values
