@@ -12,6 +12,7 @@ use super::isa::multiversion;
 use super::isa::Isa;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
+use crate::geometry::Span;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
@@ -76,60 +77,138 @@ fn rows_body<F: FastFloat>(
     let mut row_state = vec![UNCHECKED; g.in3[0] * h_in];
     let mut checked_sample = usize::MAX;
     let in_row = w_in * c;
-    for r in 0..rows {
+    let [_, ah, aw] = axes;
+    let pairs = three_by_three(g, axes);
+    let mut r = 0;
+    while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
         let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
         let xs = &x32[n * sample..(n + 1) * sample];
-        let (sd, sh) = (axes[0].spans[od], axes[1].spans[oh]);
+        let (sd, sh) = (axes[0].spans[od], ah.spans[oh]);
         if n != checked_sample {
             row_state.fill(UNCHECKED);
             checked_sample = n;
         }
-        let mode = match reduce {
-            Reduce::Sum(_) => 2u8,
-            Reduce::Max => {
-                let mut special = false;
-                for a in 0..sd.count {
-                    for b in 0..sh.count {
-                        let row = (sd.first + a * sd.step) * h_in + sh.first + b * sh.step;
-                        if row_state[row] == UNCHECKED {
-                            let values = &xs[row * in_row..(row + 1) * in_row];
-                            // SAFETY: `applies` checked AVX-512F.
-                            let hit = unsafe { super::x86::any_nan_or_inf_avx512(values) };
-                            row_state[row] = if hit { SPECIAL } else { FINITE };
-                        }
-                        special |= row_state[row] == SPECIAL;
-                    }
-                }
-                u8::from(!special)
-            }
-        };
-        for ow in 0..ow_n {
-            let sw = axes[2].spans[ow];
-            let mut t = 0;
-            for a in 0..sd.count {
-                for b in 0..sh.count {
-                    let base = ((sd.first + a * sd.step) * h_in + sh.first + b * sh.step) * w_in;
-                    for e in 0..sw.count {
-                        offs[t] = base + sw.first + e * sw.step;
-                        t += 1;
-                    }
-                }
-            }
+        if pairs && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
+            // two output rows of a 3×3 stride-1 window: their four input rows are loaded once
+            let mode = row_mode(reduce, &mut row_state, in_row, xs, sh.first..sh.first + 4);
             let div = match reduce {
-                // adaptive problems (no single divisor) do not take this path
-                Reduce::Sum(d) => window_divisor(d, [sd, sh, sw]).unwrap_or(1) as f32,
+                Reduce::Sum(d) => window_divisor(d, [sd, sh, aw.spans[aw.lo]]).unwrap_or(1) as f32,
                 Reduce::Max => 1.0,
             };
-            let out = &mut y32[(r * ow_n + ow) * c..(r * ow_n + ow + 1) * c];
-            // SAFETY: `applies` checked AVX-512F; every tap is an in-bounds pixel of the sample
-            // (spans are clipped to the input), so off * c + c <= sample length.
+            let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
+            let in_rows = [0, 1, 2, 3].map(|i| (sh.first + i) * in_row);
+            let col0 = aw.spans[aw.lo].first;
+            let (o0, o1) = (
+                &mut out0[aw.lo * c..aw.hi * c],
+                &mut out1[aw.lo * c..aw.hi * c],
+            );
+            let cols = aw.hi - aw.lo;
+            // SAFETY: `applies` checked AVX-512F; rows oh and oh + 1 and columns lo..hi have
+            // every tap in bounds (that is what `lo`/`hi` mean), so rows sh.first .. + 4 and
+            // columns col0 .. col0 + cols + 2 lie in the sample.
             unsafe {
                 match mode {
-                    0 => super::x86::cl_pixel::<0>(xs, &offs[..t], c, div, out),
-                    1 => super::x86::cl_pixel::<1>(xs, &offs[..t], c, div, out),
-                    _ => super::x86::cl_pixel::<2>(xs, &offs[..t], c, div, out),
+                    0 => super::x86::cl_rows2_k3::<0>(xs, in_rows, c, col0, cols, div, o0, o1),
+                    1 => super::x86::cl_rows2_k3::<1>(xs, in_rows, c, col0, cols, div, o0, o1),
+                    _ => super::x86::cl_rows2_k3::<2>(xs, in_rows, c, col0, cols, div, o0, o1),
                 }
+            }
+            for (i, out) in [out0, out1].into_iter().enumerate() {
+                let sh = ah.spans[oh + i];
+                let border = (0..aw.lo).chain(aw.hi..ow_n);
+                pixels(g, axes, reduce, mode, xs, [sd, sh], border, &mut offs, out);
+            }
+            r += 2;
+            continue;
+        }
+        let rows_read = (0..sd.count).flat_map(|a| {
+            (0..sh.count).map(move |b| (sd.first + a * sd.step) * h_in + sh.first + b * sh.step)
+        });
+        let mode = row_mode(reduce, &mut row_state, in_row, xs, rows_read);
+        let out = &mut y32[r * row_len..(r + 1) * row_len];
+        pixels(g, axes, reduce, mode, xs, [sd, sh], 0..ow_n, &mut offs, out);
+        r += 1;
+    }
+}
+
+/// The fold mode for output rows reading input rows `rows` (of `in_row` values each) of
+/// sample `xs`: 2 = sum, 1 = plain max, 0 = max by the exact rule (a NaN or an infinity is
+/// there). `state` remembers each input row's check.
+#[inline(always)]
+fn row_mode(
+    reduce: Reduce,
+    state: &mut [u8],
+    in_row: usize,
+    xs: &[f32],
+    rows: impl Iterator<Item = usize>,
+) -> u8 {
+    match reduce {
+        Reduce::Sum(_) => 2,
+        Reduce::Max => {
+            let mut special = false;
+            for row in rows {
+                if state[row] == UNCHECKED {
+                    let values = &xs[row * in_row..(row + 1) * in_row];
+                    // SAFETY: `applies` checked AVX-512F.
+                    let hit = unsafe { super::x86::any_nan_or_inf_avx512(values) };
+                    state[row] = if hit { SPECIAL } else { FINITE };
+                }
+                special |= state[row] == SPECIAL;
+            }
+            u8::from(!special)
+        }
+    }
+}
+
+/// Whether the problem is a 2-D 3×3 window at stride 1 (without dilation), whose interior
+/// output rows are done two at a time by `x86::cl_rows2_k3`.
+fn three_by_three(g: &Geom, axes: &[AxisPlan; 3]) -> bool {
+    let plain3 = |a: &AxisPlan| a.k == 3 && a.s == 1 && a.d == 1 && a.lo < a.hi;
+    g.in3[0] == 1 && g.out3[0] == 1 && plain3(&axes[1]) && plain3(&axes[2])
+}
+
+/// Output pixels `cols` of one output row (`out`: the whole row) folded from their taps.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pixels(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    mode: u8,
+    xs: &[f32],
+    [sd, sh]: [Span; 2],
+    cols: impl Iterator<Item = usize>,
+    offs: &mut [usize; MAX_TAPS],
+    out: &mut [f32],
+) {
+    let [_, h_in, w_in] = g.in3;
+    let c = g.channels;
+    for ow in cols {
+        let sw = axes[2].spans[ow];
+        let mut t = 0;
+        for a in 0..sd.count {
+            for b in 0..sh.count {
+                let base = ((sd.first + a * sd.step) * h_in + sh.first + b * sh.step) * w_in;
+                for e in 0..sw.count {
+                    offs[t] = base + sw.first + e * sw.step;
+                    t += 1;
+                }
+            }
+        }
+        let div = match reduce {
+            // adaptive problems (no single divisor) do not take this path
+            Reduce::Sum(d) => window_divisor(d, [sd, sh, sw]).unwrap_or(1) as f32,
+            Reduce::Max => 1.0,
+        };
+        let out = &mut out[ow * c..(ow + 1) * c];
+        // SAFETY: `applies` checked AVX-512F; every tap is an in-bounds pixel of the sample
+        // (spans are clipped to the input), so off * c + c <= sample length.
+        unsafe {
+            match mode {
+                0 => super::x86::cl_pixel::<0>(xs, &offs[..t], c, div, out),
+                1 => super::x86::cl_pixel::<1>(xs, &offs[..t], c, div, out),
+                _ => super::x86::cl_pixel::<2>(xs, &offs[..t], c, div, out),
             }
         }
     }

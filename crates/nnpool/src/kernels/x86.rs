@@ -469,6 +469,118 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
+/// Two adjacent output rows of a channels-last 3×3 stride-1 window, interior columns only:
+/// output column `j` (of `cols`) of row `i` (0 or 1) folds input rows `rows[i] .. rows[i] +
+/// 2` (element offsets of column 0 in `x`) at columns `col0 + j .. col0 + j + 2`. Every
+/// input row is folded along W once for both outputs and two consecutive columns share a
+/// pair: per 16 outputs 2 loads and 5.5 folds instead of 9 and 8. The folds keep the
+/// reference's row-major order (each row left to right, then the rows top to bottom,
+/// regrouped only), so max values are its bits; sums then differ from its sequential sum by
+/// rounding only (the documented tolerance), then divided by `div`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
+    x: &[f32],
+    rows: [usize; 4],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    assert!(
+        out0.len() >= cols * c
+            && out1.len() >= cols * c
+            && rows.iter().all(|&r| r + (col0 + cols + 2) * c <= x.len())
+    );
+    let mut ch = 0;
+    while ch + 32 <= c {
+        // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
+        unsafe { rows2_k3_block::<MODE, 2>(x, rows, c, col0, cols, div, ch, 0xFFFF, out0, out1) };
+        ch += 32;
+    }
+    while ch < c {
+        let n = (c - ch).min(16);
+        let m = if n == 16 {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        };
+        // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
+        unsafe { rows2_k3_block::<MODE, 1>(x, rows, c, col0, cols, div, ch, m, out0, out1) };
+        ch += n;
+    }
+}
+
+/// Channels `ch .. ch + 16 * V` (the lanes of `m` in each vector) of [`cl_rows2_k3`].
+///
+/// # Safety
+/// The CPU must support AVX-512F; `cl_rows2_k3`'s assertion holds and the lanes of `m` in
+/// vectors `ch + 16 v` (v < V) lie below `c`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
+    x: &[f32],
+    rows: [usize; 4],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    ch: usize,
+    m: __mmask16,
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    let src = x.as_ptr();
+    let load = |row: usize, col: usize, v: usize| -> __m512 {
+        // SAFETY: row + (col + 1) * c <= x.len() (the caller's assertion) and the mask keeps
+        // the lanes below c.
+        unsafe { _mm512_maskz_loadu_ps(m, src.add(row + col * c + ch + 16 * v)) }
+    };
+    let finish = |a: __m512| {
+        if MODE == 2 {
+            // + 0 first: the reference's sum starts from +0, so an all −0 window gives +0
+            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
+        } else {
+            a
+        }
+    };
+    // per input row and vector: the last column loaded and the fold of the last two
+    let mut last = [[_mm512_setzero_ps(); V]; 4];
+    let mut pair = [[_mm512_setzero_ps(); V]; 4];
+    for b in 0..4 {
+        for v in 0..V {
+            let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
+            pair[b][v] = pad_fold::<MODE>(a, z);
+            last[b][v] = z;
+        }
+    }
+    let (d0, d1) = (out0.as_mut_ptr(), out1.as_mut_ptr());
+    for j in 0..cols {
+        for v in 0..V {
+            let mut row = [_mm512_setzero_ps(); 4];
+            for b in 0..4 {
+                let z = load(rows[b], col0 + j + 2, v);
+                row[b] = pad_fold::<MODE>(pair[b][v], z);
+                pair[b][v] = pad_fold::<MODE>(last[b][v], z);
+                last[b][v] = z;
+            }
+            let middle = pad_fold::<MODE>(row[1], row[2]);
+            let at = j * c + ch + 16 * v;
+            // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
+            unsafe {
+                _mm512_mask_storeu_ps(d0.add(at), m, finish(pad_fold::<MODE>(row[0], middle)));
+                _mm512_mask_storeu_ps(d1.add(at), m, finish(pad_fold::<MODE>(middle, row[3])));
+            }
+        }
+    }
+}
+
 /// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
 /// concatenated vectors, for `shift < count`.
 #[inline]
