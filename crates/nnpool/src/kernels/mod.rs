@@ -10,6 +10,7 @@
 //! - [`scatter`]: backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch.
 
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
 pub(crate) mod isa;
 pub(crate) mod padded;

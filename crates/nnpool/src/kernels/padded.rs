@@ -30,6 +30,7 @@
 
 use super::isa::{multiversion, Isa};
 use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
+#[cfg(target_arch = "x86_64")]
 use super::{cast, cast_mut};
 use crate::geometry::Span;
 use crate::layout::Layout;
@@ -688,13 +689,13 @@ fn fold_depth<F: FastFloat>(
     divisors: &[F],
     y: &mut [F],
 ) {
-    let pout = s.oh * s.ow;
     #[cfg(target_arch = "x86_64")]
     if let (Some(p32), Some(y32), Some(d32)) = (
         cast::<F, f32>(pooled),
         cast_mut::<F, f32>(y),
         cast::<F, f32>(divisors),
     ) {
+        let pout = s.oh * s.ow;
         for (o, sp) in depth.iter().enumerate() {
             let out = &mut y32[o * pout..(o + 1) * pout];
             let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];

@@ -904,6 +904,7 @@ pub(crate) fn forward<F: FastFloat>(
         global_cf::<F>(isa, g, reduce, x, y, idx);
         return true;
     }
+    #[cfg(target_arch = "x86_64")]
     if super::direct::applies(g, axes, reduce, idx.is_some())
         && super::direct::forward::<F>(isa, g, axes, reduce, x, y)
     {
