@@ -7,6 +7,8 @@
 //!   indices, average forward, stride-1 average backward);
 //! - [`plane`]: channels-first planes reduced as flat arrays;
 //! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512);
+//! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
+//!   passes (f32, AVX-512);
 //! - [`scatter`]: backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch.
 
@@ -14,6 +16,8 @@
 pub(crate) mod direct;
 pub(crate) mod isa;
 pub(crate) mod padded;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod pairs;
 pub(crate) mod plane;
 pub(crate) mod scatter;
 pub(crate) mod window;

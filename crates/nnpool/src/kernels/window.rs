@@ -910,6 +910,12 @@ pub(crate) fn forward<F: FastFloat>(
     {
         return true;
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::pairs::applies::<F>(g, axes, reduce, idx.is_some())
+        && super::pairs::forward::<F>(g, axes, reduce, x, y)
+    {
+        return true;
+    }
     if let Some(shape) = super::padded::applies::<F>(g, axes, reduce, idx.is_some()) {
         super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
         return true;

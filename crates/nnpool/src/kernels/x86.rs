@@ -581,6 +581,104 @@ unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
     }
 }
 
+/// `t[i] = x[2i] ⊕ x[2i + 1]` for `i < x.len() / 2` (the flat W pass of 2×2 stride-2
+/// windows on rows of even width, whose column pairs never straddle two rows). With `check`,
+/// also returns whether any value read is NaN or ±inf (see `any_nan_or_inf_avx512`).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f32]) -> bool {
+    let n = x.len() / 2;
+    assert!(t.len() >= n);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+    let mut top = [_mm512_setzero_si512(); 2];
+    let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
+    // outputs i .. i + 16 from inputs 2i .. 2i + 32 (the masks cover the tail)
+    let mut step = |i: usize, ma: __mmask16, mb: __mmask16, mo: __mmask16| {
+        // SAFETY: the masks enable inputs below 2n <= x.len() (callers below).
+        let (a, b) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(ma, src.add(2 * i)),
+                _mm512_maskz_loadu_ps(mb, src.add(2 * i + 16)),
+            )
+        };
+        if check {
+            top[0] = _mm512_max_epu32(top[0], _mm512_and_si512(_mm512_castps_si512(a), magnitude));
+            top[1] = _mm512_max_epu32(top[1], _mm512_and_si512(_mm512_castps_si512(b), magnitude));
+        }
+        let (e, o) = (
+            _mm512_permutex2var_ps(a, even, b),
+            _mm512_permutex2var_ps(a, odd, b),
+        );
+        // SAFETY: the mask enables outputs below n <= t.len().
+        unsafe { _mm512_mask_storeu_ps(dst.add(i), mo, pad_fold::<MODE>(e, o)) };
+    };
+    let mut i = 0;
+    while i + 16 <= n {
+        step(i, 0xFFFF, 0xFFFF, 0xFFFF);
+        i += 16;
+    }
+    if i < n {
+        let lanes = |k: usize| ((1u32 << k.min(16)) - 1) as __mmask16;
+        let left = n - i;
+        step(
+            i,
+            lanes(2 * left),
+            lanes((2 * left).saturating_sub(16)),
+            lanes(left),
+        );
+    }
+    let top = _mm512_max_epu32(top[0], top[1]);
+    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
+}
+
+/// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
+/// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pairs_h<const MODE: u8>(t: &[f32], w: usize, div: f32, y: &mut [f32]) {
+    let rows = t.len().checked_div(2 * w).unwrap_or(0);
+    assert!(y.len() >= rows * w);
+    let finish = |a: __m512| {
+        if MODE == 2 {
+            // the reference's sum starts from +0, so an all −0 window gives +0
+            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
+        } else {
+            a
+        }
+    };
+    let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
+    let full = w / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (w - full)) - 1) as __mmask16;
+    for r in 0..rows {
+        let (a_row, b_row, y_row) = (2 * r * w, (2 * r + 1) * w, r * w);
+        // SAFETY (both blocks): lanes j .. j + 16 <= w (then the tail's below w) of rows
+        // 2r, 2r + 1 < 2 * rows of t and of row r < rows of y.
+        let mut j = 0;
+        while j < full {
+            unsafe {
+                let a = _mm512_loadu_ps(src.add(a_row + j));
+                let b = _mm512_loadu_ps(src.add(b_row + j));
+                _mm512_storeu_ps(dst.add(y_row + j), finish(pad_fold::<MODE>(a, b)));
+            }
+            j += 16;
+        }
+        if tail != 0 {
+            unsafe {
+                let a = _mm512_maskz_loadu_ps(tail, src.add(a_row + j));
+                let b = _mm512_maskz_loadu_ps(tail, src.add(b_row + j));
+                let out = finish(pad_fold::<MODE>(a, b));
+                _mm512_mask_storeu_ps(dst.add(y_row + j), tail, out);
+            }
+        }
+    }
+}
+
 /// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
 /// concatenated vectors, for `shift < count`.
 #[inline]

@@ -1,0 +1,120 @@
+//! 2×2 windows at stride 2 without padding on channels-first planes of even sides — the
+//! pooling of VGG, U-Net and most classification backbones — as two flat passes.
+//!
+//! With even sides every window lies inside one plane and its column pair inside one row, so
+//! the planes of a task are one tall image: the W pass is a single stream over all of it
+//! (`x86::pairs_w`: two loads, two permutes and one fold per 16 results, no row or plane
+//! boundaries), and the H pass folds consecutive row pairs of its result, which stays in an
+//! L1-sized scratch. There is no per-plane work at all, which is what small planes (14×14:
+//! one vector per row) paid for on the general paths.
+//!
+//! Folds keep the reference's row-major order (each row's pair, then the two rows), so max
+//! values and NaNs are its bits: a chunk is folded with the plain max and checked for NaN or
+//! ±inf on the same loads, and folded again by the exact rule if it holds one. Sums differ
+//! from the reference's sequential sum by rounding only, then are divided by the same
+//! divisor.
+
+use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
+use super::{cast, cast_mut};
+use crate::layout::Layout;
+use crate::plan::{Divisor, Geom};
+use rayon::prelude::*;
+
+/// Input values per chunk: its W-pass result (half of it) stays in L1 for the H pass.
+const CHUNK: usize = 1 << 13;
+
+/// Whether this path takes the problem.
+pub(crate) fn applies<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    with_indices: bool,
+) -> bool {
+    // every window two full taps: no padding, no partial (ceil-mode) window, nothing left over
+    let halves = |a: &AxisPlan, n: usize| {
+        a.k == 2
+            && a.s == 2
+            && a.d == 1
+            && a.pad == 0
+            && n % 2 == 0
+            && a.spans.len() * 2 == n
+            && a.spans.iter().all(|sp| sp.count == 2)
+    };
+    std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+        && super::isa::has_avx512()
+        && g.layout == Layout::ChannelsFirst
+        && !(with_indices && reduce == Reduce::Max)
+        && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
+        && g.in3[0] == 1
+        && g.out3[0] == 1
+        && g.in3[2] > 0
+        && halves(&axes[1], g.in3[1])
+        && halves(&axes[2], g.in3[2])
+}
+
+/// Runs the problem (see [`applies`]); tasks take whole row pairs, so results do not depend
+/// on the thread count. Returns `false` (nothing written) unless `F` is f32.
+pub(crate) fn forward<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+) -> bool {
+    let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<F, f32>(y)) else {
+        return false;
+    };
+    let div = match reduce {
+        Reduce::Sum(d) => {
+            let spans = [axes[0].spans[0], axes[1].spans[0], axes[2].spans[0]];
+            window_divisor(d, spans).unwrap_or(1) as f32
+        }
+        Reduce::Max => 1.0,
+    };
+    let w = g.in3[2];
+    let pair_in = 2 * w; // the input of one output row
+    let pairs_per_chunk = (CHUNK / pair_in).max(1);
+    let chunk_in = pairs_per_chunk * pair_in;
+    let chunk_out = pairs_per_chunk * (w / 2);
+    let run = |xs: &[f32], ys: &mut [f32]| {
+        let mut scratch = vec![0f32; chunk_in / 2];
+        for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
+            chunk(reduce, div, w, xc, &mut scratch[..xc.len() / 2], yc);
+        }
+    };
+    let per_task = chunk_in * 8;
+    if x32.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        x32.par_chunks(per_task)
+            .zip(y32.par_chunks_mut(per_task / 4))
+            .for_each(|(xs, ys)| run(xs, ys));
+    } else {
+        run(x32, y32);
+    }
+    true
+}
+
+/// One chunk of whole row pairs: the W pass into `t`, then the H pass into `y`.
+fn chunk(reduce: Reduce, div: f32, w: usize, x: &[f32], t: &mut [f32], y: &mut [f32]) {
+    use super::x86::{pairs_h, pairs_w};
+    const EXACT_MAX: u8 = 0;
+    const PLAIN_MAX: u8 = 1;
+    const SUM: u8 = 2;
+    let half = w / 2;
+    // SAFETY: `applies` checked AVX-512F; the functions assert their bounds.
+    unsafe {
+        match reduce {
+            Reduce::Sum(_) => {
+                pairs_w::<SUM>(x, false, t);
+                pairs_h::<SUM>(t, half, div, y);
+            }
+            Reduce::Max => {
+                if pairs_w::<PLAIN_MAX>(x, true, t) {
+                    pairs_w::<EXACT_MAX>(x, false, t);
+                    pairs_h::<EXACT_MAX>(t, half, div, y);
+                } else {
+                    pairs_h::<PLAIN_MAX>(t, half, div, y);
+                }
+            }
+        }
+    }
+}
