@@ -36,7 +36,7 @@ pub(crate) fn applies<F: FastFloat>(
             && a.s == 2
             && a.d == 1
             && a.pad == 0
-            && n % 2 == 0
+            && n.is_multiple_of(2)
             && a.spans.len() * 2 == n
             && a.spans.iter().all(|sp| sp.count == 2)
     };
