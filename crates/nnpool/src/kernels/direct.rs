@@ -89,29 +89,40 @@ fn rows_body<F: FastFloat>(
             row_state.fill(UNCHECKED);
             checked_sample = n;
         }
-        if pairs && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
-            // two output rows of a 3×3 stride-1 window: their four input rows are loaded once
-            let mode = row_mode(reduce, &mut row_state, in_row, xs, sh.first..sh.first + 4);
+        if let Some(stride) = pairs.filter(|_| r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi) {
+            // two output rows of a 3×3 window: their input rows are loaded once
+            let span = stride + 3; // input rows of the two output rows
+            let mode = row_mode(
+                reduce,
+                &mut row_state,
+                in_row,
+                xs,
+                sh.first..sh.first + span,
+            );
             let div = match reduce {
                 Reduce::Sum(d) => window_divisor(d, [sd, sh, aw.spans[aw.lo]]).unwrap_or(1) as f32,
                 Reduce::Max => 1.0,
             };
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
-            let in_rows = [0, 1, 2, 3].map(|i| (sh.first + i) * in_row);
+            let rows_at = [0, 1, 2, 3, 4].map(|i| (sh.first + i.min(span - 1)) * in_row);
             let col0 = aw.spans[aw.lo].first;
             let (o0, o1) = (
                 &mut out0[aw.lo * c..aw.hi * c],
                 &mut out1[aw.lo * c..aw.hi * c],
             );
             let cols = aw.hi - aw.lo;
+            use super::x86::cl_rows2_k3 as k3;
             // SAFETY: `applies` checked AVX-512F; rows oh and oh + 1 and columns lo..hi have
-            // every tap in bounds (that is what `lo`/`hi` mean), so rows sh.first .. + 4 and
-            // columns col0 .. col0 + cols + 2 lie in the sample.
+            // every tap in bounds (that is what `lo`/`hi` mean), so input rows sh.first ..
+            // + stride + 3 and columns col0 .. col0 + stride (cols - 1) + 3 lie in the sample.
             unsafe {
-                match mode {
-                    0 => super::x86::cl_rows2_k3::<0>(xs, in_rows, c, col0, cols, div, o0, o1),
-                    1 => super::x86::cl_rows2_k3::<1>(xs, in_rows, c, col0, cols, div, o0, o1),
-                    _ => super::x86::cl_rows2_k3::<2>(xs, in_rows, c, col0, cols, div, o0, o1),
+                match (mode, stride) {
+                    (0, 1) => k3::<0, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (1, 1) => k3::<1, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (_, 1) => k3::<2, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (0, _) => k3::<0, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (1, _) => k3::<1, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    _ => k3::<2, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
                 }
             }
             for (i, out) in [out0, out1].into_iter().enumerate() {
@@ -161,11 +172,13 @@ fn row_mode(
     }
 }
 
-/// Whether the problem is a 2-D 3×3 window at stride 1 (without dilation), whose interior
-/// output rows are done two at a time by `x86::cl_rows2_k3`.
-fn three_by_three(g: &Geom, axes: &[AxisPlan; 3]) -> bool {
-    let plain3 = |a: &AxisPlan| a.k == 3 && a.s == 1 && a.d == 1 && a.lo < a.hi;
-    g.in3[0] == 1 && g.out3[0] == 1 && plain3(&axes[1]) && plain3(&axes[2])
+/// The stride (1 or 2, the same on both axes) of a 2-D 3×3 window without dilation, whose
+/// interior output rows are done two at a time by `x86::cl_rows2_k3`.
+fn three_by_three(g: &Geom, axes: &[AxisPlan; 3]) -> Option<usize> {
+    let [_, ah, aw] = axes;
+    let plain3 = |a: &AxisPlan| a.k == 3 && (a.s == 1 || a.s == 2) && a.d == 1 && a.lo < a.hi;
+    let flat = g.in3[0] == 1 && g.out3[0] == 1;
+    (flat && plain3(ah) && plain3(aw) && ah.s == aw.s).then_some(aw.s)
 }
 
 /// Output pixels `cols` of one output row (`out`: the whole row) folded from their taps.

@@ -469,22 +469,23 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
-/// Two adjacent output rows of a channels-last 3×3 stride-1 window, interior columns only:
-/// output column `j` (of `cols`) of row `i` (0 or 1) folds input rows `rows[i] .. rows[i] +
-/// 2` (element offsets of column 0 in `x`) at columns `col0 + j .. col0 + j + 2`. Every
-/// input row is folded along W once for both outputs and two consecutive columns share a
-/// pair: per 16 outputs 2 loads and 5.5 folds instead of 9 and 8. The folds keep the
-/// reference's row-major order (each row left to right, then the rows top to bottom,
-/// regrouped only), so max values are its bits; sums then differ from its sequential sum by
-/// rounding only (the documented tolerance), then divided by `div`.
+/// Two adjacent output rows of a channels-last 3×3 window at stride `S` (1 or 2) on both
+/// axes, interior columns only: output column `j` (of `cols`) of row `i` (0 or 1) folds input
+/// rows `rows[S i] .. rows[S i + 2]` (element offsets of column 0 in `x`) at columns
+/// `col0 + S j .. col0 + S j + 2`. Each input row is folded along W once for both output
+/// rows, and neighbouring columns share what they can: at stride 1 a pair (per 16 outputs 2
+/// loads and 5.5 folds instead of 9 and 8), at stride 2 a column (5 loads and 7 folds). The
+/// folds keep the reference's row-major order (each row left to right, then the rows top to
+/// bottom, regrouped only), so max values are its bits; sums then differ from its sequential
+/// sum by rounding only (the documented tolerance), then are divided by `div`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
+pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
     x: &[f32],
-    rows: [usize; 4],
+    rows: [usize; 5],
     c: usize,
     col0: usize,
     cols: usize,
@@ -493,14 +494,20 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
     out1: &mut [f32],
 ) {
     assert!(
-        out0.len() >= cols * c
+        (S == 1 || S == 2)
+            && cols >= 1
+            && out0.len() >= cols * c
             && out1.len() >= cols * c
-            && rows.iter().all(|&r| r + (col0 + cols + 2) * c <= x.len())
+            && rows[..S + 3]
+                .iter()
+                .all(|&r| r + (col0 + S * (cols - 1) + 3) * c <= x.len())
     );
     let mut ch = 0;
     while ch + 32 <= c {
         // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
-        unsafe { rows2_k3_block::<MODE, 2>(x, rows, c, col0, cols, div, ch, 0xFFFF, out0, out1) };
+        unsafe {
+            rows2_k3_block::<MODE, S, 2>(x, rows, c, col0, cols, div, ch, 0xFFFF, out0, out1)
+        };
         ch += 32;
     }
     while ch < c {
@@ -511,7 +518,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
             ((1u32 << n) - 1) as __mmask16
         };
         // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
-        unsafe { rows2_k3_block::<MODE, 1>(x, rows, c, col0, cols, div, ch, m, out0, out1) };
+        unsafe { rows2_k3_block::<MODE, S, 1>(x, rows, c, col0, cols, div, ch, m, out0, out1) };
         ch += n;
     }
 }
@@ -524,9 +531,9 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
+unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
     x: &[f32],
-    rows: [usize; 4],
+    rows: [usize; 5],
     c: usize,
     col0: usize,
     cols: usize,
@@ -550,32 +557,51 @@ unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
             a
         }
     };
-    // per input row and vector: the last column loaded and the fold of the last two
-    let mut last = [[_mm512_setzero_ps(); V]; 4];
-    let mut pair = [[_mm512_setzero_ps(); V]; 4];
-    for b in 0..4 {
+    let fold = pad_fold::<MODE>;
+    // per input row and vector: the last column loaded and (stride 1) the fold of the last
+    // two
+    let mut last = [[_mm512_setzero_ps(); V]; 5];
+    let mut pair = [[_mm512_setzero_ps(); V]; 5];
+    for b in 0..S + 3 {
         for v in 0..V {
-            let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
-            pair[b][v] = pad_fold::<MODE>(a, z);
-            last[b][v] = z;
+            if S == 1 {
+                let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
+                pair[b][v] = fold(a, z);
+                last[b][v] = z;
+            } else {
+                last[b][v] = load(rows[b], col0, v);
+            }
         }
     }
     let (d0, d1) = (out0.as_mut_ptr(), out1.as_mut_ptr());
     for j in 0..cols {
+        let col = col0 + S * j;
         for v in 0..V {
-            let mut row = [_mm512_setzero_ps(); 4];
-            for b in 0..4 {
-                let z = load(rows[b], col0 + j + 2, v);
-                row[b] = pad_fold::<MODE>(pair[b][v], z);
-                pair[b][v] = pad_fold::<MODE>(last[b][v], z);
+            let mut row = [_mm512_setzero_ps(); 5];
+            for b in 0..S + 3 {
+                let z = load(rows[b], col + 2, v);
+                if S == 1 {
+                    row[b] = fold(pair[b][v], z);
+                    pair[b][v] = fold(last[b][v], z);
+                } else {
+                    row[b] = fold(fold(last[b][v], load(rows[b], col + 1, v)), z);
+                }
                 last[b][v] = z;
             }
-            let middle = pad_fold::<MODE>(row[1], row[2]);
+            let (y0, y1) = if S == 1 {
+                let middle = fold(row[1], row[2]);
+                (fold(row[0], middle), fold(middle, row[3]))
+            } else {
+                (
+                    fold(fold(row[0], row[1]), row[2]),
+                    fold(fold(row[2], row[3]), row[4]),
+                )
+            };
             let at = j * c + ch + 16 * v;
             // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
             unsafe {
-                _mm512_mask_storeu_ps(d0.add(at), m, finish(pad_fold::<MODE>(row[0], middle)));
-                _mm512_mask_storeu_ps(d1.add(at), m, finish(pad_fold::<MODE>(middle, row[3])));
+                _mm512_mask_storeu_ps(d0.add(at), m, finish(y0));
+                _mm512_mask_storeu_ps(d1.add(at), m, finish(y1));
             }
         }
     }
