@@ -19,6 +19,7 @@ prints one table.
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -217,8 +218,6 @@ def openvino_runner(threads):
 
 
 def tensorflow_runner(threads):
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -267,8 +266,6 @@ def tensorflow_runner(threads):
 
 
 def jax_runner(threads):
-    import os
-
     if threads == 1:
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     import jax
@@ -373,6 +370,10 @@ def measure(args):
 
 
 def measure_threads(args, threads):
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        # one CPU for the whole process: XLA (JAX) sizes its pool by the cores it may use and
+        # ignores its thread flags (unpinned, JAX's "1 thread" ran on two)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     wanted = set(args.case.split(",")) if args.case else None
     results = []
     rng = np.random.default_rng(7)
