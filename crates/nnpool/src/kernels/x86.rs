@@ -607,6 +607,74 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
     }
 }
 
+/// One output row of a channels-last 2×2 stride-2 window, interior columns: output column
+/// `j` (of `cols`) folds input rows `rows[0]`, `rows[1]` (element offsets of column 0 in `x`)
+/// at columns `col0 + 2j`, `col0 + 2j + 1`, in the reference's row-major order (then, sums,
+/// `+ 0` and divided by `div`). With `check`, also returns whether any value read may be NaN
+/// (exactly: whether `(a + b) + (c + d) - itself` is NaN for some window, which it is for a
+/// NaN, an infinity or a sum past the largest float; the caller redoes the row with the exact
+/// rule then, which is right in every case). The check rides on the loads the row makes
+/// anyway, so the input is read once.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
+    x: &[f32],
+    rows: [usize; 2],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    check: bool,
+    out: &mut [f32],
+) -> bool {
+    assert!(
+        cols >= 1
+            && out.len() >= cols * c
+            && rows.iter().all(|&r| r + (col0 + 2 * cols) * c <= x.len())
+    );
+    let src = x.as_ptr();
+    let dst = out.as_mut_ptr();
+    let finish = |a: __m512| {
+        if MODE == 2 {
+            // the reference's sum starts from +0, so an all −0 window gives +0
+            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
+        } else {
+            a
+        }
+    };
+    let mut special = _mm512_setzero_ps();
+    for j in 0..cols {
+        let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
+        let mut ch = 0;
+        while ch < c {
+            let m: __mmask16 = if ch + 16 <= c {
+                0xFFFF
+            } else {
+                ((1u32 << (c - ch)) - 1) as __mmask16
+            };
+            // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),
+            // lanes ch .. below c; the store writes lanes below c of output pixel j < cols.
+            unsafe {
+                let a = _mm512_maskz_loadu_ps(m, src.add(p0 + ch));
+                let b = _mm512_maskz_loadu_ps(m, src.add(p0 + c + ch));
+                let e = _mm512_maskz_loadu_ps(m, src.add(p1 + ch));
+                let f = _mm512_maskz_loadu_ps(m, src.add(p1 + c + ch));
+                if check {
+                    let sum = _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(e, f));
+                    special = _mm512_add_ps(special, _mm512_sub_ps(sum, sum));
+                }
+                let y = pad_fold::<MODE>(pad_fold::<MODE>(pad_fold::<MODE>(a, b), e), f);
+                _mm512_mask_storeu_ps(dst.add(j * c + ch), m, finish(y));
+            }
+            ch += 16;
+        }
+    }
+    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(special, special) != 0
+}
+
 /// `t[i] = x[2i] ⊕ x[2i + 1]` for `i < x.len() / 2` (the flat W pass of 2×2 stride-2
 /// windows on rows of even width, whose column pairs never straddle two rows). With `check`,
 /// also returns whether any value read is NaN or ±inf (see `any_nan_or_inf_avx512`).
