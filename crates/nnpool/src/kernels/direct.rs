@@ -105,10 +105,7 @@ fn rows_body<F: FastFloat>(
                 xs,
                 sh.first..sh.first + span,
             );
-            let div = match reduce {
-                Reduce::Sum(d) => window_divisor(d, [sd, sh, aw.spans[aw.lo]]).unwrap_or(1) as f32,
-                Reduce::Max => 1.0,
-            };
+            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
             let rows_at = [0, 1, 2, 3, 4].map(|i| (sh.first + i.min(span - 1)) * in_row);
             let col0 = aw.spans[aw.lo].first;
@@ -141,10 +138,7 @@ fn rows_body<F: FastFloat>(
         }
         if k2s2 && oh >= ah.lo && oh < ah.hi {
             // a 2×2 stride-2 row: the NaN check rides on the kernel's own loads
-            let div = match reduce {
-                Reduce::Sum(d) => window_divisor(d, [sd, sh, aw.spans[aw.lo]]).unwrap_or(1) as f32,
-                Reduce::Max => 1.0,
-            };
+            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let out = &mut y32[r * row_len..(r + 1) * row_len];
             let rows_at = [sh.first * in_row, (sh.first + 1) * in_row];
             let col0 = aw.spans[aw.lo].first;
@@ -182,6 +176,15 @@ fn rows_body<F: FastFloat>(
         let out = &mut y32[r * row_len..(r + 1) * row_len];
         pixels(g, axes, reduce, mode, xs, [sd, sh], 0..ow_n, &mut offs, out);
         r += 1;
+    }
+}
+
+/// The divisor of a window with these spans (1 for max; adaptive problems, which have no
+/// single divisor, do not take this path).
+fn divisor(reduce: Reduce, spans: [Span; 3]) -> f32 {
+    match reduce {
+        Reduce::Sum(d) => window_divisor(d, spans).unwrap_or(1) as f32,
+        Reduce::Max => 1.0,
     }
 }
 
@@ -259,11 +262,7 @@ fn pixels(
                 }
             }
         }
-        let div = match reduce {
-            // adaptive problems (no single divisor) do not take this path
-            Reduce::Sum(d) => window_divisor(d, [sd, sh, sw]).unwrap_or(1) as f32,
-            Reduce::Max => 1.0,
-        };
+        let div = divisor(reduce, [sd, sh, sw]);
         let out = &mut out[ow * c..(ow + 1) * c];
         // SAFETY: `applies` checked AVX-512F; every tap is an in-bounds pixel of the sample
         // (spans are clipped to the input), so off * c + c <= sample length.

@@ -32,13 +32,9 @@ pub(crate) unsafe fn deinterleave2_avx512(src: &[f32], even: &mut [f32], odd: &m
     }
     let rest = n - i;
     if rest > 0 {
-        let m_out: __mmask16 = ((1u32 << rest) - 1) as __mmask16;
+        let m_out = lanes_below(rest);
         let pairs = 2 * rest;
-        let m_a: __mmask16 = if pairs >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << pairs) - 1) as __mmask16
-        };
+        let m_a: __mmask16 = lanes_below(pairs);
         let m_b: __mmask16 = if pairs > 16 {
             ((1u32 << (pairs - 16)) - 1) as __mmask16
         } else {
@@ -151,7 +147,7 @@ pub(crate) unsafe fn wpass_s2_avx512<const MODE: u8>(
 pub(crate) unsafe fn copy_short_avx512(dst: &mut [f32], src: &[f32]) {
     let n = src.len();
     assert!(n <= 16 && n <= dst.len());
-    let m: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+    let m = lanes_below(n);
     // SAFETY: the mask enables only lanes below n, in bounds of src and dst (asserted).
     unsafe {
         let v = _mm512_maskz_loadu_ps(m, src.as_ptr());
@@ -183,6 +179,25 @@ fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
                 _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
             _mm512_mask_mov_ps(acc, take, x)
         }
+    }
+}
+
+/// The lanes below `n` (all 16 from `n >= 16` on).
+#[inline]
+fn lanes_below(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
+/// A window's result from its fold: max as it is; a sum (folded in an order that may not
+/// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
+/// reference's does, then divided by `div`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn finish_window<const MODE: u8>(a: __m512, div: f32) -> __m512 {
+    if MODE == 2 {
+        _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
+    } else {
+        a
     }
 }
 
@@ -358,7 +373,7 @@ pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
         f += 16;
     }
     if f < n {
-        let m: __mmask16 = ((1u32 << (n - f)) - 1) as __mmask16;
+        let m = lanes_below(n - f);
         // SAFETY: the mask enables only the lanes below n.
         unsafe {
             let v = _mm512_div_ps(
@@ -392,11 +407,7 @@ pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
         f += 64;
     }
     while f < n {
-        let m: __mmask16 = if f + 16 <= n {
-            0xFFFF
-        } else {
-            ((1u32 << (n - f)) - 1) as __mmask16
-        };
+        let m: __mmask16 = lanes_below(n - f);
         // SAFETY: the mask enables only the lanes below n.
         let v = unsafe { _mm512_maskz_loadu_epi32(m, p.add(f).cast()) };
         acc[0] = _mm512_max_epu32(acc[0], _mm512_and_si512(v, magnitude));
@@ -451,11 +462,7 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
     while ch < c {
         let n = (c - ch).min(16);
-        let m: __mmask16 = if n == 16 {
-            0xFFFF
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        };
+        let m: __mmask16 = lanes_below(n);
         let mut a = pad_start::<MODE>();
         for &o in offs {
             // SAFETY: the mask enables lanes ch..ch+n <= c of pixel o, inside x (asserted); the
@@ -512,11 +519,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
     }
     while ch < c {
         let n = (c - ch).min(16);
-        let m = if n == 16 {
-            0xFFFF
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        };
+        let m = lanes_below(n);
         // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
         unsafe { rows2_k3_block::<MODE, S, 1>(x, rows, c, col0, cols, div, ch, m, out0, out1) };
         ch += n;
@@ -549,14 +552,7 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
         // the lanes below c.
         unsafe { _mm512_maskz_loadu_ps(m, src.add(row + col * c + ch + 16 * v)) }
     };
-    let finish = |a: __m512| {
-        if MODE == 2 {
-            // + 0 first: the reference's sum starts from +0, so an all −0 window gives +0
-            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
-        } else {
-            a
-        }
-    };
+    let finish = |a: __m512| finish_window::<MODE>(a, div);
     let fold = pad_fold::<MODE>;
     // per input row and vector: the last column loaded and (stride 1) the fold of the last
     // two
@@ -637,24 +633,13 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
     );
     let src = x.as_ptr();
     let dst = out.as_mut_ptr();
-    let finish = |a: __m512| {
-        if MODE == 2 {
-            // the reference's sum starts from +0, so an all −0 window gives +0
-            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
-        } else {
-            a
-        }
-    };
+    let finish = |a: __m512| finish_window::<MODE>(a, div);
     let mut special = _mm512_setzero_ps();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
         let mut ch = 0;
         while ch < c {
-            let m: __mmask16 = if ch + 16 <= c {
-                0xFFFF
-            } else {
-                ((1u32 << (c - ch)) - 1) as __mmask16
-            };
+            let m: __mmask16 = lanes_below(c - ch);
             // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),
             // lanes ch .. below c; the store writes lanes below c of output pixel j < cols.
             unsafe {
@@ -716,13 +701,12 @@ pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f3
         i += 16;
     }
     if i < n {
-        let lanes = |k: usize| ((1u32 << k.min(16)) - 1) as __mmask16;
         let left = n - i;
         step(
             i,
-            lanes(2 * left),
-            lanes((2 * left).saturating_sub(16)),
-            lanes(left),
+            lanes_below(2 * left),
+            lanes_below((2 * left).saturating_sub(16)),
+            lanes_below(left),
         );
     }
     let top = _mm512_max_epu32(top[0], top[1]);
@@ -738,17 +722,10 @@ pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f3
 pub(crate) unsafe fn pairs_h<const MODE: u8>(t: &[f32], w: usize, div: f32, y: &mut [f32]) {
     let rows = t.len().checked_div(2 * w).unwrap_or(0);
     assert!(y.len() >= rows * w);
-    let finish = |a: __m512| {
-        if MODE == 2 {
-            // the reference's sum starts from +0, so an all −0 window gives +0
-            _mm512_div_ps(_mm512_add_ps(a, _mm512_setzero_ps()), _mm512_set1_ps(div))
-        } else {
-            a
-        }
-    };
+    let finish = |a: __m512| finish_window::<MODE>(a, div);
     let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
     let full = w / 16 * 16;
-    let tail: __mmask16 = ((1u32 << (w - full)) - 1) as __mmask16;
+    let tail = lanes_below(w - full);
     for r in 0..rows {
         let (a_row, b_row, y_row) = (2 * r * w, (2 * r + 1) * w, r * w);
         // SAFETY (both blocks): lanes j .. j + 16 <= w (then the tail's below w) of rows
@@ -926,11 +903,7 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(planes: &[f32], n: usize, out: 
     let (src, dst) = (planes.as_ptr(), out.as_mut_ptr());
     let mut f = 0;
     while f < n {
-        let m: __mmask16 = if f + 16 <= n {
-            0xFFFF
-        } else {
-            ((1u32 << (n - f)) - 1) as __mmask16
-        };
+        let m: __mmask16 = lanes_below(n - f);
         let mut acc = pad_start::<MODE>();
         for i in 0..count {
             // SAFETY: the mask enables lanes f + l < n of plane i < count, inside planes.
