@@ -314,3 +314,46 @@ fn one_two_and_three_planes_through_the_plane_pipeline() {
         }
     }
 }
+
+/// A NaN read only by the border windows of a channels-last row (padding or a ceil-mode
+/// overhang leaves border columns that the interior row kernels never load): the border
+/// windows must still fold it by the exact rule.
+#[test]
+fn nan_only_in_border_columns_channels_last() {
+    for (k, s, p, ceil) in [
+        (2, 2, 1, false),
+        (2, 2, 0, true),
+        (3, 2, 1, false),
+        (3, 1, 1, false),
+    ] {
+        let c = 16;
+        for (h, w) in [(6, 7), (8, 8), (9, 9)] {
+            for col in [0, w - 1] {
+                let win = Window::new(&[k, k])
+                    .stride(&[s, s])
+                    .padding(&[p, p])
+                    .ceil_mode(ceil);
+                let op = Pooling::max(win);
+                let Ok(plan) = PoolPlan::new(&op, &[1, h, w, c], Layout::ChannelsLast) else {
+                    continue;
+                };
+                let mut x = vec![1f32; plan.input_len()];
+                for row in 0..h {
+                    x[(row * w + col) * c + 3] = f32::NAN;
+                }
+                let mut fast = vec![0f32; plan.output_len()];
+                let mut reference = vec![0f32; plan.output_len()];
+                plan.forward(&x, &mut fast, None).unwrap();
+                plan.forward_reference(&x, &mut reference, None).unwrap();
+                let same = fast
+                    .iter()
+                    .zip(&reference)
+                    .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                assert!(
+                    same,
+                    "k {k} s {s} p {p} ceil {ceil} {h}x{w} NaN in column {col}"
+                );
+            }
+        }
+    }
+}

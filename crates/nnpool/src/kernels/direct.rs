@@ -164,8 +164,26 @@ fn rows_body<F: FastFloat>(
                     }
                 }
             };
+            // the border windows read columns the kernel did not (padding, a ceil-mode
+            // overhang): their mode comes from the check of the whole rows
+            let border_mode = if mode == 1 && (aw.lo > 0 || aw.hi < ow_n) {
+                let rows_read = (0..sh.count).map(|b| sh.first + b * sh.step);
+                row_mode(reduce, &mut row_state, in_row, xs, rows_read)
+            } else {
+                mode
+            };
             let border = (0..aw.lo).chain(aw.hi..ow_n);
-            pixels(g, axes, reduce, mode, xs, [sd, sh], border, &mut offs, out);
+            pixels(
+                g,
+                axes,
+                reduce,
+                border_mode,
+                xs,
+                [sd, sh],
+                border,
+                &mut offs,
+                out,
+            );
             r += 1;
             continue;
         }
