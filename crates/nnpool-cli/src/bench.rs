@@ -365,20 +365,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Failure> {
                 let row = pool.install(|| {
                     let fresh = |plan: &PoolPlan| match case.pass {
                         Pass::Forward => {
-                            let mut y = nnpool::zeroed::<f32>(plan.output_len());
-                            plan.forward(&x, &mut y, None).expect("validated");
-                            black_box(y);
+                            black_box(plan.forward_to_vec(&x).expect("validated"));
                         }
                         Pass::BackwardFromIndices => {
-                            let mut gx = nnpool::zeroed::<f32>(plan.input_len());
-                            plan.backward_with_indices(&idx, &gy, &mut gx)
-                                .expect("validated");
-                            black_box(gx);
+                            let gx = plan.backward_with_indices_to_vec(&idx, &gy);
+                            black_box(gx.expect("validated"));
                         }
                         Pass::Backward => {
-                            let mut gx = nnpool::zeroed::<f32>(plan.input_len());
-                            plan.backward(&x, &gy, &mut gx).expect("validated");
-                            black_box(gx);
+                            black_box(plan.backward_to_vec(&x, &gy).expect("validated"));
                         }
                     };
                     let alloc = times(args.min_time, || fresh(&plan));

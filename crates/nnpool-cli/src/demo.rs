@@ -74,7 +74,7 @@ fn trim(v: f64) -> String {
 
 fn pool2(op: &Pooling, m: &Array2<f64>) -> Result<Array2<f64>, Failure> {
     let x = m.clone().insert_axis(Axis(0)).insert_axis(Axis(0));
-    let (y, _) = nnpool::array::forward(op, x.view(), Layout::ChannelsFirst)?;
+    let y = nnpool::array::forward_values(op, x.view(), Layout::ChannelsFirst)?;
     Ok(y.index_axis(Axis(0), 0).index_axis(Axis(0), 0).to_owned())
 }
 

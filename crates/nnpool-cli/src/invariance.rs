@@ -116,7 +116,7 @@ fn unchanged(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
 
 fn pool(op: &Pooling, map: &Array2<f32>) -> Result<Array2<f32>, Failure> {
     let x = map.view().insert_axis(Axis(0)).insert_axis(Axis(0));
-    let (y, _) = nnpool::array::forward(op, x, Layout::ChannelsFirst)?;
+    let y = nnpool::array::forward_values(op, x, Layout::ChannelsFirst)?;
     Ok(y.index_axis_move(Axis(0), 0).index_axis_move(Axis(0), 0))
 }
 

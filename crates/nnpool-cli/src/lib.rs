@@ -262,9 +262,12 @@ fn forward_cmd(
         let need = (plan.input_len() as u128 + plan.output_len() as u128) * elem
             + if indices.is_some() { plan.output_len() as u128 * 8 } else { 0 };
         check_memory("this forward pass", need)?;
-        let mut y = vec![Default::default(); plan.output_len()];
-        let mut idx = indices.map(|_| vec![0i64; plan.output_len()]);
-        plan.forward(v, &mut y, idx.as_deref_mut())?;
+        let (y, idx) = if indices.is_some() {
+            let (y, idx) = plan.forward_with_indices_to_vec(v)?;
+            (y, Some(idx))
+        } else {
+            (plan.forward_to_vec(v)?, None)
+        };
         let mut staged = Staged::default();
         staged.add(output, plan.output_shape(), &y).map_err(Failure::Io)?;
         if let (Some(p), Some(i)) = (indices, &idx) {
@@ -310,8 +313,7 @@ fn backward_cmd(
         let elem = std::mem::size_of_val(&v[..1.min(v.len())]).max(1) as u128;
         let need = (2 * plan.input_len() as u128 + 2 * plan.output_len() as u128) * elem + plan.output_len() as u128 * 8;
         check_memory("this backward pass", need)?;
-        let mut gx = vec![Default::default(); plan.input_len()];
-        plan.backward(v, g, &mut gx)?;
+        let gx = plan.backward_to_vec(v, g)?;
         let mut staged = Staged::default();
         staged.add(grad_input, &x.shape, &gx).map_err(Failure::Io)?;
         staged.commit().map_err(Failure::Io)

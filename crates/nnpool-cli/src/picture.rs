@@ -39,8 +39,7 @@ fn pool_hwc(
         ));
     }
     let plan = PoolPlan::new(&op, &shape, Layout::ChannelsLast)?;
-    let mut y = vec![0f32; plan.output_len()];
-    plan.forward(data, &mut y, None)?;
+    let y = plan.forward_to_vec(data)?;
     let o = plan.output_shape();
     Ok((y, o[1], o[2]))
 }

@@ -1,8 +1,10 @@
 //! Output buffers. A fresh multi-megabyte buffer costs a page fault per 4 KiB page on first
 //! write, which can take longer than the pooling itself. [`zeroed`] asks Linux for transparent
-//! huge pages on large buffers (one fault per 2 MiB), and is what the allocating API uses.
+//! huge pages on large buffers (one fault per 2 MiB). The allocating API (`PoolPlan::
+//! forward_to_vec` and friends, the `array` functions) goes through [`write_new`], which
+//! hands the kernels the fresh memory itself.
 
-use rayon::prelude::*;
+use crate::kernels::out::{fill_zero_par, Out};
 
 /// Buffers at least this large are advised to use huge pages.
 const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
@@ -15,27 +17,45 @@ const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
 /// assert!(v.iter().all(|&x| x == 0.0));
 /// ```
 pub fn zeroed<T: crate::Element>(n: usize) -> Vec<T> {
-    let bytes = n.saturating_mul(std::mem::size_of::<T>());
-    if bytes < PARALLEL_ZEROING || rayon::current_num_threads() == 1 {
-        let v = vec![T::default(); n];
-        advise_huge(v.as_ptr(), bytes);
-        return v;
-    }
+    let mut v = fresh::<T>(n);
     // Written by the threads the pooling will run on: the first touch of each page (a fault,
     // or zeroing memory the allocator had already used) is split between them too, where
     // `vec!` would do all of it on this thread.
-    let mut v: Vec<T> = Vec::with_capacity(n);
-    advise_huge(v.as_ptr(), bytes);
-    v.spare_capacity_mut()[..n]
-        .par_chunks_mut(PARALLEL_ZEROING / std::mem::size_of::<T>().max(1))
-        .for_each(|part| part.fill(std::mem::MaybeUninit::new(T::default())));
+    fill_zero_par(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: the capacity is at least n and its first n elements were all written above.
     unsafe { v.set_len(n) };
     v
 }
 
-/// Buffers at least this large are zeroed by all threads, in parts of this size.
-const PARALLEL_ZEROING: usize = 1 << 20;
+/// An empty vector with room for `n` elements (advised to use huge pages when large).
+fn fresh<T>(n: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(n);
+    advise_huge(v.as_ptr(), n.saturating_mul(std::mem::size_of::<T>()));
+    v
+}
+
+/// A new vector of `n` elements written by `write`, which gets them as fresh (uninitialised)
+/// memory: kernels that store every element skip the zeroing a `&mut [T]` would need. In
+/// debug builds the memory holds a poison value (-12345) instead, so that a kernel that
+/// misses an element fails the tests against the reference.
+///
+/// # Safety
+/// When `write` returns Ok, it has initialised every element of its buffer.
+pub(crate) unsafe fn write_new<T: crate::Element>(
+    n: usize,
+    write: impl FnOnce(&mut Out<T>) -> crate::Result<()>,
+) -> crate::Result<Vec<T>> {
+    let mut v = fresh::<T>(n);
+    let buf = &mut v.spare_capacity_mut()[..n];
+    if cfg!(debug_assertions) {
+        buf.fill(std::mem::MaybeUninit::new(T::from_f64(-12345.0)));
+    }
+    write(&mut Out::from_uninit(buf))?;
+    // SAFETY: the capacity is at least n, and `write` initialised all n elements (this
+    // function's contract).
+    unsafe { v.set_len(n) };
+    Ok(v)
+}
 
 #[cfg(target_os = "linux")]
 fn advise_huge<T>(ptr: *const T, bytes: usize) {

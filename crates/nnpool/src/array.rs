@@ -40,13 +40,39 @@ pub fn forward<T: Element, D: Dimension>(
     let plan = PoolPlan::new(op, input.shape(), layout)?;
     let x = input.as_standard_layout();
     let x = x.as_slice().expect("standard layout is contiguous");
-    let mut y = crate::zeroed::<T>(plan.output_len());
-    let mut idx = op
-        .has_indices()
-        .then(|| crate::zeroed::<i64>(plan.output_len()));
-    plan.forward(x, &mut y, idx.as_deref_mut())?;
+    let (y, idx) = if op.has_indices() {
+        let (y, idx) = plan.forward_with_indices_to_vec(x)?;
+        (y, Some(idx))
+    } else {
+        (plan.forward_to_vec(x)?, None)
+    };
     let shape = plan.output_shape();
     Ok((to_array(shape, y), idx.map(|i| to_array(shape, i))))
+}
+
+/// Runs `op` forward on `input`, returning the output only (no indices are computed, which
+/// lets max pooling take its fastest kernels).
+///
+/// ```
+/// use ndarray::array;
+/// use nnpool::{array::forward_values, Layout, Pooling, Window};
+/// let x = array![[[[1.0f32, 2.0], [3.0, 4.0]]]];
+/// let y = forward_values(&Pooling::max(Window::new(&[2, 2])), x.view(), Layout::ChannelsFirst)?;
+/// assert_eq!(y, array![[[[4.0f32]]]]);
+/// # Ok::<(), nnpool::PoolError>(())
+/// ```
+///
+/// # Errors
+/// Any validation error of [`PoolPlan::new`] or [`PoolPlan::forward`].
+pub fn forward_values<T: Element, D: Dimension>(
+    op: &Pooling,
+    input: ArrayView<T, D>,
+    layout: Layout,
+) -> Result<Array<T, D>> {
+    let plan = PoolPlan::new(op, input.shape(), layout)?;
+    let x = input.as_standard_layout();
+    let y = plan.forward_to_vec(x.as_slice().expect("standard layout is contiguous"))?;
+    Ok(to_array(plan.output_shape(), y))
 }
 
 /// The gradient of `op` with respect to its input.
@@ -80,11 +106,9 @@ pub fn backward<T: Element, D: Dimension>(
     }
     let x = input.as_standard_layout();
     let gy = grad_output.as_standard_layout();
-    let mut gx = crate::zeroed::<T>(plan.input_len());
-    plan.backward(
+    let gx = plan.backward_to_vec(
         x.as_slice().expect("contiguous"),
         gy.as_slice().expect("contiguous"),
-        &mut gx,
     )?;
     Ok(to_array(input.shape(), gx))
 }

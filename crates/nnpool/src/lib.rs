@@ -33,7 +33,9 @@
 //! - [`nn`]: layers like `torch.nn` (`MaxPool2d::new([3, 3]).stride([2, 2])`).
 //! - [`array`]: functions over `ndarray` views.
 //! - [`PoolPlan`] / [`UnpoolPlan`]: validate once, run on plain slices into caller-provided
-//!   buffers (no allocation for max and average forward passes).
+//!   buffers (no allocation for max and average forward passes), or into new vectors
+//!   ([`PoolPlan::forward_to_vec`] and friends: the fast kernels write the fresh memory once,
+//!   without zeroing it first).
 //!
 //! ```
 //! use ndarray::array;

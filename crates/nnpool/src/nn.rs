@@ -36,7 +36,7 @@ macro_rules! common_methods {
         /// # Errors
         /// Any validation error (see [`crate::PoolError`]).
         pub fn forward<T: Element, D: Dimension>(&self, x: ArrayView<T, D>) -> Result<Array<T, D>> {
-            Ok(array::forward(&self.op, x, self.layout)?.0)
+            array::forward_values(&self.op, x, self.layout)
         }
         /// Gradient with respect to the input.
         ///

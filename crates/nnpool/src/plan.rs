@@ -5,6 +5,7 @@
 use crate::element::{round_to, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, AxisSpans, Span, Window};
+use crate::kernels::out::Out;
 use crate::kernels::window::{AxisPlan, Reduce};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::{kernels, reference};
@@ -649,10 +650,66 @@ impl PoolPlan {
         &self,
         input: &[T],
         output: &mut [T],
+        indices: Option<&mut [i64]>,
+    ) -> Result<()> {
+        Self::check_len("output", self.output_len(), output.len())?;
+        self.forward_into(input, &mut Out::from_init(output), indices)
+    }
+
+    /// The forward pass into a new vector (a max-type op's indices are not computed). Faster
+    /// than [`PoolPlan::forward`] into a freshly zeroed buffer: the kernels that store every
+    /// output element write into the fresh memory directly, without zeroing it first.
+    ///
+    /// ```
+    /// use nnpool::{Layout, PoolPlan, Pooling, Window};
+    /// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2])), &[1, 1, 4], Layout::ChannelsFirst)?;
+    /// assert_eq!(plan.forward_to_vec(&[1.0f32, 3.0, 2.0, 0.5])?, vec![3.0, 2.0]);
+    /// # Ok::<(), nnpool::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PoolPlan::forward`].
+    pub fn forward_to_vec<T: Element>(&self, input: &[T]) -> Result<Vec<T>> {
+        // SAFETY: `forward_into` initialises its whole output when it returns Ok.
+        unsafe { crate::alloc::write_new(self.output_len(), |y| self.forward_into(input, y, None)) }
+    }
+
+    /// The forward pass of a max-type op into new vectors: the output and its int64 argmax
+    /// indices (see [`PoolPlan::forward`]).
+    ///
+    /// ```
+    /// use nnpool::{Layout, PoolPlan, Pooling, Window};
+    /// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2])), &[1, 1, 4], Layout::ChannelsFirst)?;
+    /// let (y, idx) = plan.forward_with_indices_to_vec(&[1.0f32, 3.0, 2.0, 0.5])?;
+    /// assert_eq!((y, idx), (vec![3.0, 2.0], vec![1, 2]));
+    /// # Ok::<(), nnpool::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PoolPlan::forward`], and `InvalidParameter` for an op without indices.
+    pub fn forward_with_indices_to_vec<T: Element>(
+        &self,
+        input: &[T],
+    ) -> Result<(Vec<T>, Vec<i64>)> {
+        let mut idx = crate::zeroed::<i64>(self.output_len());
+        // SAFETY: `forward_into` initialises its whole output when it returns Ok.
+        let y = unsafe {
+            crate::alloc::write_new(self.output_len(), |y| {
+                self.forward_into(input, y, Some(&mut idx))
+            })?
+        };
+        Ok((y, idx))
+    }
+
+    /// [`PoolPlan::forward`] into `output` of the right length; initialises all of it when it
+    /// returns Ok.
+    fn forward_into<T: Element>(
+        &self,
+        input: &[T],
+        output: &mut Out<T>,
         mut indices: Option<&mut [i64]>,
     ) -> Result<()> {
         Self::check_len("input", self.input_len(), input.len())?;
-        Self::check_len("output", self.output_len(), output.len())?;
         if let Some(idx) = &indices {
             if !self.pooling.has_indices() {
                 return Err(invalid(
@@ -679,11 +736,12 @@ impl PoolPlan {
                     )
                 });
                 if !fast {
+                    let output = output.init();
                     reference::max_forward(&g, &self.windows::<T>(), input, output, indices);
                 }
             }
             Pooling::FractionalMax { .. } => {
-                reference::max_forward(&g, &self.windows::<T>(), input, output, indices)
+                reference::max_forward(&g, &self.windows::<T>(), input, output.init(), indices)
             }
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 self.require_float::<T>("average pooling")?;
@@ -692,7 +750,7 @@ impl PoolPlan {
                     kernels::window_forward(&g, &axes, Reduce::Sum(div), input, output, None)
                 });
                 if !fast {
-                    reference::avg_forward(&g, &self.windows::<T>(), div, input, output);
+                    reference::avg_forward(&g, &self.windows::<T>(), div, input, output.init());
                 }
             }
             Pooling::Lp {
@@ -709,7 +767,7 @@ impl PoolPlan {
                     *variant,
                     area,
                     input,
-                    output,
+                    output.init(),
                 );
             }
         }
@@ -728,10 +786,43 @@ impl PoolPlan {
         grad_output: &[T],
         grad_input: &mut [T],
     ) -> Result<()> {
+        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
+        self.backward_into(input, grad_output, &mut Out::from_init(grad_input))
+    }
+
+    /// The backward pass into a new vector (see [`PoolPlan::backward`]); the kernels that
+    /// store every element write into the fresh memory without zeroing it first.
+    ///
+    /// ```
+    /// use nnpool::{Layout, PoolPlan, Pooling, Window};
+    /// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2])), &[1, 1, 4], Layout::ChannelsFirst)?;
+    /// let gx = plan.backward_to_vec(&[1.0f32, 3.0, 2.0, 0.5], &[10.0, 20.0])?;
+    /// assert_eq!(gx, vec![0.0, 10.0, 20.0, 0.0]);
+    /// # Ok::<(), nnpool::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PoolPlan::backward`].
+    pub fn backward_to_vec<T: Element>(&self, input: &[T], grad_output: &[T]) -> Result<Vec<T>> {
+        // SAFETY: `backward_into` initialises its whole output when it returns Ok.
+        unsafe {
+            crate::alloc::write_new(self.input_len(), |gx| {
+                self.backward_into(input, grad_output, gx)
+            })
+        }
+    }
+
+    /// [`PoolPlan::backward`] into `grad_input` of the right length; initialises all of it
+    /// when it returns Ok.
+    fn backward_into<T: Element>(
+        &self,
+        input: &[T],
+        grad_output: &[T],
+        grad_input: &mut Out<T>,
+    ) -> Result<()> {
         self.require_float::<T>("backward")?;
         Self::check_len("input", self.input_len(), input.len())?;
         Self::check_len("grad_output", self.output_len(), grad_output.len())?;
-        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
         let g = self.geom();
         if self.input_len() == 0 {
             return Ok(());
@@ -744,14 +835,15 @@ impl PoolPlan {
                 let mut out = vec![T::default(); self.output_len()];
                 let mut idx = vec![0i64; self.output_len()];
                 self.forward(input, &mut out, Some(&mut idx))?;
-                return self.backward_with_indices(&idx, grad_output, grad_input);
+                return self.backward_with_indices_into(&idx, grad_output, grad_input);
             }
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 let div = self.divisor().expect("average ops have a divisor");
                 let fast = self.axis_plans().is_some_and(|axes| {
-                    kernels::avg_backward(&g, &axes, div, grad_output, grad_input)
+                    kernels::avg_backward(&g, &axes, div, grad_output, grad_input.init())
                 });
                 if !fast {
+                    let grad_input = grad_input.init();
                     reference::avg_backward(&g, &self.windows::<T>(), div, grad_output, grad_input);
                 }
             }
@@ -769,7 +861,7 @@ impl PoolPlan {
                     area,
                     input,
                     grad_output,
-                    grad_input,
+                    grad_input.init(),
                 );
             }
         }
@@ -790,6 +882,44 @@ impl PoolPlan {
         grad_output: &[T],
         grad_input: &mut [T],
     ) -> Result<()> {
+        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
+        self.backward_with_indices_into(indices, grad_output, &mut Out::from_init(grad_input))
+    }
+
+    /// [`PoolPlan::backward_with_indices`] into a new vector, written without zeroing it
+    /// first (each plane is zeroed just before its scatter).
+    ///
+    /// ```
+    /// use nnpool::{Layout, PoolPlan, Pooling, Window};
+    /// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2])), &[1, 1, 4], Layout::ChannelsFirst)?;
+    /// let gx = plan.backward_with_indices_to_vec(&[1i64, 2], &[10.0f32, 20.0])?;
+    /// assert_eq!(gx, vec![0.0, 10.0, 20.0, 0.0]);
+    /// # Ok::<(), nnpool::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PoolPlan::backward_with_indices`].
+    pub fn backward_with_indices_to_vec<T: Element>(
+        &self,
+        indices: &[i64],
+        grad_output: &[T],
+    ) -> Result<Vec<T>> {
+        // SAFETY: `backward_with_indices_into` initialises its whole output when it returns Ok.
+        unsafe {
+            crate::alloc::write_new(self.input_len(), |gx| {
+                self.backward_with_indices_into(indices, grad_output, gx)
+            })
+        }
+    }
+
+    /// [`PoolPlan::backward_with_indices`] into `grad_input` of the right length; initialises
+    /// all of it when it returns Ok.
+    fn backward_with_indices_into<T: Element>(
+        &self,
+        indices: &[i64],
+        grad_output: &[T],
+        grad_input: &mut Out<T>,
+    ) -> Result<()> {
         self.require_float::<T>("backward")?;
         if !self.pooling.has_indices() {
             return Err(invalid(
@@ -799,13 +929,12 @@ impl PoolPlan {
         }
         Self::check_len("indices", self.output_len(), indices.len())?;
         Self::check_len("grad_output", self.output_len(), grad_output.len())?;
-        Self::check_len("grad_input", self.input_len(), grad_input.len())?;
         let g = self.geom();
         let plane = g.in_plane();
         let bad = match kernels::max_backward(&g, indices, grad_output, grad_input) {
             Some(r) => r.err(),
             None => {
-                reference::scatter_by_index(&g, indices, grad_output, grad_input);
+                reference::scatter_by_index(&g, indices, grad_output, grad_input.init());
                 indices
                     .iter()
                     .copied()

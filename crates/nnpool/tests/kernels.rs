@@ -26,6 +26,14 @@ fn data<T: Element>(len: usize, seed: u64, specials: bool) -> Vec<T> {
         .collect()
 }
 
+/// The same bits (any NaN matches any NaN).
+fn same_bits<T: Element>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            a.to_f64().to_bits() == b.to_f64().to_bits() || (a.is_nan_value() && b.is_nan_value())
+        })
+}
+
 fn problem_desc(op: &Pooling, shape: &[usize], layout: Layout) -> String {
     format!("{op:?} shape {shape:?} {layout:?}")
 }
@@ -85,6 +93,10 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
                 plan.forward_reference(&xs, &mut want, None).unwrap();
                 let mut got = vec![T::default(); plan.output_len()];
                 pool.install(|| plan.forward(&xs, &mut got, None)).unwrap();
+                // the allocating call writes into fresh memory (poisoned in debug builds):
+                // every element must be written, with the same bits
+                let fresh = pool.install(|| plan.forward_to_vec(&xs)).unwrap();
+                assert!(same_bits(&fresh, &got), "{desc}: forward_to_vec differs");
                 for (k, (a, b)) in got.iter().zip(&want).enumerate() {
                     let same = (a.is_nan_value() && b.is_nan_value())
                         || a.to_f64().to_bits() == b.to_f64().to_bits();
@@ -94,6 +106,18 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
                     );
                 }
             }
+        }
+        if op.has_indices() {
+            let (fy, fi) = pool
+                .install(|| plan.forward_with_indices_to_vec(&x))
+                .unwrap();
+            assert!(
+                same_bits(&fy, &y) && fi == i,
+                "{desc}: forward_with_indices_to_vec differs"
+            );
+        } else {
+            let fresh = pool.install(|| plan.forward_to_vec(&x)).unwrap();
+            assert!(same_bits(&fresh, &y), "{desc}: forward_to_vec differs");
         }
         // backward: max-type exact (same order), average within rounding
         let gy: Vec<T> = data(plan.output_len(), seed ^ 0xabc, false);
@@ -111,6 +135,17 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
             assert!(
                 (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol,
                 "{desc}: backward {k}: fast {a} vs reference {b}"
+            );
+        }
+        let fresh = pool.install(|| plan.backward_to_vec(&x, &gy)).unwrap();
+        assert!(same_bits(&fresh, &gf), "{desc}: backward_to_vec differs");
+        if op.has_indices() {
+            let fresh = pool
+                .install(|| plan.backward_with_indices_to_vec(&i, &gy))
+                .unwrap();
+            assert!(
+                same_bits(&fresh, &gf),
+                "{desc}: backward_with_indices_to_vec differs"
             );
         }
         // a repeated run on the same pool gives the same bits

@@ -15,12 +15,14 @@
 
 use super::isa::multiversion;
 use super::isa::Isa;
+use super::out::Out;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
 use crate::geometry::Span;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Largest window (taps) this path takes.
 const MAX_TAPS: usize = 27;
@@ -62,9 +64,9 @@ fn rows_body<F: FastFloat>(
     reduce: Reduce,
     x: &[F],
     row0: usize,
-    y: &mut [F],
+    y: &mut [MaybeUninit<F>],
 ) {
-    let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<F, f32>(y)) else {
+    let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
         return;
     };
     let [_, h_in, w_in] = g.in3;
@@ -264,7 +266,7 @@ fn pixels(
     [sd, sh]: [Span; 2],
     cols: impl Iterator<Item = usize>,
     offs: &mut [usize; MAX_TAPS],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let [_, h_in, w_in] = g.in3;
     let c = g.channels;
@@ -294,21 +296,25 @@ fn pixels(
     }
 }
 
-multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [F]) -> () = rows_body);
+multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [MaybeUninit<F>]) -> () = rows_body);
 
-/// Runs the problem; output rows are split over threads (results do not depend on the split).
-/// Returns `false` (nothing written) unless `F` is f32.
+/// Runs the problem, storing every element of `y`; output rows are split over threads
+/// (results do not depend on the split). Returns `false` (nothing written) unless `F` is f32.
 pub(crate) fn forward<F: FastFloat>(
     isa: Isa,
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     x: &[F],
-    y: &mut [F],
+    y: &mut Out<F>,
 ) -> bool {
     if cast::<F, f32>(x).is_none() {
         return false;
     }
+    // SAFETY: the kernels store only computed values, and every output element: each output
+    // row is either a pair of 3×3 rows, a 2×2 row or a row of pixels, each storing its
+    // interior columns and then its border columns `0..lo` and `hi..ow_n`, all channels.
+    let y = unsafe { y.uninit() };
     let row_len = g.out3[2] * g.channels;
     let total_rows = y.len() / row_len.max(1);
     let per_task = ((1 << 14) / row_len.max(1)).clamp(1, total_rows.max(1));

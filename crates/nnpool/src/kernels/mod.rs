@@ -15,6 +15,7 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
 pub(crate) mod isa;
+pub(crate) mod out;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod pairs;
@@ -28,6 +29,7 @@ use crate::element::{DType, Element};
 use crate::plan::Geom;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use out::Out;
 use rayon::prelude::*;
 use std::any::TypeId;
 use std::cell::Cell;
@@ -89,7 +91,7 @@ pub(crate) fn window_forward<T: Element>(
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     x: &[T],
-    y: &mut [T],
+    y: &mut Out<T>,
     idx: Option<&mut [i64]>,
 ) -> bool {
     let Some(isa) = fast_isa() else { return false };
@@ -100,7 +102,7 @@ pub(crate) fn window_forward<T: Element>(
             axes,
             reduce,
             cast(x).unwrap(),
-            cast_mut(y).unwrap(),
+            &mut y.cast().unwrap(),
             idx,
         ),
         DType::F64 => window::forward::<f64>(
@@ -109,7 +111,7 @@ pub(crate) fn window_forward<T: Element>(
             axes,
             reduce,
             cast(x).unwrap(),
-            cast_mut(y).unwrap(),
+            &mut y.cast().unwrap(),
             idx,
         ),
         DType::F16 | DType::BF16 => {
@@ -119,10 +121,11 @@ pub(crate) fn window_forward<T: Element>(
             let mut xf = vec![0f32; x.len()];
             widen(x, &mut xf);
             let mut yf = vec![0f32; y.len()];
-            if !window::forward::<f32>(isa, g, axes, reduce, &xf, &mut yf, idx) {
+            if !window::forward::<f32>(isa, g, axes, reduce, &xf, &mut Out::from_init(&mut yf), idx)
+            {
                 return false;
             }
-            narrow(&yf, y);
+            narrow(&yf, y.init());
             true
         }
         _ => false,
@@ -192,15 +195,15 @@ pub(crate) fn max_backward<T: Element>(
     g: &Geom,
     idx: &[i64],
     gy: &[T],
-    gx: &mut [T],
+    gx: &mut Out<T>,
 ) -> Option<Result<(), i64>> {
     let isa = fast_isa()?;
     let bad = match T::DTYPE {
         DType::F32 => {
-            scatter::max_backward::<f32>(isa, g, idx, cast(gy).unwrap(), cast_mut(gx).unwrap())
+            scatter::max_backward::<f32>(isa, g, idx, cast(gy).unwrap(), &mut gx.cast().unwrap())
         }
         DType::F64 => {
-            scatter::max_backward::<f64>(isa, g, idx, cast(gy).unwrap(), cast_mut(gx).unwrap())
+            scatter::max_backward::<f64>(isa, g, idx, cast(gy).unwrap(), &mut gx.cast().unwrap())
         }
         _ => return None,
     };

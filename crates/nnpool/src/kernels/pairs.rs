@@ -14,11 +14,13 @@
 //! from the reference's sequential sum by rounding only, then are divided by the same
 //! divisor.
 
+use super::cast;
+use super::out::Out;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
-use super::{cast, cast_mut};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Input values per chunk (at least one row pair). Small chunks keep the input streaming:
 /// the H pass of a chunk is short enough that the loads of the next W pass follow on before
@@ -56,18 +58,22 @@ pub(crate) fn applies<F: FastFloat>(
         && halves(&axes[2], g.in3[2])
 }
 
-/// Runs the problem (see [`applies`]); tasks take whole row pairs, so results do not depend
-/// on the thread count. Returns `false` (nothing written) unless `F` is f32.
+/// Runs the problem (see [`applies`]), storing every element of `y`; tasks take whole row
+/// pairs, so results do not depend on the thread count. Returns `false` (nothing written)
+/// unless `F` is f32.
 pub(crate) fn forward<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     x: &[F],
-    y: &mut [F],
+    y: &mut Out<F>,
 ) -> bool {
-    let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<F, f32>(y)) else {
+    let (Some(x32), Some(mut y32)) = (cast::<F, f32>(x), y.cast::<f32>()) else {
         return false;
     };
+    // SAFETY: the H pass stores computed values only, every output row of every chunk (the
+    // chunks of `y` follow those of `x`: half the rows, half the width).
+    let y32 = unsafe { y32.uninit() };
     let div = match reduce {
         Reduce::Sum(d) => {
             let spans = [axes[0].spans[0], axes[1].spans[0], axes[2].spans[0]];
@@ -80,7 +86,7 @@ pub(crate) fn forward<F: FastFloat>(
     let pairs_per_chunk = (CHUNK / pair_in).max(1);
     let chunk_in = pairs_per_chunk * pair_in;
     let chunk_out = pairs_per_chunk * (w / 2);
-    let run = |xs: &[f32], ys: &mut [f32]| {
+    let run = |xs: &[f32], ys: &mut [MaybeUninit<f32>]| {
         let mut scratch = vec![0f32; chunk_in / 2];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
             chunk(reduce, div, w, xc, &mut scratch[..xc.len() / 2], yc);
@@ -98,7 +104,7 @@ pub(crate) fn forward<F: FastFloat>(
 }
 
 /// One chunk of whole row pairs: the W pass into `t`, then the H pass into `y`.
-fn chunk(reduce: Reduce, div: f32, w: usize, x: &[f32], t: &mut [f32], y: &mut [f32]) {
+fn chunk(reduce: Reduce, div: f32, w: usize, x: &[f32], t: &mut [f32], y: &mut [MaybeUninit<f32>]) {
     use super::x86::{pairs_h, pairs_w};
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;

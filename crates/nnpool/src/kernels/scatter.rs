@@ -10,10 +10,12 @@
 //!   row, so results match the reference within rounding.
 
 use super::isa::{multiversion, Isa};
+use super::out::{fill_zero, Out};
 use super::window::{divide_row, AxisPlan, FastFloat};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 fn inner_of(g: &Geom) -> usize {
     match g.layout {
@@ -30,9 +32,9 @@ fn scatter_unit<F: FastFloat>(
     plane: usize,
     idx: &[i64],
     gy: &[F],
-    gx: &mut [F],
+    gx: &mut [MaybeUninit<F>],
 ) -> Option<i64> {
-    gx.fill(F::zero());
+    let gx = fill_zero(gx);
     let mut bad = None;
     if inner == 1 {
         for (&i, &g) in idx.iter().zip(gy) {
@@ -56,27 +58,30 @@ fn scatter_unit<F: FastFloat>(
     bad
 }
 
-multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [F]) -> Option<i64> = scatter_unit);
+multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
-/// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples. Returns the first
-/// out-of-plane index (those are skipped).
+/// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
+/// first (so `gx` may be fresh memory: its first touch is the zeroing of each plane, in
+/// cache just before its scatter). Returns the first out-of-plane index (those are skipped).
 pub(crate) fn max_backward<F: FastFloat>(
     isa: Isa,
     g: &Geom,
     idx: &[i64],
     gy: &[F],
-    gx: &mut [F],
+    gx: &mut Out<F>,
 ) -> Option<i64> {
     let inner = inner_of(g);
     let (in_unit, out_unit) = (g.in_plane() * inner, g.out_plane() * inner);
     if in_unit == 0 || out_unit == 0 {
-        gx.fill(F::zero());
+        gx.init();
         return None;
     }
+    // SAFETY: every plane (or sample) is zero-filled by `scatter_unit` before anything else
+    // touches it, then only sums of values are stored; the planes tile `gx`.
+    let gx = unsafe { gx.uninit() };
     let plane = g.in_plane();
-    let work = |((gx, gy), idx): ((&mut [F], &[F]), &[i64])| {
-        scatter_task::<F>(isa, inner, plane, idx, gy, gx)
-    };
+    type Unit<'a, F> = ((&'a mut [MaybeUninit<F>], &'a [F]), &'a [i64]);
+    let work = |((gx, gy), idx): Unit<F>| scatter_task::<F>(isa, inner, plane, idx, gy, gx);
     if gx.len() < (1 << 16) {
         gx.chunks_mut(in_unit)
             .zip(gy.chunks(out_unit))

@@ -14,6 +14,7 @@
 //! `effective kernel height` rows, so every input row is reduced along W once.
 
 use super::isa::{multiversion, Isa};
+use super::out::Out;
 use crate::element::Element;
 use crate::geometry::Span;
 use crate::layout::Layout;
@@ -890,7 +891,7 @@ pub(crate) fn forward<F: FastFloat>(
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     x: &[F],
-    y: &mut [F],
+    out: &mut Out<F>,
     idx: Option<&mut [i64]>,
 ) -> bool {
     if axes.iter().any(AxisPlan::has_empty_window) || g.in_plane() > i32::MAX as usize {
@@ -901,21 +902,23 @@ pub(crate) fn forward<F: FastFloat>(
         && g.in_plane() > 0
         && matches!(reduce, Reduce::Max | Reduce::Sum(Divisor::PerAxis))
     {
-        global_cf::<F>(isa, g, reduce, x, y, idx);
+        global_cf::<F>(isa, g, reduce, x, out.init(), idx);
         return true;
     }
     #[cfg(target_arch = "x86_64")]
     if super::direct::applies(g, axes, reduce, idx.is_some())
-        && super::direct::forward::<F>(isa, g, axes, reduce, x, y)
+        && super::direct::forward::<F>(isa, g, axes, reduce, x, out)
     {
         return true;
     }
     #[cfg(target_arch = "x86_64")]
     if super::pairs::applies::<F>(g, axes, reduce, idx.is_some())
-        && super::pairs::forward::<F>(g, axes, reduce, x, y)
+        && super::pairs::forward::<F>(g, axes, reduce, x, out)
     {
         return true;
     }
+    // the remaining paths take an initialised buffer (zero-filled here if it is fresh)
+    let y = out.init();
     if let Some(shape) = super::padded::applies::<F>(g, axes, reduce, idx.is_some()) {
         super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
         return true;

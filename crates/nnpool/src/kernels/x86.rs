@@ -1,6 +1,7 @@
 //! Explicit x86-64 SIMD for the few data movements LLVM does not vectorise well on short rows.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// `even[i] = src[2i]`, `odd[i] = src[2i + 1]` for `i < even.len()`, 16 pairs per step, the tail
 /// with masked loads and stores (no scalar remainder loop).
@@ -433,10 +434,10 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     offs: &[usize],
     c: usize,
     div: f32,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     assert!(out.len() >= c && offs.iter().all(|&o| o * c + c <= x.len()));
-    let (src, dst) = (x.as_ptr(), out.as_mut_ptr());
+    let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>());
     let finish = |a: __m512| {
         if MODE == 2 {
             _mm512_div_ps(a, _mm512_set1_ps(div))
@@ -497,8 +498,8 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
     col0: usize,
     cols: usize,
     div: f32,
-    out0: &mut [f32],
-    out1: &mut [f32],
+    out0: &mut [MaybeUninit<f32>],
+    out1: &mut [MaybeUninit<f32>],
 ) {
     assert!(
         (S == 1 || S == 2)
@@ -543,8 +544,8 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
     div: f32,
     ch: usize,
     m: __mmask16,
-    out0: &mut [f32],
-    out1: &mut [f32],
+    out0: &mut [MaybeUninit<f32>],
+    out1: &mut [MaybeUninit<f32>],
 ) {
     let src = x.as_ptr();
     let load = |row: usize, col: usize, v: usize| -> __m512 {
@@ -569,7 +570,10 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
             }
         }
     }
-    let (d0, d1) = (out0.as_mut_ptr(), out1.as_mut_ptr());
+    let (d0, d1) = (
+        out0.as_mut_ptr().cast::<f32>(),
+        out1.as_mut_ptr().cast::<f32>(),
+    );
     for j in 0..cols {
         let col = col0 + S * j;
         for v in 0..V {
@@ -624,7 +628,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
     cols: usize,
     div: f32,
     check: bool,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) -> bool {
     assert!(
         cols >= 1
@@ -632,7 +636,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
             && rows.iter().all(|&r| r + (col0 + 2 * cols) * c <= x.len())
     );
     let src = x.as_ptr();
-    let dst = out.as_mut_ptr();
+    let dst = out.as_mut_ptr().cast::<f32>();
     let finish = |a: __m512| finish_window::<MODE>(a, div);
     let mut special = _mm512_setzero_ps();
     for j in 0..cols {
@@ -719,11 +723,16 @@ pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f3
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_h<const MODE: u8>(t: &[f32], w: usize, div: f32, y: &mut [f32]) {
+pub(crate) unsafe fn pairs_h<const MODE: u8>(
+    t: &[f32],
+    w: usize,
+    div: f32,
+    y: &mut [MaybeUninit<f32>],
+) {
     let rows = t.len().checked_div(2 * w).unwrap_or(0);
     assert!(y.len() >= rows * w);
     let finish = |a: __m512| finish_window::<MODE>(a, div);
-    let (src, dst) = (t.as_ptr(), y.as_mut_ptr());
+    let (src, dst) = (t.as_ptr(), y.as_mut_ptr().cast::<f32>());
     let full = w / 16 * 16;
     let tail = lanes_below(w - full);
     for r in 0..rows {

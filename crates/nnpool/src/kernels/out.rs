@@ -1,0 +1,90 @@
+//! Output buffers that may not be initialised yet.
+//!
+//! The allocating API (`PoolPlan::forward_to_vec` and friends) hands the kernels fresh,
+//! uninitialised memory. Kernels that store every output element (the channels-last direct
+//! path, the 2×2 pairs, the backward scatter, which zeroes each plane itself) write into it as
+//! it is; every other path asks for [`Out::init`], which zero-fills it first. Zeroing a
+//! buffer that is then overwritten costs a full extra pass over the output (about 1 ms per
+//! 25 MB on one core here), which is what the allocating calls used to pay on every path.
+
+use std::mem::MaybeUninit;
+
+/// A mutable output slice, initialised or not.
+pub(crate) struct Out<'a, T> {
+    buf: &'a mut [MaybeUninit<T>],
+    init: bool,
+}
+
+impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
+    /// A caller's buffer (initialised).
+    pub fn from_init(y: &'a mut [T]) -> Self {
+        let len = y.len();
+        // SAFETY: `MaybeUninit<T>` has the layout of `T`. Through this view only initialised
+        // values are ever written (`uninit`'s contract, `init`'s fill), so the caller's
+        // slice stays initialised.
+        let buf = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), len) };
+        Out { buf, init: true }
+    }
+
+    /// Fresh memory (not initialised).
+    pub fn from_uninit(buf: &'a mut [MaybeUninit<T>]) -> Self {
+        Out { buf, init: false }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The buffer as values, zero-filled first if it was not initialised.
+    pub fn init(&mut self) -> &mut [T] {
+        if !self.init {
+            fill_zero_par(self.buf);
+            self.init = true;
+        }
+        // SAFETY: every element is initialised (it came so, or was just filled), and
+        // `MaybeUninit<T>` has the layout of `T`.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast(), self.buf.len()) }
+    }
+
+    /// The buffer as it is, for a kernel that stores every element.
+    ///
+    /// # Safety
+    /// The caller writes only initialised values, and (when it reports the problem handled)
+    /// writes every element: the allocating callers then take the buffer as initialised.
+    pub unsafe fn uninit(&mut self) -> &mut [MaybeUninit<T>] {
+        self.buf
+    }
+
+    /// The same buffer viewed as `U`, when `U` is `T`.
+    pub fn cast<U: 'static>(&mut self) -> Option<Out<'_, U>> {
+        let buf = super::cast_mut::<MaybeUninit<T>, MaybeUninit<U>>(self.buf)?;
+        Some(Out {
+            buf,
+            init: self.init,
+        })
+    }
+}
+
+/// Zero-fills `buf` (in parallel when large: the first touch of fresh pages is the costly
+/// part, and is split over the threads that will use the buffer) and returns it initialised.
+pub(crate) fn fill_zero_par<T: Copy + Default + Send>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
+    use rayon::prelude::*;
+    const PART: usize = 1 << 20;
+    let part = PART / std::mem::size_of::<T>().max(1);
+    if buf.len() > part && rayon::current_num_threads() > 1 {
+        buf.par_chunks_mut(part).for_each(|p| {
+            fill_zero(p);
+        });
+        // SAFETY: every part was just written; `MaybeUninit<T>` has the layout of `T`.
+        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len()) }
+    } else {
+        fill_zero(buf)
+    }
+}
+
+/// Zero-fills `buf` and returns it initialised.
+pub(crate) fn fill_zero<T: Copy + Default>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
+    buf.fill(MaybeUninit::new(T::default()));
+    // SAFETY: every element was just written; `MaybeUninit<T>` has the layout of `T`.
+    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len()) }
+}
