@@ -1,5 +1,6 @@
 //! Times one pooling problem on cache-resident data (a quick probe for kernel work):
 //! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg]`
+//! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -13,7 +14,15 @@ fn main() {
     } else {
         Pooling::max(win)
     };
-    let plan = PoolPlan::new(&op, &[1, c, h, w], Layout::ChannelsFirst).unwrap();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let batch = env("PROBE_N").unwrap_or(1);
+    let plan = if env("PROBE_NHWC") == Some(1) {
+        PoolPlan::new(&op, &[batch, h, w, c], Layout::ChannelsLast)
+    } else {
+        PoolPlan::new(&op, &[batch, c, h, w], Layout::ChannelsFirst)
+    }
+    .unwrap();
+    let c = c * batch;
     let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
     let mut y = vec![0f32; plan.output_len()];
     let reps = std::env::var("PROBE_REPS")

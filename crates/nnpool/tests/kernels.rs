@@ -392,3 +392,43 @@ fn nan_only_in_border_columns_channels_last() {
         }
     }
 }
+
+#[test]
+fn channels_last_3x3_column_tiles() {
+    // many channels: the 3×3 kernel runs the columns in tiles of a few (3 for 96 channels at
+    // stride 2), every tile checking its own loads for NaN
+    let mut seed = 7000;
+    for c in [40, 96, 130] {
+        for (h, w) in [(5, 9), (6, 20), (7, 33)] {
+            for (s, p) in [(1, 0), (1, 1), (2, 0), (2, 1)] {
+                let win = Window::new(&[3, 3]).stride(&[s, s]).padding(&[p, p]);
+                for op in [Pooling::max(win.clone()), Pooling::avg(win)] {
+                    seed += 1;
+                    check::<f32>(&op, &[1, h, w, c], Layout::ChannelsLast, seed);
+                }
+            }
+        }
+    }
+    // one NaN (or infinity) anywhere: each tile's check must see it
+    let (h, w, c) = (6, 20, 96);
+    for (s, p) in [(1, 0), (1, 1), (2, 0), (2, 1)] {
+        let win = Window::new(&[3, 3]).stride(&[s, s]).padding(&[p, p]);
+        let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
+        for special in [f32::NAN, f32::INFINITY] {
+            for row in [1, 2] {
+                for col in 0..w {
+                    let mut x: Vec<f32> = data(plan.input_len(), 99, false);
+                    x[(row * w + col) * c + 50] = special;
+                    let mut fast = vec![0f32; plan.output_len()];
+                    let mut reference = vec![0f32; plan.output_len()];
+                    plan.forward(&x, &mut fast, None).unwrap();
+                    plan.forward_reference(&x, &mut reference, None).unwrap();
+                    assert!(
+                        same_bits(&fast, &reference),
+                        "s {s} p {p}: {special} at row {row} column {col}"
+                    );
+                }
+            }
+        }
+    }
+}

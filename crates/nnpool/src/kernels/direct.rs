@@ -100,13 +100,6 @@ fn rows_body<F: FastFloat>(
         if let Some(stride) = pairs.filter(|_| r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi) {
             // two output rows of a 3×3 window: their input rows are loaded once
             let span = stride + 3; // input rows of the two output rows
-            let mode = row_mode(
-                reduce,
-                &mut row_state,
-                in_row,
-                xs,
-                sh.first..sh.first + span,
-            );
             let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
             let rows_at = [0, 1, 2, 3, 4].map(|i| (sh.first + i.min(span - 1)) * in_row);
@@ -120,20 +113,42 @@ fn rows_body<F: FastFloat>(
             // SAFETY: `applies` checked AVX-512F; rows oh and oh + 1 and columns lo..hi have
             // every tap in bounds (that is what `lo`/`hi` mean), so input rows sh.first ..
             // + stride + 3 and columns col0 .. col0 + stride (cols - 1) + 3 lie in the sample.
+            // The plain max (mode 1) checks every value it loads for NaN and ±inf on the way;
+            // the rows are redone by the exact rule (mode 0) when it finds one.
             unsafe {
-                match (mode, stride) {
-                    (0, 1) => k3::<0, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (1, 1) => k3::<1, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (_, 1) => k3::<2, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (0, _) => k3::<0, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (1, _) => k3::<1, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    _ => k3::<2, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                match (reduce, stride) {
+                    (Reduce::Sum(_), 1) => _ = k3::<2, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (Reduce::Sum(_), _) => _ = k3::<2, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    (Reduce::Max, 1) => {
+                        if k3::<1, 1>(xs, rows_at, c, col0, cols, div, o0, o1) {
+                            k3::<0, 1>(xs, rows_at, c, col0, cols, div, o0, o1);
+                        }
+                    }
+                    (Reduce::Max, _) => {
+                        if k3::<1, 2>(xs, rows_at, c, col0, cols, div, o0, o1) {
+                            k3::<0, 2>(xs, rows_at, c, col0, cols, div, o0, o1);
+                        }
+                    }
                 }
             }
+            // the border windows (padding) read columns the kernel did not: they take the
+            // exact rule, right whatever the values (checking their rows first would read
+            // the rows a second time)
+            let border_mode = exact_mode(reduce);
             for (i, out) in [out0, out1].into_iter().enumerate() {
                 let sh = ah.spans[oh + i];
                 let border = (0..aw.lo).chain(aw.hi..ow_n);
-                pixels(g, axes, reduce, mode, xs, [sd, sh], border, &mut offs, out);
+                pixels(
+                    g,
+                    axes,
+                    reduce,
+                    border_mode,
+                    xs,
+                    [sd, sh],
+                    border,
+                    &mut offs,
+                    out,
+                );
             }
             r += 2;
             continue;
@@ -167,13 +182,8 @@ fn rows_body<F: FastFloat>(
                 }
             };
             // the border windows read columns the kernel did not (padding, a ceil-mode
-            // overhang): their mode comes from the check of the whole rows
-            let border_mode = if mode == 1 && (aw.lo > 0 || aw.hi < ow_n) {
-                let rows_read = (0..sh.count).map(|b| sh.first + b * sh.step);
-                row_mode(reduce, &mut row_state, in_row, xs, rows_read)
-            } else {
-                mode
-            };
+            // overhang): they take the exact rule, right whatever the values
+            let border_mode = if mode == 1 { exact_mode(reduce) } else { mode };
             let border = (0..aw.lo).chain(aw.hi..ow_n);
             pixels(
                 g,
@@ -205,6 +215,14 @@ fn divisor(reduce: Reduce, spans: [Span; 3]) -> f32 {
     match reduce {
         Reduce::Sum(d) => window_divisor(d, spans).unwrap_or(1) as f32,
         Reduce::Max => 1.0,
+    }
+}
+
+/// The fold mode that is right whatever the values: the exact max rule, or the sum.
+fn exact_mode(reduce: Reduce) -> u8 {
+    match reduce {
+        Reduce::Sum(_) => 2,
+        Reduce::Max => 0,
     }
 }
 
