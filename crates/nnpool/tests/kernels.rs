@@ -432,3 +432,27 @@ fn channels_last_3x3_column_tiles() {
         }
     }
 }
+
+#[test]
+fn channels_last_global_pooling_many_channels() {
+    // the channels-last global path folds 128 channels at a time, the rest one by one
+    let mut seed = 9000;
+    for c in [127, 128, 130, 300] {
+        for spatial in [vec![1, 1], vec![3, 3], vec![7, 7], vec![2, 3, 4]] {
+            let rank = spatial.len();
+            let mut shape = vec![2];
+            shape.extend(&spatial);
+            shape.push(c);
+            for op in [
+                Pooling::GlobalMax { rank },
+                Pooling::GlobalAvg { rank },
+                Pooling::adaptive_avg(&vec![1; rank]),
+                Pooling::adaptive_max(&vec![1; rank]),
+            ] {
+                seed += 1;
+                check::<f32>(&op, &shape, Layout::ChannelsLast, seed);
+                check::<f64>(&op, &shape, Layout::ChannelsLast, seed);
+            }
+        }
+    }
+}
