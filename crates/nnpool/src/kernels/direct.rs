@@ -335,7 +335,10 @@ pub(crate) fn forward<F: FastFloat>(
     let y = unsafe { y.uninit() };
     let row_len = g.out3[2] * g.channels;
     let total_rows = y.len() / row_len.max(1);
+    // an even number of rows per task, so that the 3×3 kernel's row pairs do not straddle two
+    // tasks (a row left alone takes the slower per-pixel path)
     let per_task = ((1 << 14) / row_len.max(1)).clamp(1, total_rows.max(1));
+    let per_task = per_task + per_task % 2;
     if y.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
         y.par_chunks_mut(per_task * row_len)
             .enumerate()
