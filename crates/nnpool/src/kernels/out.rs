@@ -7,6 +7,7 @@
 //! buffer that is then overwritten costs a full extra pass over the output (about 1 ms per
 //! 25 MB on one core here), which is what the allocating calls used to pay on every path.
 
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// A mutable output slice, initialised or not.
@@ -55,6 +56,16 @@ impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
         self.buf
     }
 
+    /// The buffer in initialised chunks of `n` elements, for kernels that fill their output
+    /// task by task: a fresh buffer's chunks are zeroed each by its own task, just before it
+    /// writes them (in cache, by the thread that uses them), not by a pass of their own.
+    pub fn par_chunks_init(&mut self, n: usize) -> impl IndexedParallelIterator<Item = &mut [T]> {
+        let init = self.init;
+        self.buf
+            .par_chunks_mut(n)
+            .map(move |part| init_part(part, init))
+    }
+
     /// The same buffer viewed as `U`, when `U` is `T`.
     pub fn cast<U: 'static>(&mut self) -> Option<Out<'_, U>> {
         let buf = super::cast_mut::<MaybeUninit<T>, MaybeUninit<U>>(self.buf)?;
@@ -65,10 +76,21 @@ impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
     }
 }
 
+/// A part of an `Out` buffer as values: as it is when the buffer came initialised, else
+/// zero-filled.
+fn init_part<T: Copy + Default>(part: &mut [MaybeUninit<T>], init: bool) -> &mut [T] {
+    if init {
+        // SAFETY: the buffer came initialised (`Out::from_init`) and only initialised values
+        // were written since; `MaybeUninit<T>` has the layout of `T`.
+        unsafe { std::slice::from_raw_parts_mut(part.as_mut_ptr().cast(), part.len()) }
+    } else {
+        fill_zero(part)
+    }
+}
+
 /// Zero-fills `buf` (in parallel when large: the first touch of fresh pages is the costly
 /// part, and is split over the threads that will use the buffer) and returns it initialised.
 pub(crate) fn fill_zero_par<T: Copy + Default + Send>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
-    use rayon::prelude::*;
     const PART: usize = 1 << 20;
     let part = PART / std::mem::size_of::<T>().max(1);
     if buf.len() > part && rayon::current_num_threads() > 1 {

@@ -927,12 +927,12 @@ pub(crate) fn forward<F: FastFloat>(
     {
         return true;
     }
-    // the remaining paths take an initialised buffer (zero-filled here if it is fresh)
-    let y = out.init();
     if let Some(shape) = super::padded::applies::<F>(g, axes, reduce, idx.is_some()) {
-        super::padded::forward::<F>(isa, &shape, axes, reduce, x, y);
+        super::padded::forward::<F>(isa, &shape, axes, reduce, x, out);
         return true;
     }
+    // the remaining paths take an initialised buffer (zero-filled here if it is fresh)
+    let y = out.init();
     if g.layout == Layout::ChannelsFirst && super::plane::applies(axes, g.in3[2]) {
         planes::<F>(isa, g, axes, reduce, x, y, idx);
         return true;
