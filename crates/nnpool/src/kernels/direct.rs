@@ -7,8 +7,10 @@
 //! divisor) are the reference's bits. Two shapes have kernels of their own for the rows whose
 //! windows are all in bounds: 3×3 at stride 1 or 2 (two output rows at a time, each input row
 //! folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference) and
-//! 2×2 at stride 2 (`x86::cl_row_k2s2`, the NaN check on the kernel's own loads: vgg_max_224
-//! nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc 0.092 → 0.056 ms at 1 thread). Taken for f32
+//! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
+//! 0.092 → 0.056 ms at 1 thread). Both check for NaN and ±inf on their own loads (the other
+//! rows check each input row once, just before their windows read it), and their border
+//! windows take the exact max rule, right whatever the values. Taken for f32
 //! with AVX-512 and windows of at most
 //! [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]; the separable kernels win on
 //! the others).

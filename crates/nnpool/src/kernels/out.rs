@@ -3,9 +3,11 @@
 //! The allocating API (`PoolPlan::forward_to_vec` and friends) hands the kernels fresh,
 //! uninitialised memory. Kernels that store every output element (the channels-last direct
 //! path, the 2×2 pairs, the backward scatter, which zeroes each plane itself) write into it as
-//! it is; every other path asks for [`Out::init`], which zero-fills it first. Zeroing a
-//! buffer that is then overwritten costs a full extra pass over the output (about 1 ms per
-//! 25 MB on one core here), which is what the allocating calls used to pay on every path.
+//! it is; the channels-first padded path takes it task by task, each part zeroed by its task
+//! just before the task writes it ([`Out::par_chunks_init`]); every other path asks for
+//! [`Out::init`], which zero-fills it first. Zeroing a buffer that is then overwritten costs
+//! a full extra pass over the output (about 1 ms per 25 MB on one core here), which is what
+//! the allocating calls used to pay on every path.
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
