@@ -1242,13 +1242,19 @@ fn global_body<F: FastFloat>(
         }
     }
     if let Reduce::Sum(_) = reduce {
-        // the adaptive divisor rule: once per axis, in order (dividing by 1 is exact)
-        for c in counts {
-            if c != 1 {
-                let f = F::from_i64(c as i64);
-                for v in y.iter_mut() {
-                    *v = *v / f;
-                }
+        divide_per_axis(y, counts);
+    }
+}
+
+/// Global sums to averages by the adaptive divisor rule: divided once per axis, in order
+/// (dividing by 1 is exact, so those are skipped), as the reference divides them.
+#[inline(always)]
+fn divide_per_axis<F: FastFloat>(y: &mut [F], counts: [usize; 3]) {
+    for n in counts {
+        if n != 1 {
+            let f = F::from_i64(n as i64);
+            for v in y.iter_mut() {
+                *v = *v / f;
             }
         }
     }
@@ -1291,15 +1297,7 @@ fn global_cl_body<F: FastFloat>(
         }
     }
     if let Reduce::Sum(_) = reduce {
-        // the adaptive divisor rule: once per axis, in order (dividing by 1 is exact)
-        for n in counts {
-            if n != 1 {
-                let f = F::from_i64(n as i64);
-                for v in y.iter_mut() {
-                    *v = *v / f;
-                }
-            }
-        }
+        divide_per_axis(y, counts);
     }
 }
 
