@@ -840,7 +840,7 @@ impl PoolPlan {
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 let div = self.divisor().expect("average ops have a divisor");
                 let fast = self.axis_plans().is_some_and(|axes| {
-                    kernels::avg_backward(&g, &axes, div, grad_output, grad_input.init())
+                    kernels::avg_backward(&g, &axes, div, grad_output, grad_input)
                 });
                 if !fast {
                     let grad_input = grad_input.init();

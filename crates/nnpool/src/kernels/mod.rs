@@ -216,7 +216,7 @@ pub(crate) fn avg_backward<T: Element>(
     axes: &[AxisPlan; 3],
     div: crate::plan::Divisor,
     gy: &[T],
-    gx: &mut [T],
+    gx: &mut Out<T>,
 ) -> bool {
     let Some(isa) = fast_isa() else { return false };
     match T::DTYPE {
@@ -226,7 +226,7 @@ pub(crate) fn avg_backward<T: Element>(
             axes,
             div,
             cast(gy).unwrap(),
-            cast_mut(gx).unwrap(),
+            &mut gx.cast().unwrap(),
         ),
         DType::F64 => scatter::avg_backward::<f64>(
             isa,
@@ -234,7 +234,7 @@ pub(crate) fn avg_backward<T: Element>(
             axes,
             div,
             cast(gy).unwrap(),
-            cast_mut(gx).unwrap(),
+            &mut gx.cast().unwrap(),
         ),
         _ => return false,
     }

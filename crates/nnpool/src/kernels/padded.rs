@@ -934,7 +934,7 @@ pub(crate) fn avg_backward<F: FastFloat>(
     axes: &[AxisPlan; 3],
     div: Divisor,
     gy: &[F],
-    gx: &mut [F],
+    gx: &mut Out<F>,
 ) {
     let divisors = divisor_plane::<F>(axes, div);
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
@@ -943,11 +943,12 @@ pub(crate) fn avg_backward<F: FastFloat>(
     // four tasks per thread at least, as in `forward` (inception_avg_s1_bwd nchw, 2 threads,
     // same run: 0.32–0.46 → 0.31–0.32 ms)
     let per_task = ((1 << 15) / pout).max(planes.div_ceil(threads * 4)).max(1);
+    // (a fresh gradient is zeroed task by task, just before the task writes it)
     if gx.len() >= 1 << 16 && threads > 1 {
         gy.par_chunks(pin * per_task)
-            .zip(gx.par_chunks_mut(pout * per_task))
+            .zip(gx.par_chunks_init(pout * per_task))
             .for_each(|(a, b)| run_backward::<F>(isa, s, &divisors, a, b));
     } else {
-        run_backward::<F>(isa, s, &divisors, gy, gx);
+        run_backward::<F>(isa, s, &divisors, gy, gx.init());
     }
 }

@@ -164,12 +164,13 @@ pub(crate) fn avg_backward<F: FastFloat>(
     axes: &[AxisPlan; 3],
     div: Divisor,
     gy: &[F],
-    gx: &mut [F],
+    gx: &mut Out<F>,
 ) {
     if let Some(shape) = super::padded::avg_backward_shape(g, axes, div) {
         super::padded::avg_backward::<F>(isa, &shape, axes, div, gy, gx);
         return;
     }
+    let gx = gx.init();
     let inner = inner_of(g);
     let (in_unit, out_unit) = (g.in_plane() * inner, g.out_plane() * inner);
     let work = |(gx, gy): (&mut [F], &[F])| avg_task::<F>(isa, axes, div, g.in3, inner, gy, gx);
