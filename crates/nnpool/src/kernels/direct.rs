@@ -138,19 +138,8 @@ fn rows_body<F: FastFloat>(
             // the rows a second time)
             let border_mode = exact_mode(reduce);
             for (i, out) in [out0, out1].into_iter().enumerate() {
-                let sh = ah.spans[oh + i];
-                let border = (0..aw.lo).chain(aw.hi..ow_n);
-                pixels(
-                    g,
-                    axes,
-                    reduce,
-                    border_mode,
-                    xs,
-                    [sd, sh],
-                    border,
-                    &mut offs,
-                    out,
-                );
+                let spans = [sd, ah.spans[oh + i]];
+                border_pixels(g, axes, reduce, border_mode, xs, spans, &mut offs, out);
             }
             r += 2;
             continue;
@@ -186,18 +175,7 @@ fn rows_body<F: FastFloat>(
             // the border windows read columns the kernel did not (padding, a ceil-mode
             // overhang): they take the exact rule, right whatever the values
             let border_mode = if mode == 1 { exact_mode(reduce) } else { mode };
-            let border = (0..aw.lo).chain(aw.hi..ow_n);
-            pixels(
-                g,
-                axes,
-                reduce,
-                border_mode,
-                xs,
-                [sd, sh],
-                border,
-                &mut offs,
-                out,
-            );
+            border_pixels(g, axes, reduce, border_mode, xs, [sd, sh], &mut offs, out);
             r += 1;
             continue;
         }
@@ -314,6 +292,25 @@ fn pixels(
             }
         }
     }
+}
+
+/// The border pixels of one output row (`out`: the whole row): the columns outside the
+/// interior `lo..hi` that the row kernels store.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn border_pixels(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    mode: u8,
+    xs: &[f32],
+    spans: [Span; 2],
+    offs: &mut [usize; MAX_TAPS],
+    out: &mut [MaybeUninit<f32>],
+) {
+    let aw = &axes[2];
+    let border = (0..aw.lo).chain(aw.hi..g.out3[2]);
+    pixels(g, axes, reduce, mode, xs, spans, border, offs, out);
 }
 
 multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [MaybeUninit<F>]) -> () = rows_body);
