@@ -434,6 +434,60 @@ fn channels_last_3x3_column_tiles() {
 }
 
 #[test]
+fn channels_first_3x3_stride2_strips() {
+    // the fused 3×3 stride-2 max kernel runs strips of up to 4 output vectors (64 columns):
+    // widths around 1–4 vectors and several strips, padding 0 and 1, ceil mode
+    let mut seed = 8000;
+    for w in [
+        1, 2, 3, 4, 31, 32, 33, 34, 63, 64, 65, 66, 95, 96, 97, 127, 128, 129, 130, 131, 160, 191,
+        192, 193, 255, 256, 257,
+    ] {
+        for h in [1, 2, 3, 6, 7] {
+            for p in [0, 1] {
+                for ceil in [false, true] {
+                    let win = Window::new(&[3, 3])
+                        .stride(&[2, 2])
+                        .padding(&[p, p])
+                        .ceil_mode(ceil);
+                    seed += 1;
+                    check::<f32>(
+                        &Pooling::max(win),
+                        &[1, 2, h, w],
+                        Layout::ChannelsFirst,
+                        seed,
+                    );
+                }
+            }
+        }
+    }
+    // one NaN (or infinity) in any column: the strip that reads it must see it, including the
+    // last column, read only by the last strip's phase after it (width 33 and 129, padding 0)
+    for (h, w) in [(5, 33), (5, 129), (4, 130)] {
+        for p in [0, 1] {
+            let win = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[p, p]);
+            let plan =
+                PoolPlan::new(&Pooling::max(win), &[1, 2, h, w], Layout::ChannelsFirst).unwrap();
+            for special in [f32::NAN, f32::INFINITY] {
+                for row in [1, 2] {
+                    for col in 0..w {
+                        let mut x: Vec<f32> = data(plan.input_len(), 98, false);
+                        x[h * w + row * w + col] = special;
+                        let mut fast = vec![0f32; plan.output_len()];
+                        let mut reference = vec![0f32; plan.output_len()];
+                        plan.forward(&x, &mut fast, None).unwrap();
+                        plan.forward_reference(&x, &mut reference, None).unwrap();
+                        assert!(
+                            same_bits(&fast, &reference),
+                            "{h}x{w} p {p}: {special} at row {row} column {col}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn channels_last_global_pooling_many_channels() {
     // the channels-last global path folds 128 channels at a time, the rest one by one
     let mut seed = 9000;

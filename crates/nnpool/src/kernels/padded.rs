@@ -16,6 +16,8 @@
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
 //!   into the output; on the direct path in bands of output rows, each right after the W pass
 //!   of the input rows it needs, so that the input keeps streaming;
+//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet): both passes in one
+//!   kernel (`x86::max_k3s2_strip`), the W-pass rows held in registers, not in a buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
@@ -632,6 +634,69 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
     unreachable!("direct W passes are taken for f32 on x86-64 only")
 }
 
+/// Whether the planes of this shape take the fused 3×3 stride-2 max kernel
+/// (`x86::max_k3s2_strip`: no W-pass rows in memory).
+fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
+    direct_w::<F>(s)
+        && matches!(reduce, Reduce::Max)
+        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
+        && s.pad_left <= 1
+}
+
+/// One plane of a [`fused_k3s2`] shape: the plain max with the NaN check, then, when the
+/// plane holds a NaN, again by the exact rule. Returns whether it took the exact rule.
+#[inline(always)]
+fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(y)) = (cast::<F, f32>(x), cast_mut::<F, f32>(y)) {
+        use super::x86::max_k3s2_strip as strip;
+        let vectors = s.ow.div_ceil(16);
+        let pass = |exact: bool, y: &mut [f32]| -> bool {
+            let mut nan = false;
+            for v0 in (0..vectors).step_by(4) {
+                let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
+                macro_rules! call {
+                    ($v:literal) => {
+                        // SAFETY: `fused_k3s2` holds (AVX-512F was detected); the function
+                        // asserts the rest.
+                        unsafe {
+                            match (exact, s.pad_left) {
+                                (true, 0) => {
+                                    strip::<EXACT_MAX, 0, $v>(x, w, pt, oh, ow, v0, false, y)
+                                }
+                                (true, _) => {
+                                    strip::<EXACT_MAX, 1, $v>(x, w, pt, oh, ow, v0, false, y)
+                                }
+                                (false, 0) => {
+                                    strip::<PLAIN_MAX, 0, $v>(x, w, pt, oh, ow, v0, true, y)
+                                }
+                                (false, _) => {
+                                    strip::<PLAIN_MAX, 1, $v>(x, w, pt, oh, ow, v0, true, y)
+                                }
+                            }
+                        }
+                    };
+                }
+                nan |= match vectors - v0 {
+                    1 => call!(1),
+                    2 => call!(2),
+                    3 => call!(3),
+                    _ => call!(4),
+                };
+            }
+            nan
+        };
+        let special = pass(false, y);
+        if special {
+            pass(true, y);
+        }
+        return special;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, x, y);
+    unreachable!("the fused 3×3 stride-2 kernel is taken for f32 on x86-64 only")
+}
+
 /// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
 /// 512-bit access to a misaligned address spans two cache lines and costs two): `(storage,
 /// offset)`, the buffer being `storage[offset..offset + len]`.
@@ -765,15 +830,27 @@ fn planes_body<F: FastFloat>(
     let ts = &mut t_store[t_at..t_at + 2 * tlen];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if direct_w::<F>(s) {
+        let fused = fused_k3s2::<F>(s, reduce);
         if s.d == 1 && s.od == 1 {
-            direct_banded(s, reduce, divisors, x, y, ts);
+            if fused {
+                for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
+                    max_k3s2_plane(s, xp, yp);
+                }
+            } else {
+                direct_banded(s, reduce, divisors, x, y, ts);
+            }
             return;
         }
         // 3-D: the planes of a volume pooled into `pooled`, then folded along the depth
         let (vin, vout) = (s.d * pin, s.od * pout);
         let mut pooled = vec![F::zero(); s.d * pout];
         for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
-            let exact = direct_banded(s, reduce, &[], xv, &mut pooled, ts);
+            let exact = if fused {
+                let planes = xv.chunks_exact(pin).zip(pooled.chunks_exact_mut(pout));
+                planes.fold(false, |e, (xp, yp)| max_k3s2_plane(s, xp, yp) | e)
+            } else {
+                direct_banded(s, reduce, &[], xv, &mut pooled, ts)
+            };
             fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
         }
         return;

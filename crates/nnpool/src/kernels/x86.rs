@@ -929,6 +929,166 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
     _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
+/// Max pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
+/// above and `PL` ≤ 1 columns before, the rest of every window past the input being padding),
+/// output columns `16 * v0 .. 16 * (v0 + V)` (clipped to `ow`) of every output row, with no
+/// intermediate rows in memory: each input row is loaded once per strip of `V` output vectors,
+/// split into even and odd columns, folded along W into `V` registers; output row `i` folds
+/// W rows `2i, 2i + 1, 2i + 2` (top to bottom: the reference's row-major fold regrouped) and
+/// W row `2i + 2` is carried over to output row `i + 1`. `MODE`: 0 = the exact max rule, 1 = the
+/// plain max (with `check`, returns whether any value read is NaN; the caller then redoes the
+/// plane with the exact rule).
+///
+/// Measured (`plane_probe C 112 112 3 2 1`, C = 8 and 16, 1 thread, the time per extra
+/// plane): the W pass into a row buffer and the H pass from it took 1.65 µs a plane, this
+/// 0.97–1.0 µs. On this machine a 512-bit max or permute issues once a cycle, so the count of
+/// vector operations is the cost: here 2 permutes, 1 compare, 2 maxima and 1 lane shift per
+/// 32 input columns of a row, and 2 maxima per output vector, nothing stored but the output.
+/// In `nnpool bench --layout nchw` (same run): resnet_stem_max 1.75–1.81 → 1.22–1.26 ms on 1
+/// thread, 0.86–0.88 → 0.57 on 2; max3d 1.81–2.01 → 1.33–1.37 and 0.95–1.46 → 0.57–0.60;
+/// alexnet_max 0.34 → 0.25 and 0.18–0.23 → 0.13.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: usize>(
+    x: &[f32],
+    w: usize,
+    pad_top: usize,
+    oh: usize,
+    ow: usize,
+    v0: usize,
+    check: bool,
+    y: &mut [f32],
+) -> bool {
+    let h = x.len().checked_div(w).unwrap_or(0);
+    assert!(
+        MODE < 2
+            && PL <= 1
+            && (1..=4).contains(&V)
+            && w >= 1
+            && y.len() == oh * ow
+            && 16 * (v0 + V - 1) < ow
+    );
+    let pad = pad_start::<MODE>();
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    // phases first .. first + V + 1 (phase p: even and odd columns of input vectors 2p and
+    // 2p + 1); with PL = 1 the phase before the strip gives the first tap's last lane
+    let first = (v0 + 1 - PL) as isize - 1;
+    let inputs = w.div_ceil(16) as isize;
+    // the lanes of input vector i of a row that lie in the row (padding past its end)
+    let mut masks = [0 as __mmask16; 2 * 4 + 2];
+    for (t, m) in masks.iter_mut().enumerate().take(2 * V + 2) {
+        let i = 2 * first + t as isize;
+        if (0..inputs).contains(&i) {
+            *m = lanes_below(w - 16 * i as usize);
+        }
+    }
+    // W pass of padded row r for the strip's V output vectors, and the lanes holding a NaN.
+    // A macro, not a closure: a closure here is compiled as a call, outside the AVX-512
+    // context. Each phase is made just before the outputs that need it (few live registers).
+    macro_rules! wrow {
+        ($r:expr) => {{
+            let r: usize = $r;
+            let mut out = [pad; V];
+            let mut nan: __mmask16 = 0;
+            if r >= pad_top && r - pad_top < h {
+                let row = x[(r - pad_top) * w..].as_ptr();
+                // phase t of the strip: (even, odd) columns of input vectors 2(first + t) and
+                // 2(first + t) + 1, and its NaN lanes
+                macro_rules! phase {
+                    ($t:expr) => {{
+                        let i = 2 * (first + $t as isize);
+                        // SAFETY: the masks enable only lanes of columns 16i .. that lie in
+                        // row r - pad_top (masked-off lanes are not read; the addresses are
+                        // only formed, wrapping); phases wholly outside the row hold padding.
+                        let (a, b) = unsafe {
+                            (
+                                _mm512_mask_loadu_ps(
+                                    pad,
+                                    masks[2 * $t],
+                                    row.wrapping_offset(16 * i),
+                                ),
+                                _mm512_mask_loadu_ps(
+                                    pad,
+                                    masks[2 * $t + 1],
+                                    row.wrapping_offset(16 * i + 16),
+                                ),
+                            )
+                        };
+                        let nan = if check {
+                            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b)
+                        } else {
+                            0
+                        };
+                        (
+                            _mm512_permutex2var_ps(a, even, b),
+                            _mm512_permutex2var_ps(a, odd, b),
+                            nan,
+                        )
+                    }};
+                }
+                if PL == 1 {
+                    // window columns 2c - 1, 2c, 2c + 1 of output column c: the odd column
+                    // before (lane 15 of the phase before), the even and the odd one; the
+                    // phase before the strip is checked with the strip before it
+                    let mut before = if first >= 0 { phase!(0).1 } else { pad };
+                    for (u, o) in out.iter_mut().enumerate() {
+                        let at = phase!(u + 1);
+                        nan |= at.2;
+                        let left = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(
+                            _mm512_castps_si512(at.1),
+                            _mm512_castps_si512(before),
+                        ));
+                        *o = pad_fold::<MODE>(pad_fold::<MODE>(left, at.0), at.1);
+                        before = at.1;
+                    }
+                } else {
+                    // window columns 2c, 2c + 1, 2c + 2: even, odd, the next even one
+                    let mut at = phase!(0);
+                    nan |= at.2;
+                    for (u, o) in out.iter_mut().enumerate() {
+                        let after = phase!(u + 1);
+                        nan |= after.2;
+                        let right = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                            _mm512_castps_si512(after.0),
+                            _mm512_castps_si512(at.0),
+                        ));
+                        *o = pad_fold::<MODE>(pad_fold::<MODE>(at.0, at.1), right);
+                        at = after;
+                    }
+                }
+            }
+            (out, nan)
+        }};
+    }
+    let mut store_masks = [0 as __mmask16; 4];
+    for (u, m) in store_masks.iter_mut().enumerate().take(V) {
+        *m = lanes_below(ow - 16 * (v0 + u));
+    }
+    let dst = y.as_mut_ptr();
+    let (mut carry, mut nan) = wrow!(0);
+    for i in 0..oh {
+        // rows 2i, 2i + 1, 2i + 2, top to bottom; row 2i + 2 is the next output row's first
+        let (mid, n1) = wrow!(2 * i + 1);
+        let mut acc = [pad; V];
+        for u in 0..V {
+            acc[u] = pad_fold::<MODE>(carry[u], mid[u]);
+        }
+        let (low, n2) = wrow!(2 * i + 2);
+        nan |= n1 | n2;
+        for u in 0..V {
+            let y = pad_fold::<MODE>(acc[u], low[u]);
+            // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
+            unsafe { _mm512_mask_storeu_ps(dst.add(i * ow + 16 * (v0 + u)), store_masks[u], y) };
+        }
+        carry = low;
+    }
+    nan != 0
+}
+
 /// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, 16 values
 /// at a time, the tail masked (the depth pass of `padded.rs`; sums start from 0).
 ///
