@@ -16,8 +16,10 @@
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
 //!   into the output; on the direct path in bands of output rows, each right after the W pass
 //!   of the input rows it needs, so that the input keeps streaming;
-//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet): both passes in one
-//!   kernel (`x86::max_k3s2_strip`), the W-pass rows held in registers, not in a buffer;
+//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet) and 3×3 at stride 1
+//!   (max, sums, the average backward's sum; Inception): both passes in one kernel
+//!   (`x86::max_k3s2_strip`, `x86::k3s1_strip`), the W-pass rows held in registers, not in a
+//!   buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
@@ -697,6 +699,77 @@ fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
     unreachable!("the fused 3×3 stride-2 kernel is taken for f32 on x86-64 only")
 }
 
+/// Whether the planes of this shape take the fused 3×3 stride-1 kernel (`x86::k3s1_strip`):
+/// 2-D planes (3-D volumes fold their depth after the planes' passes).
+fn fused_k3s1<F: FastFloat>(s: &PlaneShape) -> bool {
+    direct_w::<F>(s)
+        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 1, 1)
+        && s.pad_left <= 1
+        && (s.d, s.od) == (1, 1)
+}
+
+/// One plane of a [`fused_k3s1`] shape (max: the plain max with the NaN check, then, when the
+/// plane holds a NaN, again by the exact rule; sums: divided by `divisors` unless empty).
+#[inline(always)]
+fn k3s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y: &mut [F]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(d), Some(y)) = (
+        cast::<F, f32>(x),
+        cast::<F, f32>(divisors),
+        cast_mut::<F, f32>(y),
+    ) {
+        use super::x86::k3s1_strip as strip;
+        let vectors = s.ow.div_ceil(16);
+        let pass = |mode: u8, y: &mut [f32]| -> bool {
+            let mut nan = false;
+            let check = mode == PLAIN_MAX;
+            for v0 in (0..vectors).step_by(4) {
+                let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
+                macro_rules! call {
+                    ($v:literal) => {
+                        // SAFETY: `fused_k3s1` holds (AVX-512F was detected); the function
+                        // asserts the rest.
+                        unsafe {
+                            match (mode, s.pad_left) {
+                                (EXACT_MAX, 0) => {
+                                    strip::<EXACT_MAX, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                }
+                                (EXACT_MAX, _) => {
+                                    strip::<EXACT_MAX, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                }
+                                (PLAIN_MAX, 0) => {
+                                    strip::<PLAIN_MAX, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                }
+                                (PLAIN_MAX, _) => {
+                                    strip::<PLAIN_MAX, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                }
+                                (_, 0) => strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y),
+                                (_, _) => strip::<SUM, 1, $v>(x, w, pt, oh, ow, v0, check, d, y),
+                            }
+                        }
+                    };
+                }
+                nan |= match vectors - v0 {
+                    1 => call!(1),
+                    2 => call!(2),
+                    3 => call!(3),
+                    _ => call!(4),
+                };
+            }
+            nan
+        };
+        if !max {
+            pass(SUM, y);
+        } else if pass(PLAIN_MAX, y) {
+            pass(EXACT_MAX, y);
+        }
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, max, divisors, x, y);
+    unreachable!("the fused 3×3 stride-1 kernel is taken for f32 on x86-64 only")
+}
+
 /// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
 /// 512-bit access to a misaligned address spans two cache lines and costs two): `(storage,
 /// offset)`, the buffer being `storage[offset..offset + len]`.
@@ -831,6 +904,12 @@ fn planes_body<F: FastFloat>(
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if direct_w::<F>(s) {
         let fused = fused_k3s2::<F>(s, reduce);
+        if fused_k3s1::<F>(s) {
+            for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
+                k3s1_plane(s, matches!(reduce, Reduce::Max), divisors, xp, yp);
+            }
+            return;
+        }
         if s.d == 1 && s.od == 1 {
             if fused {
                 for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
@@ -995,6 +1074,10 @@ fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mu
         let src = &gy[p * pin..(p + 1) * pin];
         for f in 0..pin {
             scaled[f] = src[f] / divisors[f];
+        }
+        if fused_k3s1::<F>(s) {
+            k3s1_plane(s, false, &[], &scaled, &mut gx[p * pout..(p + 1) * pout]);
+            continue;
         }
         fill(s, &scaled, &mut buf, &mut []);
         plane_w::<F, SUM>(s, &buf, &[], &mut t);
