@@ -435,9 +435,9 @@ fn channels_last_3x3_column_tiles() {
 
 #[test]
 fn channels_first_3x3_strips() {
-    // the fused 3×3 kernels (stride 2: max; stride 1: max, averages and their backward) run
-    // strips of up to 4 output vectors (64 columns): widths around 1–4 vectors and several
-    // strips, padding 0 and 1, ceil mode
+    // the fused 3×3 and 5×5 kernels (3×3 stride 2: max; stride 1: max, averages and the
+    // 3×3 average backward) run strips of up to 4 output vectors (64 columns): widths around
+    // 1–4 vectors and several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
     for w in [
         1, 2, 3, 4, 31, 32, 33, 34, 63, 64, 65, 66, 95, 96, 97, 127, 128, 129, 130, 131, 160, 191,
@@ -446,15 +446,15 @@ fn channels_first_3x3_strips() {
         for h in [1, 2, 3, 6, 7] {
             for p in [0, 1] {
                 for ceil in [false, true] {
-                    for stride in [1, 2] {
-                        let win = Window::new(&[3, 3])
+                    for (k, stride, p) in [(3, 1, p), (3, 2, p), (5, 1, 2 * p)] {
+                        let win = Window::new(&[k, k])
                             .stride(&[stride, stride])
                             .padding(&[p, p])
                             .ceil_mode(ceil);
                         let mut ops = vec![Pooling::max(win)];
                         if stride == 1 {
                             // averages (three divisor rules); their backward is a stride-1 sum
-                            ops.extend(ops_for(2, 3, 1, p, 1, ceil).into_iter().skip(1));
+                            ops.extend(ops_for(2, k, 1, p, 1, ceil).into_iter().skip(1));
                         }
                         for op in ops {
                             seed += 1;
@@ -467,9 +467,17 @@ fn channels_first_3x3_strips() {
     }
     // one NaN (or infinity) in any column: the strip that reads it must see it, including the
     // last column, read only by the last strip's phase after it (width 33 and 129, padding 0)
-    for (h, w, stride) in [(5, 33, 2), (5, 129, 2), (4, 130, 2), (4, 18, 1), (3, 66, 1)] {
-        for p in [0, 1] {
-            let win = Window::new(&[3, 3])
+    for (h, w, k, stride) in [
+        (5, 33, 3, 2),
+        (5, 129, 3, 2),
+        (4, 130, 3, 2),
+        (4, 18, 3, 1),
+        (3, 66, 3, 1),
+        (6, 20, 5, 1),
+        (5, 68, 5, 1),
+    ] {
+        for p in [0, k / 2] {
+            let win = Window::new(&[k, k])
                 .stride(&[stride, stride])
                 .padding(&[p, p]);
             let plan =
@@ -485,7 +493,7 @@ fn channels_first_3x3_strips() {
                         plan.forward_reference(&x, &mut reference, None).unwrap();
                         assert!(
                             same_bits(&fast, &reference),
-                            "{h}x{w} s {stride} p {p}: {special} at row {row} column {col}"
+                            "{h}x{w} k {k} s {stride} p {p}: {special} at row {row} column {col}"
                         );
                     }
                 }

@@ -16,10 +16,10 @@
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
 //!   into the output; on the direct path in bands of output rows, each right after the W pass
 //!   of the input rows it needs, so that the input keeps streaming;
-//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet) and 3×3 at stride 1
-//!   (max, sums, the average backward's sum; Inception): both passes in one kernel
-//!   (`x86::max_k3s2_strip`, `x86::k3s1_strip`), the W-pass rows held in registers, not in a
-//!   buffer;
+//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3 and 5×5 at
+//!   stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF): both passes
+//!   in one kernel (`x86::max_k3s2_strip`, `x86::k3s1_strip`, `x86::k5s1_strip`), the W-pass
+//!   rows held in registers, not in a buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
@@ -699,26 +699,31 @@ fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
     unreachable!("the fused 3×3 stride-2 kernel is taken for f32 on x86-64 only")
 }
 
-/// Whether the planes of this shape take the fused 3×3 stride-1 kernel (`x86::k3s1_strip`):
-/// 2-D planes (3-D volumes fold their depth after the planes' passes).
-fn fused_k3s1<F: FastFloat>(s: &PlaneShape) -> bool {
+/// Whether the planes of this shape take a fused stride-1 kernel: 3×3 (`x86::k3s1_strip`,
+/// padding 0 or 1) or 5×5 (`x86::k5s1_strip`, padding 0 or 2); 2-D planes only (3-D volumes
+/// fold their depth after the planes' passes).
+fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
     direct_w::<F>(s)
-        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 1, 1)
-        && s.pad_left <= 1
+        && (s.sh, s.sw) == (1, 1)
         && (s.d, s.od) == (1, 1)
+        && match (s.kh, s.kw) {
+            (3, 3) => s.pad_left <= 1,
+            (5, 5) => s.pad_left == 0 || s.pad_left == 2,
+            _ => false,
+        }
 }
 
-/// One plane of a [`fused_k3s1`] shape (max: the plain max with the NaN check, then, when the
+/// One plane of a [`fused_s1`] shape (max: the plain max with the NaN check, then, when the
 /// plane holds a NaN, again by the exact rule; sums: divided by `divisors` unless empty).
 #[inline(always)]
-fn k3s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y: &mut [F]) {
+fn s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y: &mut [F]) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(d), Some(y)) = (
         cast::<F, f32>(x),
         cast::<F, f32>(divisors),
         cast_mut::<F, f32>(y),
     ) {
-        use super::x86::k3s1_strip as strip;
+        use super::x86::{k3s1_strip, k5s1_strip};
         let vectors = s.ow.div_ceil(16);
         let pass = |mode: u8, y: &mut [f32]| -> bool {
             let mut nan = false;
@@ -727,24 +732,46 @@ fn k3s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], 
                 let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
                 macro_rules! call {
                     ($v:literal) => {
-                        // SAFETY: `fused_k3s1` holds (AVX-512F was detected); the function
-                        // asserts the rest.
+                        // SAFETY: `fused_s1` holds (AVX-512F was detected); the functions
+                        // assert the rest.
                         unsafe {
-                            match (mode, s.pad_left) {
-                                (EXACT_MAX, 0) => {
-                                    strip::<EXACT_MAX, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                            match (s.kw, mode, s.pad_left) {
+                                (3, EXACT_MAX, 0) => k3s1_strip::<EXACT_MAX, 0, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (3, EXACT_MAX, _) => k3s1_strip::<EXACT_MAX, 1, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (3, PLAIN_MAX, 0) => k3s1_strip::<PLAIN_MAX, 0, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (3, PLAIN_MAX, _) => k3s1_strip::<PLAIN_MAX, 1, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (3, _, 0) => {
+                                    k3s1_strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
                                 }
-                                (EXACT_MAX, _) => {
-                                    strip::<EXACT_MAX, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                (3, _, _) => {
+                                    k3s1_strip::<SUM, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
                                 }
-                                (PLAIN_MAX, 0) => {
-                                    strip::<PLAIN_MAX, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                (_, EXACT_MAX, 0) => k5s1_strip::<EXACT_MAX, 0, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (_, EXACT_MAX, _) => k5s1_strip::<EXACT_MAX, 2, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (_, PLAIN_MAX, 0) => k5s1_strip::<PLAIN_MAX, 0, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (_, PLAIN_MAX, _) => k5s1_strip::<PLAIN_MAX, 2, $v>(
+                                    x, w, pt, oh, ow, v0, check, d, y,
+                                ),
+                                (_, _, 0) => {
+                                    k5s1_strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
                                 }
-                                (PLAIN_MAX, _) => {
-                                    strip::<PLAIN_MAX, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
+                                (_, _, _) => {
+                                    k5s1_strip::<SUM, 2, $v>(x, w, pt, oh, ow, v0, check, d, y)
                                 }
-                                (_, 0) => strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y),
-                                (_, _) => strip::<SUM, 1, $v>(x, w, pt, oh, ow, v0, check, d, y),
                             }
                         }
                     };
@@ -767,7 +794,7 @@ fn k3s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], 
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, max, divisors, x, y);
-    unreachable!("the fused 3×3 stride-1 kernel is taken for f32 on x86-64 only")
+    unreachable!("the fused stride-1 kernels are taken for f32 on x86-64 only")
 }
 
 /// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
@@ -904,9 +931,9 @@ fn planes_body<F: FastFloat>(
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if direct_w::<F>(s) {
         let fused = fused_k3s2::<F>(s, reduce);
-        if fused_k3s1::<F>(s) {
+        if fused_s1::<F>(s) {
             for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-                k3s1_plane(s, matches!(reduce, Reduce::Max), divisors, xp, yp);
+                s1_plane(s, matches!(reduce, Reduce::Max), divisors, xp, yp);
             }
             return;
         }
@@ -1075,8 +1102,8 @@ fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mu
         for f in 0..pin {
             scaled[f] = src[f] / divisors[f];
         }
-        if fused_k3s1::<F>(s) {
-            k3s1_plane(s, false, &[], &scaled, &mut gx[p * pout..(p + 1) * pout]);
+        if fused_s1::<F>(s) {
+            s1_plane(s, false, &[], &scaled, &mut gx[p * pout..(p + 1) * pout]);
             continue;
         }
         fill(s, &scaled, &mut buf, &mut []);
