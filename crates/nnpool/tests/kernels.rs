@@ -435,7 +435,7 @@ fn channels_last_3x3_column_tiles() {
 
 #[test]
 fn channels_first_3x3_strips() {
-    // the fused 3×3 and 5×5 kernels (3×3 stride 2: max; stride 1: max, averages and the
+    // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
     // 3×3 average backward) run strips of up to 4 output vectors (64 columns): widths around
     // 1–4 vectors and several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
@@ -446,7 +446,7 @@ fn channels_first_3x3_strips() {
         for h in [1, 2, 3, 6, 7] {
             for p in [0, 1] {
                 for ceil in [false, true] {
-                    for (k, stride, p) in [(3, 1, p), (3, 2, p), (5, 1, 2 * p)] {
+                    for (k, stride, p) in [(3, 1, p), (3, 2, p), (5, 1, 2 * p), (7, 1, 3 * p)] {
                         let win = Window::new(&[k, k])
                             .stride(&[stride, stride])
                             .padding(&[p, p])
@@ -475,6 +475,7 @@ fn channels_first_3x3_strips() {
         (3, 66, 3, 1),
         (6, 20, 5, 1),
         (5, 68, 5, 1),
+        (8, 35, 7, 1),
     ] {
         for p in [0, k / 2] {
             let win = Window::new(&[k, k])

@@ -16,10 +16,10 @@
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
 //!   into the output; on the direct path in bands of output rows, each right after the W pass
 //!   of the input rows it needs, so that the input keeps streaming;
-//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3 and 5×5 at
-//!   stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF): both passes
-//!   in one kernel (`x86::max_k3s2_strip`, `x86::k3s1_strip`, `x86::k5s1_strip`), the W-pass
-//!   rows held in registers, not in a buffer;
+//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3, 5×5 and 7×7
+//!   at stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF, large
+//!   averages): both passes in one kernel (`x86::max_k3s2_strip`, `x86::k3s1_strip`,
+//!   `x86::ks1_strip`), the W-pass rows held in registers, not in a buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
@@ -700,8 +700,8 @@ fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
 }
 
 /// Whether the planes of this shape take a fused stride-1 kernel: 3×3 (`x86::k3s1_strip`,
-/// padding 0 or 1) or 5×5 (`x86::k5s1_strip`, padding 0 or 2); 2-D planes only (3-D volumes
-/// fold their depth after the planes' passes).
+/// padding 0 or 1), 5×5 or 7×7 (`x86::ks1_strip`, no padding or half the window); 2-D planes
+/// only (3-D volumes fold their depth after the planes' passes).
 fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
     direct_w::<F>(s)
         && (s.sh, s.sw) == (1, 1)
@@ -709,6 +709,7 @@ fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
         && match (s.kh, s.kw) {
             (3, 3) => s.pad_left <= 1,
             (5, 5) => s.pad_left == 0 || s.pad_left == 2,
+            (7, 7) => s.pad_left == 0 || s.pad_left == 3,
             _ => false,
         }
 }
@@ -723,55 +724,42 @@ fn s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y:
         cast::<F, f32>(divisors),
         cast_mut::<F, f32>(y),
     ) {
-        use super::x86::{k3s1_strip, k5s1_strip};
+        use super::x86::{k3s1_strip, ks1_strip};
         let vectors = s.ow.div_ceil(16);
         let pass = |mode: u8, y: &mut [f32]| -> bool {
             let mut nan = false;
             let check = mode == PLAIN_MAX;
             for v0 in (0..vectors).step_by(4) {
                 let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
+                macro_rules! strip {
+                    ($f:ident::<$($c:tt),*>, $v:tt) => {
+                        $f::<$($c,)* $v>(x, w, pt, oh, ow, v0, check, d, y)
+                    };
+                }
                 macro_rules! call {
                     ($v:literal) => {
                         // SAFETY: `fused_s1` holds (AVX-512F was detected); the functions
                         // assert the rest.
                         unsafe {
-                            match (s.kw, mode, s.pad_left) {
-                                (3, EXACT_MAX, 0) => k3s1_strip::<EXACT_MAX, 0, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (3, EXACT_MAX, _) => k3s1_strip::<EXACT_MAX, 1, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (3, PLAIN_MAX, 0) => k3s1_strip::<PLAIN_MAX, 0, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (3, PLAIN_MAX, _) => k3s1_strip::<PLAIN_MAX, 1, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (3, _, 0) => {
-                                    k3s1_strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
-                                }
-                                (3, _, _) => {
-                                    k3s1_strip::<SUM, 1, $v>(x, w, pt, oh, ow, v0, check, d, y)
-                                }
-                                (_, EXACT_MAX, 0) => k5s1_strip::<EXACT_MAX, 0, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (_, EXACT_MAX, _) => k5s1_strip::<EXACT_MAX, 2, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (_, PLAIN_MAX, 0) => k5s1_strip::<PLAIN_MAX, 0, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (_, PLAIN_MAX, _) => k5s1_strip::<PLAIN_MAX, 2, $v>(
-                                    x, w, pt, oh, ow, v0, check, d, y,
-                                ),
-                                (_, _, 0) => {
-                                    k5s1_strip::<SUM, 0, $v>(x, w, pt, oh, ow, v0, check, d, y)
-                                }
-                                (_, _, _) => {
-                                    k5s1_strip::<SUM, 2, $v>(x, w, pt, oh, ow, v0, check, d, y)
-                                }
+                            match (s.kw, mode, s.pad_left > 0) {
+                                (3, EXACT_MAX, false) => strip!(k3s1_strip::<EXACT_MAX, 0>, $v),
+                                (3, EXACT_MAX, true) => strip!(k3s1_strip::<EXACT_MAX, 1>, $v),
+                                (3, PLAIN_MAX, false) => strip!(k3s1_strip::<PLAIN_MAX, 0>, $v),
+                                (3, PLAIN_MAX, true) => strip!(k3s1_strip::<PLAIN_MAX, 1>, $v),
+                                (3, _, false) => strip!(k3s1_strip::<SUM, 0>, $v),
+                                (3, _, true) => strip!(k3s1_strip::<SUM, 1>, $v),
+                                (5, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 5, 0>, $v),
+                                (5, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 5, 2>, $v),
+                                (5, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 5, 0>, $v),
+                                (5, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 5, 2>, $v),
+                                (5, _, false) => strip!(ks1_strip::<SUM, 5, 0>, $v),
+                                (5, _, true) => strip!(ks1_strip::<SUM, 5, 2>, $v),
+                                (_, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 7, 0>, $v),
+                                (_, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 7, 3>, $v),
+                                (_, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 7, 0>, $v),
+                                (_, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 7, 3>, $v),
+                                (_, _, false) => strip!(ks1_strip::<SUM, 7, 0>, $v),
+                                (_, _, true) => strip!(ks1_strip::<SUM, 7, 3>, $v),
                             }
                         }
                     };

@@ -1237,20 +1237,22 @@ pub(crate) unsafe fn k3s1_strip<const MODE: u8, const PL: usize, const V: usize>
     nan != 0
 }
 
-/// Pooling 5×5 at stride 1 of one channels-first plane (YOLO's SPPF), fused as [`k3s1_strip`]
-/// is: five taps of each input row, shifted by `j − PL` columns (`PL` 0 or 2), folded into
-/// registers; output row `i` folds W rows `i .. i + 5` in order (the last four kept from the
-/// rows before). `MODE`, `check` and `divisors` as in [`k3s1_strip`].
+/// Pooling `K`×`K` (5 or 7) at stride 1 of one channels-first plane (YOLO's SPPF, large
+/// average windows), fused as [`k3s1_strip`] is: `K` taps of each input row, shifted by
+/// `j − PL` columns (`PL` 0 or `K / 2`), folded into registers; output row `i` folds W rows
+/// `i .. i + K` in order (the last `K − 1` kept from the rows before). `MODE`, `check` and
+/// `divisors` as in [`k3s1_strip`].
 ///
 /// Measured (`plane_probe 256 20 20 5 1 2`, 1 thread, same run; per plane): 263 → 169 ns.
-/// `nnpool bench --case sppf_max5 --layout nchw` (same run, two rounds, 1 / 2 threads):
-/// 0.42–0.61 → 0.29–0.38 / 0.22–0.33 → 0.15–0.20 ms.
+/// `nnpool bench --layout nchw` (same run, two rounds, 1 / 2 threads): sppf_max5 0.42–0.61 →
+/// 0.29–0.38 / 0.22–0.33 → 0.15–0.20 ms; large_avg (7×7) 0.96–1.34 → 0.69–0.96 / 0.65–0.81 →
+/// 0.48–0.53 ms.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>(
+pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, const V: usize>(
     x: &[f32],
     w: usize,
     pad_top: usize,
@@ -1263,7 +1265,8 @@ pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
-        (PL == 0 || PL == 2)
+        (K == 5 || K == 7)
+            && (PL == 0 || PL == K / 2)
             && (1..=4).contains(&V)
             && w >= 1
             && y.len() == oh * ow
@@ -1289,13 +1292,16 @@ pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>
                 _mm512_castps_si512($after),
             );
             _mm512_castsi512_ps(match $s {
+                -3 => _mm512_alignr_epi32::<13>(a, b),
                 -2 => _mm512_alignr_epi32::<14>(a, b),
                 -1 => _mm512_alignr_epi32::<15>(a, b),
                 0 => a,
                 1 => _mm512_alignr_epi32::<1>(n, a),
                 2 => _mm512_alignr_epi32::<2>(n, a),
                 3 => _mm512_alignr_epi32::<3>(n, a),
-                _ => _mm512_alignr_epi32::<4>(n, a),
+                4 => _mm512_alignr_epi32::<4>(n, a),
+                5 => _mm512_alignr_epi32::<5>(n, a),
+                _ => _mm512_alignr_epi32::<6>(n, a),
             })
         }};
     }
@@ -1332,7 +1338,7 @@ pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>
                     } else {
                         tap0
                     };
-                    for j in 1..5 {
+                    for j in 1..K {
                         let tap = shifted!(before, at, after, j as isize - PL as isize);
                         acc = pad_fold::<MODE>(acc, tap);
                     }
@@ -1348,20 +1354,20 @@ pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>
         *m = lanes_below(ow - 16 * (v0 + u));
     }
     let dst = y.as_mut_ptr();
-    // W rows i .. i + 4, oldest first
-    let mut ring = [[pad; V]; 4];
+    // W rows i .. i + K − 1, oldest first (slots K − 1 .. 6 unused)
+    let mut ring = [[pad; V]; 6];
     let mut nan: __mmask16 = 0;
-    for (t, slot) in ring.iter_mut().enumerate() {
+    for (t, slot) in ring.iter_mut().enumerate().take(K - 1) {
         let (row, n) = wrow!(t);
         *slot = row;
         nan |= n;
     }
     for i in 0..oh {
-        let (low, n) = wrow!(i + 4);
+        let (low, n) = wrow!(i + K - 1);
         nan |= n;
         for u in 0..V {
             let mut v = ring[0][u];
-            for row in &ring[1..] {
+            for row in &ring[1..K - 1] {
                 v = pad_fold::<MODE>(v, row[u]);
             }
             v = pad_fold::<MODE>(v, low[u]);
@@ -1378,7 +1384,10 @@ pub(crate) unsafe fn k5s1_strip<const MODE: u8, const PL: usize, const V: usize>
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
         }
-        ring = [ring[1], ring[2], ring[3], low];
+        for t in 0..K - 2 {
+            ring[t] = ring[t + 1];
+        }
+        ring[K - 2] = low;
     }
     nan != 0
 }
