@@ -18,8 +18,8 @@
 //!   of the input rows it needs, so that the input keeps streaming;
 //! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3, 5×5 and 7×7
 //!   at stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF, large
-//!   averages): both passes in one kernel (`x86::max_k3s2_strip`, `x86::k3s1_strip`,
-//!   `x86::ks1_strip`), the W-pass rows held in registers, not in a buffer;
+//!   averages): both passes in one kernel (`x86::max_k3s2_strip`, `x86::ks1_strip`), the
+//!   W-pass rows held in registers, not in a buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
@@ -699,9 +699,9 @@ fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
     unreachable!("the fused 3×3 stride-2 kernel is taken for f32 on x86-64 only")
 }
 
-/// Whether the planes of this shape take a fused stride-1 kernel: 3×3 (`x86::k3s1_strip`,
-/// padding 0 or 1), 5×5 or 7×7 (`x86::ks1_strip`, no padding or half the window); 2-D planes
-/// only (3-D volumes fold their depth after the planes' passes).
+/// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`): 3×3,
+/// 5×5 or 7×7, no padding or half the window; 2-D planes only (3-D volumes fold their depth
+/// after the planes' passes).
 fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
     direct_w::<F>(s)
         && (s.sh, s.sw) == (1, 1)
@@ -724,7 +724,7 @@ fn s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y:
         cast::<F, f32>(divisors),
         cast_mut::<F, f32>(y),
     ) {
-        use super::x86::{k3s1_strip, ks1_strip};
+        use super::x86::ks1_strip;
         let vectors = s.ow.div_ceil(16);
         let pass = |mode: u8, y: &mut [f32]| -> bool {
             let mut nan = false;
@@ -742,12 +742,12 @@ fn s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y:
                         // assert the rest.
                         unsafe {
                             match (s.kw, mode, s.pad_left > 0) {
-                                (3, EXACT_MAX, false) => strip!(k3s1_strip::<EXACT_MAX, 0>, $v),
-                                (3, EXACT_MAX, true) => strip!(k3s1_strip::<EXACT_MAX, 1>, $v),
-                                (3, PLAIN_MAX, false) => strip!(k3s1_strip::<PLAIN_MAX, 0>, $v),
-                                (3, PLAIN_MAX, true) => strip!(k3s1_strip::<PLAIN_MAX, 1>, $v),
-                                (3, _, false) => strip!(k3s1_strip::<SUM, 0>, $v),
-                                (3, _, true) => strip!(k3s1_strip::<SUM, 1>, $v),
+                                (3, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 3, 0>, $v),
+                                (3, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 3, 1>, $v),
+                                (3, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 3, 0>, $v),
+                                (3, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 3, 1>, $v),
+                                (3, _, false) => strip!(ks1_strip::<SUM, 3, 0>, $v),
+                                (3, _, true) => strip!(ks1_strip::<SUM, 3, 1>, $v),
                                 (5, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 5, 0>, $v),
                                 (5, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 5, 2>, $v),
                                 (5, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 5, 0>, $v),

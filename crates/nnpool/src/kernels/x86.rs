@@ -1089,159 +1089,21 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
     nan != 0
 }
 
-/// Pooling 3×3 at stride 1 of one channels-first plane, fused as [`max_k3s2_strip`] is: the
-/// W pass of each input row is three taps of the row's vectors, each shifted by its offset
-/// (`j − PL` columns, one lane shift of two neighbouring vectors, none for offset 0), held in
-/// registers; output row `i` is `(W(i) ⊕ W(i + 1)) ⊕ W(i + 2)` (top to bottom), the first
-/// pair kept from the row before (`W(i + 1) ⊕ W(i + 2)` is the next row's). `MODE`: 0 = the
-/// exact max rule, 1 = the plain max (with `check`, returns whether any value read is NaN),
-/// 2 = sum, then divided by `divisors` (one per output, `oh × ow`, or none; the sums in the
-/// order of the separate W and H passes, so the same bits as those).
+/// Pooling `K`×`K` (3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
+/// SPPF, large average windows; the stride-1 sum of an average backward), fused as
+/// [`max_k3s2_strip`] is: the W pass of each input row is `K` taps of the row's vectors, each
+/// shifted by its offset `j − PL` columns (`PL` 0 or `K / 2`; one lane shift of two
+/// neighbouring vectors, none for offset 0), held in registers; output row `i` folds W rows
+/// `i .. i + K` in order, top to bottom (the last `K − 1` kept from the rows before). `MODE`:
+/// 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value read is
+/// NaN), 2 = sum, then divided by `divisors` (one per output, `oh × ow`, or none; the sums in
+/// the order of the separate W and H passes, so the same bits as those).
 ///
-/// Measured (`plane_probe 192 28 28 3 1 1 [avg]`, 1 thread, same run; per plane): max 198 →
-/// 154 ns, average 298 → 142 ns. `nnpool bench --layout nchw` (same run, 1 / 2 threads):
-/// inception_avg_s1 0.50–0.61 → 0.25–0.35 / 0.26–0.29 → 0.13–0.18 ms, inception_avg_s1_bwd
-/// (its stride-1 sum) 0.60–0.61 → 0.34 / 0.36–0.40 → 0.19–0.24 ms.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn k3s1_strip<const MODE: u8, const PL: usize, const V: usize>(
-    x: &[f32],
-    w: usize,
-    pad_top: usize,
-    oh: usize,
-    ow: usize,
-    v0: usize,
-    check: bool,
-    divisors: &[f32],
-    y: &mut [f32],
-) -> bool {
-    let h = x.len().checked_div(w).unwrap_or(0);
-    assert!(
-        PL <= 1
-            && (1..=4).contains(&V)
-            && w >= 1
-            && y.len() == oh * ow
-            && (divisors.is_empty() || divisors.len() == y.len())
-            && 16 * (v0 + V - 1) < ow
-    );
-    let pad = pad_start::<MODE>();
-    let inputs = w.div_ceil(16);
-    // the lanes of input vector v0 - 1 + t of a row that lie in the row
-    let mut masks = [0 as __mmask16; 4 + 2];
-    for (t, m) in masks.iter_mut().enumerate().take(V + 2) {
-        let i = (v0 + t).wrapping_sub(1);
-        if i < inputs {
-            *m = lanes_below(w - 16 * i);
-        }
-    }
-    macro_rules! wrow {
-        ($r:expr) => {{
-            let r: usize = $r;
-            let mut out = [pad; V];
-            let mut nan: __mmask16 = 0;
-            if r >= pad_top && r - pad_top < h {
-                let row = x[(r - pad_top) * w..].as_ptr();
-                macro_rules! input {
-                    ($t:expr) => {{
-                        let i = (v0 + $t) as isize - 1;
-                        // SAFETY: the mask enables only lanes of columns 16i .. that lie in
-                        // row r - pad_top (masked-off lanes are not read; the address is only
-                        // formed, wrapping).
-                        let v = unsafe {
-                            _mm512_mask_loadu_ps(pad, masks[$t], row.wrapping_offset(16 * i))
-                        };
-                        if check {
-                            nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                        }
-                        v
-                    }};
-                }
-                // vectors before, at and after output vector u (input vector v0 + u − 1 ..)
-                let mut before = if PL == 1 { input!(0) } else { pad };
-                let mut at = input!(1);
-                for (u, o) in out.iter_mut().enumerate() {
-                    let after = input!(u + 2);
-                    let (t0, t1, t2) = if PL == 1 {
-                        let left = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(
-                            _mm512_castps_si512(at),
-                            _mm512_castps_si512(before),
-                        ));
-                        let right = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
-                            _mm512_castps_si512(after),
-                            _mm512_castps_si512(at),
-                        ));
-                        (left, at, right)
-                    } else {
-                        let one = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
-                            _mm512_castps_si512(after),
-                            _mm512_castps_si512(at),
-                        ));
-                        let two = _mm512_castsi512_ps(_mm512_alignr_epi32::<2>(
-                            _mm512_castps_si512(after),
-                            _mm512_castps_si512(at),
-                        ));
-                        (at, one, two)
-                    };
-                    // sums start from +0 as the reference's do (an all −0 window gives +0)
-                    let first = if MODE == 2 {
-                        _mm512_add_ps(_mm512_setzero_ps(), t0)
-                    } else {
-                        t0
-                    };
-                    *o = pad_fold::<MODE>(pad_fold::<MODE>(first, t1), t2);
-                    (before, at) = (at, after);
-                }
-            }
-            (out, nan)
-        }};
-    }
-    let mut store_masks = [0 as __mmask16; 4];
-    for (u, m) in store_masks.iter_mut().enumerate().take(V) {
-        *m = lanes_below(ow - 16 * (v0 + u));
-    }
-    let dst = y.as_mut_ptr();
-    let (top, mut nan) = wrow!(0);
-    let (mut last, n1) = wrow!(1);
-    nan |= n1;
-    let mut pair = [pad; V];
-    for u in 0..V {
-        pair[u] = pad_fold::<MODE>(top[u], last[u]);
-    }
-    for i in 0..oh {
-        let (low, n) = wrow!(i + 2);
-        nan |= n;
-        for u in 0..V {
-            let mut v = pad_fold::<MODE>(pair[u], low[u]);
-            let at = i * ow + 16 * (v0 + u);
-            if MODE == 2 && !divisors.is_empty() {
-                // SAFETY: the divisors cover the outputs (asserted); the mask keeps the lanes
-                // below ow; masked-off lanes divide by 1.
-                let d = unsafe {
-                    _mm512_mask_loadu_ps(
-                        _mm512_set1_ps(1.0),
-                        store_masks[u],
-                        divisors.as_ptr().add(at),
-                    )
-                };
-                v = _mm512_div_ps(v, d);
-            }
-            // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
-            unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
-            pair[u] = pad_fold::<MODE>(last[u], low[u]);
-        }
-        last = low;
-    }
-    nan != 0
-}
-
-/// Pooling `K`×`K` (5 or 7) at stride 1 of one channels-first plane (YOLO's SPPF, large
-/// average windows), fused as [`k3s1_strip`] is: `K` taps of each input row, shifted by
-/// `j − PL` columns (`PL` 0 or `K / 2`), folded into registers; output row `i` folds W rows
-/// `i .. i + K` in order (the last `K − 1` kept from the rows before). `MODE`, `check` and
-/// `divisors` as in [`k3s1_strip`].
+/// Measured (`plane_probe 192 28 28 3 1 1 [avg]`, 1 thread, same run; per plane, against
+/// the separate passes): max 198 → 154 ns, average 298 → 142 ns. `nnpool bench --layout
+/// nchw` (same run, 1 / 2 threads): inception_avg_s1 0.50–0.61 → 0.25–0.35 / 0.26–0.29 →
+/// 0.13–0.18 ms, inception_avg_s1_bwd (its stride-1 sum) 0.60–0.61 → 0.34 / 0.36–0.40 →
+/// 0.19–0.24 ms.
 ///
 /// Measured (`plane_probe 256 20 20 5 1 2`, 1 thread, same run; per plane): 263 → 169 ns.
 /// `nnpool bench --layout nchw` (same run, two rounds, 1 / 2 threads): sppf_max5 0.42–0.61 →
@@ -1265,7 +1127,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
-        (K == 5 || K == 7)
+        (K == 3 || K == 5 || K == 7)
             && (PL == 0 || PL == K / 2)
             && (1..=4).contains(&V)
             && w >= 1
