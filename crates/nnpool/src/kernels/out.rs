@@ -2,9 +2,10 @@
 //!
 //! The allocating API (`PoolPlan::forward_to_vec` and friends) hands the kernels fresh,
 //! uninitialised memory. Kernels that store every output element (the channels-last direct
-//! path, the 2×2 pairs, the backward scatter, which zeroes each plane itself) write into it as
-//! it is; the channels-first padded path takes it task by task, each part zeroed by its task
-//! just before the task writes it ([`Out::par_chunks_init`]); every other path asks for
+//! path, the 2×2 pairs, the fused channels-first kernels and the average backward of
+//! `padded.rs`, the backward scatter, which zeroes each plane itself) write into it as it
+//! is; the rest of the channels-first padded path takes it task by task, each part zeroed by
+//! its task just before the task writes it ([`Out::par_chunks_init`]); every other path asks for
 //! [`Out::init`], which zero-fills it first. Zeroing a buffer that is then overwritten costs
 //! a full extra pass over the output (about 1 ms per 25 MB on one core here), which is what
 //! the allocating calls used to pay on every path.
@@ -21,11 +22,9 @@ pub(crate) struct Out<'a, T> {
 impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
     /// A caller's buffer (initialised).
     pub fn from_init(y: &'a mut [T]) -> Self {
-        let len = y.len();
-        // SAFETY: `MaybeUninit<T>` has the layout of `T`. Through this view only initialised
-        // values are ever written (`uninit`'s contract, `init`'s fill), so the caller's
-        // slice stays initialised.
-        let buf = unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), len) };
+        // SAFETY: through this view only initialised values are ever written (`uninit`'s
+        // contract, `init`'s fill), so the caller's slice stays initialised.
+        let buf = unsafe { as_uninit_mut(y) };
         Out { buf, init: true }
     }
 
@@ -110,5 +109,24 @@ pub(crate) fn fill_zero_par<T: Copy + Default + Send>(buf: &mut [MaybeUninit<T>]
 pub(crate) fn fill_zero<T: Copy + Default>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
     buf.fill(MaybeUninit::new(T::default()));
     // SAFETY: every element was just written; `MaybeUninit<T>` has the layout of `T`.
+    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+/// An initialised slice viewed as possibly uninitialised, for a kernel that stores into
+/// either kind of buffer.
+///
+/// # Safety
+/// Only initialised values may be written through the view (the slice stays initialised).
+pub(crate) unsafe fn as_uninit_mut<T>(y: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`; the caller writes initialised values.
+    unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), y.len()) }
+}
+
+/// A buffer as values once every element has been stored.
+///
+/// # Safety
+/// Every element of `buf` is initialised.
+pub(crate) unsafe fn assume_init_mut<T>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`; the caller vouches for every element.
     unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len()) }
 }

@@ -34,7 +34,7 @@
 //! as the reference.
 
 use super::isa::{multiversion, Isa};
-use super::out::Out;
+use super::out::{as_uninit_mut, assume_init_mut, fill_zero, Out};
 use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
 #[cfg(target_arch = "x86_64")]
 use super::{cast, cast_mut};
@@ -42,6 +42,7 @@ use crate::geometry::Span;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Largest plane (elements) this path takes through a padded copy. Measured with `nnpool
 /// bench` (Zen 5, f32, 1 thread, the general kernels A/B in the same run): 2–3× faster on the
@@ -637,66 +638,12 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
 }
 
 /// Whether the planes of this shape take the fused 3×3 stride-2 max kernel
-/// (`x86::max_k3s2_strip`: no W-pass rows in memory).
+/// (`x86::max_k3s2_strip`: no W-pass rows in memory; 2-D planes and the planes of volumes).
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
     direct_w::<F>(s)
         && matches!(reduce, Reduce::Max)
         && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
         && s.pad_left <= 1
-}
-
-/// One plane of a [`fused_k3s2`] shape: the plain max with the NaN check, then, when the
-/// plane holds a NaN, again by the exact rule. Returns whether it took the exact rule.
-#[inline(always)]
-fn max_k3s2_plane<F: FastFloat>(s: &PlaneShape, x: &[F], y: &mut [F]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if let (Some(x), Some(y)) = (cast::<F, f32>(x), cast_mut::<F, f32>(y)) {
-        use super::x86::max_k3s2_strip as strip;
-        let vectors = s.ow.div_ceil(16);
-        let pass = |exact: bool, y: &mut [f32]| -> bool {
-            let mut nan = false;
-            for v0 in (0..vectors).step_by(4) {
-                let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
-                macro_rules! call {
-                    ($v:literal) => {
-                        // SAFETY: `fused_k3s2` holds (AVX-512F was detected); the function
-                        // asserts the rest.
-                        unsafe {
-                            match (exact, s.pad_left) {
-                                (true, 0) => {
-                                    strip::<EXACT_MAX, 0, $v>(x, w, pt, oh, ow, v0, false, y)
-                                }
-                                (true, _) => {
-                                    strip::<EXACT_MAX, 1, $v>(x, w, pt, oh, ow, v0, false, y)
-                                }
-                                (false, 0) => {
-                                    strip::<PLAIN_MAX, 0, $v>(x, w, pt, oh, ow, v0, true, y)
-                                }
-                                (false, _) => {
-                                    strip::<PLAIN_MAX, 1, $v>(x, w, pt, oh, ow, v0, true, y)
-                                }
-                            }
-                        }
-                    };
-                }
-                nan |= match vectors - v0 {
-                    1 => call!(1),
-                    2 => call!(2),
-                    3 => call!(3),
-                    _ => call!(4),
-                };
-            }
-            nan
-        };
-        let special = pass(false, y);
-        if special {
-            pass(true, y);
-        }
-        return special;
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, x, y);
-    unreachable!("the fused 3×3 stride-2 kernel is taken for f32 on x86-64 only")
 }
 
 /// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`): 3×3,
@@ -714,76 +661,151 @@ fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
         }
 }
 
-/// One plane of a [`fused_s1`] shape (max: the plain max with the NaN check, then, when the
-/// plane holds a NaN, again by the exact rule; sums: divided by `divisors` unless empty).
+/// Whether this shape takes a fused kernel ([`fused_k3s2`] or [`fused_s1`]). Those store
+/// every output element, so a fresh output is not zeroed before they run.
+fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
+    fused_k3s2::<F>(s, reduce) || fused_s1::<F>(s)
+}
+
+/// One plane of a [`fused`] shape into `y`, every element stored: max runs the plain max with
+/// the NaN check, then, when the plane holds a NaN, again by the exact rule; sums are divided
+/// by `divisors` unless it is empty. Returns whether the plane took the exact rule.
 #[inline(always)]
-fn s1_plane<F: FastFloat>(s: &PlaneShape, max: bool, divisors: &[F], x: &[F], y: &mut [F]) {
+fn fused_plane<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    divisors: &[F],
+    x: &[F],
+    y: &mut [MaybeUninit<F>],
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(d), Some(y)) = (
         cast::<F, f32>(x),
         cast::<F, f32>(divisors),
-        cast_mut::<F, f32>(y),
+        cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
     ) {
-        use super::x86::ks1_strip;
         let vectors = s.ow.div_ceil(16);
-        let pass = |mode: u8, y: &mut [f32]| -> bool {
+        // strips of up to 4 output vectors, the last one shorter
+        let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
             let mut nan = false;
-            let check = mode == PLAIN_MAX;
             for v0 in (0..vectors).step_by(4) {
-                let (pt, oh, ow, w) = (s.pad_top, s.oh, s.ow, s.w);
-                macro_rules! strip {
-                    ($f:ident::<$($c:tt),*>, $v:tt) => {
-                        $f::<$($c,)* $v>(x, w, pt, oh, ow, v0, check, d, y)
-                    };
-                }
-                macro_rules! call {
-                    ($v:literal) => {
-                        // SAFETY: `fused_s1` holds (AVX-512F was detected); the functions
-                        // assert the rest.
-                        unsafe {
-                            match (s.kw, mode, s.pad_left > 0) {
-                                (3, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 3, 0>, $v),
-                                (3, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 3, 1>, $v),
-                                (3, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 3, 0>, $v),
-                                (3, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 3, 1>, $v),
-                                (3, _, false) => strip!(ks1_strip::<SUM, 3, 0>, $v),
-                                (3, _, true) => strip!(ks1_strip::<SUM, 3, 1>, $v),
-                                (5, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 5, 0>, $v),
-                                (5, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 5, 2>, $v),
-                                (5, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 5, 0>, $v),
-                                (5, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 5, 2>, $v),
-                                (5, _, false) => strip!(ks1_strip::<SUM, 5, 0>, $v),
-                                (5, _, true) => strip!(ks1_strip::<SUM, 5, 2>, $v),
-                                (_, EXACT_MAX, false) => strip!(ks1_strip::<EXACT_MAX, 7, 0>, $v),
-                                (_, EXACT_MAX, true) => strip!(ks1_strip::<EXACT_MAX, 7, 3>, $v),
-                                (_, PLAIN_MAX, false) => strip!(ks1_strip::<PLAIN_MAX, 7, 0>, $v),
-                                (_, PLAIN_MAX, true) => strip!(ks1_strip::<PLAIN_MAX, 7, 3>, $v),
-                                (_, _, false) => strip!(ks1_strip::<SUM, 7, 0>, $v),
-                                (_, _, true) => strip!(ks1_strip::<SUM, 7, 3>, $v),
-                            }
-                        }
-                    };
-                }
-                nan |= match vectors - v0 {
-                    1 => call!(1),
-                    2 => call!(2),
-                    3 => call!(3),
-                    _ => call!(4),
+                // SAFETY: `fused` holds (AVX-512F was detected); the kernels assert the rest.
+                nan |= unsafe {
+                    match vectors - v0 {
+                        1 => fused_strip::<1>(s, mode, v0, x, d, y),
+                        2 => fused_strip::<2>(s, mode, v0, x, d, y),
+                        3 => fused_strip::<3>(s, mode, v0, x, d, y),
+                        _ => fused_strip::<4>(s, mode, v0, x, d, y),
+                    }
                 };
             }
             nan
         };
-        if !max {
-            pass(SUM, y);
-        } else if pass(PLAIN_MAX, y) {
-            pass(EXACT_MAX, y);
+        return match reduce {
+            Reduce::Sum(_) => pass(SUM, y),
+            Reduce::Max => {
+                let special = pass(PLAIN_MAX, y);
+                if special {
+                    pass(EXACT_MAX, y);
+                }
+                special
+            }
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, reduce, divisors, x, y);
+    unreachable!("the fused kernels are taken for f32 on x86-64 only")
+}
+
+/// Output vectors `v0 .. v0 + V` of every row of a [`fused`] plane, by the kernel for its
+/// window and padding, combining by `mode` (the plain max also checks for NaN and returns
+/// whether it saw one).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fused_strip<const V: usize>(
+    s: &PlaneShape,
+    mode: u8,
+    v0: usize,
+    x: &[f32],
+    d: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    use super::x86::{ks1_strip, max_k3s2_strip};
+    let (w, pt, oh, ow, check) = (s.w, s.pad_top, s.oh, s.ow, mode == PLAIN_MAX);
+    macro_rules! k3s2 {
+        ($m:ident, $pl:literal) => {
+            max_k3s2_strip::<$m, $pl, V>(x, w, pt, oh, ow, v0, check, y)
+        };
+    }
+    macro_rules! s1 {
+        ($m:ident, $k:literal, $pl:literal) => {
+            ks1_strip::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, check, d, y)
+        };
+    }
+    // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
+    unsafe {
+        match (s.sw, s.kw, mode, s.pad_left > 0) {
+            (2, _, EXACT_MAX, false) => k3s2!(EXACT_MAX, 0),
+            (2, _, EXACT_MAX, true) => k3s2!(EXACT_MAX, 1),
+            (2, _, _, false) => k3s2!(PLAIN_MAX, 0),
+            (2, _, _, true) => k3s2!(PLAIN_MAX, 1),
+            (_, 3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),
+            (_, 3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
+            (_, 3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),
+            (_, 3, PLAIN_MAX, true) => s1!(PLAIN_MAX, 3, 1),
+            (_, 3, _, false) => s1!(SUM, 3, 0),
+            (_, 3, _, true) => s1!(SUM, 3, 1),
+            (_, 5, EXACT_MAX, false) => s1!(EXACT_MAX, 5, 0),
+            (_, 5, EXACT_MAX, true) => s1!(EXACT_MAX, 5, 2),
+            (_, 5, PLAIN_MAX, false) => s1!(PLAIN_MAX, 5, 0),
+            (_, 5, PLAIN_MAX, true) => s1!(PLAIN_MAX, 5, 2),
+            (_, 5, _, false) => s1!(SUM, 5, 0),
+            (_, 5, _, true) => s1!(SUM, 5, 2),
+            (_, _, EXACT_MAX, false) => s1!(EXACT_MAX, 7, 0),
+            (_, _, EXACT_MAX, true) => s1!(EXACT_MAX, 7, 3),
+            (_, _, PLAIN_MAX, false) => s1!(PLAIN_MAX, 7, 0),
+            (_, _, PLAIN_MAX, true) => s1!(PLAIN_MAX, 7, 3),
+            (_, _, _, false) => s1!(SUM, 7, 0),
+            (_, _, _, true) => s1!(SUM, 7, 3),
+        }
+    }
+}
+
+/// The planes of a [`fused`] shape into `y`, every element stored: 2-D plane by plane; 3-D
+/// the planes of each volume into a scratch volume, then folded along the depth.
+#[inline(always)]
+fn fused_body<F: FastFloat>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    divisors: &[F],
+    depth: &[Span],
+    x: &[F],
+    y: &mut [MaybeUninit<F>],
+) {
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    if s.d == 1 && s.od == 1 {
+        for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
+            fused_plane(s, reduce, divisors, xp, yp);
         }
         return;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, max, divisors, x, y);
-    unreachable!("the fused stride-1 kernels are taken for f32 on x86-64 only")
+    let (vin, vout) = (s.d * pin, s.od * pout);
+    let mut pooled = vec![F::zero(); s.d * pout];
+    for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
+        // SAFETY: the kernels store computed values only.
+        let planes = unsafe { as_uninit_mut(&mut pooled) };
+        let exact = xv
+            .chunks_exact(pin)
+            .zip(planes.chunks_exact_mut(pout))
+            .fold(false, |e, (xp, yp)| fused_plane(s, reduce, &[], xp, yp) | e);
+        fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
+    }
 }
+
+multiversion!(fn run_fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], depth: &[Span], x: &[F], y: &mut [MaybeUninit<F>]) -> () = fused_body);
 
 /// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
 /// 512-bit access to a misaligned address spans two cache lines and costs two): `(storage,
@@ -871,12 +893,12 @@ fn fold_depth<F: FastFloat>(
     depth: &[Span],
     pooled: &[F],
     divisors: &[F],
-    y: &mut [F],
+    y: &mut [MaybeUninit<F>],
 ) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(p32), Some(y32), Some(d32)) = (
         cast::<F, f32>(pooled),
-        cast_mut::<F, f32>(y),
+        cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
         cast::<F, f32>(divisors),
     ) {
         let pout = s.oh * s.ow;
@@ -893,8 +915,9 @@ fn fold_depth<F: FastFloat>(
             }
         }
         if matches!(reduce, Reduce::Sum(_)) {
-            // SAFETY: as above; the divisors cover the volume's outputs.
-            unsafe { super::x86::divide_avx512(y32, d32) };
+            // SAFETY: every output slice was just stored (`depth` has one span per slice);
+            // AVX-512F as above; the divisors cover the volume's outputs.
+            unsafe { super::x86::divide_avx512(assume_init_mut(y32), d32) };
         }
         return;
     }
@@ -918,33 +941,17 @@ fn planes_body<F: FastFloat>(
     let ts = &mut t_store[t_at..t_at + 2 * tlen];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if direct_w::<F>(s) {
-        let fused = fused_k3s2::<F>(s, reduce);
-        if fused_s1::<F>(s) {
-            for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-                s1_plane(s, matches!(reduce, Reduce::Max), divisors, xp, yp);
-            }
-            return;
-        }
         if s.d == 1 && s.od == 1 {
-            if fused {
-                for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-                    max_k3s2_plane(s, xp, yp);
-                }
-            } else {
-                direct_banded(s, reduce, divisors, x, y, ts);
-            }
+            direct_banded(s, reduce, divisors, x, y, ts);
             return;
         }
         // 3-D: the planes of a volume pooled into `pooled`, then folded along the depth
         let (vin, vout) = (s.d * pin, s.od * pout);
         let mut pooled = vec![F::zero(); s.d * pout];
         for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
-            let exact = if fused {
-                let planes = xv.chunks_exact(pin).zip(pooled.chunks_exact_mut(pout));
-                planes.fold(false, |e, (xp, yp)| max_k3s2_plane(s, xp, yp) | e)
-            } else {
-                direct_banded(s, reduce, &[], xv, &mut pooled, ts)
-            };
+            let exact = direct_banded(s, reduce, &[], xv, &mut pooled, ts);
+            // SAFETY: the depth fold stores computed values only.
+            let yv = unsafe { as_uninit_mut(yv) };
             fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
         }
         return;
@@ -1011,14 +1018,26 @@ pub(crate) fn forward<F: FastFloat>(
     };
     let (pin, pout) = (s.d * s.h * s.w, s.od * s.oh * s.ow);
     let threads = rayon::current_num_threads();
-    // (a fresh output is zeroed task by task, just before the task writes it; each task
-    // allocates and zeroes its own scratch, so tasks are not made smaller than needed)
-    if x.len() >= 1 << 16 && threads > 1 {
-        let planes = x.len() / pin;
-        // four tasks per thread at least (2 threads, same run: resnet_stem_max nchw 0.80–1.42
-        // → 0.86–0.91 ms, inception_avg_s1 0.30–0.40 → 0.25–0.27, large_avg 0.51–0.99 →
-        // 0.45–0.57; with 32 Ki input values per task resnet_stem_max's were 2 planes each)
-        let per_task = ((1 << 15) / pin).max(planes.div_ceil(threads * 4)).max(1);
+    let parallel = x.len() >= 1 << 16 && threads > 1;
+    // four tasks per thread at least (2 threads, same run: resnet_stem_max nchw 0.80–1.42
+    // → 0.86–0.91 ms, inception_avg_s1 0.30–0.40 → 0.25–0.27, large_avg 0.51–0.99 →
+    // 0.45–0.57; with 32 Ki input values per task resnet_stem_max's were 2 planes each);
+    // each task allocates and zeroes its own scratch, so tasks are not made smaller
+    let per_task = ((1 << 15) / pin)
+        .max((x.len() / pin).div_ceil(threads * 4))
+        .max(1);
+    if fused::<F>(s, reduce) {
+        // SAFETY: the fused kernels store computed values only, into every output element.
+        let y = unsafe { y.uninit() };
+        if parallel {
+            x.par_chunks(pin * per_task)
+                .zip(y.par_chunks_mut(pout * per_task))
+                .for_each(|(xs, ys)| run_fused::<F>(isa, s, reduce, &divisors, depth, xs, ys));
+        } else {
+            run_fused::<F>(isa, s, reduce, &divisors, depth, x, y);
+        }
+    } else if parallel {
+        // a fresh output is zeroed task by task, just before the task writes it
         x.par_chunks(pin * per_task)
             .zip(y.par_chunks_init(pout * per_task))
             .for_each(|(xs, ys)| run_planes::<F>(isa, s, reduce, &divisors, depth, xs, ys));
@@ -1077,7 +1096,12 @@ pub(crate) fn avg_backward_shape(
 }
 
 #[inline(always)]
-fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mut [F]) {
+fn backward_body<F: FastFloat>(
+    s: &PlaneShape,
+    divisors: &[F],
+    gy: &[F],
+    gx: &mut [MaybeUninit<F>],
+) {
     let len = (s.rows + 1) * s.q;
     let mut buf = vec![F::zero(); len];
     let mut t = vec![F::zero(); s.rows * s.q];
@@ -1090,17 +1114,21 @@ fn backward_body<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mu
         for f in 0..pin {
             scaled[f] = src[f] / divisors[f];
         }
+        let gxp = &mut gx[p * pout..(p + 1) * pout];
         if fused_s1::<F>(s) {
-            s1_plane(s, false, &[], &scaled, &mut gx[p * pout..(p + 1) * pout]);
+            // a plain sum (the gradient came divided; no divisors given, none applied)
+            fused_plane(s, Reduce::Sum(Divisor::Real), &[], &scaled, gxp);
             continue;
         }
+        // the separate passes take values: the plane is zeroed first (in cache)
+        let gxp = fill_zero(gxp);
         fill(s, &scaled, &mut buf, &mut []);
         plane_w::<F, SUM>(s, &buf, &[], &mut t);
-        plane_h::<F, SUM>(s, &t, &[], &mut gx[p * pout..(p + 1) * pout]);
+        plane_h::<F, SUM>(s, &t, &[], gxp);
     }
 }
 
-multiversion!(fn run_backward<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mut [F]) -> () = backward_body);
+multiversion!(fn run_backward<F: FastFloat>(s: &PlaneShape, divisors: &[F], gy: &[F], gx: &mut [MaybeUninit<F>]) -> () = backward_body);
 
 /// Average backward of whole planes (see [`avg_backward_shape`]); tasks take whole planes.
 pub(crate) fn avg_backward<F: FastFloat>(
@@ -1118,12 +1146,14 @@ pub(crate) fn avg_backward<F: FastFloat>(
     // four tasks per thread at least, as in `forward` (inception_avg_s1_bwd nchw, 2 threads,
     // same run: 0.32–0.46 → 0.31–0.32 ms)
     let per_task = ((1 << 15) / pout).max(planes.div_ceil(threads * 4)).max(1);
-    // (a fresh gradient is zeroed task by task, just before the task writes it)
+    // SAFETY: every plane of the gradient is stored (computed values), by the fused kernel
+    // or, zeroed first, by the separate passes.
+    let gx = unsafe { gx.uninit() };
     if gx.len() >= 1 << 16 && threads > 1 {
         gy.par_chunks(pin * per_task)
-            .zip(gx.par_chunks_init(pout * per_task))
+            .zip(gx.par_chunks_mut(pout * per_task))
             .for_each(|(a, b)| run_backward::<F>(isa, s, &divisors, a, b));
     } else {
-        run_backward::<F>(isa, s, &divisors, gy, gx.init());
+        run_backward::<F>(isa, s, &divisors, gy, gx);
     }
 }

@@ -960,7 +960,7 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
     ow: usize,
     v0: usize,
     check: bool,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
@@ -1068,7 +1068,7 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
     for (u, m) in store_masks.iter_mut().enumerate().take(V) {
         *m = lanes_below(ow - 16 * (v0 + u));
     }
-    let dst = y.as_mut_ptr();
+    let dst = y.as_mut_ptr().cast::<f32>();
     let (mut carry, mut nan) = wrow!(0);
     for i in 0..oh {
         // rows 2i, 2i + 1, 2i + 2, top to bottom; row 2i + 2 is the next output row's first
@@ -1123,7 +1123,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
     v0: usize,
     check: bool,
     divisors: &[f32],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
@@ -1215,7 +1215,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
     for (u, m) in store_masks.iter_mut().enumerate().take(V) {
         *m = lanes_below(ow - 16 * (v0 + u));
     }
-    let dst = y.as_mut_ptr();
+    let dst = y.as_mut_ptr().cast::<f32>();
     // W rows i .. i + K − 1, oldest first (slots K − 1 .. 6 unused)
     let mut ring = [[pad; V]; 6];
     let mut nan: __mmask16 = 0;
@@ -1260,10 +1260,14 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_planes<const MODE: u8>(planes: &[f32], n: usize, out: &mut [f32]) {
+pub(crate) unsafe fn fold_planes<const MODE: u8>(
+    planes: &[f32],
+    n: usize,
+    out: &mut [MaybeUninit<f32>],
+) {
     let count = planes.len().checked_div(n).unwrap_or(0);
     assert!(count >= 1 && out.len() >= n);
-    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr());
+    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr().cast::<f32>());
     let mut f = 0;
     while f < n {
         let m: __mmask16 = lanes_below(n - f);
