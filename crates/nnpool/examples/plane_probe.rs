@@ -1,6 +1,7 @@
 //! Times one pooling problem on cache-resident data (a quick probe for kernel work):
 //! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg]`
-//! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout)
+//! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
+//! moves the output buffer by that many values, to see address-dependent stalls)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -24,12 +25,14 @@ fn main() {
     .unwrap();
     let c = c * batch;
     let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
-    let mut y = vec![0f32; plan.output_len()];
+    let off = env("PROBE_OFF").unwrap_or(0);
+    let mut y_store = vec![0f32; plan.output_len() + off];
+    let y = &mut y_store[off..];
     let reps = std::env::var("PROBE_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or((20_000_000 / (c * h * w)).max(10));
-    plan.forward(&x, &mut y, None).unwrap();
+    plan.forward(&x, y, None).unwrap();
     // the fastest of 15 batches: this machine's neighbours make single timings noisy
     let mut best = f64::INFINITY;
     let batches = if std::env::var("PROBE_REPS").is_ok() {
@@ -40,7 +43,7 @@ fn main() {
     for _ in 0..batches {
         let t = Instant::now();
         for _ in 0..reps {
-            plan.forward(&x, &mut y, None).unwrap();
+            plan.forward(&x, y, None).unwrap();
         }
         best = best.min(t.elapsed().as_nanos() as f64 / reps as f64);
     }

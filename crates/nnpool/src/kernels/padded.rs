@@ -669,7 +669,7 @@ fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
 
 /// One plane of a [`fused`] shape into `y`, every element stored: max runs the plain max with
 /// the NaN check, then, when the plane holds a NaN, again by the exact rule; sums are divided
-/// by `divisors` unless it is empty. Returns whether the plane took the exact rule.
+/// by `divisors` (one per output, one for all, or none). Returns whether the plane took the exact rule.
 #[inline(always)]
 fn fused_plane<F: FastFloat>(
     s: &PlaneShape,
@@ -1027,6 +1027,12 @@ pub(crate) fn forward<F: FastFloat>(
         .max((x.len() / pin).div_ceil(threads * 4))
         .max(1);
     if fused::<F>(s, reduce) {
+        // one divisor for every output when they are all equal (count_include_pad with
+        // half-window padding): no divisor plane read beside the input
+        let divisors = match divisors.split_first() {
+            Some((d, rest)) if rest.iter().all(|e| e == d) => vec![*d],
+            _ => divisors,
+        };
         // SAFETY: the fused kernels store computed values only, into every output element.
         let y = unsafe { y.uninit() };
         if parallel {

@@ -1106,7 +1106,8 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
 /// neighbouring vectors, none for offset 0), held in registers; output row `i` folds W rows
 /// `i .. i + K` in order, top to bottom (the last `K − 1` kept from the rows before). `MODE`:
 /// 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value read is
-/// NaN), 2 = sum, then divided by `divisors` (one per output, `oh × ow`, or none; the sums in
+/// NaN), 2 = sum, then divided by `divisors` (one per output, `oh × ow`; one for every
+/// output; or none; the sums in
 /// the order of the separate W and H passes, so the same bits as those).
 ///
 /// Measured (`plane_probe 192 28 28 3 1 1 [avg]`, 1 thread, same run; per plane, against
@@ -1142,7 +1143,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             && (1..=4).contains(&V)
             && w >= 1
             && y.len() == oh * ow
-            && (divisors.is_empty() || divisors.len() == y.len())
+            && (divisors.len() <= 1 || divisors.len() == y.len())
             && 16 * (v0 + V - 1) < ow
     );
     let pad = pad_start::<MODE>();
@@ -1251,7 +1252,9 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             }
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
-            if MODE == 2 && !divisors.is_empty() {
+            if MODE == 2 && divisors.len() == 1 {
+                v = _mm512_div_ps(v, _mm512_set1_ps(divisors[0]));
+            } else if MODE == 2 && !divisors.is_empty() {
                 // SAFETY: the divisors cover the outputs (asserted); the mask keeps the lanes
                 // below ow; masked-off lanes divide by 1.
                 let d = unsafe {
