@@ -34,7 +34,7 @@
 //! as the reference.
 
 use super::isa::{multiversion, Isa};
-use super::out::{as_uninit_mut, assume_init_mut, fill_zero, Out};
+use super::out::{as_uninit_mut, fill_zero, Out};
 use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
 #[cfg(target_arch = "x86_64")]
 use super::{cast, cast_mut};
@@ -917,7 +917,7 @@ fn fold_depth<F: FastFloat>(
         if matches!(reduce, Reduce::Sum(_)) {
             // SAFETY: every output slice was just stored (`depth` has one span per slice);
             // AVX-512F as above; the divisors cover the volume's outputs.
-            unsafe { super::x86::divide_avx512(assume_init_mut(y32), d32) };
+            unsafe { super::x86::divide_avx512(super::out::assume_init_mut(y32), d32) };
         }
         return;
     }
