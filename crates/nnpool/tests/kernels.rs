@@ -211,6 +211,34 @@ fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> V
     ]
 }
 
+/// Puts a NaN, then +inf, at each of the `w` columns of rows 1 and 2 in turn (`at(row, col)`:
+/// its flat position in the input) and checks the fast forward against the reference, bit
+/// for bit: every kernel that checks its own loads for NaN must see each column.
+fn special_in_every_column(
+    plan: &PoolPlan,
+    w: usize,
+    seed: u64,
+    at: impl Fn(usize, usize) -> usize,
+    what: &str,
+) {
+    for special in [f32::NAN, f32::INFINITY] {
+        for row in [1, 2] {
+            for col in 0..w {
+                let mut x: Vec<f32> = data(plan.input_len(), seed, false);
+                x[at(row, col)] = special;
+                let mut fast = vec![0f32; plan.output_len()];
+                let mut reference = vec![0f32; plan.output_len()];
+                plan.forward(&x, &mut fast, None).unwrap();
+                plan.forward_reference(&x, &mut reference, None).unwrap();
+                assert!(
+                    same_bits(&fast, &reference),
+                    "{what}: {special} at row {row} column {col}"
+                );
+            }
+        }
+    }
+}
+
 fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
     let mut seed = 1;
     for &n in sizes {
@@ -414,22 +442,8 @@ fn channels_last_3x3_column_tiles() {
     for (s, p) in [(1, 0), (1, 1), (2, 0), (2, 1)] {
         let win = Window::new(&[3, 3]).stride(&[s, s]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
-        for special in [f32::NAN, f32::INFINITY] {
-            for row in [1, 2] {
-                for col in 0..w {
-                    let mut x: Vec<f32> = data(plan.input_len(), 99, false);
-                    x[(row * w + col) * c + 50] = special;
-                    let mut fast = vec![0f32; plan.output_len()];
-                    let mut reference = vec![0f32; plan.output_len()];
-                    plan.forward(&x, &mut fast, None).unwrap();
-                    plan.forward_reference(&x, &mut reference, None).unwrap();
-                    assert!(
-                        same_bits(&fast, &reference),
-                        "s {s} p {p}: {special} at row {row} column {col}"
-                    );
-                }
-            }
-        }
+        let at = |row, col| (row * w + col) * c + 50;
+        special_in_every_column(&plan, w, 99, at, &format!("s {s} p {p}"));
     }
 }
 
@@ -483,22 +497,9 @@ fn channels_first_3x3_strips() {
                 .padding(&[p, p]);
             let plan =
                 PoolPlan::new(&Pooling::max(win), &[1, 2, h, w], Layout::ChannelsFirst).unwrap();
-            for special in [f32::NAN, f32::INFINITY] {
-                for row in [1, 2] {
-                    for col in 0..w {
-                        let mut x: Vec<f32> = data(plan.input_len(), 98, false);
-                        x[h * w + row * w + col] = special;
-                        let mut fast = vec![0f32; plan.output_len()];
-                        let mut reference = vec![0f32; plan.output_len()];
-                        plan.forward(&x, &mut fast, None).unwrap();
-                        plan.forward_reference(&x, &mut reference, None).unwrap();
-                        assert!(
-                            same_bits(&fast, &reference),
-                            "{h}x{w} k {k} s {stride} p {p}: {special} at row {row} column {col}"
-                        );
-                    }
-                }
-            }
+            let at = |row, col| h * w + row * w + col; // in the second plane
+            let what = format!("{h}x{w} k {k} s {stride} p {p}");
+            special_in_every_column(&plan, w, 98, at, &what);
         }
     }
 }

@@ -183,6 +183,22 @@ fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
     }
 }
 
+/// Slot `t < count` holds the lanes of vector `first + t` (columns `16 (first + t) ..`) of a
+/// row of `w` values that lie in the row; none for vectors before or past it (slots from
+/// `count` on stay empty).
+#[inline]
+fn row_masks<const N: usize>(w: usize, first: isize, count: usize) -> [__mmask16; N] {
+    let mut masks = [0; N];
+    let inputs = w.div_ceil(16) as isize;
+    for (t, m) in masks.iter_mut().enumerate().take(count) {
+        let i = first + t as isize;
+        if (0..inputs).contains(&i) {
+            *m = lanes_below(w - 16 * i as usize);
+        }
+    }
+    masks
+}
+
 /// The lanes below `n` (all 16 from `n >= 16` on).
 #[inline]
 fn lanes_below(n: usize) -> __mmask16 {
@@ -979,15 +995,7 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
     // phases first .. first + V + 1 (phase p: even and odd columns of input vectors 2p and
     // 2p + 1); with PL = 1 the phase before the strip gives the first tap's last lane
     let first = (v0 + 1 - PL) as isize - 1;
-    let inputs = w.div_ceil(16) as isize;
-    // the lanes of input vector i of a row that lie in the row (padding past its end)
-    let mut masks = [0 as __mmask16; 2 * 4 + 2];
-    for (t, m) in masks.iter_mut().enumerate().take(2 * V + 2) {
-        let i = 2 * first + t as isize;
-        if (0..inputs).contains(&i) {
-            *m = lanes_below(w - 16 * i as usize);
-        }
-    }
+    let masks = row_masks::<{ 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
     // W pass of padded row r for the strip's V output vectors, and the lanes holding a NaN.
     // A macro, not a closure: a closure here is compiled as a call, outside the AVX-512
     // context. Each phase is made just before the outputs that need it (few live registers).
@@ -1074,10 +1082,7 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
             (out, nan)
         }};
     }
-    let mut store_masks = [0 as __mmask16; 4];
-    for (u, m) in store_masks.iter_mut().enumerate().take(V) {
-        *m = lanes_below(ow - 16 * (v0 + u));
-    }
+    let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
     let (mut carry, mut nan) = wrow!(0);
     for i in 0..oh {
@@ -1147,15 +1152,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             && 16 * (v0 + V - 1) < ow
     );
     let pad = pad_start::<MODE>();
-    let inputs = w.div_ceil(16);
-    // the lanes of input vector v0 - 1 + t of a row that lie in the row
-    let mut masks = [0 as __mmask16; 4 + 2];
-    for (t, m) in masks.iter_mut().enumerate().take(V + 2) {
-        let i = (v0 + t).wrapping_sub(1);
-        if i < inputs {
-            *m = lanes_below(w - 16 * i);
-        }
-    }
+    let masks = row_masks::<{ 4 + 2 }>(w, v0 as isize - 1, V + 2);
     // lanes l + s of (before, at, after) for s in −16 < s < 16
     macro_rules! shifted {
         ($before:expr, $at:expr, $after:expr, $s:expr) => {{
@@ -1229,10 +1226,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             (out, nan)
         }};
     }
-    let mut store_masks = [0 as __mmask16; 4];
-    for (u, m) in store_masks.iter_mut().enumerate().take(V) {
-        *m = lanes_below(ow - 16 * (v0 + u));
-    }
+    let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
     // W rows i .. i + K − 1, oldest first (slots K − 1 .. 6 unused)
     let mut ring = [[pad; V]; 6];
