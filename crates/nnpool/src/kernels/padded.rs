@@ -1108,9 +1108,10 @@ fn backward_body<F: FastFloat>(
     gy: &[F],
     gx: &mut [MaybeUninit<F>],
 ) {
-    let len = (s.rows + 1) * s.q;
-    let mut buf = vec![F::zero(); len];
-    let mut t = vec![F::zero(); s.rows * s.q];
+    // the fused kernel needs no padded copy and no W-pass rows
+    let fused = fused_s1::<F>(s);
+    let scratch = |len: usize| vec![F::zero(); if fused { 0 } else { len }];
+    let (mut buf, mut t) = (scratch((s.rows + 1) * s.q), scratch(s.rows * s.q));
     let mut scaled = vec![F::zero(); s.h * s.w];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     let n = gy.len() / pin;
@@ -1121,7 +1122,7 @@ fn backward_body<F: FastFloat>(
             scaled[f] = src[f] / divisors[f];
         }
         let gxp = &mut gx[p * pout..(p + 1) * pout];
-        if fused_s1::<F>(s) {
+        if fused {
             // a plain sum (the gradient came divided; no divisors given, none applied)
             fused_plane(s, Reduce::Sum(Divisor::Real), &[], &scaled, gxp);
             continue;
