@@ -422,6 +422,56 @@ fn nan_only_in_border_columns_channels_last() {
 }
 
 #[test]
+fn channels_last_separable_stride_1() {
+    // windows of more than 9 taps at stride 1 take the separable passes (a W pass per input
+    // row into a ring, then the H fold; border columns from their in-bounds taps): square and
+    // oblong windows, no padding up to half the window, ceil mode, channel counts of 1–4
+    // vectors and a tail of 16-value blocks, 2 samples (the ring's rows are per sample)
+    let mut seed = 9000;
+    for (kh, kw) in [(5, 5), (7, 7), (4, 4), (2, 7), (7, 2), (3, 5), (6, 3)] {
+        for c in [16, 48, 80] {
+            for (h, w) in [(7, 7), (9, 12), (13, 10)] {
+                for (ph, pw) in [(0, 0), (kh / 2, kw / 2), (kh / 2, 0)] {
+                    for ceil in [false, true] {
+                        let win = Window::new(&[kh, kw])
+                            .stride(&[1, 1])
+                            .padding(&[ph, pw])
+                            .ceil_mode(ceil);
+                        let wa = win.clone();
+                        let ops = [
+                            Pooling::max(win),
+                            Pooling::avg(wa.clone()),
+                            Pooling::Avg {
+                                window: wa.clone(),
+                                count_include_pad: false,
+                                divisor_override: None,
+                            },
+                            Pooling::Avg {
+                                window: wa,
+                                count_include_pad: true,
+                                divisor_override: Some(7),
+                            },
+                        ];
+                        for op in ops {
+                            seed += 1;
+                            check::<f32>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // one NaN (or infinity) anywhere: the rows holding it take the exact rule
+    let (h, w, c) = (9, 12, 32);
+    for (k, p) in [(5, 0), (5, 2), (7, 3)] {
+        let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
+        let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
+        let at = |row, col| (row * w + col) * c + 17;
+        special_in_every_column(&plan, w, 97, at, &format!("k {k} p {p}"));
+    }
+}
+
+#[test]
 fn channels_last_3x3_column_tiles() {
     // many channels: the 3×3 kernel runs the columns in tiles of a few (3 for 96 channels at
     // stride 2), every tile checking its own loads for NaN

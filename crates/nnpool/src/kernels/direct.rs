@@ -10,14 +10,15 @@
 //! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
 //! 0.092 → 0.056 ms at 1 thread). Both check for NaN and ±inf on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
-//! windows take the exact max rule, right whatever the values. Taken for f32
-//! with AVX-512 and windows of at most
-//! [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]; the separable kernels win on
-//! the others).
+//! windows take the exact max rule, right whatever the values. Taken for f32 with AVX-512 and
+//! windows of at most [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]), and
+//! for 2-D windows of more taps at stride 1 (5×5, 7×7, ..; channels a multiple of 16), whose
+//! rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
+//! then the H fold).
 
 use super::isa::multiversion;
 use super::isa::Isa;
-use super::out::Out;
+use super::out::{as_uninit_mut, Out};
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
 use super::{cast, cast_mut};
 use crate::geometry::Span;
@@ -55,8 +56,91 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indic
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
         && super::isa::has_avx512()
         && g.channels >= 16
-        && (1..=MAX_TAPS).contains(&taps)
-        && taps <= MAX_LOADS_PER_INPUT * strides
+        && (((1..=MAX_TAPS).contains(&taps) && taps <= MAX_LOADS_PER_INPUT * strides)
+            || separable_s1(g, axes).is_some())
+}
+
+/// Largest window side of [`separable_s1`] problems.
+const MAX_SEPARABLE_K: usize = 7;
+
+/// Most taps of any window this path folds from its taps: a [`separable_s1`] problem's border
+/// windows, and the exact-rule rows of one (a NaN or an infinity in their input).
+const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
+
+/// The window `(kh, kw)` of a 2-D problem at stride 1 without dilation, too large to fold each
+/// window from its taps (more than [`MAX_LOADS_PER_INPUT`] loads per input), whose interior
+/// output rows take the separable passes of `x86::fold_rows`: each input row folded along W
+/// once, into a ring of `kh` rows, then the ring's rows folded along H. `kh + kw` folds per
+/// output instead of `kh × kw`; every output row of the problem goes this way (border rows
+/// fold the in-bounds rows of their window, border columns their in-bounds taps), save rows
+/// reading a NaN or an infinity, which fold window by window by the exact rule. Measured
+/// (`nnpool bench --layout nhwc`, same runs against the ring kernel of `window.rs` these
+/// problems took before, 1 / 2 threads): sppf_max5 0.54–0.57 / 0.31–0.37 → 0.37–0.38 /
+/// 0.20 ms, large_avg 1.35–1.66 / 0.71–0.82 → 1.08–1.15 / 0.57 ms.
+fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
+    let [_, ah, aw] = axes;
+    // every window holds an input value (the ring and the border columns fold at least one)
+    let plain = |a: &AxisPlan| {
+        a.s == 1
+            && a.d == 1
+            && (2..=MAX_SEPARABLE_K).contains(&a.k)
+            && a.lo < a.hi
+            && a.spans.iter().all(|sp| sp.count > 0)
+    };
+    let flat = g.in3[0] == 1 && g.out3[0] == 1;
+    (flat
+        && plain(ah)
+        && plain(aw)
+        && ah.k * aw.k > MAX_LOADS_PER_INPUT
+        && g.channels.is_multiple_of(16))
+    .then_some((ah.k, aw.k))
+}
+
+/// The W pass of one input row of a [`separable_s1`] problem into `dst` (an output row's
+/// length): the interior columns as one flat run, each border column from its in-bounds taps.
+#[inline(always)]
+fn wpass_row(mode: u8, row: &[f32], c: usize, aw: &AxisPlan, dst: &mut [MaybeUninit<f32>]) {
+    let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
+    let col0 = aw.spans[aw.lo].first;
+    for (t, tap) in taps.iter_mut().enumerate().take(aw.k) {
+        *tap = &row[(col0 + t) * c..];
+    }
+    fold_rows(mode, &taps[..aw.k], None, &mut dst[aw.lo * c..aw.hi * c]);
+    for ow in (0..aw.lo).chain(aw.hi..aw.spans.len()) {
+        let sp = aw.spans[ow];
+        for (t, tap) in taps.iter_mut().enumerate().take(sp.count) {
+            *tap = &row[(sp.first + t) * c..];
+        }
+        fold_rows(
+            mode,
+            &taps[..sp.count],
+            None,
+            &mut dst[ow * c..(ow + 1) * c],
+        );
+    }
+}
+
+/// `dst = ` the fold of `taps` in order by `mode` (1: plain max, 2: sum; sums finished and
+/// divided by `div` when given): one pass of a [`separable_s1`] row.
+#[inline(always)]
+fn fold_rows(mode: u8, taps: &[&[f32]], div: Option<f32>, dst: &mut [MaybeUninit<f32>]) {
+    let n = dst.len();
+    assert!(
+        n.is_multiple_of(16) && taps.len() <= MAX_SEPARABLE_K && taps.iter().all(|t| t.len() >= n)
+    );
+    let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
+    for (p, t) in srcs.iter_mut().zip(taps) {
+        *p = t.as_ptr();
+    }
+    let (srcs, dst) = (&srcs[..taps.len()], dst.as_mut_ptr().cast::<f32>());
+    // SAFETY: `applies` checked AVX-512F; every tap holds n values and `dst` n (asserted),
+    // distinct buffers (the input or the ring; the ring or the output).
+    unsafe {
+        match mode {
+            1 => super::x86::fold_rows::<1>(srcs, n, div, dst),
+            _ => super::x86::fold_rows::<2>(srcs, n, div, dst),
+        }
+    }
 }
 
 #[inline(always)]
@@ -75,7 +159,7 @@ fn rows_body<F: FastFloat>(
     let [od_n, oh_n, ow_n] = g.out3;
     let c = g.channels;
     let sample = g.in_plane() * c;
-    let mut offs = [0usize; MAX_TAPS];
+    let mut offs = [0usize; MAX_PIXEL_TAPS];
     let row_len = ow_n * c;
     let rows = y32.len() / row_len;
     // Whether each input row (of sample `checked_sample`) holds a NaN or an infinity, found
@@ -89,6 +173,12 @@ fn rows_body<F: FastFloat>(
     let [_, ah, aw] = axes;
     let pairs = three_by_three(g, axes);
     let k2s2 = two_by_two(g, axes);
+    let separable = separable_s1(g, axes);
+    // the ring of W-pass rows of `separable` problems: slot `h % kh` holds input row h of
+    // sample `ring_tags[slot] / h_in`
+    let kh_ring = separable.map_or(0, |(kh, _)| kh);
+    let mut ring = vec![0f32; kh_ring * row_len];
+    let mut ring_tags = vec![usize::MAX; kh_ring];
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
@@ -179,6 +269,51 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
+        if let Some((kh, _)) = separable.filter(|_| sh.count > 0) {
+            let mode = row_mode(reduce, &mut row_state, in_row, xs, sh.taps());
+            let out = &mut y32[r * row_len..(r + 1) * row_len];
+            if mode == 0 {
+                // a NaN or an infinity in the window's rows: the exact rule, window by window
+                pixels(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
+                r += 1;
+                continue;
+            }
+            for h in sh.taps() {
+                let (slot, tag) = (h % kh, n * h_in + h);
+                if ring_tags[slot] != tag {
+                    // SAFETY: the W pass stores computed values only.
+                    let dst = unsafe { as_uninit_mut(&mut ring[slot * row_len..][..row_len]) };
+                    wpass_row(mode, &xs[h * in_row..(h + 1) * in_row], c, aw, dst);
+                    ring_tags[slot] = tag;
+                }
+            }
+            // the H pass over output columns `cols`: the window's W-pass rows, in order
+            let h_pass = |cols: std::ops::Range<usize>, div: Option<f32>, out: &mut [_]| {
+                let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
+                for (tap, h) in taps.iter_mut().zip(sh.taps()) {
+                    *tap = &ring[h % kh * row_len..][cols.start * c..cols.end * c];
+                }
+                fold_rows(
+                    mode,
+                    &taps[..sh.count],
+                    div,
+                    &mut out[cols.start * c..cols.end * c],
+                );
+            };
+            match reduce {
+                Reduce::Max => h_pass(0..ow_n, None, out),
+                Reduce::Sum(_) => {
+                    // one divisor for the interior columns, each border column its own
+                    let div = |ow: usize| Some(divisor(reduce, [sd, sh, aw.spans[ow]]));
+                    h_pass(aw.lo..aw.hi, div(aw.lo), out);
+                    for ow in (0..aw.lo).chain(aw.hi..ow_n) {
+                        h_pass(ow..ow + 1, div(ow), out);
+                    }
+                }
+            }
+            r += 1;
+            continue;
+        }
         let rows_read = (0..sd.count).flat_map(|a| {
             (0..sh.count).map(move |b| (sd.first + a * sd.step) * h_in + sh.first + b * sh.step)
         });
@@ -263,7 +398,7 @@ fn pixels(
     xs: &[f32],
     [sd, sh]: [Span; 2],
     cols: impl Iterator<Item = usize>,
-    offs: &mut [usize; MAX_TAPS],
+    offs: &mut [usize; MAX_PIXEL_TAPS],
     out: &mut [MaybeUninit<f32>],
 ) {
     let [_, h_in, w_in] = g.in3;
@@ -305,7 +440,7 @@ fn border_pixels(
     mode: u8,
     xs: &[f32],
     spans: [Span; 2],
-    offs: &mut [usize; MAX_TAPS],
+    offs: &mut [usize; MAX_PIXEL_TAPS],
     out: &mut [MaybeUninit<f32>],
 ) {
     let aw = &axes[2];
@@ -336,7 +471,12 @@ pub(crate) fn forward<F: FastFloat>(
     let total_rows = y.len() / row_len.max(1);
     // an even number of rows per task, so that the 3×3 kernel's row pairs do not straddle two
     // tasks (a row left alone takes the slower per-pixel path)
-    let per_task = ((1 << 14) / row_len.max(1)).clamp(1, total_rows.max(1));
+    // separable problems: enough rows that the ring's first rows (W-passed again by each
+    // task) are few
+    let least = separable_s1(g, axes).map_or(1, |(kh, _)| 4 * kh);
+    let per_task = ((1 << 14) / row_len.max(1))
+        .max(least)
+        .clamp(1, total_rows.max(1));
     let per_task = per_task + per_task % 2;
     if y.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
         y.par_chunks_mut(per_task * row_len)

@@ -1296,3 +1296,65 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(
         f += 16;
     }
 }
+
+/// `dst[f] = fold_t srcs[t][f]` for `f < n` (a multiple of 16), the taps in order, by `MODE`
+/// (1: the plain max, 2: the sum), 64 values at a time. With `div`, sums are finished as a
+/// window's ([`finish_window`]: `+ 0`, then divided). One pass of the channels-last
+/// separable kernel: along W the taps are one row's pixels (`srcs[t]` = the row from column
+/// `col0 + t`: in channels-last order a row's outputs are one flat run), along H the W-pass
+/// rows of the window. The plain max keeps the earlier of equal values, so with the W pass
+/// then the H pass max values are the reference's bits when no NaN is involved; sums differ
+/// from its sequential sum by rounding only.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `n` is a multiple of 16; every `srcs[t]` is valid for `n`
+/// reads and `dst` for `n` writes, not overlapping any of them.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_rows<const MODE: u8>(
+    srcs: &[*const f32],
+    n: usize,
+    div: Option<f32>,
+    dst: *mut f32,
+) {
+    debug_assert!(n.is_multiple_of(16) && !srcs.is_empty());
+    // macros, not closures: a closure here would be compiled outside the ISA context
+    macro_rules! finish {
+        ($a:expr) => {
+            match div {
+                Some(d) if MODE == 2 => finish_window::<MODE>($a, d),
+                _ => $a,
+            }
+        };
+    }
+    let (first, rest) = srcs.split_first().expect("at least one tap");
+    let mut f = 0;
+    while f + 64 <= n {
+        // SAFETY: f + 64 <= n: inside every source and the destination (the caller's).
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); 4];
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_loadu_ps(first.add(f + 16 * q));
+            }
+            for &s in rest {
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = pad_fold::<MODE>(*a, _mm512_loadu_ps(s.add(f + 16 * q)));
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(dst.add(f + 16 * q), finish!(*a));
+            }
+        }
+        f += 64;
+    }
+    while f < n {
+        // SAFETY: f + 16 <= n (n is a multiple of 16), as above.
+        unsafe {
+            let mut a = _mm512_loadu_ps(first.add(f));
+            for &s in rest {
+                a = pad_fold::<MODE>(a, _mm512_loadu_ps(s.add(f)));
+            }
+            _mm512_storeu_ps(dst.add(f), finish!(a));
+        }
+        f += 16;
+    }
+}
