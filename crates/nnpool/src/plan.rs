@@ -2,7 +2,7 @@
 //! (every rule is checked here), then runs forward and backward passes on plain slices any
 //! number of times. The `ndarray` functions and the `nn`-style layers are thin wrappers.
 
-use crate::element::{round_to, Element};
+use crate::element::{round_to, DType, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, AxisSpans, Span, Window};
 use crate::kernels::out::Out;
@@ -812,6 +812,96 @@ impl PoolPlan {
         }
     }
 
+    /// The average backward of a channels-last f32 problem at stride 1 without dilation as a
+    /// forward pool: `grad_input[x]` sums `grad_output[o] / divisor[o]` over the outputs `o`
+    /// whose window holds `x` — along each axis the `k` outputs ending at `x + pad_begin`,
+    /// which is a sum pool of the (scaled) output gradient, stride 1, padded by
+    /// `k - 1 - pad_begin` before and `k - 1 - pad_end` after. The channels-last forward
+    /// kernels then do the work (3×3: two rows at a time; larger windows: separable passes),
+    /// where the scatter adds each output into its whole window. With one divisor for every
+    /// window the sum pool divides once per input (`divisor_override`), otherwise the output
+    /// gradient is divided first, as the reference does. Sums in another order than the
+    /// reference's: within the averages' rounding tolerance. Returns whether it applied.
+    /// Measured (`nnpool bench --case inception_avg_s1_bwd --layout nhwc`, same runs against
+    /// the scatter, 1 / 2 threads): 0.93–0.98 / 0.49 → 0.24 / 0.135–0.19 ms.
+    fn avg_backward_as_sum_pool<T: Element>(
+        &self,
+        div: Divisor,
+        grad_output: &[T],
+        grad_input: &mut Out<T>,
+    ) -> Result<bool> {
+        let (Kind::Sliding(axes), Layout::ChannelsLast, DType::F32, Some(_)) =
+            (&self.kind, self.input.layout, T::DTYPE, kernels::fast_isa())
+        else {
+            // (the reference backward, the oracle, scatters as the definition reads)
+            return Ok(false);
+        };
+        let plain = |a: &AxisGeometry| {
+            a.stride == 1 && a.dilation == 1 && a.pad_begin < a.kernel && a.pad_end < a.kernel
+        };
+        if !axes.iter().all(plain) || self.output_len() == 0 {
+            return Ok(false);
+        }
+        let kernel: Vec<usize> = axes.iter().map(|a| a.kernel).collect();
+        let ones = vec![1; axes.len()];
+        let begin: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_begin).collect();
+        let end: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_end).collect();
+        let spans: Vec<Vec<Span>> = axes
+            .iter()
+            .map(|a| (0..a.output).map(|o| a.span(o)).collect())
+            .collect();
+        let count = |sp: &Span| match div {
+            Divisor::Padded => sp.padded_count,
+            _ => sp.count,
+        };
+        let uniform = match div {
+            Divisor::Override(d) => Some(d),
+            Divisor::PerAxis => return Ok(false),
+            _ => {
+                let full = spans
+                    .iter()
+                    .zip(&kernel)
+                    .all(|(sp, &k)| sp.iter().all(|s| count(s) == k));
+                full.then(|| kernel.iter().product::<usize>() as i64)
+            }
+        };
+        let window = Window::new(&kernel).stride(&ones).pads(&begin, &end);
+        let sum_pool = Pooling::Avg {
+            window,
+            count_include_pad: true,
+            divisor_override: Some(uniform.unwrap_or(1)),
+        };
+        let Ok(plan) = PoolPlan::new(&sum_pool, &self.output_shape, Layout::ChannelsLast) else {
+            return Ok(false);
+        };
+        if plan.output_shape != self.input.shape() {
+            return Ok(false);
+        }
+        if uniform.is_some() {
+            plan.forward_into(grad_output, grad_input, None)?;
+            return Ok(true);
+        }
+        // each output pixel's gradient divided by its window's divisor (all channels alike)
+        let c = self.input.channels;
+        let mut scaled = grad_output.to_vec();
+        let mut divisors = vec![1usize; 1];
+        for axis in &spans {
+            divisors = divisors
+                .iter()
+                .flat_map(|&d| axis.iter().map(move |s| d * count(s)))
+                .collect();
+        }
+        let values = kernels::cast_mut::<T, f32>(&mut scaled).expect("f32 checked above");
+        for (pixel, &d) in values.chunks_exact_mut(c).zip(divisors.iter().cycle()) {
+            let d = d as f32;
+            for v in pixel {
+                *v /= d;
+            }
+        }
+        plan.forward_into(&scaled, grad_input, None)?;
+        Ok(true)
+    }
+
     /// [`PoolPlan::backward`] into `grad_input` of the right length; initialises all of it
     /// when it returns Ok.
     fn backward_into<T: Element>(
@@ -839,6 +929,9 @@ impl PoolPlan {
             }
             Pooling::Avg { .. } | Pooling::AdaptiveAvg { .. } | Pooling::GlobalAvg { .. } => {
                 let div = self.divisor().expect("average ops have a divisor");
+                if self.avg_backward_as_sum_pool(div, grad_output, grad_input)? {
+                    return Ok(());
+                }
                 let fast = self.axis_plans().is_some_and(|axes| {
                     kernels::avg_backward(&g, &axes, div, grad_output, grad_input)
                 });

@@ -425,8 +425,10 @@ fn nan_only_in_border_columns_channels_last() {
 fn channels_last_separable_stride_1() {
     // windows of more than 9 taps at stride 1 take the separable passes (a W pass per input
     // row into a ring, then the H fold; border columns from their in-bounds taps): square and
-    // oblong windows, no padding up to half the window, ceil mode, channel counts of 1–4
-    // vectors and a tail of 16-value blocks, 2 samples (the ring's rows are per sample)
+    // oblong windows, no padding up to half the window, ceil mode, channel counts of 1–5
+    // vectors, 2 samples (the ring's rows are per sample); `check` also runs the average
+    // backward, a transposed sum pool at stride 1 in channels-last (one divisor for all
+    // windows: the sum pool divides; several: the output gradient is divided first)
     let mut seed = 9000;
     for (kh, kw) in [(5, 5), (7, 7), (4, 4), (2, 7), (7, 2), (3, 5), (6, 3)] {
         for c in [16, 48, 80] {
@@ -460,6 +462,30 @@ fn channels_last_separable_stride_1() {
                 }
             }
         }
+    }
+    // ONNX's asymmetric pads (forward, and the average backward as a transposed sum pool)
+    for (k, begin, end) in [
+        ([3, 3], [0, 2], [2, 1]),
+        ([5, 4], [4, 0], [1, 3]),
+        ([2, 6], [1, 5], [0, 0]),
+    ] {
+        let win = Window::new(&k).stride(&[1, 1]).pads(&begin, &end);
+        for count_include_pad in [true, false] {
+            let op = Pooling::Avg {
+                window: win.clone(),
+                count_include_pad,
+                divisor_override: None,
+            };
+            seed += 1;
+            check::<f32>(&op, &[2, 8, 11, 32], Layout::ChannelsLast, seed);
+        }
+        seed += 1;
+        check::<f32>(
+            &Pooling::max(win),
+            &[2, 8, 11, 32],
+            Layout::ChannelsLast,
+            seed,
+        );
     }
     // one NaN (or infinity) anywhere: the rows holding it take the exact rule
     let (h, w, c) = (9, 12, 32);
