@@ -195,6 +195,12 @@ fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> V
         .stride(&vec![s; rank])
         .padding(&vec![p; rank])
         .ceil_mode(ceil);
+    ops_of(w, wa, -3)
+}
+
+/// Max over `w`, then average over `wa` by the three divisor rules (padding counted, not
+/// counted, `divisor_override`).
+fn ops_of(w: Window, wa: Window, divisor_override: i64) -> Vec<Pooling> {
     vec![
         Pooling::max(w),
         Pooling::avg(wa.clone()),
@@ -206,7 +212,7 @@ fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> V
         Pooling::Avg {
             window: wa,
             count_include_pad: true,
-            divisor_override: Some(-3),
+            divisor_override: Some(divisor_override),
         },
     ]
 }
@@ -439,22 +445,7 @@ fn channels_last_separable_stride_1() {
                             .stride(&[1, 1])
                             .padding(&[ph, pw])
                             .ceil_mode(ceil);
-                        let wa = win.clone();
-                        let ops = [
-                            Pooling::max(win),
-                            Pooling::avg(wa.clone()),
-                            Pooling::Avg {
-                                window: wa.clone(),
-                                count_include_pad: false,
-                                divisor_override: None,
-                            },
-                            Pooling::Avg {
-                                window: wa,
-                                count_include_pad: true,
-                                divisor_override: Some(7),
-                            },
-                        ];
-                        for op in ops {
+                        for op in ops_of(win.clone(), win, 7) {
                             seed += 1;
                             check::<f32>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
                         }
