@@ -68,12 +68,12 @@ const MAX_SEPARABLE_K: usize = 7;
 const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
 
 /// The window `(kh, kw)` of a 2-D problem at stride 1 without dilation, too large to fold each
-/// window from its taps (more than [`MAX_LOADS_PER_INPUT`] loads per input), whose interior
-/// output rows take the separable passes of `x86::fold_rows`: each input row folded along W
-/// once, into a ring of `kh` rows, then the ring's rows folded along H. `kh + kw` folds per
-/// output instead of `kh × kw`; every output row of the problem goes this way (border rows
-/// fold the in-bounds rows of their window, border columns their in-bounds taps), save rows
-/// reading a NaN or an infinity, which fold window by window by the exact rule. Measured
+/// window from its taps (more than [`MAX_LOADS_PER_INPUT`] loads per input), whose output
+/// rows take the separable passes of `x86::fold_rows`: each input row folded along W once,
+/// into a [`WRing`] of `kh` rows, then the ring's rows folded along H. `kh + kw` folds per
+/// output instead of `kh × kw`; border rows fold the in-bounds rows of their window, border
+/// columns their in-bounds taps; rows reading a NaN or an infinity fold window by window by
+/// the exact rule instead. Measured
 /// (`nnpool bench --layout nhwc`, same runs against the ring kernel of `window.rs` these
 /// problems took before, 1 / 2 threads): sppf_max5 0.54–0.57 / 0.31–0.37 → 0.37–0.38 /
 /// 0.20 ms, large_avg 1.35–1.66 / 0.71–0.82 → 1.08–1.15 / 0.57 ms.
@@ -96,27 +96,90 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
     .then_some((ah.k, aw.k))
 }
 
-/// The W pass of one input row of a [`separable_s1`] problem into `dst` (an output row's
-/// length): the interior columns as one flat run, each border column from its in-bounds taps.
-#[inline(always)]
-fn wpass_row(mode: u8, row: &[f32], c: usize, aw: &AxisPlan, dst: &mut [MaybeUninit<f32>]) {
-    let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
-    let col0 = aw.spans[aw.lo].first;
-    for (t, tap) in taps.iter_mut().enumerate().take(aw.k) {
-        *tap = &row[(col0 + t) * c..];
-    }
-    fold_rows(mode, &taps[..aw.k], None, &mut dst[aw.lo * c..aw.hi * c]);
-    for ow in (0..aw.lo).chain(aw.hi..aw.spans.len()) {
-        let sp = aw.spans[ow];
-        for (t, tap) in taps.iter_mut().enumerate().take(sp.count) {
-            *tap = &row[(sp.first + t) * c..];
+/// The W-pass rows of a [`separable_s1`] problem: slot `h % kh` holds input row `h` of the
+/// sample named by its tag (`sample * h_in + h`), each row an output row long.
+struct WRing {
+    rows: Vec<f32>,
+    tags: Vec<usize>,
+    kh: usize,
+    len: usize,
+}
+
+impl WRing {
+    fn new(kh: usize, len: usize) -> Self {
+        WRing {
+            rows: vec![0f32; kh * len],
+            tags: vec![usize::MAX; kh],
+            kh,
+            len,
         }
-        fold_rows(
-            mode,
-            &taps[..sp.count],
-            None,
-            &mut dst[ow * c..(ow + 1) * c],
-        );
+    }
+
+    /// W-passes the input rows of window rows `sh` that the ring does not hold yet: rows of
+    /// `xs`, sample `sample` of a problem with `h_in` rows of `in_row` values, `c` channels.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn fill(
+        &mut self,
+        mode: u8,
+        xs: &[f32],
+        sample: usize,
+        h_in: usize,
+        c: usize,
+        aw: &AxisPlan,
+        sh: Span,
+    ) {
+        let in_row = xs.len() / h_in.max(1);
+        for h in sh.taps() {
+            let (slot, tag) = (h % self.kh, sample * h_in + h);
+            if self.tags[slot] == tag {
+                continue;
+            }
+            let row = &xs[h * in_row..(h + 1) * in_row];
+            // SAFETY: the W pass stores computed values only.
+            let dst = unsafe { as_uninit_mut(&mut self.rows[slot * self.len..][..self.len]) };
+            let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
+            // the interior columns: one flat run (tap t of them all is the row from column
+            // `first + t`); each border column from its in-bounds taps
+            let first = aw.spans[aw.lo].first;
+            for (t, tap) in taps.iter_mut().enumerate().take(aw.k) {
+                *tap = &row[(first + t) * c..];
+            }
+            fold_rows(mode, &taps[..aw.k], None, &mut dst[aw.lo * c..aw.hi * c]);
+            for ow in (0..aw.lo).chain(aw.hi..aw.spans.len()) {
+                let sp = aw.spans[ow];
+                for (t, tap) in taps.iter_mut().enumerate().take(sp.count) {
+                    *tap = &row[(sp.first + t) * c..];
+                }
+                fold_rows(
+                    mode,
+                    &taps[..sp.count],
+                    None,
+                    &mut dst[ow * c..(ow + 1) * c],
+                );
+            }
+            self.tags[slot] = tag;
+        }
+    }
+
+    /// Output columns `cols` (of `c` channels) of one output row into `out` (the whole row):
+    /// the fold of the ring rows of window rows `sh`, in order, then divided by `div`.
+    #[inline(always)]
+    fn h_fold(
+        &self,
+        mode: u8,
+        sh: Span,
+        cols: std::ops::Range<usize>,
+        c: usize,
+        div: Option<f32>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
+        for (tap, h) in taps.iter_mut().zip(sh.taps()) {
+            *tap = &self.rows[h % self.kh * self.len..][cols.start * c..cols.end * c];
+        }
+        let dst = &mut out[cols.start * c..cols.end * c];
+        fold_rows(mode, &taps[..sh.count], div, dst);
     }
 }
 
@@ -173,12 +236,7 @@ fn rows_body<F: FastFloat>(
     let [_, ah, aw] = axes;
     let pairs = three_by_three(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let separable = separable_s1(g, axes);
-    // the ring of W-pass rows of `separable` problems: slot `h % kh` holds input row h of
-    // sample `ring_tags[slot] / h_in`
-    let kh_ring = separable.map_or(0, |(kh, _)| kh);
-    let mut ring = vec![0f32; kh_ring * row_len];
-    let mut ring_tags = vec![usize::MAX; kh_ring];
+    let mut ring = separable_s1(g, axes).map(|(kh, _)| WRing::new(kh, row_len));
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
@@ -269,45 +327,23 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
-        if let Some((kh, _)) = separable.filter(|_| sh.count > 0) {
+        if let Some(ring) = ring.as_mut() {
             let mode = row_mode(reduce, &mut row_state, in_row, xs, sh.taps());
             let out = &mut y32[r * row_len..(r + 1) * row_len];
             if mode == 0 {
                 // a NaN or an infinity in the window's rows: the exact rule, window by window
                 pixels(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
-                r += 1;
-                continue;
-            }
-            for h in sh.taps() {
-                let (slot, tag) = (h % kh, n * h_in + h);
-                if ring_tags[slot] != tag {
-                    // SAFETY: the W pass stores computed values only.
-                    let dst = unsafe { as_uninit_mut(&mut ring[slot * row_len..][..row_len]) };
-                    wpass_row(mode, &xs[h * in_row..(h + 1) * in_row], c, aw, dst);
-                    ring_tags[slot] = tag;
-                }
-            }
-            // the H pass over output columns `cols`: the window's W-pass rows, in order
-            let h_pass = |cols: std::ops::Range<usize>, div: Option<f32>, out: &mut [_]| {
-                let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
-                for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-                    *tap = &ring[h % kh * row_len..][cols.start * c..cols.end * c];
-                }
-                fold_rows(
-                    mode,
-                    &taps[..sh.count],
-                    div,
-                    &mut out[cols.start * c..cols.end * c],
-                );
-            };
-            match reduce {
-                Reduce::Max => h_pass(0..ow_n, None, out),
-                Reduce::Sum(_) => {
-                    // one divisor for the interior columns, each border column its own
-                    let div = |ow: usize| Some(divisor(reduce, [sd, sh, aw.spans[ow]]));
-                    h_pass(aw.lo..aw.hi, div(aw.lo), out);
-                    for ow in (0..aw.lo).chain(aw.hi..ow_n) {
-                        h_pass(ow..ow + 1, div(ow), out);
+            } else {
+                ring.fill(mode, xs, n, h_in, c, aw, sh);
+                match reduce {
+                    Reduce::Max => ring.h_fold(mode, sh, 0..ow_n, c, None, out),
+                    Reduce::Sum(_) => {
+                        // one divisor for the interior columns, each border column its own
+                        let div = |ow: usize| Some(divisor(reduce, [sd, sh, aw.spans[ow]]));
+                        ring.h_fold(mode, sh, aw.lo..aw.hi, c, div(aw.lo), out);
+                        for ow in (0..aw.lo).chain(aw.hi..ow_n) {
+                            ring.h_fold(mode, sh, ow..ow + 1, c, div(ow), out);
+                        }
                     }
                 }
             }
