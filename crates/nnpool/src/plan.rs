@@ -6,7 +6,7 @@ use crate::element::{round_to, DType, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, AxisSpans, Span, Window};
 use crate::kernels::out::Out;
-use crate::kernels::window::{AxisPlan, Reduce};
+use crate::kernels::window::{window_divisor, AxisPlan, Reduce};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::{kernels, reference};
 
@@ -846,25 +846,25 @@ impl PoolPlan {
         let ones = vec![1; axes.len()];
         let begin: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_begin).collect();
         let end: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_end).collect();
-        let spans: Vec<Vec<Span>> = axes
-            .iter()
-            .map(|a| (0..a.output).map(|o| a.span(o)).collect())
-            .collect();
-        let count = |sp: &Span| match div {
-            Divisor::Padded => sp.padded_count,
-            _ => sp.count,
+        // each output position's divisor, as the reference forms it
+        let Some([ad, ah, aw]) = self.axis_plans() else {
+            return Ok(false);
         };
-        let uniform = match div {
-            Divisor::Override(d) => Some(d),
-            Divisor::PerAxis => return Ok(false),
-            _ => {
-                let full = spans
-                    .iter()
-                    .zip(&kernel)
-                    .all(|(sp, &k)| sp.iter().all(|s| count(s) == k));
-                full.then(|| kernel.iter().product::<usize>() as i64)
+        let mut divisors = Vec::with_capacity(ad.spans.len() * ah.spans.len() * aw.spans.len());
+        for &d in &ad.spans {
+            for &h in &ah.spans {
+                for &w in &aw.spans {
+                    let Some(v) = window_divisor(div, [d, h, w]) else {
+                        return Ok(false); // adaptive pooling: one division per axis
+                    };
+                    divisors.push(v);
+                }
             }
-        };
+        }
+        let uniform = divisors
+            .iter()
+            .all(|&v| v == divisors[0])
+            .then(|| divisors[0]);
         let window = Window::new(&kernel).stride(&ones).pads(&begin, &end);
         let sum_pool = Pooling::Avg {
             window,
@@ -884,13 +884,6 @@ impl PoolPlan {
         // each output pixel's gradient divided by its window's divisor (all channels alike)
         let c = self.input.channels;
         let mut scaled = grad_output.to_vec();
-        let mut divisors = vec![1usize; 1];
-        for axis in &spans {
-            divisors = divisors
-                .iter()
-                .flat_map(|&d| axis.iter().map(move |s| d * count(s)))
-                .collect();
-        }
         let values = kernels::cast_mut::<T, f32>(&mut scaled).expect("f32 checked above");
         for (pixel, &d) in values.chunks_exact_mut(c).zip(divisors.iter().cycle()) {
             let d = d as f32;
