@@ -6,7 +6,7 @@ use crate::element::{round_to, DType, Element};
 use crate::error::{invalid, PoolError, Result};
 use crate::geometry::{adaptive_span, fractional_starts, AxisGeometry, AxisSpans, Span, Window};
 use crate::kernels::out::Out;
-use crate::kernels::window::{window_divisor, AxisPlan, Reduce};
+use crate::kernels::window::{single_value, window_divisors, AxisPlan, Reduce};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::{kernels, reference};
 
@@ -847,24 +847,13 @@ impl PoolPlan {
         let begin: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_begin).collect();
         let end: Vec<usize> = axes.iter().map(|a| a.kernel - 1 - a.pad_end).collect();
         // each output position's divisor, as the reference forms it
-        let Some([ad, ah, aw]) = self.axis_plans() else {
-            return Ok(false);
+        let Some(divisors) = self
+            .axis_plans()
+            .and_then(|axes| window_divisors(&axes, div))
+        else {
+            return Ok(false); // adaptive pooling: one division per axis
         };
-        let mut divisors = Vec::with_capacity(ad.spans.len() * ah.spans.len() * aw.spans.len());
-        for &d in &ad.spans {
-            for &h in &ah.spans {
-                for &w in &aw.spans {
-                    let Some(v) = window_divisor(div, [d, h, w]) else {
-                        return Ok(false); // adaptive pooling: one division per axis
-                    };
-                    divisors.push(v);
-                }
-            }
-        }
-        let uniform = divisors
-            .iter()
-            .all(|&v| v == divisors[0])
-            .then(|| divisors[0]);
+        let uniform = single_value(&divisors);
         let window = Window::new(&kernel).stride(&ones).pads(&begin, &end);
         let sum_pool = Pooling::Avg {
             window,

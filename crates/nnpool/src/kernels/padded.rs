@@ -35,7 +35,7 @@
 
 use super::isa::{multiversion, Isa};
 use super::out::{as_uninit_mut, fill_zero, Out};
-use super::window::{init, take, window_divisor, AxisPlan, FastFloat, Reduce};
+use super::window::{init, single_value, take, window_divisors, AxisPlan, FastFloat, Reduce};
 #[cfg(target_arch = "x86_64")]
 use super::{cast, cast_mut};
 use crate::geometry::Span;
@@ -554,21 +554,12 @@ macro_rules! by_mode {
     };
 }
 
-/// The divisor of every output of a plane, as the reference forms it: the integer product of
-/// the window's counts, converted once.
+/// The divisor of every output of a plane, as the reference forms it ([`window_divisors`]),
+/// converted once (adaptive problems, with no single divisor, do not take this path).
 fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
-    let [ad, ah, aw] = axes;
-    let mut out = Vec::with_capacity(ad.spans.len() * ah.spans.len() * aw.spans.len());
-    for sd in &ad.spans {
-        for sh in &ah.spans {
-            for sw in &aw.spans {
-                // adaptive problems (no single divisor) do not take this path
-                let d = window_divisor(div, [*sd, *sh, *sw]).unwrap_or(1);
-                out.push(F::from_i64(d));
-            }
-        }
-    }
-    out
+    let n = axes.iter().map(|a| a.spans.len()).product();
+    let divisors = window_divisors(axes, div).unwrap_or_else(|| vec![1; n]);
+    divisors.into_iter().map(F::from_i64).collect()
 }
 
 /// Whether the W passes of this shape read the input directly (f32 with AVX-512, stride 1 or
@@ -1029,10 +1020,7 @@ pub(crate) fn forward<F: FastFloat>(
     if fused::<F>(s, reduce) {
         // one divisor for every output when they are all equal (count_include_pad with
         // half-window padding): no divisor plane read beside the input
-        let divisors = match divisors.split_first() {
-            Some((d, rest)) if rest.iter().all(|e| e == d) => vec![*d],
-            _ => divisors,
-        };
+        let divisors = single_value(&divisors).map_or(divisors, |d| vec![d]);
         // SAFETY: the fused kernels store computed values only, into every output element.
         let y = unsafe { y.uninit() };
         if parallel {

@@ -753,6 +753,27 @@ fn slab<F: FastFloat, const IDX: bool, const SUM: bool>(
     }
 }
 
+/// The divisor of every output (row-major over the three axes), as the reference forms it;
+/// `None` for adaptive pooling, which divides once per axis.
+pub(crate) fn window_divisors(axes: &[AxisPlan; 3], div: Divisor) -> Option<Vec<i64>> {
+    let [ad, ah, aw] = axes;
+    let mut out = Vec::with_capacity(ad.spans.len() * ah.spans.len() * aw.spans.len());
+    for &sd in &ad.spans {
+        for &sh in &ah.spans {
+            for &sw in &aw.spans {
+                out.push(window_divisor(div, [sd, sh, sw])?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The one value of `v` when all of its values are equal (and it has any).
+pub(crate) fn single_value<T: PartialEq + Copy>(v: &[T]) -> Option<T> {
+    let (&first, rest) = v.split_first()?;
+    rest.iter().all(|&e| e == first).then_some(first)
+}
+
 /// The single integer divisor of a window, as the reference forms it (`None` for adaptive
 /// pooling, which divides once per axis).
 #[inline(always)]
