@@ -1,5 +1,6 @@
 //! Times one pooling problem on cache-resident data (a quick probe for kernel work):
-//! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg]`
+//! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg|gap]` (`gap`:
+//! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer by that many values, to see address-dependent stalls)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
@@ -12,6 +13,8 @@ fn main() {
     let win = Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]);
     let op = if a.get(6).map(|s| s == "avg").unwrap_or(false) {
         Pooling::avg(win)
+    } else if a.get(6).map(|s| s == "gap").unwrap_or(false) {
+        Pooling::GlobalAvg { rank: 2 }
     } else {
         Pooling::max(win)
     };
@@ -32,21 +35,27 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or((20_000_000 / (c * h * w)).max(10));
-    plan.forward(&x, y, None).unwrap();
-    // the fastest of 15 batches: this machine's neighbours make single timings noisy
-    let mut best = f64::INFINITY;
     let batches = if std::env::var("PROBE_REPS").is_ok() {
         1
     } else {
         15
     };
-    for _ in 0..batches {
-        let t = Instant::now();
-        for _ in 0..reps {
-            plan.forward(&x, y, None).unwrap();
+    // run inside the pool, as a framework's worker would: called from outside, every call
+    // pays a wake-up of the pool's threads, which dominates small problems
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let best = pool.install(|| {
+        plan.forward(&x, y, None).unwrap();
+        // the fastest of 15 batches: this machine's neighbours make single timings noisy
+        let mut best = f64::INFINITY;
+        for _ in 0..batches {
+            let t = Instant::now();
+            for _ in 0..reps {
+                plan.forward(&x, y, None).unwrap();
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / reps as f64);
         }
-        best = best.min(t.elapsed().as_nanos() as f64 / reps as f64);
-    }
+        best
+    });
     println!(
         "{:.1} ns per call, {:.1} ns per plane (best batch)",
         best,

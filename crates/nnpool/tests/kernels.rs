@@ -594,3 +594,49 @@ fn channels_last_global_pooling_many_channels() {
         }
     }
 }
+
+#[test]
+fn channels_first_global_average_short_planes() {
+    // planes up to 16 vectors are reduced 16 at a time by a transposing tree, the planes past
+    // the last group of 16 one by one; 1-D to 3-D (the adaptive rule divides once per axis)
+    let mut seed = 9500;
+    let spatials: Vec<Vec<usize>> = vec![
+        vec![1],
+        vec![15],
+        vec![16],
+        vec![17],
+        vec![33],
+        vec![48],
+        vec![65],
+        vec![1, 1],
+        vec![7, 7],
+        vec![8, 8],
+        vec![16, 16],
+        vec![16, 17],
+        vec![2, 3, 4],
+        vec![3, 5, 7],
+    ];
+    for spatial in &spatials {
+        let rank = spatial.len();
+        for c in [1, 15, 16, 17, 33] {
+            for n in [1, 2] {
+                let mut shape = vec![n, c];
+                shape.extend(spatial);
+                for op in [
+                    Pooling::GlobalAvg { rank },
+                    Pooling::adaptive_avg(&vec![1; rank]),
+                ] {
+                    seed += 1;
+                    check::<f32>(&op, &shape, Layout::ChannelsFirst, seed);
+                }
+            }
+        }
+    }
+    // large enough to be split over threads, in chunks that are not whole groups of 16
+    check::<f32>(
+        &Pooling::GlobalAvg { rank: 2 },
+        &[8, 512, 7, 7],
+        Layout::ChannelsFirst,
+        9999,
+    );
+}

@@ -1370,6 +1370,36 @@ fn global_cl<F: FastFloat>(isa: Isa, g: &Geom, reduce: Reduce, x: &[F], y: &mut 
     }
 }
 
+/// Global averages of short f32 planes on AVX-512, 16 planes reduced together
+/// (`x86::plane_averages_avx512`); false (nothing written) where that kernel does not apply.
+fn short_plane_averages<F: FastFloat>(
+    isa: Isa,
+    x: &[F],
+    plane: usize,
+    reduce: Reduce,
+    counts: [usize; 3],
+    y: &mut [F],
+) -> bool {
+    // up to 16 vectors a plane: beyond that one plane's own fold hides the reduction
+    const MAX_PLANE: usize = 256;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && matches!(reduce, Reduce::Sum(_)) && (1..=MAX_PLANE).contains(&plane) {
+        if let (Some(x32), Some(y32)) = (super::cast::<F, f32>(x), super::cast_mut::<F, f32>(y)) {
+            let divisors: Vec<f32> = counts
+                .iter()
+                .filter(|&&n| n != 1)
+                .map(|&n| n as f32)
+                .collect();
+            // SAFETY: Isa::Avx512 is chosen only where the CPU has AVX-512F; plane > 0, and
+            // x holds y.len() planes (the caller's chunks pair planes with outputs).
+            unsafe { super::x86::plane_averages_avx512(x32, plane, &divisors, y32) };
+            return true;
+        }
+    }
+    let _ = (isa, x, plane, reduce, counts, y);
+    false
+}
+
 multiversion!(fn run_global<F: FastFloat>(x: &[F], plane: usize, reduce: Reduce, counts: [usize; 3], y: &mut [F], y_i: Option<&mut [i64]>) -> () = global_body);
 
 /// Global pooling of channels-first tensors: one reduction per plane, planes split over
@@ -1388,7 +1418,9 @@ fn global_cf<F: FastFloat>(
     match idx {
         None => {
             let f = |(xs, ys): (&[F], &mut [F])| {
-                run_global::<F>(isa, xs, plane, reduce, g.in3, ys, None)
+                if !short_plane_averages(isa, xs, plane, reduce, g.in3, ys) {
+                    run_global::<F>(isa, xs, plane, reduce, g.in3, ys, None)
+                }
             };
             if par {
                 x.par_chunks(plane * planes_per_task)

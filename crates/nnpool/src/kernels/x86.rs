@@ -1358,3 +1358,104 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
         f += 16;
     }
 }
+
+/// Averages of short planes, 16 planes at a time: `y[p] = Σ x[p*plane .. (p+1)*plane]` (plus
+/// +0, so an all −0 plane gives the reference's +0), then divided by each of `divisors` in
+/// turn (the adaptive rule divides once per axis). Each plane folds into one vector of lane
+/// partials (its last vector masked), and the 16 vectors of a group are reduced together by
+/// a transposing tree (halves of 256, 128, 64 and 32 bits; 15 shuffle-pairs and adds for 16
+/// planes) instead of one horizontal reduction per plane, whose latency chain was the whole
+/// cost on 7×7 planes. Planes past the last full group are reduced one at a time. The order
+/// of the additions differs from the reference's, within the averages' tolerance.
+///
+/// # Safety
+/// The CPU must support AVX-512F. `plane > 0` and `x.len() >= y.len() * plane`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn plane_averages_avx512(
+    x: &[f32],
+    plane: usize,
+    divisors: &[f32],
+    y: &mut [f32],
+) {
+    let p = x.as_ptr();
+    let full = plane / 16;
+    let tail = lanes_below(plane - 16 * full);
+    macro_rules! partials {
+        ($q:expr, $full:expr) => {{
+            // SAFETY: plane $q lies inside x ($q < y.len()); the masked load enables only
+            // the plane's own lanes of its last vector.
+            let base = unsafe { p.add($q * plane) };
+            let mut a = unsafe { _mm512_maskz_loadu_ps(tail, base.add(16 * $full)) };
+            for v in 0..$full {
+                // SAFETY: vector v of the plane lies inside it (16v + 16 <= plane).
+                a = _mm512_add_ps(a, unsafe { _mm512_loadu_ps(base.add(16 * v)) });
+            }
+            a
+        }};
+    }
+    // pairs of vectors → one vector with half of each one's partials, their lanes kept
+    macro_rules! halve_f32x4 {
+        ($a:expr, $b:expr, $even:expr, $odd:expr) => {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<$even>($a, $b),
+                _mm512_shuffle_f32x4::<$odd>($a, $b),
+            )
+        };
+    }
+    macro_rules! halve_ps {
+        ($a:expr, $b:expr) => {
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0b10_00_10_00>($a, $b),
+                _mm512_shuffle_ps::<0b11_01_11_01>($a, $b),
+            )
+        };
+    }
+    // after the tree, lane 4q + r holds plane q + 4r
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let groups = y.len() / 16;
+    // the group loop once per plane length up to 4 vectors (7×7 planes: 3 and a tail), so
+    // the fold of each plane is straight-line code
+    macro_rules! group_loop {
+        ($full:expr) => {
+            for g in 0..groups {
+                let mut a = [_mm512_setzero_ps(); 16];
+                for (q, v) in a.iter_mut().enumerate() {
+                    *v = partials!(16 * g + q, $full);
+                }
+                // 256-bit halves: b[i] = [plane 2i: 8 partials | plane 2i+1: 8 partials]
+                let mut b = [_mm512_setzero_ps(); 8];
+                for (i, v) in b.iter_mut().enumerate() {
+                    *v = halve_f32x4!(a[2 * i], a[2 * i + 1], 0b01_00_01_00, 0b11_10_11_10);
+                }
+                // 128-bit quarters: c[i] = planes 4i .. 4i+4, 4 partials each, in 128-bit lane order
+                let mut c = [_mm512_setzero_ps(); 4];
+                for (i, v) in c.iter_mut().enumerate() {
+                    *v = halve_f32x4!(b[2 * i], b[2 * i + 1], 0b10_00_10_00, 0b11_01_11_01);
+                }
+                // within each 128-bit lane q: d[0] = [plane q, q, q+4, q+4] (2 partials each),
+                // d[1] the same for planes q+8 and q+12; then e = [q, q+4, q+8, q+12]
+                let d0 = halve_ps!(c[0], c[1]);
+                let d1 = halve_ps!(c[2], c[3]);
+                let e = halve_ps!(d0, d1);
+                let mut sums = _mm512_add_ps(_mm512_permutexvar_ps(order, e), _mm512_setzero_ps());
+                for &d in divisors {
+                    sums = _mm512_div_ps(sums, _mm512_set1_ps(d));
+                }
+                // SAFETY: y holds planes 16g .. 16g + 16 (g < y.len() / 16).
+                unsafe { _mm512_storeu_ps(y.as_mut_ptr().add(16 * g), sums) };
+            }
+        };
+    }
+    match full {
+        0 => group_loop!(0),
+        1 => group_loop!(1),
+        2 => group_loop!(2),
+        3 => group_loop!(3),
+        _ => group_loop!(full),
+    }
+    for (q, v) in y.iter_mut().enumerate().skip(16 * groups) {
+        *v = divisors
+            .iter()
+            .fold(_mm512_reduce_add_ps(partials!(q, full)) + 0.0, |s, d| s / d);
+    }
+}
