@@ -1413,8 +1413,8 @@ pub(crate) unsafe fn plane_averages_avx512(
     // after the tree, lane 4q + r holds plane q + 4r
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     let groups = y.len() / 16;
-    // the group loop once per plane length up to 4 vectors (7×7 planes: 3 and a tail), so
-    // the fold of each plane is straight-line code
+    // the group loop once per plane length of 1 to 3 whole vectors (7×7 planes: 3 and a
+    // tail), so that the fold of each plane is straight-line code
     macro_rules! group_loop {
         ($full:expr) => {
             for g in 0..groups {
@@ -1447,7 +1447,6 @@ pub(crate) unsafe fn plane_averages_avx512(
         };
     }
     match full {
-        0 => group_loop!(0),
         1 => group_loop!(1),
         2 => group_loop!(2),
         3 => group_loop!(3),
