@@ -432,12 +432,12 @@ fn channels_last_separable_stride_1() {
     // windows of more than 9 taps at stride 1 take the separable passes (a W pass per input
     // row into a ring, then the H fold; border columns from their in-bounds taps): square and
     // oblong windows, no padding up to half the window, ceil mode, channel counts of 1–5
-    // vectors, 2 samples (the ring's rows are per sample); `check` also runs the average
+    // vectors and between (a row's last vector masked), 2 samples (the ring's rows are per sample); `check` also runs the average
     // backward, a transposed sum pool at stride 1 in channels-last (one divisor for all
     // windows: the sum pool divides; several: the output gradient is divided first)
     let mut seed = 9000;
     for (kh, kw) in [(5, 5), (7, 7), (4, 4), (2, 7), (7, 2), (3, 5), (6, 3)] {
-        for c in [16, 48, 80] {
+        for c in [16, 17, 24, 48, 80] {
             for (h, w) in [(7, 7), (9, 12), (13, 10)] {
                 for (ph, pw) in [(0, 0), (kh / 2, kw / 2), (kh / 2, 0)] {
                     for ceil in [false, true] {
@@ -479,12 +479,12 @@ fn channels_last_separable_stride_1() {
         );
     }
     // one NaN (or infinity) anywhere: the rows holding it take the exact rule
-    let (h, w, c) = (9, 12, 32);
-    for (k, p) in [(5, 0), (5, 2), (7, 3)] {
+    let (h, w) = (9, 12);
+    for (k, p, c) in [(5, 0, 32), (5, 2, 32), (7, 3, 32), (5, 2, 24)] {
         let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
         let at = |row, col| (row * w + col) * c + 17;
-        special_in_every_column(&plan, w, 97, at, &format!("k {k} p {p}"));
+        special_in_every_column(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
     }
 }
 

@@ -1297,8 +1297,8 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(
     }
 }
 
-/// `dst[f] = fold_t srcs[t][f]` for `f < n` (a multiple of 16), the taps in order, by `MODE`
-/// (1: the plain max, 2: the sum), 64 values at a time. With `div`, sums are finished as a
+/// `dst[f] = fold_t srcs[t][f]` for `f < n`, the taps in order, by `MODE` (1: the plain max,
+/// 2: the sum), 64 values at a time, then 16, the last values through a mask. With `div`, sums are finished as a
 /// window's ([`finish_window`]: `+ 0`, then divided). One pass of the channels-last
 /// separable kernel: along W the taps are one row's pixels (`srcs[t]` = the row from column
 /// `col0 + t`: in channels-last order a row's outputs are one flat run), along H the W-pass
@@ -1307,8 +1307,8 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(
 /// from its sequential sum by rounding only.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `n` is a multiple of 16; every `srcs[t]` is valid for `n`
-/// reads and `dst` for `n` writes, not overlapping any of them.
+/// The CPU must support AVX-512F; every `srcs[t]` is valid for `n` reads and `dst` for `n`
+/// writes, not overlapping any of them.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn fold_rows<const MODE: u8>(
     srcs: &[*const f32],
@@ -1316,7 +1316,7 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     div: Option<f32>,
     dst: *mut f32,
 ) {
-    debug_assert!(n.is_multiple_of(16) && !srcs.is_empty());
+    debug_assert!(!srcs.is_empty());
     // macros, not closures: a closure here would be compiled outside the ISA context
     macro_rules! finish {
         ($a:expr) => {
@@ -1346,8 +1346,8 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
         }
         f += 64;
     }
-    while f < n {
-        // SAFETY: f + 16 <= n (n is a multiple of 16), as above.
+    while f + 16 <= n {
+        // SAFETY: f + 16 <= n, as above.
         unsafe {
             let mut a = _mm512_loadu_ps(first.add(f));
             for &s in rest {
@@ -1356,6 +1356,18 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
             _mm512_storeu_ps(dst.add(f), finish!(a));
         }
         f += 16;
+    }
+    if f < n {
+        let m = lanes_below(n - f);
+        // SAFETY: the mask enables the values f .. n only, inside every source and the
+        // destination; the lanes it leaves out are neither read nor stored.
+        unsafe {
+            let mut a = _mm512_maskz_loadu_ps(m, first.add(f));
+            for &s in rest {
+                a = pad_fold::<MODE>(a, _mm512_maskz_loadu_ps(m, s.add(f)));
+            }
+            _mm512_mask_storeu_ps(dst.add(f), m, finish!(a));
+        }
     }
 }
 
