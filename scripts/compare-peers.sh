@@ -4,6 +4,7 @@
 #   scripts/compare-peers.sh /tmp/peers/bin/python [--case NAME,..]
 # The Python given must have numpy and the peers (onnx + onnxruntime, torch) installed; peers
 # that are missing are skipped. Results go to ./compare-nnpool.json and ./compare-peers.json.
+# RUST_PEERS=1 adds burn and candle (scripts/rust-peers/run.sh, ./compare-rust-peers.json).
 set -euo pipefail
 py=${1:?usage: scripts/compare-peers.sh PYTHON [--case NAME,..]}
 shift
@@ -11,4 +12,12 @@ cd "$(dirname "$0")/.."
 cargo build --release -p nnpool-cli
 ./target/release/nnpool bench --threads 1,2 --json compare-nnpool.json "$@"
 "$py" scripts/peers.py --threads 1,2 --json compare-peers.json "$@"
-"$py" scripts/peers.py --load compare-peers.json --compare compare-nnpool.json
+loads=compare-peers.json
+if [ "${RUST_PEERS:-0}" = 1 ]; then
+  # burn and candle too (scripts/rust-peers: a separate build of a few hundred crates)
+  cases=()
+  if [ "${1:-}" = --case ]; then cases=("$2"); fi
+  scripts/rust-peers/run.sh "${cases[@]}"
+  loads=$loads,compare-rust-peers.json
+fi
+"$py" scripts/peers.py --load "$loads" --compare compare-nnpool.json

@@ -24,7 +24,10 @@ import statistics
 import sys
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # only timing needs numpy; --load/--compare run without it
+    np = None
 
 # name, kind, (k, s, p) or None for global, channels-first shape, pass
 CASES = [
@@ -314,12 +317,14 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--json", help="write the results to this file")
-    ap.add_argument("--load", help="read earlier results from this file instead of timing")
+    ap.add_argument("--load", help="read earlier results from these files (comma-separated) instead of timing")
     ap.add_argument("--compare", metavar="NNPOOL_JSON", help="print nnpool (`nnpool bench --json`) against the fastest peer")
     args = ap.parse_args()
     if args.load:
-        with open(args.load) as f:
-            results = json.load(f)
+        results = []
+        for name in args.load.split(","):
+            with open(name) as f:
+                results += json.load(f)
     else:
         results = measure(args)
     if args.json and not args.load:

@@ -1413,7 +1413,8 @@ fn global_cf<F: FastFloat>(
     idx: Option<&mut [i64]>,
 ) {
     let plane = g.in_plane();
-    let planes_per_task = ((1 << 16) / plane.max(1)).max(1);
+    // whole groups of 16 planes per task (`short_plane_averages` reduces 16 at a time)
+    let planes_per_task = ((1 << 16) / plane.max(1)).max(1).next_multiple_of(16);
     let par = x.len() >= (1 << 17);
     match idx {
         None => {
