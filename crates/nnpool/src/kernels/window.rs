@@ -1381,9 +1381,8 @@ fn short_plane_averages<F: FastFloat>(
     y: &mut [F],
 ) -> bool {
     // up to 16 vectors a plane: beyond that one plane's own fold hides the reduction
-    const MAX_PLANE: usize = 256;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && matches!(reduce, Reduce::Sum(_)) && (1..=MAX_PLANE).contains(&plane) {
+    if isa == Isa::Avx512 && matches!(reduce, Reduce::Sum(_)) && (1..=256).contains(&plane) {
         if let (Some(x32), Some(y32)) = (super::cast::<F, f32>(x), super::cast_mut::<F, f32>(y)) {
             let divisors: Vec<f32> = counts
                 .iter()
