@@ -55,15 +55,31 @@ fn cases() -> Vec<(&'static str, Pooling, Vec<usize>, Layout)> {
             vec![1, 256, 20, 20],
             Layout::ChannelsFirst,
         ),
+        (
+            "resnet_gap/nchw",
+            Pooling::GlobalAvg { rank: 2 },
+            vec![8, 512, 7, 7],
+            Layout::ChannelsFirst,
+        ),
+        // the separable channels-last passes with a channel count that is not a multiple of
+        // 16 (each run's last vector masked)
+        (
+            "large_avg_24ch/nhwc",
+            avg(7, 1, 3),
+            vec![1, 56, 56, 24],
+            Layout::ChannelsLast,
+        ),
     ]
 }
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 7] = [
     "resnet_stem_max/nchw",
     "resnet_stem_max/nhwc",
     "inception_avg_s1/nchw",
     "inception_avg_s1/nhwc",
     "sppf_max5/nchw",
+    "resnet_gap/nchw",
+    "large_avg_24ch/nhwc",
 ];
 
 fn find(name: &str) -> (PoolPlan, Vec<f32>) {
