@@ -510,7 +510,7 @@ pub(crate) fn forward<F: FastFloat>(
         .max(least)
         .clamp(1, total_rows.max(1));
     let per_task = per_task + per_task % 2;
-    if y.len() >= 1 << 15 && rayon::current_num_threads() > 1 {
+    if super::split_over_threads(y.len(), 1 << 15) {
         y.par_chunks_mut(per_task * row_len)
             .enumerate()
             .for_each(|(i, ys)| run_rows::<F>(isa, g, axes, reduce, x, i * per_task, ys));

@@ -65,6 +65,14 @@ pub(crate) fn fast_isa() -> Option<isa::Isa> {
     }
 }
 
+/// Whether work of `len` elements is split into tasks over threads: at least `min` of them,
+/// and more than one thread in the current pool. With one thread a split only hands the work
+/// to the pool's thread (when called from outside the pool) and waits for it: resnet_gap
+/// nchw on one thread took 27.6 µs that way against 9.7 µs done in place.
+pub(crate) fn split_over_threads(len: usize, min: usize) -> bool {
+    len >= min && rayon::current_num_threads() > 1
+}
+
 /// Reinterprets a slice of `T` as a slice of `U` when they are the same type.
 pub(crate) fn cast<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
     if TypeId::of::<T>() == TypeId::of::<U>() {

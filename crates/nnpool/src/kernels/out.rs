@@ -94,7 +94,7 @@ fn init_part<T: Copy + Default>(part: &mut [MaybeUninit<T>], init: bool) -> &mut
 pub(crate) fn fill_zero_par<T: Copy + Default + Send>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
     const PART: usize = 1 << 20;
     let part = PART / std::mem::size_of::<T>().max(1);
-    if buf.len() > part && rayon::current_num_threads() > 1 {
+    if super::split_over_threads(buf.len(), part + 1) {
         buf.par_chunks_mut(part).for_each(|p| {
             fill_zero(p);
         });

@@ -1009,7 +1009,7 @@ pub(crate) fn forward<F: FastFloat>(
     };
     let (pin, pout) = (s.d * s.h * s.w, s.od * s.oh * s.ow);
     let threads = rayon::current_num_threads();
-    let parallel = x.len() >= 1 << 16 && threads > 1;
+    let parallel = super::split_over_threads(x.len(), 1 << 16);
     // four tasks per thread at least (2 threads, same run: resnet_stem_max nchw 0.80–1.42
     // → 0.86–0.91 ms, inception_avg_s1 0.30–0.40 → 0.25–0.27, large_avg 0.51–0.99 →
     // 0.45–0.57; with 32 Ki input values per task resnet_stem_max's were 2 planes each);
@@ -1144,7 +1144,7 @@ pub(crate) fn avg_backward<F: FastFloat>(
     // SAFETY: every plane of the gradient is stored (computed values), by the fused kernel
     // or, zeroed first, by the separate passes.
     let gx = unsafe { gx.uninit() };
-    if gx.len() >= 1 << 16 && threads > 1 {
+    if super::split_over_threads(gx.len(), 1 << 16) {
         gy.par_chunks(pin * per_task)
             .zip(gx.par_chunks_mut(pout * per_task))
             .for_each(|(a, b)| run_backward::<F>(isa, s, &divisors, a, b));

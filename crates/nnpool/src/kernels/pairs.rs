@@ -93,7 +93,7 @@ pub(crate) fn forward<F: FastFloat>(
         }
     };
     let per_task = chunk_in * 8;
-    if x32.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+    if super::split_over_threads(x32.len(), 1 << 16) {
         x32.par_chunks(per_task)
             .zip(y32.par_chunks_mut(per_task / 4))
             .for_each(|(xs, ys)| run(xs, ys));

@@ -1107,9 +1107,7 @@ fn planes<F: FastFloat>(
     idx: Option<&mut [i64]>,
 ) {
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    // one thread: no task split (from outside a one-thread pool, the split alone hands the
-    // work to the pool's thread and waits for it)
-    let par = y.len() >= (1 << 15) && rayon::current_num_threads() > 1;
+    let par = super::split_over_threads(y.len(), 1 << 15);
     match idx {
         None => {
             let f =
@@ -1363,7 +1361,7 @@ multiversion!(fn run_global_cl<F: FastFloat>(x: &[F], c: usize, reduce: Reduce, 
 fn global_cl<F: FastFloat>(isa: Isa, g: &Geom, reduce: Reduce, x: &[F], y: &mut [F]) {
     let (c, sample) = (g.channels, g.in_plane() * g.channels);
     let per_task = ((1 << 15) / sample).max(1);
-    if x.len() >= (1 << 16) && rayon::current_num_threads() > 1 {
+    if super::split_over_threads(x.len(), 1 << 16) {
         x.par_chunks(sample * per_task)
             .zip(y.par_chunks_mut(c * per_task))
             .for_each(|(xs, ys)| run_global_cl::<F>(isa, xs, c, reduce, g.in3, ys));
@@ -1416,9 +1414,7 @@ fn global_cf<F: FastFloat>(
     let plane = g.in_plane();
     // whole groups of 16 planes per task (`short_plane_averages` reduces 16 at a time)
     let planes_per_task = ((1 << 16) / plane.max(1)).max(1).next_multiple_of(16);
-    // one thread: no task split (called from outside a one-thread pool, handing the work to
-    // the pool's thread and waiting for it cost 26 µs against the 10 of resnet_gap's kernel)
-    let par = x.len() >= (1 << 17) && rayon::current_num_threads() > 1;
+    let par = super::split_over_threads(x.len(), 1 << 17);
     match idx {
         None => {
             let f = |(xs, ys): (&[F], &mut [F])| {
