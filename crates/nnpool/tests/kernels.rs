@@ -515,6 +515,55 @@ fn channels_last_3x3_column_tiles() {
 }
 
 #[test]
+fn channels_last_3x3_stride_2_shared_rows() {
+    // 3×3 at stride 2 runs one output row at a time, each input row folded along W once: the
+    // last input row of one output row is the first of the next, its fold carried over (not
+    // across samples or thread tasks). Heights odd and even (the last window 2 or 3 rows
+    // deep), padding, ceil mode, channel counts of whole vectors and between, 2 samples.
+    let mut seed = 11000;
+    for c in [16, 24, 64] {
+        for (h, w) in [(3, 3), (5, 9), (8, 8), (9, 7), (12, 5)] {
+            for p in [0, 1] {
+                for ceil in [false, true] {
+                    let win = Window::new(&[3, 3])
+                        .stride(&[2, 2])
+                        .padding(&[p, p])
+                        .ceil_mode(ceil);
+                    for op in ops_of(win.clone(), win, 5) {
+                        seed += 1;
+                        check::<f32>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
+                    }
+                }
+            }
+        }
+    }
+    // one NaN (or infinity) in any row and column: in the row shared by two output rows, the
+    // fold carried over must hold it
+    for (h, w, c, p) in [(9, 7, 24, 1), (8, 8, 16, 0), (7, 9, 64, 1)] {
+        let win = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[p, p]);
+        let plan = PoolPlan::new(&Pooling::max(win), &[2, h, w, c], Layout::ChannelsLast).unwrap();
+        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for sample in 0..2 {
+                for row in 0..h {
+                    for col in 0..w {
+                        let mut x: Vec<f32> = data(plan.input_len(), 77, false);
+                        x[((sample * h + row) * w + col) * c + c - 3] = special;
+                        let mut fast = vec![0f32; plan.output_len()];
+                        let mut reference = vec![0f32; plan.output_len()];
+                        plan.forward(&x, &mut fast, None).unwrap();
+                        plan.forward_reference(&x, &mut reference, None).unwrap();
+                        assert!(
+                            same_bits(&fast, &reference),
+                            "{h}x{w}x{c} p {p}: {special} at sample {sample} row {row} column {col}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn channels_first_3x3_strips() {
     // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
     // 3×3 average backward) run strips of up to 4 output vectors (64 columns): widths around

@@ -39,6 +39,15 @@ const MAX_TAPS: usize = 27;
 /// large_avg nhwc (49) 1.4 → 3.8 / 0.74 → 2.0.
 const MAX_LOADS_PER_INPUT: usize = 9;
 
+/// The W fold of the input row that two consecutive 3×3 stride-2 output rows share
+/// (`x86::cl_row_k3s2`'s `top`).
+struct SharedRow {
+    /// The interior columns' folds, `c` values each.
+    folds: Vec<f32>,
+    /// The input row folded (`sample * h_in + row`), if any.
+    row: Option<usize>,
+}
+
 /// States of an input row in `rows_body`'s check.
 const UNCHECKED: u8 = 0;
 const FINITE: u8 = 1;
@@ -233,6 +242,10 @@ fn rows_body<F: FastFloat>(
     let pairs = three_by_three(g, axes);
     let k2s2 = two_by_two(g, axes);
     let mut ring = separable_s1(g, axes).map(|(kh, _)| WRing::new(kh, row_len));
+    let mut shared = SharedRow {
+        folds: vec![0f32; row_len],
+        row: None,
+    };
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
@@ -242,6 +255,90 @@ fn rows_body<F: FastFloat>(
         if n != checked_sample {
             row_state.fill(UNCHECKED);
             checked_sample = n;
+        }
+        if pairs == Some(2) && (1..=3).contains(&sh.count) {
+            // one 3×3 stride-2 row (fewer rows at a border); the W fold of its first input row
+            // may be the one the row before left in `shared`
+            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
+            let out = &mut y32[r * row_len..(r + 1) * row_len];
+            let col0 = aw.spans[aw.lo].first;
+            let cols = aw.hi - aw.lo;
+            let inner = &mut out[aw.lo * c..aw.hi * c];
+            let first_row = n * h_in + sh.first;
+            let ready = shared.row == Some(first_row);
+            let top = &mut shared.folds;
+            let at = |i: usize| (sh.first + i) * in_row;
+            macro_rules! row {
+                ($mode:literal, $ready:expr) => {{
+                    use super::x86::cl_row_k3s2 as k3s2;
+                    // SAFETY: `applies` checked AVX-512F; the window rows sh lie in the input
+                    // and columns lo..hi have every tap in bounds (that is what `lo`/`hi`
+                    // mean), so columns col0 .. col0 + 2 cols + 1 lie in each row; `top`
+                    // holds cols × c values.
+                    unsafe {
+                        match sh.count {
+                            1 => k3s2::<$mode, 1>(
+                                xs,
+                                [at(0)],
+                                c,
+                                col0,
+                                cols,
+                                div,
+                                $ready,
+                                top,
+                                inner,
+                            ),
+                            2 => k3s2::<$mode, 2>(
+                                xs,
+                                [at(0), at(1)],
+                                c,
+                                col0,
+                                cols,
+                                div,
+                                $ready,
+                                top,
+                                inner,
+                            ),
+                            _ => k3s2::<$mode, 3>(
+                                xs,
+                                [at(0), at(1), at(2)],
+                                c,
+                                col0,
+                                cols,
+                                div,
+                                $ready,
+                                top,
+                                inner,
+                            ),
+                        }
+                    }
+                }};
+            }
+            match reduce {
+                Reduce::Sum(_) => _ = row!(2, ready),
+                Reduce::Max => {
+                    // a NaN in the rows this call loaded: the exact rule, every row again. The
+                    // W fold carried over needs no such check: the call that made it redid
+                    // its rows by the exact rule if its row held a NaN, and a NaN in the
+                    // accumulator survives the plain max (`vmaxps` returns it).
+                    if row!(1, ready) {
+                        row!(0, false);
+                    }
+                }
+            }
+            shared.row = Some(first_row + sh.count - 1);
+            border_pixels(
+                g,
+                axes,
+                reduce,
+                exact_mode(reduce),
+                xs,
+                [sd, sh],
+                &mut offs,
+                out,
+            );
+            r += 1;
+            continue;
         }
         if let Some(stride) = pairs.filter(|_| r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi) {
             // two output rows of a 3×3 window: their input rows are loaded once

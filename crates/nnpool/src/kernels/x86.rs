@@ -493,6 +493,132 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
+/// One output row of a channels-last 3×3 window at stride 2 on both axes, interior columns
+/// only: output column `j` (of `cols`) folds input rows `rows[0 .. R]` (element offsets of
+/// column 0 in `x`; `R` is 3, or fewer in a border row) at columns `col0 + 2j .. col0 + 2j +
+/// 2`, each row along W first, then the `R` W folds top to bottom (the reference's row-major order regrouped: max values are
+/// its bits; sums differ from its sequential sum by rounding only, the documented tolerance,
+/// then `+ 0` and divided by `div`).
+///
+/// Consecutive output rows share an input row (the last of one is the first of the next), so
+/// `top` (`cols × c` values) carries its W fold from one call to the next: with `top_ready`
+/// it holds the W fold of `rows[0]` (by the same `MODE`'s rule, or the exact rule), and on
+/// return it holds that of `rows[R - 1]`. Each input row is thus read once, two rows side by side,
+/// a pixel's channels together: measured against [`cl_rows2_k3`] (five rows at a time, in
+/// column tiles) on resnet_stem_max nhwc, one thread, same process, alternating: 1.75–2.45 →
+/// 1.2–1.6 ms.
+///
+/// The plain max (`MODE` 1) also returns whether any value it loaded is NaN (one unordered
+/// compare per two loads); the caller redoes the row by the exact rule (`MODE` 0) then, with
+/// `top_ready` false. Other modes return `false`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
+    x: &[f32],
+    rows: [usize; R],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    top_ready: bool,
+    top: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
+) -> bool {
+    assert!(
+        (1..=3).contains(&R)
+            && cols >= 1
+            && top.len() >= cols * c
+            && out.len() >= cols * c
+            && rows
+                .iter()
+                .all(|&r| r + (col0 + 2 * cols + 1) * c <= x.len())
+    );
+    let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
+    let fold = pad_fold::<MODE>;
+    let mut nan: __mmask16 = 0;
+    // The loads are masked to the channels below c; every address is inside x (asserted) for
+    // those lanes, and masked-off lanes are neither read nor stored.
+    macro_rules! load {
+        ($row:expr, $col:expr, $ch:expr, $m:expr) => {
+            // SAFETY: row + (col + 1) * c <= x.len() for col <= col0 + 2 cols (asserted), and
+            // the mask keeps the lanes below c.
+            unsafe { _mm512_maskz_loadu_ps($m, src.add($row + $col * c + $ch)) }
+        };
+    }
+    // the first column of each row is checked here, the others by the loop's compares
+    if MODE == 1 {
+        let first = if top_ready { 1 } else { 0 };
+        let mut ch = 0;
+        while ch < c {
+            let m = lanes_below(c - ch);
+            for &row in &rows[first..] {
+                let a = load!(row, col0, ch, m);
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
+            }
+            ch += 16;
+        }
+    }
+    macro_rules! wfold {
+        ($row:expr, $col:expr, $ch:expr, $m:expr) => {{
+            let (a0, a1, a2) = (
+                load!($row, $col, $ch, $m),
+                load!($row, $col + 1, $ch, $m),
+                load!($row, $col + 2, $ch, $m),
+            );
+            if MODE == 1 {
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a1, a2);
+            }
+            fold(fold(a0, a1), a2)
+        }};
+    }
+    macro_rules! column {
+        ($j:expr, $ch:expr, $m:expr) => {{
+            let (j, ch, m): (usize, usize, __mmask16) = ($j, $ch, $m);
+            let col = col0 + 2 * j;
+            let at = j * c + ch;
+            let w0 = if top_ready {
+                // SAFETY: at + 16 <= cols * c <= top.len() for the lanes of m (below c).
+                unsafe { _mm512_maskz_loadu_ps(m, t.add(at)) }
+            } else {
+                wfold!(rows[0], col, ch, m)
+            };
+            let (mut acc, mut last) = (w0, w0);
+            for &row in &rows[1..] {
+                last = wfold!(row, col, ch, m);
+                acc = fold(acc, last);
+            }
+            let y = finish_window::<MODE>(acc, div);
+            // SAFETY: as above, for top and out (both hold cols * c values).
+            unsafe {
+                _mm512_mask_storeu_ps(t.add(at), m, last);
+                _mm512_mask_storeu_ps(dst.add(at), m, y);
+            }
+        }};
+    }
+    let whole = c / 16 * 16;
+    for j in 0..cols {
+        let mut ch = 0;
+        while ch + 64 <= whole {
+            column!(j, ch, 0xFFFF);
+            column!(j, ch + 16, 0xFFFF);
+            column!(j, ch + 32, 0xFFFF);
+            column!(j, ch + 48, 0xFFFF);
+            ch += 64;
+        }
+        while ch < whole {
+            column!(j, ch, 0xFFFF);
+            ch += 16;
+        }
+        if ch < c {
+            column!(j, ch, lanes_below(c - ch));
+        }
+    }
+    nan != 0
+}
+
 /// Two adjacent output rows of a channels-last 3×3 window at stride `S` (1 or 2) on both
 /// axes, interior columns only: output column `j` (of `cols`) of row `i` (0 or 1) folds input
 /// rows `rows[S i] .. rows[S i + 2]` (element offsets of column 0 in `x`) at columns
