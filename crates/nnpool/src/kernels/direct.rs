@@ -4,11 +4,13 @@
 //! channels of one tap and a window is `taps` loads per 16 outputs: no W-pass rows to write
 //! and read back, no border logic (each pixel lists its in-bounds taps). The folds follow the
 //! reference's row-major tap order, so max values and sums (then divided once by the same
-//! divisor) are the reference's bits. Two shapes have kernels of their own for the rows whose
-//! windows are all in bounds: 3×3 at stride 1 or 2 (two output rows at a time, each input row
-//! folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference) and
+//! divisor) are the reference's bits. Three shapes have kernels of their own for the rows
+//! whose windows are all in bounds: 3×3 at stride 1 (two output rows at a time, each input
+//! row folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference),
+//! 3×3 at stride 2 (one output row at a time, border rows too, the W fold of the input row two
+//! output rows share carried from one to the next; `x86::cl_row_k3s2`) and
 //! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
-//! 0.092 → 0.056 ms at 1 thread). Both check for NaN and ±inf on their own loads (the other
+//! 0.092 → 0.056 ms at 1 thread). They check for NaN on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
 //! windows take the exact max rule, right whatever the values. Taken for f32 with AVX-512 and
 //! windows of at most [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]), and
@@ -340,12 +342,11 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
-        if let Some(stride) = pairs.filter(|_| r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi) {
-            // two output rows of a 3×3 window: their input rows are loaded once
-            let span = stride + 3; // input rows of the two output rows
+        if pairs == Some(1) && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
+            // two output rows of a 3×3 stride-1 window: their input rows are loaded once
             let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
-            let rows_at = [0, 1, 2, 3, 4].map(|i| (sh.first + i.min(span - 1)) * in_row);
+            let rows_at = [0, 1, 2, 3].map(|i| (sh.first + i) * in_row);
             let col0 = aw.spans[aw.lo].first;
             let (o0, o1) = (
                 &mut out0[aw.lo * c..aw.hi * c],
@@ -355,21 +356,15 @@ fn rows_body<F: FastFloat>(
             use super::x86::cl_rows2_k3 as k3;
             // SAFETY: `applies` checked AVX-512F; rows oh and oh + 1 and columns lo..hi have
             // every tap in bounds (that is what `lo`/`hi` mean), so input rows sh.first ..
-            // + stride + 3 and columns col0 .. col0 + stride (cols - 1) + 3 lie in the sample.
-            // The plain max (mode 1) checks every value it loads for NaN and ±inf on the way;
-            // the rows are redone by the exact rule (mode 0) when it finds one.
+            // + 4 and columns col0 .. col0 + cols + 2 lie in the sample. The plain max (mode
+            // 1) checks every value it loads for NaN and ±inf on the way; the rows are redone
+            // by the exact rule (mode 0) when it finds one.
             unsafe {
-                match (reduce, stride) {
-                    (Reduce::Sum(_), 1) => _ = k3::<2, 1>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (Reduce::Sum(_), _) => _ = k3::<2, 2>(xs, rows_at, c, col0, cols, div, o0, o1),
-                    (Reduce::Max, 1) => {
-                        if k3::<1, 1>(xs, rows_at, c, col0, cols, div, o0, o1) {
-                            k3::<0, 1>(xs, rows_at, c, col0, cols, div, o0, o1);
-                        }
-                    }
-                    (Reduce::Max, _) => {
-                        if k3::<1, 2>(xs, rows_at, c, col0, cols, div, o0, o1) {
-                            k3::<0, 2>(xs, rows_at, c, col0, cols, div, o0, o1);
+                match reduce {
+                    Reduce::Sum(_) => _ = k3::<2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    Reduce::Max => {
+                        if k3::<1>(xs, rows_at, c, col0, cols, div, o0, o1) {
+                            k3::<0>(xs, rows_at, c, col0, cols, div, o0, o1);
                         }
                     }
                 }
@@ -499,8 +494,9 @@ fn row_mode(
     }
 }
 
-/// The stride (1 or 2, the same on both axes) of a 2-D 3×3 window without dilation, whose
-/// interior output rows are done two at a time by `x86::cl_rows2_k3`.
+/// The stride (1 or 2, the same on both axes) of a 2-D 3×3 window without dilation: at
+/// stride 1 its interior output rows are done two at a time by `x86::cl_rows2_k3`, at stride
+/// 2 every output row whose window holds an input row by `x86::cl_row_k3s2`.
 fn three_by_three(g: &Geom, axes: &[AxisPlan; 3]) -> Option<usize> {
     let [_, ah, aw] = axes;
     let plain3 = |a: &AxisPlan| a.k == 3 && (a.s == 1 || a.s == 2) && a.d == 1 && a.lo < a.hi;

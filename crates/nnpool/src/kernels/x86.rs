@@ -619,12 +619,12 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
     nan != 0
 }
 
-/// Two adjacent output rows of a channels-last 3×3 window at stride `S` (1 or 2) on both
-/// axes, interior columns only: output column `j` (of `cols`) of row `i` (0 or 1) folds input
-/// rows `rows[S i] .. rows[S i + 2]` (element offsets of column 0 in `x`) at columns
-/// `col0 + S j .. col0 + S j + 2`. Each input row is folded along W once for both output
-/// rows, and neighbouring columns share what they can: at stride 1 a pair (per 16 outputs 2
-/// loads and 5.5 folds instead of 9 and 8), at stride 2 a column (5 loads and 7 folds). The
+/// Two adjacent output rows of a channels-last 3×3 window at stride 1 on both axes, interior
+/// columns only: output column `j` (of `cols`) of row `i` (0 or 1) folds input rows
+/// `rows[i] .. rows[i + 2]` (element offsets of column 0 in `x`) at columns `col0 + j ..
+/// col0 + j + 2`. Each input row is folded along W once for both output rows, and
+/// neighbouring columns share a pair (per 16 outputs 2 loads and 5.5 folds instead of 9 and
+/// 8). The
 /// folds keep the reference's row-major order (each row left to right, then the rows top to
 /// bottom, regrouped only), so max values are its bits; sums then differ from its sequential
 /// sum by rounding only (the documented tolerance), then are divided by `div`. The plain max
@@ -636,9 +636,9 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
+pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
     x: &[f32],
-    rows: [usize; 5],
+    rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
@@ -647,33 +647,30 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
     out1: &mut [MaybeUninit<f32>],
 ) -> bool {
     assert!(
-        (S == 1 || S == 2)
-            && cols >= 1
+        cols >= 1
             && out0.len() >= cols * c
             && out1.len() >= cols * c
-            && rows[..S + 3]
-                .iter()
-                .all(|&r| r + (col0 + S * (cols - 1) + 3) * c <= x.len())
+            && rows.iter().all(|&r| r + (col0 + cols + 2) * c <= x.len())
     );
-    // Columns in tiles whose input (S + 3 rows) fits in a third of L1: the first block of
+    // Columns in tiles whose input (4 rows) fits in a third of L1: the first block of
     // channels brings a tile's lines in, the others find them there (one block at a time over
     // whole rows would fetch every line once per block, from L2 or further). Measured on
     // alexnet_max / inception_max_s1 / resnet_stem_max channels-last, one thread: whole rows
     // 30.0 / 292 / 87.4 µs, 8 KiB tiles 26.8 / 336 / 76.7, 16 KiB 26.3 / 287 / 75.7, 32 KiB
     // 26.4 / 283 / 82.6.
     const TILE_BYTES: usize = 16 << 10;
-    let tile = ((TILE_BYTES / (c * 4 * (S + 3))).saturating_sub(2) / S).max(1);
+    let tile = (TILE_BYTES / (c * 16)).saturating_sub(2).max(1);
     let mut top = _mm512_setzero_si512();
     let mut j0 = 0;
     while j0 < cols {
         let n_cols = tile.min(cols - j0);
         let (o0, o1) = (&mut out0[j0 * c..], &mut out1[j0 * c..]);
-        let c0 = col0 + S * j0;
+        let c0 = col0 + j0;
         let mut ch = 0;
         while ch + 32 <= c {
             // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, S, 2>(x, rows, c, c0, n_cols, div, ch, 0xFFFF, o0, o1)
+                rows2_k3_block::<MODE, 2>(x, rows, c, c0, n_cols, div, ch, 0xFFFF, o0, o1)
             });
             ch += 32;
         }
@@ -682,7 +679,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
             let m = lanes_below(n);
             // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, S, 1>(x, rows, c, c0, n_cols, div, ch, m, o0, o1)
+                rows2_k3_block::<MODE, 1>(x, rows, c, c0, n_cols, div, ch, m, o0, o1)
             });
             ch += n;
         }
@@ -699,9 +696,9 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const S: usize>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
+unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
     x: &[f32],
-    rows: [usize; 5],
+    rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
@@ -725,19 +722,14 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
     };
     let finish = |a: __m512| finish_window::<MODE>(a, div);
     let fold = pad_fold::<MODE>;
-    // per input row and vector: the last column loaded and (stride 1) the fold of the last
-    // two
-    let mut last = [[_mm512_setzero_ps(); V]; 5];
-    let mut pair = [[_mm512_setzero_ps(); V]; 5];
-    for b in 0..S + 3 {
+    // per input row and vector: the last column loaded and the fold of the last two
+    let mut last = [[_mm512_setzero_ps(); V]; 4];
+    let mut pair = [[_mm512_setzero_ps(); V]; 4];
+    for b in 0..4 {
         for v in 0..V {
-            if S == 1 {
-                let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
-                pair[b][v] = fold(a, z);
-                last[b][v] = z;
-            } else {
-                last[b][v] = load(rows[b], col0, v);
-            }
+            let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
+            pair[b][v] = fold(a, z);
+            last[b][v] = z;
         }
     }
     let (d0, d1) = (
@@ -745,28 +737,17 @@ unsafe fn rows2_k3_block<const MODE: u8, const S: usize, const V: usize>(
         out1.as_mut_ptr().cast::<f32>(),
     );
     for j in 0..cols {
-        let col = col0 + S * j;
+        let col = col0 + j;
         for v in 0..V {
-            let mut row = [_mm512_setzero_ps(); 5];
-            for b in 0..S + 3 {
+            let mut row = [_mm512_setzero_ps(); 4];
+            for b in 0..4 {
                 let z = load(rows[b], col + 2, v);
-                if S == 1 {
-                    row[b] = fold(pair[b][v], z);
-                    pair[b][v] = fold(last[b][v], z);
-                } else {
-                    row[b] = fold(fold(last[b][v], load(rows[b], col + 1, v)), z);
-                }
+                row[b] = fold(pair[b][v], z);
+                pair[b][v] = fold(last[b][v], z);
                 last[b][v] = z;
             }
-            let (y0, y1) = if S == 1 {
-                let middle = fold(row[1], row[2]);
-                (fold(row[0], middle), fold(middle, row[3]))
-            } else {
-                (
-                    fold(fold(row[0], row[1]), row[2]),
-                    fold(fold(row[2], row[3]), row[4]),
-                )
-            };
+            let middle = fold(row[1], row[2]);
+            let (y0, y1) = (fold(row[0], middle), fold(middle, row[3]));
             let at = j * c + ch + 16 * v;
             // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
             unsafe {
