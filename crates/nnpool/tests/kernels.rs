@@ -564,6 +564,59 @@ fn channels_last_3x3_stride_2_shared_rows() {
 }
 
 #[test]
+fn channels_last_3x3_stride_2_depth_windows() {
+    // 3-D max with 3×3 stride 2 on H and W: each slice of the depth window pooled in 2-D,
+    // then the slices folded; the last slice's pooled rows carried to the next output slice
+    // (depth windows of 1–3 slices, strides 1–3, padding, ceil mode, odd and even depths,
+    // 2 samples, thread tasks of several output slices)
+    let mut seed = 12000;
+    for (kd, sd, pd) in [
+        (3, 2, 1),
+        (3, 2, 0),
+        (2, 2, 0),
+        (3, 1, 1),
+        (1, 1, 0),
+        (3, 3, 1),
+    ] {
+        for (d, h, w) in [(5, 7, 9), (6, 8, 5), (1, 3, 3)] {
+            for c in [16, 24] {
+                for ceil in [false, true] {
+                    let win = Window::new(&[kd, 3, 3])
+                        .stride(&[sd, 2, 2])
+                        .padding(&[pd, 1, 1])
+                        .ceil_mode(ceil);
+                    seed += 1;
+                    check::<f32>(
+                        &Pooling::max(win),
+                        &[2, d, h, w, c],
+                        Layout::ChannelsLast,
+                        seed,
+                    );
+                }
+            }
+        }
+    }
+    // one NaN (or infinity) at any position: in a slice or row whose folds are carried over,
+    // the carried folds must hold it
+    let (d, h, w, c) = (5, 5, 5, 16);
+    let win = Window::new(&[3, 3, 3])
+        .stride(&[2, 2, 2])
+        .padding(&[1, 1, 1]);
+    let plan = PoolPlan::new(&Pooling::max(win), &[1, d, h, w, c], Layout::ChannelsLast).unwrap();
+    for special in [f32::NAN, f32::NEG_INFINITY] {
+        for at in 0..d * h * w {
+            let mut x: Vec<f32> = data(plan.input_len(), 78, false);
+            x[at * c + 5] = special;
+            let mut fast = vec![0f32; plan.output_len()];
+            let mut reference = vec![0f32; plan.output_len()];
+            plan.forward(&x, &mut fast, None).unwrap();
+            plan.forward_reference(&x, &mut reference, None).unwrap();
+            assert!(same_bits(&fast, &reference), "{special} at pixel {at}");
+        }
+    }
+}
+
+#[test]
 fn channels_first_3x3_strips() {
     // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
     // 3×3 average backward) run strips of up to 4 output vectors (64 columns): widths around

@@ -7,8 +7,11 @@
 //! divisor) are the reference's bits. Three shapes have kernels of their own for the rows
 //! whose windows are all in bounds: 3×3 at stride 1 (two output rows at a time, each input
 //! row folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference),
-//! 3×3 at stride 2 (one output row at a time, border rows too, the W fold of the input row two
-//! output rows share carried from one to the next; `x86::cl_row_k3s2`) and
+//! 3×3 at stride 2 on H and W, 2-D or 3-D max with a depth window of up to 3 slices (one output
+//! row at a time, border rows too, each slice of the depth window pooled in 2-D and the slices
+//! then folded; the W fold of the input row two output rows share, and 3-D the pooled row of
+//! the slice two output slices share, carried from one to the next; [`StrideTwoRows`],
+//! `x86::cl_row_k3s2`) and
 //! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
 //! 0.092 → 0.056 ms at 1 thread). They check for NaN on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
@@ -41,13 +44,148 @@ const MAX_TAPS: usize = 27;
 /// large_avg nhwc (49) 1.4 → 3.8 / 0.74 → 2.0.
 const MAX_LOADS_PER_INPUT: usize = 9;
 
-/// The W fold of the input row that two consecutive 3×3 stride-2 output rows share
-/// (`x86::cl_row_k3s2`'s `top`).
-struct SharedRow {
-    /// The interior columns' folds, `c` values each.
-    folds: Vec<f32>,
-    /// The input row folded (`sample * h_in + row`), if any.
-    row: Option<usize>,
+/// Whether [`StrideTwoRows`] takes the problem's rows: a 3×3 window at stride 2 on H and W
+/// without dilation, 2-D, or 3-D (max only: sums would be divided per slice) with a depth
+/// window of at most 3 slices without dilation.
+fn stride_two_3x3(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce) -> bool {
+    let [ad, ah, aw] = axes;
+    let k3s2 = |a: &AxisPlan| a.k == 3 && a.s == 2 && a.d == 1 && a.lo < a.hi;
+    let flat = g.in3[0] == 1 && g.out3[0] == 1;
+    let depth = reduce == Reduce::Max && (1..=3).contains(&ad.k) && ad.d == 1;
+    k3s2(ah) && k3s2(aw) && (flat || depth)
+}
+
+/// The output rows of a [`stride_two_3x3`] problem, one at a time: each slice of the depth
+/// window pooled in 2-D by `x86::cl_row_k3s2` (interior columns), then the slices folded in
+/// order. Two kinds of work are carried from one output row to the next, so that each input
+/// row is read once:
+/// - per slice, the W fold of the input row two consecutive output rows share (`tops`);
+/// - 3-D, per output row, the pooled row of the last slice of the depth window, which is the
+///   first slice of the next output slice's window at stride 2 (`keep`, a pooled slice:
+///   `oh × cols × c` values).
+///
+/// Measured (same process, the previous per-pixel path alternating with this one, 10 rounds
+/// of 5 calls, medians; a loaded machine): max3d nhwc [2, 16, 56, 56, 64] 3.8–4.6 → 3.3–3.9
+/// ms on 1 thread, 1.8–2.0 → 1.6–1.7 ms on 2; resnet_stem_max nhwc in `nnpool bench`, same
+/// run, 1.9–2.5 → 1.34–1.57 ms on 1 thread.
+struct StrideTwoRows {
+    /// `cols × c`: one pooled (or W-folded) row of the interior columns.
+    len: usize,
+    /// Per slice `d % 3`: the W fold of one input row, that row (`slice * h_in + row`), and
+    /// whether the call that made it loaded a NaN.
+    tops: [(Vec<f32>, Option<usize>, bool); 3],
+    /// 3-D: the pooled rows of one slice per output row, that slice (`sample * d_in + d`), and
+    /// whether the output row that made it met a NaN.
+    keep: Vec<f32>,
+    kept: Vec<Option<(usize, bool)>>,
+    /// 3-D: the pooled rows of the depth window's slices, in order.
+    slices: Vec<f32>,
+}
+
+impl StrideTwoRows {
+    fn new(g: &Geom, axes: &[AxisPlan; 3]) -> Self {
+        let aw = &axes[2];
+        let len = (aw.hi - aw.lo) * g.channels;
+        let top = || (vec![0f32; len], None, false);
+        let flat = g.in3[0] == 1 && g.out3[0] == 1;
+        let oh_n = g.out3[1];
+        StrideTwoRows {
+            len,
+            tops: [top(), top(), top()],
+            keep: if flat {
+                Vec::new()
+            } else {
+                vec![0f32; oh_n * len]
+            },
+            kept: if flat { Vec::new() } else { vec![None; oh_n] },
+            slices: if flat {
+                Vec::new()
+            } else {
+                vec![0f32; 3 * len]
+            },
+        }
+    }
+
+    /// Output row `oh` of sample `n` (of sample data `xs`), window rows `[sd, sh]`, interior
+    /// columns into `inner` (`len` values), by `MODE` (0: the exact max rule, 1: the plain
+    /// max, 2: sums, divided by `div`). Returns whether a max mode loaded a NaN or used a
+    /// carried fold whose making met one (a plain-max row is then to be redone by the exact
+    /// rule, which recomputes everything it carried over).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn row<const MODE: u8>(
+        &mut self,
+        g: &Geom,
+        axes: &[AxisPlan; 3],
+        xs: &[f32],
+        [n, oh]: [usize; 2],
+        [sd, sh]: [Span; 2],
+        div: f32,
+        inner: &mut [MaybeUninit<f32>],
+    ) -> bool {
+        let [d_in, h_in, w_in] = g.in3;
+        let (c, len) = (g.channels, self.len);
+        let aw = &axes[2];
+        let (col0, cols) = (aw.spans[aw.lo].first, aw.hi - aw.lo);
+        let flat = self.keep.is_empty();
+        let mut nan = false;
+        for (t, d) in sd.taps().enumerate() {
+            let slice = n * d_in + d;
+            let dst = if flat {
+                &mut *inner
+            } else {
+                let pooled = &mut self.slices[t * len..(t + 1) * len];
+                if let Some((_, kept_nan)) =
+                    self.kept[oh].filter(|k| t == 0 && MODE != 0 && k.0 == slice)
+                {
+                    pooled.copy_from_slice(&self.keep[oh * len..(oh + 1) * len]);
+                    nan |= kept_nan;
+                    continue;
+                }
+                // SAFETY: the kernel stores computed values only.
+                unsafe { as_uninit_mut(pooled) }
+            };
+            let (top, top_row, top_nan) = &mut self.tops[d % 3];
+            let first_row = slice * h_in + sh.first;
+            let ready = MODE != 0 && *top_row == Some(first_row);
+            let carried_nan = ready && *top_nan;
+            let at = |i: usize| ((d * h_in + sh.first + i) * w_in) * c;
+            use super::x86::cl_row_k3s2 as k3s2;
+            // SAFETY: `applies` checked AVX-512F; the window rows sh of slice d lie in the
+            // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi`
+            // mean), so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `dst`
+            // hold len = cols × c values.
+            let loaded_nan = unsafe {
+                match sh.count {
+                    1 => k3s2::<MODE, 1>(xs, [at(0)], c, col0, cols, div, ready, top, dst),
+                    2 => k3s2::<MODE, 2>(xs, [at(0), at(1)], c, col0, cols, div, ready, top, dst),
+                    _ => {
+                        let rows = [at(0), at(1), at(2)];
+                        k3s2::<MODE, 3>(xs, rows, c, col0, cols, div, ready, top, dst)
+                    }
+                }
+            };
+            *top_row = Some(first_row + sh.count - 1);
+            *top_nan = loaded_nan || carried_nan;
+            nan |= loaded_nan || carried_nan;
+        }
+        if !flat {
+            let count = sd.count;
+            let pooled = &self.slices[..count * len];
+            // SAFETY: `applies` checked AVX-512F; `pooled` holds count planes of len values
+            // and `inner` len.
+            unsafe {
+                match MODE {
+                    0 => super::x86::fold_planes::<0>(pooled, len, inner),
+                    _ => super::x86::fold_planes::<1>(pooled, len, inner),
+                }
+            }
+            let last = &self.slices[(count - 1) * len..count * len];
+            self.keep[oh * len..(oh + 1) * len].copy_from_slice(last);
+            self.kept[oh] = Some((n * d_in + sd.first + count - 1, nan));
+        }
+        nan
+    }
 }
 
 /// States of an input row in `rows_body`'s check.
@@ -241,13 +379,10 @@ fn rows_body<F: FastFloat>(
     let mut checked_sample = usize::MAX;
     let in_row = w_in * c;
     let [_, ah, aw] = axes;
-    let pairs = three_by_three(g, axes);
+    let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
     let mut ring = separable_s1(g, axes).map(|(kh, _)| WRing::new(kh, row_len));
-    let mut shared = SharedRow {
-        folds: vec![0f32; row_len],
-        row: None,
-    };
+    let mut k3s2 = stride_two_3x3(g, axes, reduce).then(|| StrideTwoRows::new(g, axes));
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
@@ -258,77 +393,25 @@ fn rows_body<F: FastFloat>(
             row_state.fill(UNCHECKED);
             checked_sample = n;
         }
-        if pairs == Some(2) && (1..=3).contains(&sh.count) {
-            // one 3×3 stride-2 row (fewer rows at a border); the W fold of its first input row
-            // may be the one the row before left in `shared`
+        if let Some(k3s2) = k3s2
+            .as_mut()
+            .filter(|_| (1..=3).contains(&sh.count) && sd.count >= 1)
+        {
+            // one 3×3 stride-2 row (fewer rows at a border) of every slice of the depth window
             let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let out = &mut y32[r * row_len..(r + 1) * row_len];
-            let col0 = aw.spans[aw.lo].first;
-            let cols = aw.hi - aw.lo;
             let inner = &mut out[aw.lo * c..aw.hi * c];
-            let first_row = n * h_in + sh.first;
-            let ready = shared.row == Some(first_row);
-            let top = &mut shared.folds;
-            let at = |i: usize| (sh.first + i) * in_row;
-            macro_rules! row {
-                ($mode:literal, $ready:expr) => {{
-                    use super::x86::cl_row_k3s2 as k3s2;
-                    // SAFETY: `applies` checked AVX-512F; the window rows sh lie in the input
-                    // and columns lo..hi have every tap in bounds (that is what `lo`/`hi`
-                    // mean), so columns col0 .. col0 + 2 cols + 1 lie in each row; `top`
-                    // holds cols × c values.
-                    unsafe {
-                        match sh.count {
-                            1 => k3s2::<$mode, 1>(
-                                xs,
-                                [at(0)],
-                                c,
-                                col0,
-                                cols,
-                                div,
-                                $ready,
-                                top,
-                                inner,
-                            ),
-                            2 => k3s2::<$mode, 2>(
-                                xs,
-                                [at(0), at(1)],
-                                c,
-                                col0,
-                                cols,
-                                div,
-                                $ready,
-                                top,
-                                inner,
-                            ),
-                            _ => k3s2::<$mode, 3>(
-                                xs,
-                                [at(0), at(1), at(2)],
-                                c,
-                                col0,
-                                cols,
-                                div,
-                                $ready,
-                                top,
-                                inner,
-                            ),
-                        }
-                    }
-                }};
-            }
+            let at = [n, oh];
             match reduce {
-                Reduce::Sum(_) => _ = row!(2, ready),
+                Reduce::Sum(_) => _ = k3s2.row::<2>(g, axes, xs, at, [sd, sh], div, inner),
                 Reduce::Max => {
-                    // a NaN in the rows this call loaded: the exact rule, every row again. The
-                    // W fold carried over needs no such check: the call that made it redid
-                    // its rows by the exact rule if its row held a NaN, and a NaN in the
-                    // accumulator survives the plain max (`vmaxps` returns it).
-                    if row!(1, ready) {
-                        row!(0, false);
+                    // a NaN in the rows this call loaded, or in the making of a fold it
+                    // carried over: the exact rule, every row again
+                    if k3s2.row::<1>(g, axes, xs, at, [sd, sh], div, inner) {
+                        k3s2.row::<0>(g, axes, xs, at, [sd, sh], div, inner);
                     }
                 }
             }
-            shared.row = Some(first_row + sh.count - 1);
             border_pixels(
                 g,
                 axes,
@@ -342,7 +425,7 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
-        if pairs == Some(1) && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
+        if pairs && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
             // two output rows of a 3×3 stride-1 window: their input rows are loaded once
             let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
@@ -494,14 +577,13 @@ fn row_mode(
     }
 }
 
-/// The stride (1 or 2, the same on both axes) of a 2-D 3×3 window without dilation: at
-/// stride 1 its interior output rows are done two at a time by `x86::cl_rows2_k3`, at stride
-/// 2 every output row whose window holds an input row by `x86::cl_row_k3s2`.
-fn three_by_three(g: &Geom, axes: &[AxisPlan; 3]) -> Option<usize> {
+/// Whether the problem is a 2-D 3×3 window at stride 1 without dilation, whose interior
+/// output rows are done two at a time by `x86::cl_rows2_k3`.
+fn stride_one_3x3(g: &Geom, axes: &[AxisPlan; 3]) -> bool {
     let [_, ah, aw] = axes;
-    let plain3 = |a: &AxisPlan| a.k == 3 && (a.s == 1 || a.s == 2) && a.d == 1 && a.lo < a.hi;
+    let plain3 = |a: &AxisPlan| a.k == 3 && a.s == 1 && a.d == 1 && a.lo < a.hi;
     let flat = g.in3[0] == 1 && g.out3[0] == 1;
-    (flat && plain3(ah) && plain3(aw) && ah.s == aw.s).then_some(aw.s)
+    flat && plain3(ah) && plain3(aw)
 }
 
 /// Whether the problem is a 2-D 2×2 window at stride 2 without dilation, whose interior
@@ -589,7 +671,8 @@ pub(crate) fn forward<F: FastFloat>(
         return false;
     }
     // SAFETY: the kernels store only computed values, and every output element: each output
-    // row is either a pair of 3×3 rows, a 2×2 row or a row of pixels, each storing its
+    // row is either a pair of 3×3 rows, a 3×3 stride-2 row, a 2×2 row, a separable row or a
+    // row of pixels, each storing its
     // interior columns and then its border columns `0..lo` and `hi..ow_n`, all channels.
     let y = unsafe { y.uninit() };
     let row_len = g.out3[2] * g.channels;
@@ -597,8 +680,16 @@ pub(crate) fn forward<F: FastFloat>(
     // an even number of rows per task, so that the 3×3 kernel's row pairs do not straddle two
     // tasks (a row left alone takes the slower per-pixel path)
     // separable problems: enough rows that the ring's first rows (W-passed again by each
-    // task) are few
-    let least = separable_s1(g, axes).map_or(1, |(kh, _)| 4 * kh);
+    // task) are few; 3×3 stride-2 rows: enough that the folds carried over (made again by
+    // each task: an input row, 3-D a pooled slice) are few
+    let least = if stride_two_3x3(g, axes, reduce) {
+        match g.out3[0] {
+            1 => 16,
+            _ => 4 * g.out3[1],
+        }
+    } else {
+        separable_s1(g, axes).map_or(1, |(kh, _)| 4 * kh)
+    };
     let per_task = ((1 << 14) / row_len.max(1))
         .max(least)
         .clamp(1, total_rows.max(1));

@@ -496,21 +496,23 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
 /// One output row of a channels-last 3×3 window at stride 2 on both axes, interior columns
 /// only: output column `j` (of `cols`) folds input rows `rows[0 .. R]` (element offsets of
 /// column 0 in `x`; `R` is 3, or fewer in a border row) at columns `col0 + 2j .. col0 + 2j +
-/// 2`, each row along W first, then the `R` W folds top to bottom (the reference's row-major order regrouped: max values are
-/// its bits; sums differ from its sequential sum by rounding only, the documented tolerance,
-/// then `+ 0` and divided by `div`).
+/// 2`, each row along W first, then the `R` W folds top to bottom (the reference's row-major
+/// order regrouped: max values are its bits; sums differ from its sequential sum by rounding
+/// only, the documented tolerance, then `+ 0` and divided by `div`).
 ///
 /// Consecutive output rows share an input row (the last of one is the first of the next), so
 /// `top` (`cols × c` values) carries its W fold from one call to the next: with `top_ready`
 /// it holds the W fold of `rows[0]` (by the same `MODE`'s rule, or the exact rule), and on
-/// return it holds that of `rows[R - 1]`. Each input row is thus read once, two rows side by side,
-/// a pixel's channels together: measured against [`cl_rows2_k3`] (five rows at a time, in
+/// return it holds that of `rows[R - 1]`. Each input row is thus read once, two rows side by
+/// side, a pixel's channels together: measured against [`cl_rows2_k3`] (five rows at a time, in
 /// column tiles) on resnet_stem_max nhwc, one thread, same process, alternating: 1.75–2.45 →
 /// 1.2–1.6 ms.
 ///
-/// The plain max (`MODE` 1) also returns whether any value it loaded is NaN (one unordered
-/// compare per two loads); the caller redoes the row by the exact rule (`MODE` 0) then, with
-/// `top_ready` false. Other modes return `false`.
+/// The max modes (0: the exact rule, 1: the plain max) also return whether any value they
+/// loaded is NaN (one unordered compare per two loads); the caller redoes a plain-max row by
+/// the exact rule then, with `top_ready` false, and keeps the answer with what it carries
+/// over (a NaN in a carried fold that is folded in as a later value would be lost to the
+/// plain max). Sums return `false`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -549,7 +551,7 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
         };
     }
     // the first column of each row is checked here, the others by the loop's compares
-    if MODE == 1 {
+    if MODE < 2 {
         let first = if top_ready { 1 } else { 0 };
         let mut ch = 0;
         while ch < c {
@@ -568,7 +570,7 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
                 load!($row, $col + 1, $ch, $m),
                 load!($row, $col + 2, $ch, $m),
             );
-            if MODE == 1 {
+            if MODE < 2 {
                 nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a1, a2);
             }
             fold(fold(a0, a1), a2)
@@ -1376,7 +1378,10 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
 }
 
 /// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, 16 values
-/// at a time, the tail masked (the depth pass of `padded.rs`; sums start from 0).
+/// at a time, the tail masked (the depth passes of `padded.rs` and of channels-last 3×3
+/// stride-2 rows). The fold starts from the first plane, so that under the plain max a NaN
+/// there survives (`vmaxps` returns the accumulator's NaN, not a new value's); sums start
+/// from 0 + the first plane (an all −0 column gives +0, as the reference's sum from 0).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1392,8 +1397,14 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(
     let mut f = 0;
     while f < n {
         let m: __mmask16 = lanes_below(n - f);
-        let mut acc = pad_start::<MODE>();
-        for i in 0..count {
+        // SAFETY: the mask enables lanes f + l < n of plane 0, inside planes.
+        let first = unsafe { _mm512_maskz_loadu_ps(m, src.add(f)) };
+        let mut acc = if MODE == 2 {
+            _mm512_add_ps(_mm512_setzero_ps(), first)
+        } else {
+            first
+        };
+        for i in 1..count {
             // SAFETY: the mask enables lanes f + l < n of plane i < count, inside planes.
             let v = unsafe { _mm512_maskz_loadu_ps(m, src.add(i * n + f)) };
             acc = pad_fold::<MODE>(acc, v);
