@@ -217,6 +217,18 @@ fn ops_of(w: Window, wa: Window, divisor_override: i64) -> Vec<Pooling> {
     ]
 }
 
+/// Whether the fast forward gives the reference's bits on data (of `seed`, no specials) with
+/// `special` at flat input position `at`.
+fn same_with_special_at(plan: &PoolPlan, seed: u64, at: usize, special: f32) -> bool {
+    let mut x: Vec<f32> = data(plan.input_len(), seed, false);
+    x[at] = special;
+    let mut fast = vec![0f32; plan.output_len()];
+    let mut reference = vec![0f32; plan.output_len()];
+    plan.forward(&x, &mut fast, None).unwrap();
+    plan.forward_reference(&x, &mut reference, None).unwrap();
+    same_bits(&fast, &reference)
+}
+
 /// Puts a NaN, then +inf, at each of the `w` columns of rows 1 and 2 in turn (`at(row, col)`:
 /// its flat position in the input) and checks the fast forward against the reference, bit
 /// for bit: every kernel that checks its own loads for NaN must see each column.
@@ -230,14 +242,8 @@ fn special_in_every_column(
     for special in [f32::NAN, f32::INFINITY] {
         for row in [1, 2] {
             for col in 0..w {
-                let mut x: Vec<f32> = data(plan.input_len(), seed, false);
-                x[at(row, col)] = special;
-                let mut fast = vec![0f32; plan.output_len()];
-                let mut reference = vec![0f32; plan.output_len()];
-                plan.forward(&x, &mut fast, None).unwrap();
-                plan.forward_reference(&x, &mut reference, None).unwrap();
                 assert!(
-                    same_bits(&fast, &reference),
+                    same_with_special_at(plan, seed, at(row, col), special),
                     "{what}: {special} at row {row} column {col}"
                 );
             }
@@ -546,14 +552,9 @@ fn channels_last_3x3_stride_2_shared_rows() {
             for sample in 0..2 {
                 for row in 0..h {
                     for col in 0..w {
-                        let mut x: Vec<f32> = data(plan.input_len(), 77, false);
-                        x[((sample * h + row) * w + col) * c + c - 3] = special;
-                        let mut fast = vec![0f32; plan.output_len()];
-                        let mut reference = vec![0f32; plan.output_len()];
-                        plan.forward(&x, &mut fast, None).unwrap();
-                        plan.forward_reference(&x, &mut reference, None).unwrap();
+                        let at = ((sample * h + row) * w + col) * c + c - 3;
                         assert!(
-                            same_bits(&fast, &reference),
+                            same_with_special_at(&plan, 77, at, special),
                             "{h}x{w}x{c} p {p}: {special} at sample {sample} row {row} column {col}"
                         );
                     }
@@ -605,13 +606,10 @@ fn channels_last_3x3_stride_2_depth_windows() {
     let plan = PoolPlan::new(&Pooling::max(win), &[1, d, h, w, c], Layout::ChannelsLast).unwrap();
     for special in [f32::NAN, f32::NEG_INFINITY] {
         for at in 0..d * h * w {
-            let mut x: Vec<f32> = data(plan.input_len(), 78, false);
-            x[at * c + 5] = special;
-            let mut fast = vec![0f32; plan.output_len()];
-            let mut reference = vec![0f32; plan.output_len()];
-            plan.forward(&x, &mut fast, None).unwrap();
-            plan.forward_reference(&x, &mut reference, None).unwrap();
-            assert!(same_bits(&fast, &reference), "{special} at pixel {at}");
+            assert!(
+                same_with_special_at(&plan, 78, at * c + 5, special),
+                "{special} at pixel {at}"
+            );
         }
     }
 }
