@@ -576,12 +576,14 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
             fold(fold(a0, a1), a2)
         }};
     }
+    // `$ready`: a literal, so that the choice between the carried fold and a fresh one is
+    // made once per call, outside the loops
     macro_rules! column {
-        ($j:expr, $ch:expr, $m:expr) => {{
+        ($j:expr, $ch:expr, $m:expr, $ready:literal) => {{
             let (j, ch, m): (usize, usize, __mmask16) = ($j, $ch, $m);
             let col = col0 + 2 * j;
             let at = j * c + ch;
-            let w0 = if top_ready {
+            let w0 = if $ready {
                 // SAFETY: at + 16 <= cols * c <= top.len() for the lanes of m (below c).
                 unsafe { _mm512_maskz_loadu_ps(m, t.add(at)) }
             } else {
@@ -601,22 +603,31 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
         }};
     }
     let whole = c / 16 * 16;
-    for j in 0..cols {
-        let mut ch = 0;
-        while ch + 64 <= whole {
-            column!(j, ch, 0xFFFF);
-            column!(j, ch + 16, 0xFFFF);
-            column!(j, ch + 32, 0xFFFF);
-            column!(j, ch + 48, 0xFFFF);
-            ch += 64;
-        }
-        while ch < whole {
-            column!(j, ch, 0xFFFF);
-            ch += 16;
-        }
-        if ch < c {
-            column!(j, ch, lanes_below(c - ch));
-        }
+    macro_rules! columns {
+        ($ready:literal) => {
+            for j in 0..cols {
+                let mut ch = 0;
+                while ch + 64 <= whole {
+                    column!(j, ch, 0xFFFF, $ready);
+                    column!(j, ch + 16, 0xFFFF, $ready);
+                    column!(j, ch + 32, 0xFFFF, $ready);
+                    column!(j, ch + 48, 0xFFFF, $ready);
+                    ch += 64;
+                }
+                while ch < whole {
+                    column!(j, ch, 0xFFFF, $ready);
+                    ch += 16;
+                }
+                if ch < c {
+                    column!(j, ch, lanes_below(c - ch), $ready);
+                }
+            }
+        };
+    }
+    if top_ready {
+        columns!(true);
+    } else {
+        columns!(false);
     }
     nan != 0
 }
