@@ -492,6 +492,29 @@ fn channels_last_separable_stride_1() {
         let at = |row, col| (row * w + col) * c + 17;
         special_in_every_column(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
     }
+    // blocks of k output rows (the ring's 2k − 1 rows folded together) and blocks of k output
+    // columns (their 2k − 1 pixels), the border columns' running folds: a NaN or −inf at
+    // every pixel, in a middle channel and in the masked last vector
+    // (widths: the last block ending at the row's end, or followed by single columns)
+    let h = 17;
+    for (k, p, c, w) in [
+        (5, 2, 32, 20),
+        (7, 3, 24, 20),
+        (5, 0, 16, 19),
+        (6, 2, 17, 16),
+    ] {
+        let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
+        let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
+        for special in [f32::NAN, f32::NEG_INFINITY] {
+            for (row, col) in (0..h).flat_map(|row| (0..w).map(move |col| (row, col))) {
+                let at = (row * w + col) * c + (row + col) % c;
+                assert!(
+                    same_with_special_at(&plan, 98, at, special),
+                    "k {k} p {p} c {c}: {special} at row {row} column {col}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

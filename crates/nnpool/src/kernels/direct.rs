@@ -239,31 +239,53 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
             && a.lo < a.hi
             && a.spans.iter().all(|sp| sp.count > 0)
     };
+    // the border windows along W are cut by one end of the row only (`x86::fold_cols_edges`)
+    let w_in = g.in3[2];
+    let edges = aw.spans[..aw.lo].iter().all(|sp| sp.first == 0)
+        && aw.spans[aw.hi..]
+            .iter()
+            .all(|sp| sp.first + sp.count == w_in);
     let flat = g.in3[0] == 1 && g.out3[0] == 1;
-    (flat && plain(ah) && plain(aw) && ah.k * aw.k > MAX_LOADS_PER_INPUT).then_some((ah.k, aw.k))
+    (flat && plain(ah) && plain(aw) && edges && ah.k * aw.k > MAX_LOADS_PER_INPUT)
+        .then_some((ah.k, aw.k))
 }
 
-/// The W-pass rows of a [`separable_s1`] problem: slot `h % kh` holds input row `h` of the
-/// sample named by its tag (`sample * h_in + h`), each row an output row long.
+/// The W-pass rows of a [`separable_s1`] problem: slot `h % slots` holds input row `h` of
+/// the sample named by its tag (`sample * h_in + h`), each row an output row long, and
+/// whether that input row holds a NaN (max only). `2 kh − 1` slots: the input rows of `kh`
+/// consecutive output rows, which [`WRing::h_fold_block`] folds together.
 struct WRing {
     rows: Vec<f32>,
-    tags: Vec<usize>,
+    tags: Vec<(usize, bool)>,
     kh: usize,
+    kw: usize,
+    slots: usize,
     len: usize,
+    /// The border columns' windows: left, their in-bounds tap counts (from column 0); right,
+    /// their first columns (to the row's end).
+    left: Vec<usize>,
+    right: Vec<usize>,
 }
 
 impl WRing {
-    fn new(kh: usize, len: usize) -> Self {
+    fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize) -> Self {
+        let slots = 2 * kh - 1;
         WRing {
-            rows: vec![0f32; kh * len],
-            tags: vec![usize::MAX; kh],
+            rows: vec![0f32; slots * len],
+            tags: vec![(usize::MAX, false); slots],
             kh,
+            kw,
+            slots,
             len,
+            left: aw.spans[..aw.lo].iter().map(|sp| sp.count).collect(),
+            right: aw.spans[aw.hi..].iter().map(|sp| sp.first).collect(),
         }
     }
 
-    /// W-passes the input rows of window rows `sh` that the ring does not hold yet: rows of
-    /// `xs`, sample `sample` of a problem with `h_in` rows of `in_row` values, `c` channels.
+    /// W-passes the input rows `rows` that the ring does not hold yet, by `mode` (1: the plain
+    /// max, 2: the sum): rows of `xs`, sample `sample` of a problem with `h_in` rows of `w_in`
+    /// pixels of `c` channels. Returns whether one of `rows` holds a NaN (max only: its
+    /// windows are then to be folded by the exact rule).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn fill(
@@ -271,42 +293,68 @@ impl WRing {
         mode: u8,
         xs: &[f32],
         sample: usize,
-        h_in: usize,
+        [h_in, w_in]: [usize; 2],
         c: usize,
         aw: &AxisPlan,
-        sh: Span,
-    ) {
-        let in_row = xs.len() / h_in.max(1);
-        for h in sh.taps() {
-            let (slot, tag) = (h % self.kh, sample * h_in + h);
-            if self.tags[slot] == tag {
+        rows: std::ops::Range<usize>,
+    ) -> bool {
+        let in_row = w_in * c;
+        let mut any_nan = false;
+        for h in rows {
+            let (slot, tag) = (h % self.slots, sample * h_in + h);
+            if self.tags[slot].0 == tag {
+                any_nan |= self.tags[slot].1;
                 continue;
             }
             let row = &xs[h * in_row..(h + 1) * in_row];
-            // SAFETY: the W pass stores computed values only.
-            let dst = unsafe { as_uninit_mut(&mut self.rows[slot * self.len..][..self.len]) };
-            let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
-            // the interior columns: one flat run (tap t of them all is the row from column
-            // `first + t`); each border column from its in-bounds taps
+            let dst = &mut self.rows[slot * self.len..][..self.len];
+            // the interior columns by blocks, the border columns by running folds from the
+            // row's ends
             let first = aw.spans[aw.lo].first;
-            for (t, tap) in taps.iter_mut().enumerate().take(aw.k) {
-                *tap = &row[(first + t) * c..];
-            }
-            fold_rows(mode, &taps[..aw.k], None, &mut dst[aw.lo * c..aw.hi * c]);
-            for ow in (0..aw.lo).chain(aw.hi..aw.spans.len()) {
-                let sp = aw.spans[ow];
-                for (t, tap) in taps.iter_mut().enumerate().take(sp.count) {
-                    *tap = &row[(sp.first + t) * c..];
-                }
-                fold_rows(
-                    mode,
-                    &taps[..sp.count],
-                    None,
-                    &mut dst[ow * c..(ow + 1) * c],
-                );
-            }
-            self.tags[slot] = tag;
+            let cols = aw.hi - aw.lo;
+            assert!(
+                row.len() >= (first + cols + self.kw - 1) * c
+                    && dst.len() >= aw.spans.len() * c
+                    && self.left.iter().all(|&n| (1..=w_in).contains(&n))
+                    && self.right.iter().all(|&f| f < w_in)
+            );
+            let src = row[first * c..].as_ptr();
+            let inner = dst[aw.lo * c..].as_mut_ptr();
+            // SAFETY: `applies` checked AVX-512F; the interior windows read pixels first ..
+            // first + cols + kw − 1 of the row and the border windows pixels below w_in (all
+            // asserted); the stores go to the slot's aw.spans.len() pixels (asserted), another
+            // buffer; kw is 2..=MAX_SEPARABLE_K (`separable_s1`).
+            let nan = unsafe {
+                use super::x86::fold_cols_blocked as vh;
+                let inner_nan = match (mode, self.kw) {
+                    (1, 2) => vh::<1, 2>(src, c, cols, inner),
+                    (1, 3) => vh::<1, 3>(src, c, cols, inner),
+                    (1, 4) => vh::<1, 4>(src, c, cols, inner),
+                    (1, 5) => vh::<1, 5>(src, c, cols, inner),
+                    (1, 6) => vh::<1, 6>(src, c, cols, inner),
+                    (1, _) => vh::<1, 7>(src, c, cols, inner),
+                    (_, 2) => vh::<2, 2>(src, c, cols, inner),
+                    (_, 3) => vh::<2, 3>(src, c, cols, inner),
+                    (_, 4) => vh::<2, 4>(src, c, cols, inner),
+                    (_, 5) => vh::<2, 5>(src, c, cols, inner),
+                    (_, 6) => vh::<2, 6>(src, c, cols, inner),
+                    (_, _) => vh::<2, 7>(src, c, cols, inner),
+                };
+                let edges = super::x86::fold_cols_edges::<1>;
+                let edges = if mode == 1 {
+                    edges
+                } else {
+                    super::x86::fold_cols_edges::<2>
+                };
+                // (the border windows' pixels all lie in interior windows, checked above)
+                let right = (aw.hi, &self.right[..]);
+                edges(row.as_ptr(), c, w_in, &self.left, right, dst.as_mut_ptr());
+                inner_nan
+            };
+            self.tags[slot] = (tag, nan);
+            any_nan |= nan;
         }
+        any_nan
     }
 
     /// Output columns `cols` (of `c` channels) of one output row into `out` (the whole row):
@@ -323,10 +371,59 @@ impl WRing {
     ) {
         let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-            *tap = &self.rows[h % self.kh * self.len..][cols.start * c..cols.end * c];
+            *tap = &self.rows[h % self.slots * self.len..][cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
+    }
+
+    /// Output columns `cols` of the `kh` consecutive output rows whose windows start at input
+    /// row `first` into `out` (those whole rows): each the fold of its window's ring rows (all
+    /// `2 kh − 1` in the ring), then divided by `div`, by `x86::fold_rows_blocked`.
+    #[inline(always)]
+    fn h_fold_block(
+        &self,
+        mode: u8,
+        first: usize,
+        cols: std::ops::Range<usize>,
+        c: usize,
+        div: Option<f32>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let n = cols.len() * c;
+        let row_len = out.len() / self.kh;
+        assert!(self.slots < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
+        let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
+        for (i, p) in srcs.iter_mut().enumerate().take(self.slots) {
+            *p = self.rows[(first + i) % self.slots * self.len + cols.start * c..].as_ptr();
+        }
+        let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
+        for (r, p) in dsts.iter_mut().enumerate().take(self.kh) {
+            *p = out[r * row_len + cols.start * c..]
+                .as_mut_ptr()
+                .cast::<f32>();
+        }
+        let (srcs, dsts) = (&srcs[..self.slots], &dsts[..self.kh]);
+        // SAFETY: `applies` checked AVX-512F; kh is 2..=MAX_SEPARABLE_K; every source is a
+        // ring slot and every destination an output row, each holding n values from the
+        // pointer (asserted: cols lie in both).
+        unsafe {
+            use super::x86::fold_rows_blocked as vh;
+            match (mode, self.kh) {
+                (1, 2) => vh::<1, 2>(srcs, n, div, dsts),
+                (1, 3) => vh::<1, 3>(srcs, n, div, dsts),
+                (1, 4) => vh::<1, 4>(srcs, n, div, dsts),
+                (1, 5) => vh::<1, 5>(srcs, n, div, dsts),
+                (1, 6) => vh::<1, 6>(srcs, n, div, dsts),
+                (1, _) => vh::<1, 7>(srcs, n, div, dsts),
+                (_, 2) => vh::<2, 2>(srcs, n, div, dsts),
+                (_, 3) => vh::<2, 3>(srcs, n, div, dsts),
+                (_, 4) => vh::<2, 4>(srcs, n, div, dsts),
+                (_, 5) => vh::<2, 5>(srcs, n, div, dsts),
+                (_, 6) => vh::<2, 6>(srcs, n, div, dsts),
+                (_, _) => vh::<2, 7>(srcs, n, div, dsts),
+            }
+        }
     }
 }
 
@@ -381,7 +478,7 @@ fn rows_body<F: FastFloat>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let mut ring = separable_s1(g, axes).map(|(kh, _)| WRing::new(kh, row_len));
+    let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len));
     let mut k3s2 = stride_two_3x3(g, axes, reduce).then(|| StrideTwoRows::new(g, axes));
     let mut r = 0;
     while r < rows {
@@ -499,13 +596,42 @@ fn rows_body<F: FastFloat>(
             continue;
         }
         if let Some(ring) = ring.as_mut() {
-            let mode = row_mode(reduce, &mut row_state, in_row, xs, sh.taps());
+            // the plain max (a row with a NaN takes the exact rule) or the sum
+            let mode = if reduce == Reduce::Max { 1 } else { 2 };
+            let kh = ring.kh;
+            // kh interior rows of one sample in this task: one block, each ring row folded
+            // into the kh windows that read it at once
+            if oh >= ah.lo && oh + kh <= ah.hi && r + kh <= rows {
+                let block_rows = sh.first..sh.first + 2 * kh - 1;
+                if !ring.fill(mode, xs, n, [h_in, w_in], c, aw, block_rows) {
+                    let out = &mut y32[r * row_len..(r + kh) * row_len];
+                    match reduce {
+                        Reduce::Max => ring.h_fold_block(mode, sh.first, 0..ow_n, c, None, out),
+                        Reduce::Sum(_) => {
+                            let div = |ow: usize| Some(divisor(reduce, [sd, sh, aw.spans[ow]]));
+                            ring.h_fold_block(mode, sh.first, aw.lo..aw.hi, c, div(aw.lo), out);
+                            for ow in (0..aw.lo).chain(aw.hi..ow_n) {
+                                ring.h_fold_block(mode, sh.first, ow..ow + 1, c, div(ow), out);
+                            }
+                        }
+                    }
+                    r += kh;
+                    continue;
+                }
+            }
             let out = &mut y32[r * row_len..(r + 1) * row_len];
-            if mode == 0 {
-                // a NaN or an infinity in the window's rows: the exact rule, window by window
+            if ring.fill(
+                mode,
+                xs,
+                n,
+                [h_in, w_in],
+                c,
+                aw,
+                sh.first..sh.first + sh.count,
+            ) {
+                // a NaN in the window's rows: the exact rule, window by window
                 pixels(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
             } else {
-                ring.fill(mode, xs, n, h_in, c, aw, sh);
                 match reduce {
                     Reduce::Max => ring.h_fold(mode, sh, 0..ow_n, c, None, out),
                     Reduce::Sum(_) => {

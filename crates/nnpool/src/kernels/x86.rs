@@ -1500,6 +1500,219 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     }
 }
 
+/// Longest run of values [`fold_cols_blocked`] and [`fold_rows_blocked`] load per block:
+/// `2 K − 1` for the largest window side `K` they take (7).
+const MAX_BLOCK_RUN: usize = 13;
+
+/// The `K` windows of one van Herk / Gil-Werman block, from its run `$x` of `2 K − 1` values
+/// in order: window `r` folds `x[r .. r + K]` as the suffix `x[r .. K]` folded with the
+/// prefix `x[K .. r + K]`, suffixes and prefixes shared by the block's windows: `3 K − 4`
+/// folds for `K` windows instead of `K (K − 1)`. Every fold takes the earlier values as its
+/// accumulator, so that the plain max keeps the earliest of equal values, as the sequential
+/// fold does; sums are regrouped, within rounding of the sequential sum. `$emit` runs for
+/// `r` in order with `$w` the window. Uses the caller's `MODE` (a macro, not a closure: a
+/// closure would be compiled outside the caller's ISA context).
+macro_rules! block_windows {
+    ($k:expr, $x:expr, |$r:ident, $w:ident| $emit:expr) => {{
+        let k: usize = $k;
+        let x: &[__m512; MAX_BLOCK_RUN] = &$x;
+        let mut s = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
+        s[k - 1] = x[k - 1];
+        for i in (0..k - 1).rev() {
+            s[i] = pad_fold::<MODE>(x[i], s[i + 1]);
+        }
+        let mut p = x[k];
+        for $r in 0..k {
+            let $w = if $r == 0 {
+                s[0]
+            } else {
+                pad_fold::<MODE>(s[$r], p)
+            };
+            $emit;
+            if $r >= 1 && $r + 1 < k {
+                p = pad_fold::<MODE>(p, x[k + $r]);
+            }
+        }
+    }};
+}
+
+/// W pass of a channels-last row by van Herk / Gil-Werman blocks ([`block_windows`]): for
+/// the `cols` output pixels `o` of `c` channels, `dst[o c + ch] = fold_{t < K}
+/// src[(o + t) c + ch]`, by `MODE` (1: the plain max, 2: the sum, unfinished). Each block of `K` outputs
+/// loads its `2 K − 1` pixels (all channels, in turn) once, so a window costs about 2 loads
+/// and 3 folds whatever `K`; the last `cols % K` outputs fold their taps one by one. The plain
+/// max also checks every value it loads (one unordered compare per two loads) and returns
+/// whether one was NaN: its result is then not the reference's.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `src` is valid for `(cols + K − 1) c` reads
+/// and `dst` for `cols c` writes, not overlapping them.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_cols_blocked<const MODE: u8, const K: usize>(
+    src: *const f32,
+    c: usize,
+    cols: usize,
+    dst: *mut f32,
+) -> bool {
+    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    let mut nan: __mmask16 = 0;
+    // SAFETY (both): the caller's bounds; pixel `col < cols + K − 1` (loads) or `< cols`
+    // (stores), lanes `ch + l < c` only.
+    macro_rules! load {
+        ($col:expr, $ch:expr, $m:expr) => {
+            unsafe { _mm512_maskz_loadu_ps($m, src.add(($col) * c + $ch)) }
+        };
+    }
+    macro_rules! store {
+        ($col:expr, $ch:expr, $m:expr, $v:expr) => {
+            unsafe { _mm512_mask_storeu_ps(dst.add(($col) * c + $ch), $m, $v) }
+        };
+    }
+    // block by block, all the channels of a block's pixels (a contiguous run) in turn
+    let mut o = 0;
+    while o + K <= cols {
+        let mut ch = 0;
+        while ch < c {
+            let m = lanes_below(c - ch);
+            let mut x = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
+            for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
+                *v = load!(o + i, ch, m);
+            }
+            if MODE == 1 {
+                for i in (0..2 * K - 1).step_by(2) {
+                    let pair = x[(i + 1).min(2 * K - 2)];
+                    nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[i], pair);
+                }
+            }
+            block_windows!(K, x, |r, w| store!(o + r, ch, m, w));
+            ch += 16;
+        }
+        o += K;
+    }
+    while o < cols {
+        let mut ch = 0;
+        while ch < c {
+            let m = lanes_below(c - ch);
+            let mut acc = load!(o, ch, m);
+            for t in 1..K {
+                let v = load!(o + t, ch, m);
+                if MODE == 1 {
+                    nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(acc, v);
+                }
+                acc = pad_fold::<MODE>(acc, v);
+            }
+            store!(o, ch, m, acc);
+            ch += 16;
+        }
+        o += 1;
+    }
+    nan != 0
+}
+
+/// W pass of the border pixels of a channels-last stride-1 row (windows cut by the row's
+/// ends), by `MODE` (1: the plain max, 2: the sum, unfinished): output pixel `o` of `left`
+/// folds pixels `0 .. left[o]` (counts increasing), output pixel `right_at + i` pixels
+/// `right[i] .. w` (starts increasing), into `dst` (the output row from pixel 0). Each side
+/// is one running fold over its pixels, storing as it passes each window's end: the left
+/// ones in order, the right ones from the row's end back (the earlier value always the
+/// accumulator, so the plain max keeps the earliest of equal values). It does not check for
+/// NaN: at stride 1 every pixel of the row also lies in an interior window (the first one
+/// starts at pixel 0 when a left border exists, the last ends at `w` when a right one does),
+/// whose [`fold_cols_blocked`] checks it.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `src` is valid for `w c` reads, `dst` for `(right_at +
+/// right.len()) c` writes (not overlapping them); every count is in `1..=w`, every start
+/// below `w`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_cols_edges<const MODE: u8>(
+    src: *const f32,
+    c: usize,
+    w: usize,
+    left: &[usize],
+    (right_at, right): (usize, &[usize]),
+    dst: *mut f32,
+) {
+    debug_assert!(left.iter().all(|&n| (1..=w).contains(&n)) && right.iter().all(|&f| f < w));
+    // SAFETY (both): pixels below w (loads) and the caller's output pixels (stores), lanes
+    // `ch + l < c` only.
+    macro_rules! load {
+        ($col:expr, $ch:expr, $m:expr) => {
+            unsafe { _mm512_maskz_loadu_ps($m, src.add(($col) * c + $ch)) }
+        };
+    }
+    macro_rules! store {
+        ($col:expr, $ch:expr, $m:expr, $v:expr) => {
+            unsafe { _mm512_mask_storeu_ps(dst.add(($col) * c + $ch), $m, $v) }
+        };
+    }
+    let mut ch = 0;
+    while ch < c {
+        let m = lanes_below(c - ch);
+        if !left.is_empty() {
+            let mut acc = load!(0, ch, m);
+            let mut t = 1;
+            for (o, &count) in left.iter().enumerate() {
+                while t < count {
+                    acc = pad_fold::<MODE>(acc, load!(t, ch, m));
+                    t += 1;
+                }
+                store!(o, ch, m, acc);
+            }
+        }
+        if !right.is_empty() {
+            let mut acc = load!(w - 1, ch, m);
+            let mut t = w - 1;
+            for (i, &start) in right.iter().enumerate().rev() {
+                while t > start {
+                    t -= 1;
+                    acc = pad_fold::<MODE>(load!(t, ch, m), acc);
+                }
+                store!(right_at + i, ch, m, acc);
+            }
+        }
+        ch += 16;
+    }
+}
+
+/// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks ([`block_windows`]):
+/// `dsts[r][f] = fold_{t < K} srcs[r + t][f]` for `f < n` and `r < K`, by `MODE` (1: the
+/// plain max, 2: the sum; with `div` finished as a window's, [`finish_window`]). The `2 K − 1`
+/// rows are loaded once for the `K` outputs: about 2 loads and 3 folds per output vector
+/// instead of `K` and `K − 1`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `srcs` holds `2 K − 1` rows and `dsts` `K`,
+/// each valid for `n` values, no destination overlapping a source or another destination.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
+    srcs: &[*const f32],
+    n: usize,
+    div: Option<f32>,
+    dsts: &[*mut f32],
+) {
+    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    assert!(srcs.len() == 2 * K - 1 && dsts.len() == K);
+    let mut f = 0;
+    while f < n {
+        let m = lanes_below(n - f);
+        let mut x = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
+        for (v, &s) in x.iter_mut().zip(srcs) {
+            // SAFETY: lanes f + l < n of a source row (the caller's bound).
+            *v = unsafe { _mm512_maskz_loadu_ps(m, s.add(f)) };
+        }
+        block_windows!(K, x, |r, w| {
+            let w = match div {
+                Some(d) if MODE == 2 => finish_window::<MODE>(w, d),
+                _ => w,
+            };
+            // SAFETY: lanes f + l < n of destination row r (the caller's bound).
+            unsafe { _mm512_mask_storeu_ps(dsts[r].add(f), m, w) }
+        });
+        f += 16;
+    }
+}
+
 /// Averages of short planes, 16 planes at a time: `y[p] = Σ x[p*plane .. (p+1)*plane]` (plus
 /// +0, so an all −0 plane gives the reference's +0), then divided by each of `divisors` in
 /// turn (the adaptive rule divides once per axis). Each plane folds into one vector of lane
