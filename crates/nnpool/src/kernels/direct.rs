@@ -19,7 +19,7 @@
 //! windows of at most [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]), and
 //! for 2-D windows of more taps at stride 1 (5×5, 7×7, ..), whose
 //! rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
-//! then the H fold).
+//! then the H fold, both by van Herk / Gil-Werman blocks of `K` outputs).
 
 use super::isa::multiversion;
 use super::isa::Isa;
@@ -218,11 +218,29 @@ const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
 
 /// The window `(kh, kw)` of a 2-D problem at stride 1 without dilation, too large to fold each
 /// window from its taps (more than [`MAX_LOADS_PER_INPUT`] loads per input), whose output
-/// rows take the separable passes of `x86::fold_rows`: each input row folded along W once,
-/// into a [`WRing`] of `kh` rows, then the ring's rows folded along H. `kh + kw` folds per
-/// output instead of `kh × kw`; border rows fold the in-bounds rows of their window, border
-/// columns their in-bounds taps; rows reading a NaN or an infinity fold window by window by
-/// the exact rule instead. Measured
+/// rows take separable passes: each input row folded along W once, into a [`WRing`] of
+/// `2 kh − 1` rows, then the ring's rows folded along H.
+///
+/// Both passes work in van Herk / Gil-Werman blocks: `K` consecutive windows share the `2 K −
+/// 1` inputs they span, folded as suffixes of the first `K` and prefixes of the rest
+/// (`x86::fold_cols_blocked` along W, all channels of a block's pixels in turn;
+/// `x86::fold_rows_blocked` along H, `kh` output rows from `2 kh − 1` ring rows). Per output
+/// and pass that is about 2 loads and 3 folds whatever the window, where folding each window
+/// took `K` loads and `K − 1` folds. The border columns are one running fold from each end
+/// of the row (`x86::fold_cols_edges`); border rows, and interior rows too few for a block,
+/// fold their window's ring rows in order (`x86::fold_rows`). The W pass checks its loads
+/// for NaN (every pixel of a row lies in an interior window); a row holding one is marked in
+/// the ring, and the output rows that read it fold window by window by the exact rule.
+/// Max values keep the reference's bits: every fold takes the earlier values as its
+/// accumulator, W before H, so that the earliest of equal values wins as in the reference's
+/// row-major fold. Sums are regrouped, within rounding of its sequential sum.
+///
+/// Measured with the blocks (same process, the previous kernels of this path alternating
+/// with these, `PROBE_NHWC=1 PROBE_N=8 plane_probe`, 1 thread, 5 rounds): large_avg (64
+/// channels, 56×56, 7×7 average) 1.32–1.77 → 0.58–1.37 ms (faster in 4 rounds of 5, by
+/// 2.2–2.9× in 3); sppf_max5 (256 channels, 20×20, 5×5 max) about even (0.36–0.38 against
+/// 0.37–0.39 ms): there the input's first reading and the output's stores cost most, and the
+/// blocks do not change them. Before the blocks, measured
 /// (`nnpool bench --layout nhwc`, same runs against the ring kernel of `window.rs` these
 /// problems took before, 1 / 2 threads): sppf_max5 0.54–0.57 / 0.31–0.37 → 0.37–0.38 /
 /// 0.20 ms, large_avg 1.35–1.66 / 0.71–0.82 → 1.08–1.15 / 0.57 ms. Channel counts that are
