@@ -257,12 +257,14 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
             && a.lo < a.hi
             && a.spans.iter().all(|sp| sp.count > 0)
     };
-    // the border windows along W are cut by one end of the row only (`x86::fold_cols_edges`)
+    // the border windows along W are cut by one end of the row only, and grow towards the
+    // interior (`x86::fold_cols_edges` folds each side in one run)
     let w_in = g.in3[2];
-    let edges = aw.spans[..aw.lo].iter().all(|sp| sp.first == 0)
-        && aw.spans[aw.hi..]
-            .iter()
-            .all(|sp| sp.first + sp.count == w_in);
+    let (left, right) = (&aw.spans[..aw.lo], &aw.spans[aw.hi..]);
+    let edges = left.iter().all(|sp| sp.first == 0)
+        && left.windows(2).all(|p| p[0].count < p[1].count)
+        && right.iter().all(|sp| sp.first + sp.count == w_in)
+        && right.windows(2).all(|p| p[0].first < p[1].first);
     let flat = g.in3[0] == 1 && g.out3[0] == 1;
     (flat && plain(ah) && plain(aw) && edges && ah.k * aw.k > MAX_LOADS_PER_INPUT)
         .then_some((ah.k, aw.k))
