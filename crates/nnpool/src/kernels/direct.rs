@@ -227,8 +227,10 @@ const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
 /// `x86::fold_rows_blocked` along H, `kh` output rows from `2 kh − 1` ring rows). Per output
 /// and pass that is about 2 loads and 3 folds whatever the window, where folding each window
 /// took `K` loads and `K − 1` folds. The border columns are one running fold from each end
-/// of the row (`x86::fold_cols_edges`); border rows, and interior rows too few for a block,
-/// fold their window's ring rows in order (`x86::fold_rows`). The W pass checks its loads
+/// of the row (`x86::fold_cols_edges`), and so are a sample's top and bottom border rows
+/// (`x86::fold_rows_edges`, when a task holds them all); other rows (interior rows too few for
+/// a block, border rows split between tasks) fold their window's ring rows in order
+/// (`x86::fold_rows`). The W pass checks its loads
 /// for NaN (every pixel of a row lies in an interior window); a row holding one is marked in
 /// the ring, and the output rows that read it fold window by window by the exact rule.
 /// Max values keep the reference's bits: every fold takes the earlier values as its
@@ -257,14 +259,16 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
             && a.lo < a.hi
             && a.spans.iter().all(|sp| sp.count > 0)
     };
-    // the border windows along W are cut by one end of the row only, and grow towards the
-    // interior (`x86::fold_cols_edges` folds each side in one run)
-    let w_in = g.in3[2];
-    let (left, right) = (&aw.spans[..aw.lo], &aw.spans[aw.hi..]);
-    let edges = left.iter().all(|sp| sp.first == 0)
-        && left.windows(2).all(|p| p[0].count < p[1].count)
-        && right.iter().all(|sp| sp.first + sp.count == w_in)
-        && right.windows(2).all(|p| p[0].first < p[1].first);
+    // the border windows are cut by one end of the row (column) only, and grow towards the
+    // interior (`x86::fold_cols_edges` and `fold_rows_edges` fold each side in one run)
+    let edges = |a: &AxisPlan, n: usize| {
+        let (low, high) = (&a.spans[..a.lo], &a.spans[a.hi..]);
+        low.iter().all(|sp| sp.first == 0)
+            && low.windows(2).all(|p| p[0].count < p[1].count)
+            && high.iter().all(|sp| sp.first + sp.count == n)
+            && high.windows(2).all(|p| p[0].first < p[1].first)
+    };
+    let edges = edges(aw, g.in3[2]) && edges(ah, g.in3[1]);
     let flat = g.in3[0] == 1 && g.out3[0] == 1;
     (flat && plain(ah) && plain(aw) && edges && ah.k * aw.k > MAX_LOADS_PER_INPUT)
         .then_some((ah.k, aw.k))
@@ -395,6 +399,63 @@ impl WRing {
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
+    }
+
+    /// Output columns `cols` of the border rows whose H spans are `spans` (all the `top` ones,
+    /// from the sample's first row, or all the bottom ones, to its last), consecutive rows of
+    /// `out` (those whole rows), by `x86::fold_rows_edges`: one running fold over the ring
+    /// rows they read, then (sums) divided by `divs[i]`.
+    #[inline(always)]
+    fn h_fold_edges(
+        &self,
+        mode: u8,
+        (spans, top): (&[Span], bool),
+        cols: std::ops::Range<usize>,
+        c: usize,
+        divs: &[f32],
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let rows_n = spans.len();
+        let (first_row, read) = if top {
+            (0, spans[rows_n - 1].count)
+        } else {
+            (spans[0].first, spans[0].count)
+        };
+        let n = cols.len() * c;
+        let row_len = out.len() / rows_n;
+        assert!(
+            rows_n <= MAX_SEPARABLE_K
+                && read <= self.slots
+                && cols.end * c <= row_len.min(self.len)
+        );
+        let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
+        for (i, p) in srcs.iter_mut().enumerate().take(read) {
+            *p = self.rows[(first_row + i) % self.slots * self.len + cols.start * c..].as_ptr();
+        }
+        let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
+        for (r, p) in dsts.iter_mut().enumerate().take(rows_n) {
+            *p = out[r * row_len + cols.start * c..]
+                .as_mut_ptr()
+                .cast::<f32>();
+        }
+        let mut bounds = [0usize; MAX_SEPARABLE_K];
+        for (b, sp) in bounds.iter_mut().zip(spans) {
+            *b = if top { sp.count } else { sp.first - first_row };
+        }
+        let bounds = &bounds[..rows_n];
+        let bounds = if top { Ok(bounds) } else { Err(bounds) };
+        let (srcs, dsts) = (&srcs[..read], &dsts[..rows_n]);
+        // SAFETY: `applies` checked AVX-512F; every source is a ring slot and every
+        // destination an output row, each holding n values from the pointer (asserted: cols
+        // lie in both); `separable_s1` checked that the top windows start at row 0 with
+        // counts increasing and the bottom ones end at the last row with starts increasing,
+        // so the bounds lie in 1..=read (below read for starts).
+        unsafe {
+            match mode {
+                1 => super::x86::fold_rows_edges::<1>(srcs, n, bounds, divs, dsts),
+                _ => super::x86::fold_rows_edges::<2>(srcs, n, bounds, divs, dsts),
+            }
+        }
     }
 
     /// Output columns `cols` of the `kh` consecutive output rows whose windows start at input
@@ -636,6 +697,53 @@ fn rows_body<F: FastFloat>(
                         }
                     }
                     r += kh;
+                    continue;
+                }
+            }
+            // the top or the bottom border rows of a sample, all in this task: one running
+            // fold over the ring rows they read
+            let group = if oh == 0 && ah.lo > 0 {
+                0..ah.lo
+            } else if oh == ah.hi && ah.hi < oh_n {
+                ah.hi..oh_n
+            } else {
+                0..0
+            };
+            if !group.is_empty() && r + group.len() <= rows {
+                let spans = &ah.spans[group.clone()];
+                // the top group reads rows 0 .. its last window's end, the bottom one its
+                // first window's rows
+                let (first, last) = (spans[0], spans[spans.len() - 1]);
+                let top = oh == 0;
+                let read = if top {
+                    0..last.count
+                } else {
+                    first.first..first.first + first.count
+                };
+                if !ring.fill(mode, xs, n, [h_in, w_in], c, aw, read) {
+                    let out = &mut y32[r * row_len..(r + group.len()) * row_len];
+                    match reduce {
+                        Reduce::Max => ring.h_fold_edges(mode, (spans, top), 0..ow_n, c, &[], out),
+                        Reduce::Sum(_) => {
+                            // per row one divisor for the interior columns, each border
+                            // column its own
+                            let mut divs = [0f32; MAX_SEPARABLE_K];
+                            let groups = std::iter::once(aw.lo).chain(0..aw.lo).chain(aw.hi..ow_n);
+                            for ow in groups {
+                                for (d, &sp) in divs.iter_mut().zip(spans) {
+                                    *d = divisor(reduce, [sd, sp, aw.spans[ow]]);
+                                }
+                                let cols = if ow == aw.lo {
+                                    aw.lo..aw.hi
+                                } else {
+                                    ow..ow + 1
+                                };
+                                let divs = &divs[..spans.len()];
+                                ring.h_fold_edges(mode, (spans, top), cols, c, divs, out);
+                            }
+                        }
+                    }
+                    r += group.len();
                     continue;
                 }
             }

@@ -1675,6 +1675,77 @@ pub(crate) unsafe fn fold_cols_edges<const MODE: u8>(
     }
 }
 
+/// H pass of the border rows of a channels-last stride-1 problem (windows cut by the top or
+/// the bottom of the sample), by `MODE` (1: the plain max, 2: the sum, finished as a window's
+/// and divided by `divs[i]` when `divs` is not empty): `srcs` are the W-pass rows the border
+/// rows read, in order; with `ends`, output row `i` folds `srcs[0 .. ends[i]]` (counts
+/// increasing: the top border); with `starts`, `srcs[starts[i] ..]` (starts increasing: the
+/// bottom border). One running fold per side, storing as it passes each window's end, the
+/// earlier rows always the accumulator (so the plain max keeps the earliest of equal values).
+///
+/// # Safety
+/// The CPU must support AVX-512F; every source and destination is valid for `n` values, no
+/// destination overlapping a source or another destination; counts lie in `1..=srcs.len()`,
+/// starts below it; `dsts` (and `divs`, unless empty) hold one per output row.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
+    srcs: &[*const f32],
+    n: usize,
+    bounds: Result<&[usize], &[usize]>,
+    divs: &[f32],
+    dsts: &[*mut f32],
+) {
+    let outputs = match bounds {
+        Ok(ends) => ends.len(),
+        Err(starts) => starts.len(),
+    };
+    assert!(dsts.len() == outputs && (divs.is_empty() || divs.len() == outputs));
+    let mut f = 0;
+    while f < n {
+        let m = lanes_below(n - f);
+        // SAFETY (both): lanes f + l < n of a source or destination row (the caller's bound).
+        macro_rules! load {
+            ($t:expr) => {
+                unsafe { _mm512_maskz_loadu_ps(m, srcs[$t].add(f)) }
+            };
+        }
+        macro_rules! store {
+            ($i:expr, $v:expr) => {{
+                let v = match divs.get($i) {
+                    Some(&d) if MODE == 2 => finish_window::<MODE>($v, d),
+                    _ => $v,
+                };
+                unsafe { _mm512_mask_storeu_ps(dsts[$i].add(f), m, v) }
+            }};
+        }
+        match bounds {
+            Ok(ends) => {
+                let mut acc = load!(0);
+                let mut t = 1;
+                for (i, &end) in ends.iter().enumerate() {
+                    while t < end {
+                        acc = pad_fold::<MODE>(acc, load!(t));
+                        t += 1;
+                    }
+                    store!(i, acc);
+                }
+            }
+            Err(starts) => {
+                let mut t = srcs.len() - 1;
+                let mut acc = load!(t);
+                for (i, &start) in starts.iter().enumerate().rev() {
+                    while t > start {
+                        t -= 1;
+                        acc = pad_fold::<MODE>(load!(t), acc);
+                    }
+                    store!(i, acc);
+                }
+            }
+        }
+        f += 16;
+    }
+}
+
 /// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks ([`block_windows`]):
 /// `dsts[r][f] = fold_{t < K} srcs[r + t][f]` for `f < n` and `r < K`, by `MODE` (1: the
 /// plain max, 2: the sum; with `div` finished as a window's, [`finish_window`]). The `2 K − 1`
