@@ -223,11 +223,11 @@ const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
 ///
 /// Both passes work in van Herk / Gil-Werman blocks: `K` consecutive windows share the `2 K −
 /// 1` inputs they span, folded as suffixes of the first `K` and prefixes of the rest
-/// (`x86::fold_cols_blocked` along W, all channels of a block's pixels in turn;
+/// (`x86::fold_row_w` along W, all channels of a block's pixels in turn;
 /// `x86::fold_rows_blocked` along H, `kh` output rows from `2 kh − 1` ring rows). Per output
 /// and pass that is about 2 loads and 3 folds whatever the window, where folding each window
 /// took `K` loads and `K − 1` folds. The border columns are one running fold from each end
-/// of the row (`x86::fold_cols_edges`), and so are a sample's top and bottom border rows
+/// of the row (`x86::fold_row_w` too), and so are a sample's top and bottom border rows
 /// (`x86::fold_rows_edges`, when a task holds them all); other rows (interior rows too few for
 /// a block, border rows split between tasks) fold their window's ring rows in order
 /// (`x86::fold_rows`). The W pass checks its loads
@@ -260,7 +260,7 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
             && a.spans.iter().all(|sp| sp.count > 0)
     };
     // the border windows are cut by one end of the row (column) only, and grow towards the
-    // interior (`x86::fold_cols_edges` and `fold_rows_edges` fold each side in one run)
+    // interior (`x86::fold_row_w` and `fold_rows_edges` fold each side in one run)
     let edges = |a: &AxisPlan, n: usize| {
         let (low, high) = (&a.spans[..a.lo], &a.spans[a.hi..]);
         low.iter().all(|sp| sp.first == 0)
@@ -337,43 +337,36 @@ impl WRing {
             let first = aw.spans[aw.lo].first;
             let cols = aw.hi - aw.lo;
             assert!(
-                row.len() >= (first + cols + self.kw - 1) * c
+                row.len() >= w_in * c
+                    && first + cols + self.kw - 1 <= w_in
                     && dst.len() >= aw.spans.len() * c
+                    && self.left.len() == aw.lo
+                    && aw.hi + self.right.len() == aw.spans.len()
                     && self.left.iter().all(|&n| (1..=w_in).contains(&n))
                     && self.right.iter().all(|&f| f < w_in)
             );
-            let src = row[first * c..].as_ptr();
-            let inner = dst[aw.lo * c..].as_mut_ptr();
-            // SAFETY: `applies` checked AVX-512F; the interior windows read pixels first ..
-            // first + cols + kw − 1 of the row and the border windows pixels below w_in (all
-            // asserted); the stores go to the slot's aw.spans.len() pixels (asserted), another
-            // buffer; kw is 2..=MAX_SEPARABLE_K (`separable_s1`).
+            let (src, out) = (row.as_ptr(), dst.as_mut_ptr());
+            let (inner, left, right) = ((aw.lo, first, cols), &self.left[..], &self.right[..]);
+            // SAFETY: `applies` checked AVX-512F; the row holds w_in pixels and the slot
+            // aw.spans.len() outputs, another buffer; the interior windows end at pixel first
+            // + cols + kw − 1 <= w_in, the border counts and starts lie in the row (all
+            // asserted); kw is 2..=MAX_SEPARABLE_K (`separable_s1`).
             let nan = unsafe {
-                use super::x86::fold_cols_blocked as vh;
-                let inner_nan = match (mode, self.kw) {
-                    (1, 2) => vh::<1, 2>(src, c, cols, inner),
-                    (1, 3) => vh::<1, 3>(src, c, cols, inner),
-                    (1, 4) => vh::<1, 4>(src, c, cols, inner),
-                    (1, 5) => vh::<1, 5>(src, c, cols, inner),
-                    (1, 6) => vh::<1, 6>(src, c, cols, inner),
-                    (1, _) => vh::<1, 7>(src, c, cols, inner),
-                    (_, 2) => vh::<2, 2>(src, c, cols, inner),
-                    (_, 3) => vh::<2, 3>(src, c, cols, inner),
-                    (_, 4) => vh::<2, 4>(src, c, cols, inner),
-                    (_, 5) => vh::<2, 5>(src, c, cols, inner),
-                    (_, 6) => vh::<2, 6>(src, c, cols, inner),
-                    (_, _) => vh::<2, 7>(src, c, cols, inner),
-                };
-                let edges = super::x86::fold_cols_edges::<1>;
-                let edges = if mode == 1 {
-                    edges
-                } else {
-                    super::x86::fold_cols_edges::<2>
-                };
-                // (the border windows' pixels all lie in interior windows, checked above)
-                let right = (aw.hi, &self.right[..]);
-                edges(row.as_ptr(), c, w_in, &self.left, right, dst.as_mut_ptr());
-                inner_nan
+                use super::x86::fold_row_w as w_pass;
+                match (mode, self.kw) {
+                    (1, 2) => w_pass::<1, 2>(src, c, w_in, inner, left, right, out),
+                    (1, 3) => w_pass::<1, 3>(src, c, w_in, inner, left, right, out),
+                    (1, 4) => w_pass::<1, 4>(src, c, w_in, inner, left, right, out),
+                    (1, 5) => w_pass::<1, 5>(src, c, w_in, inner, left, right, out),
+                    (1, 6) => w_pass::<1, 6>(src, c, w_in, inner, left, right, out),
+                    (1, _) => w_pass::<1, 7>(src, c, w_in, inner, left, right, out),
+                    (_, 2) => w_pass::<2, 2>(src, c, w_in, inner, left, right, out),
+                    (_, 3) => w_pass::<2, 3>(src, c, w_in, inner, left, right, out),
+                    (_, 4) => w_pass::<2, 4>(src, c, w_in, inner, left, right, out),
+                    (_, 5) => w_pass::<2, 5>(src, c, w_in, inner, left, right, out),
+                    (_, 6) => w_pass::<2, 6>(src, c, w_in, inner, left, right, out),
+                    (_, _) => w_pass::<2, 7>(src, c, w_in, inner, left, right, out),
+                }
             };
             self.tags[slot] = (tag, nan);
             any_nan |= nan;

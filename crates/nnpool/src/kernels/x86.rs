@@ -1500,7 +1500,7 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     }
 }
 
-/// Longest run of values [`fold_cols_blocked`] and [`fold_rows_blocked`] load per block:
+/// Longest run of values [`fold_row_w`] and [`fold_rows_blocked`] load per block:
 /// `2 K − 1` for the largest window side `K` they take (7).
 const MAX_BLOCK_RUN: usize = 13;
 
@@ -1536,28 +1536,48 @@ macro_rules! block_windows {
     }};
 }
 
-/// W pass of a channels-last row by van Herk / Gil-Werman blocks ([`block_windows`]): for
-/// the `cols` output pixels `o` of `c` channels, `dst[o c + ch] = fold_{t < K}
-/// src[(o + t) c + ch]`, by `MODE` (1: the plain max, 2: the sum, unfinished). Each block of `K` outputs
-/// loads its `2 K − 1` pixels (all channels, in turn) once, so a window costs about 2 loads
-/// and 3 folds whatever `K`; the last `cols % K` outputs fold their taps one by one. The plain
-/// max also checks every value it loads (one unordered compare per two loads) and returns
-/// whether one was NaN: its result is then not the reference's.
+/// W pass of one channels-last stride-1 row of `w` pixels of `c` channels (`src`, pixel 0)
+/// into an output row (`dst`, pixel 0), by `MODE` (1: the plain max, 2: the sum,
+/// unfinished). The interior outputs `lo .. lo + cols`, output `lo + o` folding pixels
+/// `first + o .. first + o + K`, go by van Herk / Gil-Werman blocks ([`block_windows`]): each
+/// block of `K` outputs loads its `2 K − 1` pixels (all channels, in turn) once, so a window
+/// costs about 2 loads and 3 folds whatever `K`; the last `cols % K` outputs fold their taps
+/// one by one. The border outputs are one running fold from each end of the row, storing as
+/// it passes each window's end: output `o < lo` folds pixels `0 .. left[o]` (counts
+/// increasing), output `lo + cols + i` pixels `right[i] .. w` (starts increasing), the right
+/// ones from the row's end back (the earlier value always the accumulator, so the plain max
+/// keeps the earliest of equal values).
+///
+/// The plain max also checks every value the interior blocks load (one unordered compare per
+/// two loads) and returns whether one was NaN: its result is then not the reference's. That
+/// covers the row: at stride 1 every pixel lies in an interior window (the first starts at
+/// pixel 0 when a left border exists, the last ends at `w` when a right one does).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `src` is valid for `(cols + K − 1) c` reads
-/// and `dst` for `cols c` writes, not overlapping them.
+/// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `src` is valid for `w c` reads and `dst` for
+/// `(lo + cols + right.len()) c` writes, not overlapping them; `first + cols + K − 1 ≤ w`,
+/// `left.len() == lo`, every count is in `1..=w` and every start below `w`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_cols_blocked<const MODE: u8, const K: usize>(
+pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
     src: *const f32,
     c: usize,
-    cols: usize,
+    w: usize,
+    (lo, first, cols): (usize, usize, usize),
+    left: &[usize],
+    right: &[usize],
     dst: *mut f32,
 ) -> bool {
     const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    debug_assert!(
+        first + cols + K - 1 <= w
+            && left.len() == lo
+            && left.iter().all(|&n| (1..=w).contains(&n))
+            && right.iter().all(|&f| f < w)
+    );
     let mut nan: __mmask16 = 0;
-    // SAFETY (both): the caller's bounds; pixel `col < cols + K − 1` (loads) or `< cols`
-    // (stores), lanes `ch + l < c` only.
+    // SAFETY (both): the caller's bounds: pixels below w (loads) and outputs below lo + cols
+    // + right.len() (stores), lanes `ch + l < c` only.
     macro_rules! load {
         ($col:expr, $ch:expr, $m:expr) => {
             unsafe { _mm512_maskz_loadu_ps($m, src.add(($col) * c + $ch)) }
@@ -1576,7 +1596,7 @@ pub(crate) unsafe fn fold_cols_blocked<const MODE: u8, const K: usize>(
             let m = lanes_below(c - ch);
             let mut x = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
             for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
-                *v = load!(o + i, ch, m);
+                *v = load!(first + o + i, ch, m);
             }
             if MODE == 1 {
                 for i in (0..2 * K - 1).step_by(2) {
@@ -1584,7 +1604,7 @@ pub(crate) unsafe fn fold_cols_blocked<const MODE: u8, const K: usize>(
                     nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[i], pair);
                 }
             }
-            block_windows!(K, x, |r, w| store!(o + r, ch, m, w));
+            block_windows!(K, x, |r, w| store!(lo + o + r, ch, m, w));
             ch += 16;
         }
         o += K;
@@ -1593,58 +1613,18 @@ pub(crate) unsafe fn fold_cols_blocked<const MODE: u8, const K: usize>(
         let mut ch = 0;
         while ch < c {
             let m = lanes_below(c - ch);
-            let mut acc = load!(o, ch, m);
+            let mut acc = load!(first + o, ch, m);
             for t in 1..K {
-                let v = load!(o + t, ch, m);
+                let v = load!(first + o + t, ch, m);
                 if MODE == 1 {
                     nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(acc, v);
                 }
                 acc = pad_fold::<MODE>(acc, v);
             }
-            store!(o, ch, m, acc);
+            store!(lo + o, ch, m, acc);
             ch += 16;
         }
         o += 1;
-    }
-    nan != 0
-}
-
-/// W pass of the border pixels of a channels-last stride-1 row (windows cut by the row's
-/// ends), by `MODE` (1: the plain max, 2: the sum, unfinished): output pixel `o` of `left`
-/// folds pixels `0 .. left[o]` (counts increasing), output pixel `right_at + i` pixels
-/// `right[i] .. w` (starts increasing), into `dst` (the output row from pixel 0). Each side
-/// is one running fold over its pixels, storing as it passes each window's end: the left
-/// ones in order, the right ones from the row's end back (the earlier value always the
-/// accumulator, so the plain max keeps the earliest of equal values). It does not check for
-/// NaN: at stride 1 every pixel of the row also lies in an interior window (the first one
-/// starts at pixel 0 when a left border exists, the last ends at `w` when a right one does),
-/// whose [`fold_cols_blocked`] checks it.
-///
-/// # Safety
-/// The CPU must support AVX-512F; `src` is valid for `w c` reads, `dst` for `(right_at +
-/// right.len()) c` writes (not overlapping them); every count is in `1..=w`, every start
-/// below `w`.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_cols_edges<const MODE: u8>(
-    src: *const f32,
-    c: usize,
-    w: usize,
-    left: &[usize],
-    (right_at, right): (usize, &[usize]),
-    dst: *mut f32,
-) {
-    debug_assert!(left.iter().all(|&n| (1..=w).contains(&n)) && right.iter().all(|&f| f < w));
-    // SAFETY (both): pixels below w (loads) and the caller's output pixels (stores), lanes
-    // `ch + l < c` only.
-    macro_rules! load {
-        ($col:expr, $ch:expr, $m:expr) => {
-            unsafe { _mm512_maskz_loadu_ps($m, src.add(($col) * c + $ch)) }
-        };
-    }
-    macro_rules! store {
-        ($col:expr, $ch:expr, $m:expr, $v:expr) => {
-            unsafe { _mm512_mask_storeu_ps(dst.add(($col) * c + $ch), $m, $v) }
-        };
     }
     let mut ch = 0;
     while ch < c {
@@ -1668,11 +1648,12 @@ pub(crate) unsafe fn fold_cols_edges<const MODE: u8>(
                     t -= 1;
                     acc = pad_fold::<MODE>(load!(t, ch, m), acc);
                 }
-                store!(right_at + i, ch, m, acc);
+                store!(lo + cols + i, ch, m, acc);
             }
         }
         ch += 16;
     }
+    nan != 0
 }
 
 /// H pass of the border rows of a channels-last stride-1 problem (windows cut by the top or
