@@ -283,7 +283,6 @@ struct WRing {
     tags: Vec<(usize, bool)>,
     kh: usize,
     kw: usize,
-    slots: usize,
     len: usize,
     /// The border columns' windows: left, their in-bounds tap counts (from column 0); right,
     /// their first columns (to the row's end).
@@ -292,6 +291,11 @@ struct WRing {
 }
 
 impl WRing {
+    /// `2 kh − 1`: one slot per tag.
+    fn slots(&self) -> usize {
+        self.tags.len()
+    }
+
     fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize) -> Self {
         let slots = 2 * kh - 1;
         WRing {
@@ -299,7 +303,6 @@ impl WRing {
             tags: vec![(usize::MAX, false); slots],
             kh,
             kw,
-            slots,
             len,
             left: aw.spans[..aw.lo].iter().map(|sp| sp.count).collect(),
             right: aw.spans[aw.hi..].iter().map(|sp| sp.first).collect(),
@@ -325,7 +328,7 @@ impl WRing {
         let in_row = w_in * c;
         let mut any_nan = false;
         for h in rows {
-            let (slot, tag) = (h % self.slots, sample * h_in + h);
+            let (slot, tag) = (h % self.slots(), sample * h_in + h);
             if self.tags[slot].0 == tag {
                 any_nan |= self.tags[slot].1;
                 continue;
@@ -388,7 +391,7 @@ impl WRing {
     ) {
         let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-            *tap = &self.rows[h % self.slots * self.len..][cols.start * c..cols.end * c];
+            *tap = &self.rows[h % self.slots() * self.len..][cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
@@ -418,12 +421,12 @@ impl WRing {
         let row_len = out.len() / rows_n;
         assert!(
             rows_n <= MAX_SEPARABLE_K
-                && read <= self.slots
+                && read <= self.slots()
                 && cols.end * c <= row_len.min(self.len)
         );
         let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
         for (i, p) in srcs.iter_mut().enumerate().take(read) {
-            *p = self.rows[(first_row + i) % self.slots * self.len + cols.start * c..].as_ptr();
+            *p = self.rows[(first_row + i) % self.slots() * self.len + cols.start * c..].as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(rows_n) {
@@ -466,10 +469,10 @@ impl WRing {
     ) {
         let n = cols.len() * c;
         let row_len = out.len() / self.kh;
-        assert!(self.slots < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
+        assert!(self.slots() < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
         let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
-        for (i, p) in srcs.iter_mut().enumerate().take(self.slots) {
-            *p = self.rows[(first + i) % self.slots * self.len + cols.start * c..].as_ptr();
+        for (i, p) in srcs.iter_mut().enumerate().take(self.slots()) {
+            *p = self.rows[(first + i) % self.slots() * self.len + cols.start * c..].as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(self.kh) {
@@ -477,7 +480,7 @@ impl WRing {
                 .as_mut_ptr()
                 .cast::<f32>();
         }
-        let (srcs, dsts) = (&srcs[..self.slots], &dsts[..self.kh]);
+        let (srcs, dsts) = (&srcs[..self.slots()], &dsts[..self.kh]);
         // SAFETY: `applies` checked AVX-512F; kh is 2..=MAX_SEPARABLE_K; every source is a
         // ring slot and every destination an output row, each holding n values from the
         // pointer (asserted: cols lie in both).
