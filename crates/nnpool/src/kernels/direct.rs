@@ -237,8 +237,8 @@ const MAX_PIXEL_TAPS: usize = MAX_SEPARABLE_K * MAX_SEPARABLE_K;
 /// accumulator, W before H, so that the earliest of equal values wins as in the reference's
 /// row-major fold. Sums are regrouped, within rounding of its sequential sum.
 ///
-/// Measured with the blocks (same process, the previous kernels of this path alternating
-/// with these, `PROBE_NHWC=1 PROBE_N=8 plane_probe`, 1 thread, 5 rounds): large_avg (64
+/// Measured with the blocks (runs of the previous build alternating with this one,
+/// `PROBE_NHWC=1 PROBE_N=8 plane_probe`, 1 thread, 5 rounds): large_avg (64
 /// channels, 56×56, 7×7 average) 1.32–1.77 → 0.58–1.37 ms (faster in 4 rounds of 5, by
 /// 2.2–2.9× in 3); sppf_max5 (256 channels, 20×20, 5×5 max) about even (0.36–0.38 against
 /// 0.37–0.39 ms): there the input's first reading and the output's stores cost most, and the
