@@ -2,7 +2,8 @@
 //! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg|gap]` (`gap`:
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
-//! moves the output buffer by that many values, to see address-dependent stalls)
+//! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
+//! makes it 3-D with that many input slices, the window K×K×K)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -10,7 +11,14 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let n = |i: usize, d: usize| a.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
     let (c, h, w, k, s, p) = (n(0, 64), n(1, 28), n(2, 28), n(3, 3), n(4, 1), n(5, 1));
-    let win = Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]);
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let depth = env("PROBE_D");
+    let win = match depth {
+        Some(_) => Window::new(&[k, k, k])
+            .stride(&[s, s, s])
+            .padding(&[p, p, p]),
+        None => Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]),
+    };
     let op = if a.get(6).map(|s| s == "avg").unwrap_or(false) {
         Pooling::avg(win)
     } else if a.get(6).map(|s| s == "gap").unwrap_or(false) {
@@ -18,15 +26,21 @@ fn main() {
     } else {
         Pooling::max(win)
     };
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
     let batch = env("PROBE_N").unwrap_or(1);
-    let plan = if env("PROBE_NHWC") == Some(1) {
-        PoolPlan::new(&op, &[batch, h, w, c], Layout::ChannelsLast)
+    let nhwc = env("PROBE_NHWC") == Some(1);
+    let shape: Vec<usize> = match (depth, nhwc) {
+        (Some(d), true) => vec![batch, d, h, w, c],
+        (Some(d), false) => vec![batch, c, d, h, w],
+        (None, true) => vec![batch, h, w, c],
+        (None, false) => vec![batch, c, h, w],
+    };
+    let layout = if nhwc {
+        Layout::ChannelsLast
     } else {
-        PoolPlan::new(&op, &[batch, c, h, w], Layout::ChannelsFirst)
-    }
-    .unwrap();
-    let c = c * batch;
+        Layout::ChannelsFirst
+    };
+    let plan = PoolPlan::new(&op, &shape, layout).unwrap();
+    let c = c * batch * depth.unwrap_or(1);
     let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
     let off = env("PROBE_OFF").unwrap_or(0);
     let mut y_store = vec![0f32; plan.output_len() + off];

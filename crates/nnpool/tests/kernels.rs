@@ -356,6 +356,18 @@ fn large_problems_split_over_threads() {
         for op in ops_for(3, 3, 2, 1, 1, false) {
             check::<f32>(&op, &shape3, layout, 9);
         }
+        // channels-last with 16 or more channels: the 3×3 stride-2 kernel's output slices
+        // (each task pools its first window's slices again), strides 1–3 in depth
+        let shape3 = match layout {
+            Layout::ChannelsFirst => vec![2, 17, 11, 30, 27],
+            Layout::ChannelsLast => vec![2, 11, 30, 27, 17],
+        };
+        for (sd, pd) in [(2, 1), (1, 1), (3, 0)] {
+            let win = Window::new(&[3, 3, 3])
+                .stride(&[sd, 2, 2])
+                .padding(&[pd, 1, 1]);
+            check::<f32>(&Pooling::max(win), &shape3, layout, 10);
+        }
     }
 }
 

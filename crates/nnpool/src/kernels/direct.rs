@@ -55,62 +55,59 @@ fn stride_two_3x3(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce) -> bool {
     k3s2(ah) && k3s2(aw) && (flat || depth)
 }
 
-/// The output rows of a [`stride_two_3x3`] problem, one at a time: each slice of the depth
-/// window pooled in 2-D by `x86::cl_row_k3s2` (interior columns), then the slices folded in
-/// order. Two kinds of work are carried from one output row to the next, so that each input
-/// row is read once:
-/// - per slice, the W fold of the input row two consecutive output rows share (`tops`);
-/// - 3-D, per output row, the pooled row of the last slice of the depth window, which is the
-///   first slice of the next output slice's window at stride 2 (`keep`, a pooled slice:
-///   `oh × cols × c` values).
+/// The output rows of a [`stride_two_3x3`] problem. 2-D, one output row at a time
+/// ([`StrideTwoRows::row`]: `x86::cl_row_k3s2` on the interior columns). 3-D, one output slice
+/// at a time ([`StrideTwoRows::slice`]): each input slice of the depth window pooled in 2-D
+/// whole, row by row, into a buffer of its own, then the buffers folded row by row in slice
+/// order. Two kinds of work are carried, so that each input row is read once:
+/// - within a slice, the W fold of the input row two consecutive output rows share (`top`);
+/// - 3-D, the pooled slices of the last output slice's window that the next one reads too
+///   (at stride 2 its last slice is the next window's first).
 ///
-/// Measured (same process, the previous per-pixel path alternating with this one, 10 rounds
-/// of 5 calls, medians; a loaded machine): max3d nhwc [2, 16, 56, 56, 64] 3.8–4.6 → 3.3–3.9
-/// ms on 1 thread, 1.8–2.0 → 1.6–1.7 ms on 2; resnet_stem_max nhwc in `nnpool bench`, same
-/// run, 1.9–2.5 → 1.34–1.57 ms on 1 thread.
+/// Pooling a whole slice before the next reads the input as one sequential stream; the row
+/// by row order before (each output row pooling its row of every slice of the window, the
+/// shared slice's row kept per output row) read two streams a slice apart (0.8 MB for max3d)
+/// and ran at half the speed of the 2-D rows on as many bytes. Measured (`PROBE_D=16 PROBE_N=2
+/// PROBE_NHWC=1 RAYON_NUM_THREADS=1 plane_probe 64 56 56 3 2 1`, max3d nhwc, builds run
+/// alternately, 1 thread): see `SlicePool`.
 struct StrideTwoRows {
-    /// `cols × c`: one pooled (or W-folded) row of the interior columns.
-    len: usize,
-    /// Per slice `d % 3`: the W fold of one input row, that row (`slice * h_in + row`), and
-    /// whether the call that made it loaded a NaN.
-    tops: [(Vec<f32>, Option<usize>, bool); 3],
-    /// 3-D: the pooled rows of one slice per output row, that slice (`sample * d_in + d`), and
-    /// whether the output row that made it met a NaN.
-    keep: Vec<f32>,
-    kept: Vec<Option<(usize, bool)>>,
-    /// 3-D: the pooled rows of the depth window's slices, in order.
-    slices: Vec<f32>,
+    /// The W fold of one input row, that row (`slice * h_in + row`), and whether the call
+    /// that made it loaded a NaN.
+    top: (Vec<f32>, Option<usize>, bool),
+    /// 3-D: the pooled slices.
+    pooled: Option<SlicePool>,
+}
+
+/// 3-D [`StrideTwoRows`]: up to three pooled input slices (`oh × ow × c` values each), the
+/// slice each holds (`sample * d_in + d`), and
+/// per row whether its making met a NaN.
+struct SlicePool {
+    values: Vec<f32>,
+    nan: Vec<bool>,
+    held: [Option<usize>; 3],
 }
 
 impl StrideTwoRows {
     fn new(g: &Geom, axes: &[AxisPlan; 3]) -> Self {
         let aw = &axes[2];
         let len = (aw.hi - aw.lo) * g.channels;
-        let top = || (vec![0f32; len], None, false);
         let flat = g.in3[0] == 1 && g.out3[0] == 1;
         let oh_n = g.out3[1];
         StrideTwoRows {
-            len,
-            tops: [top(), top(), top()],
-            keep: if flat {
-                Vec::new()
-            } else {
-                vec![0f32; oh_n * len]
-            },
-            kept: if flat { Vec::new() } else { vec![None; oh_n] },
-            slices: if flat {
-                Vec::new()
-            } else {
-                vec![0f32; 3 * len]
-            },
+            top: (vec![0f32; len], None, false),
+            pooled: (!flat).then(|| SlicePool {
+                values: vec![0f32; 3 * oh_n * g.out3[2] * g.channels],
+                nan: vec![false; 3 * oh_n],
+                held: [None; 3],
+            }),
         }
     }
 
-    /// Output row `oh` of sample `n` (of sample data `xs`), window rows `[sd, sh]`, interior
-    /// columns into `inner` (`len` values), by `MODE` (0: the exact max rule, 1: the plain
-    /// max, 2: sums, divided by `div`). Returns whether a max mode loaded a NaN or used a
-    /// carried fold whose making met one (a plain-max row is then to be redone by the exact
-    /// rule, which recomputes everything it carried over).
+    /// The interior columns of output row `oh` of slice `d` of sample `n` (of sample data
+    /// `xs`), window rows `sh`, into `inner` (`len` values), by `MODE` (0: the exact max rule,
+    /// 1: the plain max, 2: sums, divided by `div`). Returns whether a max mode loaded a NaN
+    /// or used a carried fold whose making met one (a plain-max row is then to be redone by
+    /// the exact rule).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn row<const MODE: u8>(
@@ -118,74 +115,136 @@ impl StrideTwoRows {
         g: &Geom,
         axes: &[AxisPlan; 3],
         xs: &[f32],
-        [n, oh]: [usize; 2],
-        [sd, sh]: [Span; 2],
+        [n, d]: [usize; 2],
+        sh: Span,
         div: f32,
         inner: &mut [MaybeUninit<f32>],
     ) -> bool {
         let [d_in, h_in, w_in] = g.in3;
-        let (c, len) = (g.channels, self.len);
+        let c = g.channels;
         let aw = &axes[2];
         let (col0, cols) = (aw.spans[aw.lo].first, aw.hi - aw.lo);
-        let flat = self.keep.is_empty();
-        let mut nan = false;
-        for (t, d) in sd.taps().enumerate() {
-            let slice = n * d_in + d;
-            let dst = if flat {
-                &mut *inner
-            } else {
-                let pooled = &mut self.slices[t * len..(t + 1) * len];
-                if let Some((_, kept_nan)) =
-                    self.kept[oh].filter(|k| t == 0 && MODE != 0 && k.0 == slice)
-                {
-                    pooled.copy_from_slice(&self.keep[oh * len..(oh + 1) * len]);
-                    nan |= kept_nan;
-                    continue;
-                }
-                // SAFETY: the kernel stores computed values only.
-                unsafe { as_uninit_mut(pooled) }
-            };
-            let (top, top_row, top_nan) = &mut self.tops[d % 3];
-            let first_row = slice * h_in + sh.first;
-            let ready = MODE != 0 && *top_row == Some(first_row);
-            let carried_nan = ready && *top_nan;
-            let at = |i: usize| ((d * h_in + sh.first + i) * w_in) * c;
-            use super::x86::cl_row_k3s2 as k3s2;
-            // SAFETY: `applies` checked AVX-512F; the window rows sh of slice d lie in the
-            // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi`
-            // mean), so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `dst`
-            // hold len = cols × c values.
-            let loaded_nan = unsafe {
-                match sh.count {
-                    1 => k3s2::<MODE, 1>(xs, [at(0)], c, col0, cols, div, ready, top, dst),
-                    2 => k3s2::<MODE, 2>(xs, [at(0), at(1)], c, col0, cols, div, ready, top, dst),
-                    _ => {
-                        let rows = [at(0), at(1), at(2)];
-                        k3s2::<MODE, 3>(xs, rows, c, col0, cols, div, ready, top, dst)
-                    }
-                }
-            };
-            *top_row = Some(first_row + sh.count - 1);
-            *top_nan = loaded_nan || carried_nan;
-            nan |= loaded_nan || carried_nan;
-        }
-        if !flat {
-            let count = sd.count;
-            let pooled = &self.slices[..count * len];
-            // SAFETY: `applies` checked AVX-512F; `pooled` holds count planes of len values
-            // and `inner` len.
-            unsafe {
-                match MODE {
-                    0 => super::x86::fold_planes::<0>(pooled, len, inner),
-                    _ => super::x86::fold_planes::<1>(pooled, len, inner),
+        let (top, top_row, top_nan) = &mut self.top;
+        let first_row = (n * d_in + d) * h_in + sh.first;
+        let ready = MODE != 0 && *top_row == Some(first_row);
+        let carried_nan = ready && *top_nan;
+        let at = |i: usize| ((d * h_in + sh.first + i) * w_in) * c;
+        use super::x86::cl_row_k3s2 as k3s2;
+        // SAFETY: `applies` checked AVX-512F; the window rows sh of slice d lie in the
+        // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi` mean),
+        // so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `inner` hold len =
+        // cols × c values.
+        let loaded_nan = unsafe {
+            match sh.count {
+                1 => k3s2::<MODE, 1>(xs, [at(0)], c, col0, cols, div, ready, top, inner),
+                2 => k3s2::<MODE, 2>(xs, [at(0), at(1)], c, col0, cols, div, ready, top, inner),
+                _ => {
+                    let rows = [at(0), at(1), at(2)];
+                    k3s2::<MODE, 3>(xs, rows, c, col0, cols, div, ready, top, inner)
                 }
             }
-            let last = &self.slices[(count - 1) * len..count * len];
-            self.keep[oh * len..(oh + 1) * len].copy_from_slice(last);
-            self.kept[oh] = Some((n * d_in + sd.first + count - 1, nan));
-        }
-        nan
+        };
+        *top_row = Some(first_row + sh.count - 1);
+        *top_nan = loaded_nan || carried_nan;
+        loaded_nan || carried_nan
     }
+
+    /// 3-D: output slice `od` of sample `n` into `out` (its `oh × ow × c` values): the slices
+    /// of its depth window pooled whole (those the last call pooled are reused; interior
+    /// columns by the plain max, the border columns by the exact rule), then folded row by
+    /// row, earlier slices first (the interior columns with the plain max, the border columns
+    /// by the exact rule). Rows whose interior met a NaN are folded window by window by the
+    /// exact rule. Every output row's window rows hold 1 to 3 input rows and the depth window
+    /// 1 to 3 slices (`slice_ready`).
+    fn slice(
+        &mut self,
+        g: &Geom,
+        axes: &[AxisPlan; 3],
+        xs: &[f32],
+        [n, od]: [usize; 2],
+        offs: &mut [usize; MAX_PIXEL_TAPS],
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let [ad, ah, aw] = axes;
+        let (d_in, oh_n, c) = (g.in3[0], g.out3[1], g.channels);
+        let row_len = g.out3[2] * c;
+        let plane = oh_n * row_len;
+        let sd = ad.spans[od];
+        let Some(mut pool) = self.pooled.take() else {
+            return;
+        };
+        let mut slots = [0usize; 3];
+        for (t, d) in sd.taps().enumerate() {
+            let slice = n * d_in + d;
+            slots[t] = match pool.held.iter().position(|&h| h == Some(slice)) {
+                Some(slot) => slot,
+                None => {
+                    // a slot that holds no slice of this window
+                    let window = n * d_in + sd.first..n * d_in + sd.first + sd.count;
+                    let slot = (0..3)
+                        .find(|&i| pool.held[i].is_none_or(|h| !window.contains(&h)))
+                        .unwrap_or(0);
+                    let one = Span {
+                        first: d,
+                        step: 1,
+                        count: 1,
+                        padded_count: 1,
+                    };
+                    let values = &mut pool.values[slot * plane..(slot + 1) * plane];
+                    let nan = &mut pool.nan[slot * oh_n..(slot + 1) * oh_n];
+                    for (oh, (row, nan)) in values.chunks_exact_mut(row_len).zip(nan).enumerate() {
+                        let sh = ah.spans[oh];
+                        // SAFETY: the kernels store computed values only.
+                        let row = unsafe { as_uninit_mut(row) };
+                        let inner = &mut row[aw.lo * c..aw.hi * c];
+                        *nan = self.row::<1>(g, axes, xs, [n, d], sh, 1.0, inner);
+                        border_pixels(g, axes, Reduce::Max, 0, xs, [one, sh], offs, row);
+                    }
+                    pool.held[slot] = Some(slice);
+                    slot
+                }
+            };
+        }
+        let slots = &slots[..sd.count];
+        for (oh, out) in out.chunks_exact_mut(row_len).enumerate() {
+            if slots.iter().any(|&s| pool.nan[s * oh_n + oh]) {
+                let sh = ah.spans[oh];
+                pixels(
+                    g,
+                    axes,
+                    Reduce::Max,
+                    0,
+                    xs,
+                    [sd, sh],
+                    0..g.out3[2],
+                    offs,
+                    out,
+                );
+                continue;
+            }
+            let mut taps: [&[f32]; 3] = [&[]; 3];
+            for (cols, mode) in [(aw.lo..aw.hi, 1), (0..aw.lo, 0), (aw.hi..g.out3[2], 0)] {
+                if cols.is_empty() {
+                    continue;
+                }
+                let span = cols.start * c..cols.end * c;
+                for (tap, &s) in taps.iter_mut().zip(slots) {
+                    *tap = &pool.values[s * plane + oh * row_len..][span.clone()];
+                }
+                fold_rows(mode, &taps[..slots.len()], None, &mut out[span]);
+            }
+        }
+        self.pooled = Some(pool);
+    }
+}
+
+/// Whether every output slice of a 3-D [`stride_two_3x3`] problem can take
+/// [`StrideTwoRows::slice`]: every depth window holds 1 to 3 slices, every row window 1 to 3
+/// rows.
+fn slice_ready(axes: &[AxisPlan; 3]) -> bool {
+    let [ad, ah, _] = axes;
+    ad.spans.iter().all(|s| (1..=3).contains(&s.count))
+        && ah.spans.iter().all(|s| (1..=3).contains(&s.count))
 }
 
 /// States of an input row in `rows_body`'s check.
@@ -504,8 +563,9 @@ impl WRing {
     }
 }
 
-/// `dst = ` the fold of `taps` in order by `mode` (1: plain max, 2: sum; sums finished and
-/// divided by `div` when given): one pass of a [`separable_s1`] row.
+/// `dst = ` the fold of `taps` in order by `mode` (0: the exact max rule, 1: plain max, 2:
+/// sum; sums finished and divided by `div` when given): one pass of a [`separable_s1`] row,
+/// or the depth fold of [`StrideTwoRows::slice`].
 #[inline(always)]
 fn fold_rows(mode: u8, taps: &[&[f32]], div: Option<f32>, dst: &mut [MaybeUninit<f32>]) {
     let n = dst.len();
@@ -519,6 +579,7 @@ fn fold_rows(mode: u8, taps: &[&[f32]], div: Option<f32>, dst: &mut [MaybeUninit
     // distinct buffers (the input or the ring; the ring or the output).
     unsafe {
         match mode {
+            0 => super::x86::fold_rows::<0>(srcs, n, div, dst),
             1 => super::x86::fold_rows::<1>(srcs, n, div, dst),
             _ => super::x86::fold_rows::<2>(srcs, n, div, dst),
         }
@@ -557,6 +618,7 @@ fn rows_body<F: FastFloat>(
     let k2s2 = two_by_two(g, axes);
     let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len));
     let mut k3s2 = stride_two_3x3(g, axes, reduce).then(|| StrideTwoRows::new(g, axes));
+    let slices_whole = slice_ready(axes);
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
@@ -567,37 +629,44 @@ fn rows_body<F: FastFloat>(
             row_state.fill(UNCHECKED);
             checked_sample = n;
         }
-        if let Some(k3s2) = k3s2
-            .as_mut()
-            .filter(|_| (1..=3).contains(&sh.count) && sd.count >= 1)
-        {
-            // one 3×3 stride-2 row (fewer rows at a border) of every slice of the depth window
-            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
-            let out = &mut y32[r * row_len..(r + 1) * row_len];
-            let inner = &mut out[aw.lo * c..aw.hi * c];
-            let at = [n, oh];
-            match reduce {
-                Reduce::Sum(_) => _ = k3s2.row::<2>(g, axes, xs, at, [sd, sh], div, inner),
-                Reduce::Max => {
-                    // a NaN in the rows this call loaded, or in the making of a fold it
-                    // carried over: the exact rule, every row again
-                    if k3s2.row::<1>(g, axes, xs, at, [sd, sh], div, inner) {
-                        k3s2.row::<0>(g, axes, xs, at, [sd, sh], div, inner);
+        if let Some(k3s2) = k3s2.as_mut() {
+            if k3s2.pooled.is_some() {
+                if oh == 0 && r + oh_n <= rows && slices_whole {
+                    // 3-D: one output slice, its depth window's slices pooled whole
+                    let out = &mut y32[r * row_len..(r + oh_n) * row_len];
+                    k3s2.slice(g, axes, xs, [n, od], &mut offs, out);
+                    r += oh_n;
+                    continue;
+                }
+            } else if (1..=3).contains(&sh.count) {
+                // 2-D: one 3×3 stride-2 row (fewer rows at a border)
+                let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
+                let out = &mut y32[r * row_len..(r + 1) * row_len];
+                let inner = &mut out[aw.lo * c..aw.hi * c];
+                let at = [n, 0];
+                match reduce {
+                    Reduce::Sum(_) => _ = k3s2.row::<2>(g, axes, xs, at, sh, div, inner),
+                    Reduce::Max => {
+                        // a NaN in the rows this call loaded, or in the making of the fold it
+                        // carried over: the exact rule, every row again
+                        if k3s2.row::<1>(g, axes, xs, at, sh, div, inner) {
+                            k3s2.row::<0>(g, axes, xs, at, sh, div, inner);
+                        }
                     }
                 }
+                border_pixels(
+                    g,
+                    axes,
+                    reduce,
+                    exact_mode(reduce),
+                    xs,
+                    [sd, sh],
+                    &mut offs,
+                    out,
+                );
+                r += 1;
+                continue;
             }
-            border_pixels(
-                g,
-                axes,
-                reduce,
-                exact_mode(reduce),
-                xs,
-                [sd, sh],
-                &mut offs,
-                out,
-            );
-            r += 1;
-            continue;
         }
         if pairs && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
             // two output rows of a 3×3 stride-1 window: their input rows are loaded once
@@ -943,7 +1012,12 @@ pub(crate) fn forward<F: FastFloat>(
     let per_task = ((1 << 14) / row_len.max(1))
         .max(least)
         .clamp(1, total_rows.max(1));
-    let per_task = per_task + per_task % 2;
+    let per_task = if stride_two_3x3(g, axes, reduce) && g.out3[0] > 1 {
+        // 3-D: whole output slices ([`StrideTwoRows::slice`])
+        per_task.next_multiple_of(g.out3[1].max(1))
+    } else {
+        per_task + per_task % 2
+    };
     if super::split_over_threads(y.len(), 1 << 15) {
         y.par_chunks_mut(per_task * row_len)
             .enumerate()
