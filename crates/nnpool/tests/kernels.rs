@@ -632,6 +632,27 @@ fn channels_last_3x3_stride_2_depth_windows() {
             }
         }
     }
+    // only +0, -0 and -1: the window maxima are zeros of either sign, so the order the slices
+    // are folded in shows (the earliest of equal values wins)
+    for (kd, sd, pd) in [(3, 2, 1), (3, 3, 1), (2, 2, 0), (3, 1, 1)] {
+        let win = Window::new(&[kd, 3, 3])
+            .stride(&[sd, 2, 2])
+            .padding(&[pd, 1, 1]);
+        let plan =
+            PoolPlan::new(&Pooling::max(win), &[2, 7, 9, 8, 16], Layout::ChannelsLast).unwrap();
+        let x: Vec<f32> = data::<f32>(plan.input_len(), 91, false)
+            .into_iter()
+            .map(|v| [0.0, -0.0, -1.0][(v.to_bits() % 3) as usize])
+            .collect();
+        let mut fast = vec![0f32; plan.output_len()];
+        let mut reference = vec![0f32; plan.output_len()];
+        plan.forward(&x, &mut fast, None).unwrap();
+        plan.forward_reference(&x, &mut reference, None).unwrap();
+        assert!(
+            same_bits(&fast, &reference),
+            "±0 ties, depth {kd}/{sd}/{pd}"
+        );
+    }
     // one NaN (or infinity) at any position: in a slice or row whose folds are carried over,
     // the carried folds must hold it
     let (d, h, w, c) = (5, 5, 5, 16);

@@ -85,6 +85,9 @@ struct SlicePool {
     values: Vec<f32>,
     nan: Vec<bool>,
     held: [Option<usize>; 3],
+    /// The border columns of the fused slice's pooled row (`ow × c` values, the interior
+    /// unused).
+    edge: Vec<f32>,
 }
 
 impl StrideTwoRows {
@@ -99,6 +102,7 @@ impl StrideTwoRows {
                 values: vec![0f32; 3 * oh_n * g.out3[2] * g.channels],
                 nan: vec![false; 3 * oh_n],
                 held: [None; 3],
+                edge: vec![0f32; g.out3[2] * g.channels],
             }),
         }
     }
@@ -110,14 +114,13 @@ impl StrideTwoRows {
     /// the exact rule).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn row<const MODE: u8>(
+    fn row<const MODE: u8, const PRE: bool, const POST: bool>(
         &mut self,
         g: &Geom,
         axes: &[AxisPlan; 3],
         xs: &[f32],
-        [n, d]: [usize; 2],
-        sh: Span,
-        div: f32,
+        ([n, d], sh): ([usize; 2], Span),
+        (div, around): (f32, [&[f32]; 2]),
         inner: &mut [MaybeUninit<f32>],
     ) -> bool {
         let [d_in, h_in, w_in] = g.in3;
@@ -133,14 +136,18 @@ impl StrideTwoRows {
         // SAFETY: `applies` checked AVX-512F; the window rows sh of slice d lie in the
         // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi` mean),
         // so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `inner` hold len =
-        // cols × c values.
+        // cols × c values, and so do `around`'s rows the const flags name (the caller's).
         let loaded_nan = unsafe {
+            let with = (ready, around);
             match sh.count {
-                1 => k3s2::<MODE, 1>(xs, [at(0)], c, col0, cols, div, ready, top, inner),
-                2 => k3s2::<MODE, 2>(xs, [at(0), at(1)], c, col0, cols, div, ready, top, inner),
+                1 => k3s2::<MODE, 1, PRE, POST>(xs, [at(0)], c, col0, cols, div, with, top, inner),
+                2 => {
+                    let rows = [at(0), at(1)];
+                    k3s2::<MODE, 2, PRE, POST>(xs, rows, c, col0, cols, div, with, top, inner)
+                }
                 _ => {
                     let rows = [at(0), at(1), at(2)];
-                    k3s2::<MODE, 3>(xs, rows, c, col0, cols, div, ready, top, inner)
+                    k3s2::<MODE, 3, PRE, POST>(xs, rows, c, col0, cols, div, with, top, inner)
                 }
             }
         };
@@ -173,23 +180,39 @@ impl StrideTwoRows {
         let Some(mut pool) = self.pooled.take() else {
             return;
         };
+        let one = |d: usize| Span {
+            first: d,
+            step: 1,
+            count: 1,
+            padded_count: 1,
+        };
+        let window = n * d_in + sd.first..n * d_in + sd.first + sd.count;
+        // the slice that goes straight to the output: one not pooled yet that the next
+        // output slice's window does not read, with at most one slice on either side
+        let next = ad
+            .spans
+            .get(od + 1)
+            .map_or(0..0, |s| s.first..s.first + s.count);
+        let fused = (0..sd.count).find(|&t| {
+            let d = sd.first + t;
+            t <= 1
+                && sd.count - t <= 2
+                && !next.contains(&d)
+                && !pool.held.contains(&Some(n * d_in + d))
+        });
         let mut slots = [0usize; 3];
         for (t, d) in sd.taps().enumerate() {
             let slice = n * d_in + d;
+            if fused == Some(t) {
+                continue;
+            }
             slots[t] = match pool.held.iter().position(|&h| h == Some(slice)) {
                 Some(slot) => slot,
                 None => {
                     // a slot that holds no slice of this window
-                    let window = n * d_in + sd.first..n * d_in + sd.first + sd.count;
                     let slot = (0..3)
                         .find(|&i| pool.held[i].is_none_or(|h| !window.contains(&h)))
                         .unwrap_or(0);
-                    let one = Span {
-                        first: d,
-                        step: 1,
-                        count: 1,
-                        padded_count: 1,
-                    };
                     let values = &mut pool.values[slot * plane..(slot + 1) * plane];
                     let nan = &mut pool.nan[slot * oh_n..(slot + 1) * oh_n];
                     for (oh, (row, nan)) in values.chunks_exact_mut(row_len).zip(nan).enumerate() {
@@ -197,41 +220,77 @@ impl StrideTwoRows {
                         // SAFETY: the kernels store computed values only.
                         let row = unsafe { as_uninit_mut(row) };
                         let inner = &mut row[aw.lo * c..aw.hi * c];
-                        *nan = self.row::<1>(g, axes, xs, [n, d], sh, 1.0, inner);
-                        border_pixels(g, axes, Reduce::Max, 0, xs, [one, sh], offs, row);
+                        let none = (1.0, [&[][..], &[]]);
+                        *nan = self.row::<1, false, false>(g, axes, xs, ([n, d], sh), none, inner);
+                        border_pixels(g, axes, Reduce::Max, 0, xs, [one(d), sh], offs, row);
                     }
                     pool.held[slot] = Some(slice);
                     slot
                 }
             };
         }
-        let slots = &slots[..sd.count];
+        let (count, ow_n) = (sd.count, g.out3[2]);
         for (oh, out) in out.chunks_exact_mut(row_len).enumerate() {
-            if slots.iter().any(|&s| pool.nan[s * oh_n + oh]) {
-                let sh = ah.spans[oh];
-                pixels(
+            let sh = ah.spans[oh];
+            let at = |t: usize| slots[t] * plane + oh * row_len;
+            let mut nan = (0..count).any(|t| fused != Some(t) && pool.nan[slots[t] * oh_n + oh]);
+            if let Some(tf) = fused {
+                // the fused slice's row, folded with its neighbours' pooled rows on the way
+                let inner_of = |t: usize| &pool.values[at(t)..][aw.lo * c..aw.hi * c];
+                let (pre, post) = (tf > 0, tf + 1 < count);
+                let around = [
+                    if pre { inner_of(tf - 1) } else { &[] },
+                    if post { inner_of(tf + 1) } else { &[] },
+                ];
+                let inner = &mut out[aw.lo * c..aw.hi * c];
+                let args = ([n, sd.first + tf], sh);
+                nan |= match (pre, post) {
+                    (true, true) => {
+                        self.row::<1, true, true>(g, axes, xs, args, (1.0, around), inner)
+                    }
+                    (true, false) => {
+                        self.row::<1, true, false>(g, axes, xs, args, (1.0, around), inner)
+                    }
+                    (false, true) => {
+                        self.row::<1, false, true>(g, axes, xs, args, (1.0, around), inner)
+                    }
+                    (false, false) => {
+                        self.row::<1, false, false>(g, axes, xs, args, (1.0, around), inner)
+                    }
+                };
+            }
+            if nan {
+                pixels(g, axes, Reduce::Max, 0, xs, [sd, sh], 0..ow_n, offs, out);
+                continue;
+            }
+            if let Some(tf) = fused {
+                // SAFETY: the kernel stores computed values only.
+                let edge = unsafe { as_uninit_mut(&mut pool.edge) };
+                border_pixels(
                     g,
                     axes,
                     Reduce::Max,
                     0,
                     xs,
-                    [sd, sh],
-                    0..g.out3[2],
+                    [one(sd.first + tf), sh],
                     offs,
-                    out,
+                    edge,
                 );
-                continue;
             }
             let mut taps: [&[f32]; 3] = [&[]; 3];
-            for (cols, mode) in [(aw.lo..aw.hi, 1), (0..aw.lo, 0), (aw.hi..g.out3[2], 0)] {
-                if cols.is_empty() {
+            for (cols, mode) in [(aw.lo..aw.hi, 1), (0..aw.lo, 0), (aw.hi..ow_n, 0)] {
+                if cols.is_empty() || (mode == 1 && fused.is_some()) {
                     continue;
                 }
                 let span = cols.start * c..cols.end * c;
-                for (tap, &s) in taps.iter_mut().zip(slots) {
-                    *tap = &pool.values[s * plane + oh * row_len..][span.clone()];
+                for (t, tap) in taps.iter_mut().enumerate().take(count) {
+                    *tap = if fused == Some(t) {
+                        &pool.edge[span.clone()]
+                    } else {
+                        &pool.values[at(t)..][span.clone()]
+                    };
                 }
-                fold_rows(mode, &taps[..slots.len()], None, &mut out[span]);
+                fold_rows(mode, &taps[..count], None, &mut out[span]);
             }
         }
         self.pooled = Some(pool);
@@ -643,14 +702,14 @@ fn rows_body<F: FastFloat>(
                 let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
                 let out = &mut y32[r * row_len..(r + 1) * row_len];
                 let inner = &mut out[aw.lo * c..aw.hi * c];
-                let at = [n, 0];
+                let (at, div) = (([n, 0], sh), (div, [&[][..], &[]]));
                 match reduce {
-                    Reduce::Sum(_) => _ = k3s2.row::<2>(g, axes, xs, at, sh, div, inner),
+                    Reduce::Sum(_) => _ = k3s2.row::<2, false, false>(g, axes, xs, at, div, inner),
                     Reduce::Max => {
                         // a NaN in the rows this call loaded, or in the making of the fold it
                         // carried over: the exact rule, every row again
-                        if k3s2.row::<1>(g, axes, xs, at, sh, div, inner) {
-                            k3s2.row::<0>(g, axes, xs, at, sh, div, inner);
+                        if k3s2.row::<1, false, false>(g, axes, xs, at, div, inner) {
+                            k3s2.row::<0, false, false>(g, axes, xs, at, div, inner);
                         }
                     }
                 }

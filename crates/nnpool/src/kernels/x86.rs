@@ -514,18 +514,28 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
 /// over (a NaN in a carried fold that is folded in as a later value would be lost to the
 /// plain max). Sums return `false`.
 ///
+/// With `PRE` (`POST`), `around[0]` (`around[1]`), `cols × c` values, is folded in before
+/// (after) the window: 3-D, the pooled rows of the slices before (after) this one in the depth
+/// window, so that the middle slice's pooled row goes to the output without a store and a
+/// load of its own.
+///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
+pub(crate) unsafe fn cl_row_k3s2<
+    const MODE: u8,
+    const R: usize,
+    const PRE: bool,
+    const POST: bool,
+>(
     x: &[f32],
     rows: [usize; R],
     c: usize,
     col0: usize,
     cols: usize,
     div: f32,
-    top_ready: bool,
+    (top_ready, around): (bool, [&[f32]; 2]),
     top: &mut [f32],
     out: &mut [MaybeUninit<f32>],
 ) -> bool {
@@ -534,11 +544,14 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
             && cols >= 1
             && top.len() >= cols * c
             && out.len() >= cols * c
+            && (!PRE || around[0].len() >= cols * c)
+            && (!POST || around[1].len() >= cols * c)
             && rows
                 .iter()
                 .all(|&r| r + (col0 + 2 * cols + 1) * c <= x.len())
     );
     let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
+    let (pre, post) = (around[0].as_ptr(), around[1].as_ptr());
     let fold = pad_fold::<MODE>;
     let mut nan: __mmask16 = 0;
     // The loads are masked to the channels below c; every address is inside x (asserted) for
@@ -593,6 +606,14 @@ pub(crate) unsafe fn cl_row_k3s2<const MODE: u8, const R: usize>(
             for &row in &rows[1..] {
                 last = wfold!(row, col, ch, m);
                 acc = fold(acc, last);
+            }
+            if PRE {
+                // SAFETY: at + 16 <= cols * c <= around[0].len() for the lanes of m.
+                acc = fold(unsafe { _mm512_maskz_loadu_ps(m, pre.add(at)) }, acc);
+            }
+            if POST {
+                // SAFETY: at + 16 <= cols * c <= around[1].len() for the lanes of m.
+                acc = fold(acc, unsafe { _mm512_maskz_loadu_ps(m, post.add(at)) });
             }
             let y = finish_window::<MODE>(acc, div);
             // SAFETY: as above, for top and out (both hold cols * c values).
