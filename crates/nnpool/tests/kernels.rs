@@ -368,6 +368,15 @@ fn large_problems_split_over_threads() {
                 .padding(&[pd, 1, 1]);
             check::<f32>(&Pooling::max(win), &shape3, layout, 10);
         }
+        // one output slice per sample from a depth window of two slices
+        let shape3 = match layout {
+            Layout::ChannelsFirst => vec![2, 20, 2, 64, 70],
+            Layout::ChannelsLast => vec![2, 2, 64, 70, 20],
+        };
+        let win = Window::new(&[2, 3, 3])
+            .stride(&[2, 2, 2])
+            .padding(&[0, 1, 1]);
+        check::<f32>(&Pooling::max(win), &shape3, layout, 11);
     }
 }
 

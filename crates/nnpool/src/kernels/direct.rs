@@ -7,11 +7,11 @@
 //! divisor) are the reference's bits. Three shapes have kernels of their own for the rows
 //! whose windows are all in bounds: 3×3 at stride 1 (two output rows at a time, each input
 //! row folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference),
-//! 3×3 at stride 2 on H and W, 2-D or 3-D max with a depth window of up to 3 slices (one output
-//! row at a time, border rows too, each slice of the depth window pooled in 2-D and the slices
-//! then folded; the W fold of the input row two output rows share, and 3-D the pooled row of
-//! the slice two output slices share, carried from one to the next; [`StrideTwoRows`],
-//! `x86::cl_row_k3s2`) and
+//! 3×3 at stride 2 on H and W, 2-D or 3-D max with a depth window of up to 3 slices (2-D one
+//! output row at a time, border rows too, the W fold of the input row two output rows share
+//! carried from one to the next; 3-D one output slice at a time, each slice of the depth
+//! window pooled in 2-D and the slices then folded, the pooled slices the next output slice
+//! reads kept; [`StrideTwoRows`], `x86::cl_row_k3s2`) and
 //! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
 //! 0.092 → 0.056 ms at 1 thread). They check for NaN on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
@@ -57,19 +57,25 @@ fn stride_two_3x3(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce) -> bool {
 
 /// The output rows of a [`stride_two_3x3`] problem. 2-D, one output row at a time
 /// ([`StrideTwoRows::row`]: `x86::cl_row_k3s2` on the interior columns). 3-D, one output slice
-/// at a time ([`StrideTwoRows::slice`]): each input slice of the depth window pooled in 2-D
-/// whole, row by row, into a buffer of its own, then the buffers folded row by row in slice
-/// order. Two kinds of work are carried, so that each input row is read once:
+/// at a time ([`StrideTwoRows::slice`]): the slices of the depth window pooled in 2-D whole,
+/// row by row, each into a buffer of its own (interior columns by the kernel, border columns
+/// by the exact rule), except one that goes straight to the output: the kernel folds the
+/// other slices' pooled rows into its own on the way. Two kinds of work are carried, so that
+/// each input row is read once:
 /// - within a slice, the W fold of the input row two consecutive output rows share (`top`);
 /// - 3-D, the pooled slices of the last output slice's window that the next one reads too
 ///   (at stride 2 its last slice is the next window's first).
 ///
-/// Pooling a whole slice before the next reads the input as one sequential stream; the row
-/// by row order before (each output row pooling its row of every slice of the window, the
-/// shared slice's row kept per output row) read two streams a slice apart (0.8 MB for max3d)
-/// and ran at half the speed of the 2-D rows on as many bytes. Measured (`PROBE_D=16 PROBE_N=2
-/// PROBE_NHWC=1 RAYON_NUM_THREADS=1 plane_probe 64 56 56 3 2 1`, max3d nhwc, builds run
-/// alternately, 1 thread): see `SlicePool`.
+/// Measured on max3d nhwc (`PROBE_D=16 PROBE_N=2 PROBE_NHWC=1 RAYON_NUM_THREADS=1
+/// plane_probe 64 56 56 3 2 1`, the row-by-row order before, which pooled each output row's
+/// row of every slice of its window and folded the pooled rows, alternating with each step,
+/// 5 rounds, ms per call, a loaded machine):
+/// - whole slices in turn (one input stream instead of two a slice apart): even;
+/// - the border columns pooled per slice too: 2.6–3.0 → 2.2–2.4. They were folded from all
+///   their 3-D taps per output row, reading the input slice before, long out of cache;
+/// - the middle slice straight to the output (no pooled buffer written and read back, and
+///   the depth fold's loads ride on the kernel's): 2.5–2.9 → 1.8–2.3. The 2-D rows on as
+///   many input bytes (32 slices of 56×56) take 1.7–1.9.
 struct StrideTwoRows {
     /// The W fold of one input row, that row (`slice * h_in + row`), and whether the call
     /// that made it loaded a NaN.
@@ -1059,7 +1065,7 @@ pub(crate) fn forward<F: FastFloat>(
     // tasks (a row left alone takes the slower per-pixel path)
     // separable problems: enough rows that the ring's first rows (W-passed again by each
     // task) are few; 3×3 stride-2 rows: enough that the folds carried over (made again by
-    // each task: an input row, 3-D a pooled slice) are few
+    // each task: an input row, 3-D the pooled slices) are few
     let least = if stride_two_3x3(g, axes, reduce) {
         match g.out3[0] {
             1 => 16,
@@ -1071,7 +1077,8 @@ pub(crate) fn forward<F: FastFloat>(
     let per_task = ((1 << 14) / row_len.max(1))
         .max(least)
         .clamp(1, total_rows.max(1));
-    let per_task = if stride_two_3x3(g, axes, reduce) && g.out3[0] > 1 {
+    let volume = g.in3[0] > 1 || g.out3[0] > 1;
+    let per_task = if stride_two_3x3(g, axes, reduce) && volume {
         // 3-D: whole output slices ([`StrideTwoRows::slice`])
         per_task.next_multiple_of(g.out3[1].max(1))
     } else {
