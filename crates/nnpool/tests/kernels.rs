@@ -380,6 +380,44 @@ fn large_problems_split_over_threads() {
     }
 }
 
+#[test]
+fn inputs_large_enough_to_prefetch() {
+    // the streaming 3×3 stride-2 kernels prefetch inputs of 16 MiB and more: the same bits as
+    // the reference on one, 2-D and 3-D, both layouts, one and two threads
+    let win2 = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[1, 1]);
+    let win3 = Window::new(&[3, 3, 3])
+        .stride(&[2, 2, 2])
+        .padding(&[1, 1, 1]);
+    let problems = [
+        (win2.clone(), vec![1, 64, 256, 257], Layout::ChannelsFirst),
+        (win2, vec![1, 256, 257, 64], Layout::ChannelsLast),
+        (
+            win3.clone(),
+            vec![1, 16, 17, 128, 127],
+            Layout::ChannelsFirst,
+        ),
+        (win3, vec![1, 17, 128, 127, 16], Layout::ChannelsLast),
+    ];
+    for (win, shape, layout) in problems {
+        let plan = PoolPlan::new(&Pooling::max(win), &shape, layout).unwrap();
+        assert!(plan.input_len() * 4 >= 16 << 20);
+        let x: Vec<f32> = data(plan.input_len(), 5, true);
+        let mut reference = vec![0f32; plan.output_len()];
+        plan.forward_reference(&x, &mut reference, None).unwrap();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let fast = pool.install(|| plan.forward_to_vec(&x)).unwrap();
+            assert!(
+                same_bits(&fast, &reference),
+                "{shape:?} {layout:?}, {threads} threads"
+            );
+        }
+    }
+}
+
 /// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than
 /// the kernel) report PyTorch's out-of-window index; backward must agree with the reference.
 #[test]

@@ -82,6 +82,8 @@ struct StrideTwoRows {
     top: (Vec<f32>, Option<usize>, bool),
     /// 3-D: the pooled slices.
     pooled: Option<SlicePool>,
+    /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]).
+    prefetch: bool,
 }
 
 /// 3-D [`StrideTwoRows`]: up to three pooled input slices (`oh × ow × c` values each), the
@@ -97,7 +99,7 @@ struct SlicePool {
 }
 
 impl StrideTwoRows {
-    fn new(g: &Geom, axes: &[AxisPlan; 3]) -> Self {
+    fn new(g: &Geom, axes: &[AxisPlan; 3], input_bytes: usize) -> Self {
         let aw = &axes[2];
         let len = (aw.hi - aw.lo) * g.channels;
         let flat = g.in3[0] == 1 && g.out3[0] == 1;
@@ -110,6 +112,7 @@ impl StrideTwoRows {
                 held: [None; 3],
                 edge: vec![0f32; g.out3[2] * g.channels],
             }),
+            prefetch: input_bytes >= super::PREFETCH_FROM_BYTES,
         }
     }
 
@@ -144,7 +147,7 @@ impl StrideTwoRows {
         // so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `inner` hold len =
         // cols × c values, and so do `around`'s rows the const flags name (the caller's).
         let loaded_nan = unsafe {
-            let with = (ready, around);
+            let with = (ready, around, self.prefetch);
             match sh.count {
                 1 => k3s2::<MODE, 1, PRE, POST>(xs, [at(0)], c, col0, cols, div, with, top, inner),
                 2 => {
@@ -682,7 +685,8 @@ fn rows_body<F: FastFloat>(
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
     let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len));
-    let mut k3s2 = stride_two_3x3(g, axes, reduce).then(|| StrideTwoRows::new(g, axes));
+    let mut k3s2 = stride_two_3x3(g, axes, reduce)
+        .then(|| StrideTwoRows::new(g, axes, std::mem::size_of_val(x32)));
     let slices_whole = slice_ready(axes);
     let mut r = 0;
     while r < rows {

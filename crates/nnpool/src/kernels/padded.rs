@@ -79,6 +79,9 @@ pub(crate) struct PlaneShape {
     rows: usize,
     /// AVX-512 may be used for the short copies (f32 only).
     avx512: bool,
+    /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]; set by
+    /// [`forward`]).
+    prefetch: bool,
 }
 
 /// Whether a sliding axis is exactly `k` taps at stride `s` (dilation 1) from `o*s - pad`,
@@ -151,6 +154,7 @@ pub(crate) fn applies<F: FastFloat>(
         q,
         rows: (oh - 1) * ah.s + ah.k,
         avx512: super::isa::has_avx512(),
+        prefetch: false,
     };
     let limit = if direct_w::<F>(&shape) {
         MAX_DIRECT_PLANE
@@ -728,7 +732,11 @@ unsafe fn fused_strip<const V: usize>(
     let (w, pt, oh, ow, check) = (s.w, s.pad_top, s.oh, s.ow, mode == PLAIN_MAX);
     macro_rules! k3s2 {
         ($m:ident, $pl:literal) => {
-            max_k3s2_strip::<$m, $pl, V>(x, w, pt, oh, ow, v0, check, y)
+            if s.prefetch {
+                max_k3s2_strip::<$m, $pl, V, true>(x, w, pt, oh, ow, v0, check, y)
+            } else {
+                max_k3s2_strip::<$m, $pl, V, false>(x, w, pt, oh, ow, v0, check, y)
+            }
         };
     }
     macro_rules! s1 {
@@ -997,6 +1005,10 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut Out<F>,
 ) {
+    let s = &PlaneShape {
+        prefetch: std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES,
+        ..*s
+    };
     let divisors = match reduce {
         Reduce::Sum(div) => divisor_plane::<F>(axes, div),
         Reduce::Max => Vec::new(),
@@ -1085,6 +1097,7 @@ pub(crate) fn avg_backward_shape(
         q,
         rows: h - 1 + ah.k,
         avx512: super::isa::has_avx512(),
+        prefetch: false,
     })
     .filter(|s| s.pad_left < q)
 }

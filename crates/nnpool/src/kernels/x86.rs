@@ -493,6 +493,23 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
+/// How far ahead (bytes) [`max_k3s2_strip`] prefetches its plane's input rows into L2 (with
+/// `PREFETCH`: inputs larger than the last-level cache). Measured (`PROBE_N=8 plane_probe 64
+/// 112 112 3 2 1` and `PROBE_D=16 PROBE_N=2 plane_probe 64 56 56 3 2 1`, resnet_stem_max and
+/// max3d nchw, 1 thread, builds run alternately, ms per call): 4 KiB no gain; 16 KiB
+/// resnet_stem_max 1.09–1.40 → 0.97–1.20 and max3d 1.49–2.72 → 1.09–1.18; 48 KiB even with
+/// 16 KiB.
+const PREFETCH_BYTES_AHEAD: usize = 16384;
+
+/// How many output rows ahead [`cl_row_k3s2`] prefetches (into L2) the input pixels of the
+/// column it is at. The hardware prefetcher alone left one thread's stream short of the
+/// memory's speed. Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 112 112 3 2 1`,
+/// resnet_stem_max nhwc, builds run alternately, ms per call): none 1.22–1.36, 1 row ahead
+/// 1.06–1.19 (1 thread; 2 threads 0.67–0.87 → 0.55–0.71); against 1 row, 2 rows 1.21–1.38 →
+/// 1.10–1.20, then 4 rows no better. Prefetching into L1, 8 or 24 columns ahead in the same
+/// rows, was slower (1.43–1.78 → 1.81–2.14).
+const PREFETCH_ROWS_AHEAD: usize = 2;
+
 /// One output row of a channels-last 3×3 window at stride 2 on both axes, interior columns
 /// only: output column `j` (of `cols`) folds input rows `rows[0 .. R]` (element offsets of
 /// column 0 in `x`; `R` is 3, or fewer in a border row) at columns `col0 + 2j .. col0 + 2j +
@@ -535,7 +552,7 @@ pub(crate) unsafe fn cl_row_k3s2<
     col0: usize,
     cols: usize,
     div: f32,
-    (top_ready, around): (bool, [&[f32]; 2]),
+    (top_ready, around, prefetch): (bool, [&[f32]; 2], bool),
     top: &mut [f32],
     out: &mut [MaybeUninit<f32>],
 ) -> bool {
@@ -624,9 +641,31 @@ pub(crate) unsafe fn cl_row_k3s2<
         }};
     }
     let whole = c / 16 * 16;
+    // prefetch: the two new input pixels of column j in the two input rows that output row
+    // PREFETCH_ROWS_AHEAD below reads first (interior rows: rows evenly spaced)
+    let pf_bytes = 2 * c * std::mem::size_of::<f32>();
+    let row_step = if R == 3 && prefetch {
+        rows[1] - rows[0]
+    } else {
+        0
+    };
+    let pf_rows = [1, 2].map(|k| rows[0] + (2 * PREFETCH_ROWS_AHEAD + k) * row_step);
     macro_rules! columns {
         ($ready:literal) => {
             for j in 0..cols {
+                if row_step > 0 {
+                    let at = (col0 + 2 * j + 1) * c;
+                    for row in pf_rows {
+                        let line0 = src.wrapping_add(row + at).cast::<i8>();
+                        let mut off = 0;
+                        while off < pf_bytes {
+                            // a hint: it reads nothing the program sees and does not fault,
+                            // whatever the address (past the input's end too)
+                            _mm_prefetch::<_MM_HINT_T1>(line0.wrapping_add(off));
+                            off += 64;
+                        }
+                    }
+                }
                 let mut ch = 0;
                 while ch + 64 <= whole {
                     column!(j, ch, 0xFFFF, $ready);
@@ -1107,11 +1146,19 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 /// (AlexNet's 55-column rows), same run, four rounds: `plane_probe 16 55 55 3 2 0` 5.86–5.98
 /// → 4.06–4.19 µs a call (32 planes: 10.6–10.7 → 7.0–7.5 µs); 112×112 unchanged.
 ///
+/// With `PREFETCH`, the first strip prefetches the input [`PREFETCH_BYTES_AHEAD`] past the
+/// rows it reads (into the next plane at the plane's end).
+///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: usize>(
+pub(crate) unsafe fn max_k3s2_strip<
+    const MODE: u8,
+    const PL: usize,
+    const V: usize,
+    const PREFETCH: bool,
+>(
     x: &[f32],
     w: usize,
     pad_top: usize,
@@ -1226,7 +1273,23 @@ pub(crate) unsafe fn max_k3s2_strip<const MODE: u8, const PL: usize, const V: us
     let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
     let (mut carry, mut nan) = wrow!(0);
+    let row_bytes = w * std::mem::size_of::<f32>();
     for i in 0..oh {
+        if PREFETCH && v0 == 0 {
+            // the two input rows PREFETCH_BYTES_AHEAD past the ones this output row reads
+            // (past the plane's end: the next plane's, which follows it in memory)
+            let from = x
+                .as_ptr()
+                .cast::<i8>()
+                .wrapping_add(2 * i * row_bytes + PREFETCH_BYTES_AHEAD);
+            let mut off = 0;
+            while off < 2 * row_bytes {
+                // a hint: it reads nothing the program sees and does not fault, whatever the
+                // address
+                _mm_prefetch::<_MM_HINT_T1>(from.wrapping_add(off));
+                off += 64;
+            }
+        }
         // rows 2i, 2i + 1, 2i + 2, top to bottom; row 2i + 2 is the next output row's first
         let (mid, n1) = wrow!(2 * i + 1);
         let mut acc = [pad; V];
