@@ -506,8 +506,9 @@ const PREFETCH_BYTES_AHEAD: usize = 16384;
 /// memory's speed. Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 112 112 3 2 1`,
 /// resnet_stem_max nhwc, builds run alternately, ms per call): none 1.22–1.36, 1 row ahead
 /// 1.06–1.19 (1 thread; 2 threads 0.67–0.87 → 0.55–0.71); against 1 row, 2 rows 1.21–1.38 →
-/// 1.10–1.20, then 4 rows no better. Prefetching into L1, 8 or 24 columns ahead in the same
-/// rows, was slower (1.43–1.78 → 1.81–2.14).
+/// 1.10–1.20, then 4 rows no better (for max3d's shorter rows too: 1.25–1.35 with 2, 1.30–1.49
+/// with 4). Prefetching into L1 was slower: 8 or 24 columns ahead in the same rows 1.43–1.78
+/// → 1.81–2.14; 2 rows ahead, max3d nhwc 1.46–1.80 → 2.48–2.83.
 const PREFETCH_ROWS_AHEAD: usize = 2;
 
 /// One output row of a channels-last 3×3 window at stride 2 on both axes, interior columns
