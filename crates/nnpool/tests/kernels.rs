@@ -607,9 +607,10 @@ fn channels_last_3x3_stride_2_shared_rows() {
     // 3×3 at stride 2 runs one output row at a time, each input row folded along W once: the
     // last input row of one output row is the first of the next, its fold carried over (not
     // across samples or thread tasks). Heights odd and even (the last window 2 or 3 rows
-    // deep), padding, ceil mode, channel counts of whole vectors and between, 2 samples.
+    // deep), padding, ceil mode, channel counts of whole vectors and between (one to five
+    // vectors), 2 samples.
     let mut seed = 11000;
-    for c in [16, 24, 64] {
+    for c in [16, 24, 40, 64, 80] {
         for (h, w) in [(3, 3), (5, 9), (8, 8), (9, 7), (12, 5)] {
             for p in [0, 1] {
                 for ceil in [false, true] {
@@ -627,7 +628,7 @@ fn channels_last_3x3_stride_2_shared_rows() {
     }
     // one NaN (or infinity) in any row and column: in the row shared by two output rows, the
     // fold carried over must hold it
-    for (h, w, c, p) in [(9, 7, 24, 1), (8, 8, 16, 0), (7, 9, 64, 1)] {
+    for (h, w, c, p) in [(9, 7, 24, 1), (8, 8, 16, 0), (7, 9, 64, 1), (7, 8, 80, 0)] {
         let win = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[2, h, w, c], Layout::ChannelsLast).unwrap();
         for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
