@@ -3,7 +3,8 @@
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
-//! makes it 3-D with that many input slices, the window K×K×K)
+//! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
+//! backward from the forward pass's indices instead)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -57,14 +58,24 @@ fn main() {
     // run inside the pool, as a framework's worker would: called from outside, every call
     // pays a wake-up of the pool's threads, which dominates small problems
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let backward = env("PROBE_BWD") == Some(1);
+    let mut idx = vec![0i64; if backward { plan.output_len() } else { 0 }];
+    let mut gx = vec![0f32; if backward { x.len() } else { 0 }];
     let best = pool.install(|| {
-        plan.forward(&x, y, None).unwrap();
+        if backward {
+            plan.forward(&x, y, Some(&mut idx)).unwrap();
+        }
+        let mut call = || match backward {
+            true => plan.backward_with_indices(&idx, y, &mut gx).unwrap(),
+            false => plan.forward(&x, y, None).unwrap(),
+        };
+        call();
         // the fastest of 15 batches: this machine's neighbours make single timings noisy
         let mut best = f64::INFINITY;
         for _ in 0..batches {
             let t = Instant::now();
             for _ in 0..reps {
-                plan.forward(&x, y, None).unwrap();
+                call();
             }
             best = best.min(t.elapsed().as_nanos() as f64 / reps as f64);
         }

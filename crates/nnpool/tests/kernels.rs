@@ -844,3 +844,78 @@ fn channels_first_global_average_short_planes() {
         9999,
     );
 }
+
+/// Max backward from indices a caller made up, not the forward pass's: any position in the
+/// plane, repeated, behind and far ahead of the last, must sum in output order into exactly
+/// the elements named (the scatter's prefetch and plane split must not care where they point).
+#[test]
+fn max_backward_from_any_indices_in_the_plane() {
+    for (shape, layout) in [
+        (vec![2, 3, 9, 11], Layout::ChannelsFirst),
+        (vec![2, 17, 9, 11], Layout::ChannelsLast),
+        (vec![3, 64, 40, 40], Layout::ChannelsFirst), // large enough to split over threads
+        (vec![3, 40, 40, 64], Layout::ChannelsLast),
+        (vec![2, 5, 6, 7, 8], Layout::ChannelsLast),
+    ] {
+        let rank = shape.len() - 2;
+        let op = Pooling::max(Window::new(&vec![3; rank]).stride(&vec![2; rank]));
+        let plan = PoolPlan::new(&op, &shape, layout).unwrap();
+        let (n, cl) = (shape[0], layout == Layout::ChannelsLast);
+        let c = if cl { shape[rank + 1] } else { shape[1] };
+        let (plane_in, plane_out) = (plan.input_len() / (n * c), plan.output_len() / (n * c));
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // a few positions many times (ties), or anywhere
+        let idx: Vec<i64> = (0..plan.output_len())
+            .map(|_| match next() % 4 {
+                0 => (next() % 3) as i64,
+                _ => (next() % plane_in as u64) as i64,
+            })
+            .collect();
+        let gy: Vec<f32> = data(plan.output_len(), 77, false);
+        // the definition: per plane, in output order
+        let mut want = vec![0f32; plan.input_len()];
+        for b in 0..n {
+            for ch in 0..c {
+                for o in 0..plane_out {
+                    let k = match cl {
+                        true => (b * plane_out + o) * c + ch,
+                        false => (b * c + ch) * plane_out + o,
+                    };
+                    let i = idx[k] as usize;
+                    let at = match cl {
+                        true => (b * plane_in + i) * c + ch,
+                        false => (b * c + ch) * plane_in + i,
+                    };
+                    want[at] += gy[k];
+                }
+            }
+        }
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut got = vec![f32::NAN; plan.input_len()];
+            pool.install(|| plan.backward_with_indices(&idx, &gy, &mut got))
+                .unwrap();
+            assert!(same_bits(&got, &want), "{shape:?} {layout:?} {threads}");
+            let fresh = pool
+                .install(|| plan.backward_with_indices_to_vec(&idx, &gy))
+                .unwrap();
+            assert!(same_bits(&fresh, &want), "{shape:?} {layout:?} fresh");
+            // one index past the plane: an error naming it, whatever the threads
+            let mut stray = idx.clone();
+            stray[idx.len() / 2] = plane_in as i64;
+            let err = pool
+                .install(|| plan.backward_with_indices(&stray, &gy, &mut got))
+                .unwrap_err();
+            assert!(err.to_string().contains(&plane_in.to_string()), "{err}");
+        }
+    }
+}
