@@ -4,7 +4,7 @@
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
-//! backward from the forward pass's indices instead)
+//! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -44,7 +44,10 @@ fn main() {
     let c = c * batch * depth.unwrap_or(1);
     let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
     let off = env("PROBE_OFF").unwrap_or(0);
-    let mut y_store = vec![0f32; plan.output_len() + off];
+    let mut y_store: Vec<f32> = match env("PROBE_HUGE") {
+        Some(1) => nnpool::zeroed(plan.output_len() + off),
+        _ => vec![0f32; plan.output_len() + off],
+    };
     let y = &mut y_store[off..];
     let reps = std::env::var("PROBE_REPS")
         .ok()
@@ -65,9 +68,14 @@ fn main() {
         if backward {
             plan.forward(&x, y, Some(&mut idx)).unwrap();
         }
-        let mut call = || match backward {
-            true => plan.backward_with_indices(&idx, y, &mut gx).unwrap(),
-            false => plan.forward(&x, y, None).unwrap(),
+        let alloc = env("PROBE_ALLOC") == Some(1);
+        let mut call = || match (backward, alloc) {
+            (true, false) => plan.backward_with_indices(&idx, y, &mut gx).unwrap(),
+            (true, true) => drop(std::hint::black_box(
+                plan.backward_with_indices_to_vec(&idx, y).unwrap(),
+            )),
+            (false, false) => plan.forward(&x, y, None).unwrap(),
+            (false, true) => drop(std::hint::black_box(plan.forward_to_vec(&x).unwrap())),
         };
         call();
         // the fastest of 15 batches: this machine's neighbours make single timings noisy

@@ -80,7 +80,8 @@ pub(crate) struct PlaneShape {
     /// AVX-512 may be used for the short copies (f32 only).
     avx512: bool,
     /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]; set by
-    /// [`forward`]).
+    /// [`forward`]; read by the x86 kernels only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     prefetch: bool,
 }
 

@@ -29,6 +29,7 @@ fn inner_of(g: &Geom) -> usize {
 /// alone left the streams short: resnet_stem_max_bwd at 1 thread (`PROBE_BWD=1 plane_probe`)
 /// nchw 3.0–4.2 → 2.3–3.5 ms, nhwc 3.7–4.6 → 3.0–3.3 (2, 4 and 8 KiB ahead alike; cache-
 /// resident planes even).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PREFETCH_BYTES_AHEAD: usize = 4096;
 
 /// Prefetches the cache line [`PREFETCH_BYTES_AHEAD`] past byte `at` of `data`.
@@ -64,7 +65,7 @@ fn scatter_unit<F: FastFloat>(
         for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
             prefetch_ahead(idx, 64 * k);
             let gy_at = 8 * k * size_of::<F>();
-            if gy_at % 64 == 0 {
+            if gy_at.is_multiple_of(64) {
                 prefetch_ahead(gy, gy_at);
             }
             for (&i, &g) in ic.iter().zip(gc) {
