@@ -24,11 +24,12 @@ fn inner_of(g: &Geom) -> usize {
     }
 }
 
-/// Bytes the scatter prefetches ahead of the indices and output gradients it reads. With two
-/// input streams and a read-modify-write scattered over the plane, the hardware prefetcher
-/// alone left the streams short: resnet_stem_max_bwd at 1 thread (`PROBE_BWD=1 plane_probe`)
-/// nchw 3.0–4.2 → 2.3–3.5 ms, nhwc 3.7–4.6 → 3.0–3.3 (2, 4 and 8 KiB ahead alike; cache-
-/// resident planes even).
+/// Bytes the channels-first scatter prefetches ahead of the indices and output gradients it
+/// reads. With two input streams and a read-modify-write scattered over the plane, the
+/// hardware prefetcher alone left the streams short: resnet_stem_max_bwd nchw at 1 thread
+/// (`PROBE_BWD=1 plane_probe`) 3.0–4.2 → 2.3–3.5 ms (2, 4 and 8 KiB ahead alike; cache-resident
+/// planes even). Channels-last, each output pixel scatters into up to `K²` input pixels, and
+/// the prefetch only cost.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PREFETCH_BYTES_AHEAD: usize = 4096;
 
@@ -47,8 +48,8 @@ fn prefetch_ahead<T>(data: &[T], at: usize) {
     let _ = (data, at);
 }
 
-/// Scatter of one plane (`inner == 1`) or sample (`inner == C`), zeroed first, with the
-/// indices and gradients prefetched ahead. Returns the first index that lies outside the
+/// Scatter of one plane (`inner == 1`, its indices and gradients prefetched ahead) or sample
+/// (`inner == C`), zeroed first. Returns the first index that lies outside the
 /// plane, if any (it is skipped).
 #[inline(always)]
 fn scatter_unit<F: FastFloat>(
@@ -77,22 +78,8 @@ fn scatter_unit<F: FastFloat>(
             }
         }
     } else {
-        for (p, (pix_i, pix_g)) in idx
-            .chunks_exact(inner)
-            .zip(gy.chunks_exact(inner))
-            .enumerate()
-        {
-            let (from, to) = (p * inner, (p + 1) * inner);
-            let mut line = from * 8;
-            while line < to * 8 {
-                prefetch_ahead(idx, line);
-                line += 64;
-            }
-            let mut line = from * size_of::<F>();
-            while line < to * size_of::<F>() {
-                prefetch_ahead(gy, line);
-                line += 64;
-            }
+        // (no prefetch: vgg_max_224_bwd nhwc ran 13.4–15.0 → 14.7–18.9 ms with it)
+        for (pix_i, pix_g) in idx.chunks_exact(inner).zip(gy.chunks_exact(inner)) {
             for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
                 if (i as u64) < plane as u64 {
                     gx[i as usize * inner + c] += g;
