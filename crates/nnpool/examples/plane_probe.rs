@@ -4,7 +4,8 @@
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
-//! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call)
+//! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
+//! `PROBE_HUGE=1` puts the output buffer on huge pages)
 use nnpool::{Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 

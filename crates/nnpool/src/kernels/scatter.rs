@@ -49,8 +49,8 @@ fn prefetch_ahead<T>(data: &[T], at: usize) {
 }
 
 /// Scatter of one plane (`inner == 1`, its indices and gradients prefetched ahead) or sample
-/// (`inner == C`), zeroed first. Returns the first index that lies outside the
-/// plane, if any (it is skipped).
+/// (`inner == C`), zeroed first. Returns the first index that lies outside the plane, if any
+/// (it is skipped).
 #[inline(always)]
 fn scatter_unit<F: FastFloat>(
     inner: usize,
