@@ -721,8 +721,8 @@ fn channels_last_3x3_stride_2_depth_windows() {
 #[test]
 fn channels_first_3x3_strips() {
     // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
-    // 3×3 average backward) run strips of up to 4 output vectors (64 columns): widths around
-    // 1–4 vectors and several strips, no padding and half the window, ceil mode
+    // 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2): widths
+    // around 1–4 vectors and several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
     for w in [
         1, 2, 3, 4, 31, 32, 33, 34, 63, 64, 65, 66, 95, 96, 97, 127, 128, 129, 130, 131, 160, 191,

@@ -681,13 +681,19 @@ fn fused_plane<F: FastFloat>(
         cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
     ) {
         let vectors = s.ow.div_ceil(16);
-        // strips of up to 4 output vectors, the last one shorter
+        // strips of up to 4 output vectors, the last one shorter. 7×7: of 2, so that the 6 W
+        // rows a strip keeps stay in registers: with 4, reloads of spilled registers stalled
+        // behind the stores into an existing output (large_avg nchw, `PROBE_N=8 plane_probe
+        // 64 56 56 7 1 3 avg`, same run, ms: into a buffer 0.83–1.11 → 0.54–0.78 at 1 thread,
+        // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.59 and 0.45–0.55 →
+        // 0.37–0.41)
+        let step = if s.kw == 7 { 2 } else { 4 };
         let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
             let mut nan = false;
-            for v0 in (0..vectors).step_by(4) {
+            for v0 in (0..vectors).step_by(step) {
                 // SAFETY: `fused` holds (AVX-512F was detected); the kernels assert the rest.
                 nan |= unsafe {
-                    match vectors - v0 {
+                    match (vectors - v0).min(step) {
                         1 => fused_strip::<1>(s, mode, v0, x, d, y),
                         2 => fused_strip::<2>(s, mode, v0, x, d, y),
                         3 => fused_strip::<3>(s, mode, v0, x, d, y),
