@@ -685,7 +685,7 @@ fn fused_plane<F: FastFloat>(
         // rows a strip keeps stay in registers: with 4, reloads of spilled registers stalled
         // behind the stores into an existing output (large_avg nchw, `PROBE_N=8 plane_probe
         // 64 56 56 7 1 3 avg`, same run, ms: into a buffer 0.83–1.11 → 0.54–0.78 at 1 thread,
-        // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.59 and 0.45–0.55 →
+        // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.76 and 0.45–0.55 →
         // 0.37–0.41)
         let step = if s.kw == 7 { 2 } else { 4 };
         let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
