@@ -31,9 +31,9 @@ fn inner_of(g: &Geom) -> usize {
 /// planes even). Channels-last, each output pixel scatters into up to `K²` input pixels, and
 /// the prefetch only cost.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-const PREFETCH_BYTES_AHEAD: usize = 4096;
+const INDEX_PREFETCH_AHEAD: usize = 4096;
 
-/// Prefetches the cache line [`PREFETCH_BYTES_AHEAD`] past byte `at` of `data`.
+/// Prefetches the cache line [`INDEX_PREFETCH_AHEAD`] past byte `at` of `data`.
 #[inline(always)]
 fn prefetch_ahead<T>(data: &[T], at: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -41,7 +41,7 @@ fn prefetch_ahead<T>(data: &[T], at: usize) {
     // address without claiming it lies in the allocation.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (data.as_ptr() as *const i8).wrapping_add(at + PREFETCH_BYTES_AHEAD);
+        let p = (data.as_ptr() as *const i8).wrapping_add(at + INDEX_PREFETCH_AHEAD);
         _mm_prefetch::<_MM_HINT_T0>(p);
     }
     #[cfg(not(target_arch = "x86_64"))]
