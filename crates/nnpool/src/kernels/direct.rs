@@ -6,7 +6,8 @@
 //! reference's row-major tap order, so max values and sums (then divided once by the same
 //! divisor) are the reference's bits. Three shapes have kernels of their own for the rows
 //! whose windows are all in bounds: 3×3 at stride 1 (two output rows at a time, each input
-//! row folded along W once; `x86::cl_rows2_k3`; sums then within rounding of the reference),
+//! row folded along W once, the rows the top or bottom padding cuts too; `x86::cl_rows2_k3`;
+//! sums then within rounding of the reference),
 //! 3×3 at stride 2 on H and W, 2-D or 3-D max with a depth window of up to 3 slices (2-D one
 //! output row at a time, border rows too, the W fold of the input row two output rows share
 //! carried from one to the next; 3-D one output slice at a time, each slice of the depth
@@ -15,7 +16,8 @@
 //! 2×2 at stride 2 (`x86::cl_row_k2s2`: vgg_max_224 nhwc 8.6–9.5 → 7.3–7.5 ms, vgg_max_14 nhwc
 //! 0.092 → 0.056 ms at 1 thread). They check for NaN on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
-//! windows take the exact max rule, right whatever the values. Taken for f32 with AVX-512 and
+//! windows take the exact max rule, right whatever the values (the 3×3 stride-1 pairs: the
+//! plain max where the kernel's own check covered the border windows' columns). Taken for f32 with AVX-512 and
 //! windows of at most [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]), and
 //! for 2-D windows of more taps at stride 1 (5×5, 7×7, ..), whose
 //! rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
@@ -737,37 +739,70 @@ fn rows_body<F: FastFloat>(
                 continue;
             }
         }
-        if pairs && r + 1 < rows && oh >= ah.lo && oh + 1 < ah.hi {
+        let pair_edge = if pairs && r + 1 < rows && oh + 1 < oh_n {
+            row_pair_edge(ah, oh)
+        } else {
+            None
+        };
+        if let Some(edge) = pair_edge {
             // two output rows of a 3×3 stride-1 window: their input rows are loaded once
-            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
+            let divs = [oh, oh + 1].map(|o| divisor(reduce, [sd, ah.spans[o], aw.spans[aw.lo]]));
             let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
-            let rows_at = [0, 1, 2, 3].map(|i| (sh.first + i) * in_row);
+            // the input row above the pair's first output row (where there is one)
+            let top = ah.spans[oh + 1].first as isize - 1;
+            let rows_at = [0, 1, 2, 3]
+                .map(|i| (top + i as isize).clamp(0, h_in as isize - 1) as usize * in_row);
             let col0 = aw.spans[aw.lo].first;
             let (o0, o1) = (
                 &mut out0[aw.lo * c..aw.hi * c],
                 &mut out1[aw.lo * c..aw.hi * c],
             );
             let cols = aw.hi - aw.lo;
-            use super::x86::cl_rows2_k3 as k3;
-            // SAFETY: `applies` checked AVX-512F; rows oh and oh + 1 and columns lo..hi have
-            // every tap in bounds (that is what `lo`/`hi` mean), so input rows sh.first ..
-            // + 4 and columns col0 .. col0 + cols + 2 lie in the sample. The plain max (mode
+            use super::x86::{cl_rows2_k3, ROWS_ALL, ROWS_NO_BOTTOM, ROWS_NO_TOP};
+            macro_rules! k3 {
+                ($mode:literal) => {
+                    match edge {
+                        ROWS_NO_TOP => cl_rows2_k3::<$mode, ROWS_NO_TOP>,
+                        ROWS_NO_BOTTOM => cl_rows2_k3::<$mode, ROWS_NO_BOTTOM>,
+                        _ => cl_rows2_k3::<$mode, ROWS_ALL>,
+                    }
+                };
+            }
+            // SAFETY: `applies` checked AVX-512F; columns lo..hi of rows oh and oh + 1 have
+            // every W tap in bounds (that is what `lo`/`hi` mean), and `row_pair_edge` found
+            // the rows' windows to be the input rows it reads (all in bounds), so the rows
+            // read and columns col0 .. col0 + cols + 2 lie in the sample. The plain max (mode
             // 1) checks every value it loads for NaN and ±inf on the way; the rows are redone
             // by the exact rule (mode 0) when it finds one.
-            unsafe {
+            let checked_finite = unsafe {
                 match reduce {
-                    Reduce::Sum(_) => _ = k3::<2>(xs, rows_at, c, col0, cols, div, o0, o1),
+                    Reduce::Sum(_) => k3!(2)(xs, rows_at, c, col0, cols, divs, o0, o1),
                     Reduce::Max => {
-                        if k3::<1>(xs, rows_at, c, col0, cols, div, o0, o1) {
-                            k3::<0>(xs, rows_at, c, col0, cols, div, o0, o1);
+                        let special = k3!(1)(xs, rows_at, c, col0, cols, divs, o0, o1);
+                        if special {
+                            k3!(0)(xs, rows_at, c, col0, cols, divs, o0, o1);
                         }
+                        !special
                     }
                 }
-            }
-            // the border windows (padding) read columns the kernel did not: they take the
+            };
+            // The border windows (padding) fold with the plain max where the kernel checked
+            // all their columns (the input columns the interior windows span, which are all
+            // of them at a padding of 1) and found neither NaN nor ±inf; otherwise by the
             // exact rule, right whatever the values (checking their rows first would read
-            // the rows a second time)
-            let border_mode = exact_mode(reduce);
+            // the rows a second time). Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 192 28
+            // 28 3 1 1`, 1 thread): the exact border pixels were 11 % of the time.
+            let checked = col0..col0 + cols + 2;
+            let in_checked = |ow: usize| {
+                let sp = aw.spans[ow];
+                sp.count == 0
+                    || checked.contains(&sp.first) && checked.contains(&(sp.first + sp.count - 1))
+            };
+            let border_mode = if checked_finite && (0..aw.lo).chain(aw.hi..ow_n).all(in_checked) {
+                1 // the plain max
+            } else {
+                exact_mode(reduce)
+            };
             for (i, out) in [out0, out1].into_iter().enumerate() {
                 let spans = [sd, ah.spans[oh + i]];
                 border_pixels(g, axes, reduce, border_mode, xs, spans, &mut offs, out);
@@ -962,6 +997,29 @@ fn row_mode(
             }
             u8::from(!special)
         }
+    }
+}
+
+/// Whether output rows `oh` and `oh + 1` of a [`stride_one_3x3`] problem make a pair for
+/// `x86::cl_rows2_k3`, and which: both windows of 3 input rows (`ROWS_ALL`), or the first
+/// cut to its last 2 by the top padding (`ROWS_NO_TOP`), or the second cut to its first 2
+/// by the bottom padding (`ROWS_NO_BOTTOM`). Other rows go to the per-pixel path. Measured
+/// on inception_max_s1 nhwc (`PROBE_NHWC=1 PROBE_N=8 plane_probe 192 28 28 3 1 1`, builds
+/// alternating, the fastest runs, µs), before and after the top and bottom rows joined the
+/// pairs (the border columns' plain max above included): 1 thread 275–287 → 245–254, 2
+/// threads 186–217 → 158–176; the average 175–204 → 140–172 at 2 threads.
+fn row_pair_edge(ah: &AxisPlan, oh: usize) -> Option<u8> {
+    use super::x86::{ROWS_ALL, ROWS_NO_BOTTOM, ROWS_NO_TOP};
+    let (a, b) = (ah.spans[oh], ah.spans[oh + 1]);
+    let whole = |o: usize| o >= ah.lo && o < ah.hi;
+    if whole(oh) && whole(oh + 1) {
+        Some(ROWS_ALL)
+    } else if whole(oh + 1) && a.count == 2 && a.first == b.first {
+        Some(ROWS_NO_TOP)
+    } else if whole(oh) && b.count == 2 && b.first == a.first + 1 {
+        Some(ROWS_NO_BOTTOM)
+    } else {
+        None
     }
 }
 

@@ -693,6 +693,19 @@ pub(crate) unsafe fn cl_row_k3s2<
     nan != 0
 }
 
+/// [`cl_rows2_k3`]: both output rows' windows have all three input rows.
+pub(crate) const ROWS_ALL: u8 = 0;
+/// [`cl_rows2_k3`]: the first output row's window lacks its top input row (padding).
+pub(crate) const ROWS_NO_TOP: u8 = 1;
+/// [`cl_rows2_k3`]: the second output row's window lacks its bottom input row (padding).
+pub(crate) const ROWS_NO_BOTTOM: u8 = 2;
+
+/// Whether [`cl_rows2_k3`] with `EDGE` reads input row `b` (of 4).
+#[inline(always)]
+const fn row_read<const EDGE: u8>(b: usize) -> bool {
+    !(EDGE == ROWS_NO_TOP && b == 0 || EDGE == ROWS_NO_BOTTOM && b == 3)
+}
+
 /// Two adjacent output rows of a channels-last 3×3 window at stride 1 on both axes, interior
 /// columns only: output column `j` (of `cols`) of row `i` (0 or 1) folds input rows
 /// `rows[i] .. rows[i + 2]` (element offsets of column 0 in `x`) at columns `col0 + j ..
@@ -701,22 +714,24 @@ pub(crate) unsafe fn cl_row_k3s2<
 /// 8). The
 /// folds keep the reference's row-major order (each row left to right, then the rows top to
 /// bottom, regrouped only), so max values are its bits; sums then differ from its sequential
-/// sum by rounding only (the documented tolerance), then are divided by `div`. The plain max
-/// (`MODE` 1) also returns whether any value it loaded is NaN or ±inf (an integer max of the
-/// magnitudes, on the loads it makes anyway); the caller redoes the rows by the exact rule
-/// then. Other modes return `false`.
+/// sum by rounding only (the documented tolerance), then are divided by `divs[i]`. The plain
+/// max (`MODE` 1) also returns whether any value it loaded is NaN or ±inf (an integer max of
+/// the magnitudes, on the loads it makes anyway); the caller redoes the rows by the exact rule
+/// then. Other modes return `false`. With `EDGE` [`ROWS_NO_TOP`] (a first output row whose
+/// window the top padding cuts) row 0 folds `rows[1] .. rows[3]` only and `rows[0]` is not
+/// read; with [`ROWS_NO_BOTTOM`] row 1 folds `rows[1] .. rows[3]` and `rows[3]` is not read.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
+pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
     x: &[f32],
     rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
-    div: f32,
+    divs: [f32; 2],
     out0: &mut [MaybeUninit<f32>],
     out1: &mut [MaybeUninit<f32>],
 ) -> bool {
@@ -724,7 +739,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
         cols >= 1
             && out0.len() >= cols * c
             && out1.len() >= cols * c
-            && rows.iter().all(|&r| r + (col0 + cols + 2) * c <= x.len())
+            && (0..4).all(|b| !row_read::<EDGE>(b) || rows[b] + (col0 + cols + 2) * c <= x.len())
     );
     // Columns in tiles whose input (4 rows) fits in a third of L1: the first block of
     // channels brings a tile's lines in, the others find them there (one block at a time over
@@ -744,7 +759,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
         while ch + 32 <= c {
             // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, 2>(x, rows, c, c0, n_cols, div, ch, 0xFFFF, o0, o1)
+                rows2_k3_block::<MODE, EDGE, 2>(x, rows, c, c0, n_cols, divs, ch, 0xFFFF, o0, o1)
             });
             ch += 32;
         }
@@ -753,7 +768,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
             let m = lanes_below(n);
             // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, 1>(x, rows, c, c0, n_cols, div, ch, m, o0, o1)
+                rows2_k3_block::<MODE, EDGE, 1>(x, rows, c, c0, n_cols, divs, ch, m, o0, o1)
             });
             ch += n;
         }
@@ -770,13 +785,13 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
+unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
     x: &[f32],
     rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
-    div: f32,
+    divs: [f32; 2],
     ch: usize,
     m: __mmask16,
     out0: &mut [MaybeUninit<f32>],
@@ -794,12 +809,11 @@ unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
         }
         a
     };
-    let finish = |a: __m512| finish_window::<MODE>(a, div);
     let fold = pad_fold::<MODE>;
     // per input row and vector: the last column loaded and the fold of the last two
     let mut last = [[_mm512_setzero_ps(); V]; 4];
     let mut pair = [[_mm512_setzero_ps(); V]; 4];
-    for b in 0..4 {
+    for b in (0..4).filter(|&b| row_read::<EDGE>(b)) {
         for v in 0..V {
             let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
             pair[b][v] = fold(a, z);
@@ -814,19 +828,28 @@ unsafe fn rows2_k3_block<const MODE: u8, const V: usize>(
         let col = col0 + j;
         for v in 0..V {
             let mut row = [_mm512_setzero_ps(); 4];
-            for b in 0..4 {
+            for b in (0..4).filter(|&b| row_read::<EDGE>(b)) {
                 let z = load(rows[b], col + 2, v);
                 row[b] = fold(pair[b][v], z);
                 pair[b][v] = fold(last[b][v], z);
                 last[b][v] = z;
             }
             let middle = fold(row[1], row[2]);
-            let (y0, y1) = (fold(row[0], middle), fold(middle, row[3]));
+            let y0 = if EDGE == ROWS_NO_TOP {
+                middle
+            } else {
+                fold(row[0], middle)
+            };
+            let y1 = if EDGE == ROWS_NO_BOTTOM {
+                middle
+            } else {
+                fold(middle, row[3])
+            };
             let at = j * c + ch + 16 * v;
             // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
             unsafe {
-                _mm512_mask_storeu_ps(d0.add(at), m, finish(y0));
-                _mm512_mask_storeu_ps(d1.add(at), m, finish(y1));
+                _mm512_mask_storeu_ps(d0.add(at), m, finish_window::<MODE>(y0, divs[0]));
+                _mm512_mask_storeu_ps(d1.add(at), m, finish_window::<MODE>(y1, divs[1]));
             }
         }
     }
