@@ -173,7 +173,8 @@ impl StrideTwoRows {
     /// row, earlier slices first (the interior columns with the plain max, the border columns
     /// by the exact rule). Rows whose interior met a NaN are folded window by window by the
     /// exact rule. Every output row's window rows hold 1 to 3 input rows and the depth window
-    /// 1 to 3 slices (`slice_ready`).
+    /// 1 to 3 slices (`slice_ready`). Returns whether it wrote `out` (not without the pooled
+    /// slices' buffers, which only 3-D problems have).
     fn slice(
         &mut self,
         g: &Geom,
@@ -182,14 +183,14 @@ impl StrideTwoRows {
         [n, od]: [usize; 2],
         offs: &mut [usize; MAX_PIXEL_TAPS],
         out: &mut [MaybeUninit<f32>],
-    ) {
+    ) -> bool {
         let [ad, ah, aw] = axes;
         let (d_in, oh_n, c) = (g.in3[0], g.out3[1], g.channels);
         let row_len = g.out3[2] * c;
         let plane = oh_n * row_len;
         let sd = ad.spans[od];
         let Some(mut pool) = self.pooled.take() else {
-            return;
+            return false; // a 2-D problem: nothing written, the caller takes the rows on
         };
         let one = |d: usize| Span {
             first: d,
@@ -305,6 +306,7 @@ impl StrideTwoRows {
             }
         }
         self.pooled = Some(pool);
+        true
     }
 }
 
@@ -705,9 +707,10 @@ fn rows_body<F: FastFloat>(
                 if oh == 0 && r + oh_n <= rows && slices_whole {
                     // 3-D: one output slice, its depth window's slices pooled whole
                     let out = &mut y32[r * row_len..(r + oh_n) * row_len];
-                    k3s2.slice(g, axes, xs, [n, od], &mut offs, out);
-                    r += oh_n;
-                    continue;
+                    if k3s2.slice(g, axes, xs, [n, od], &mut offs, out) {
+                        r += oh_n;
+                        continue;
+                    }
                 }
             } else if (1..=3).contains(&sh.count) {
                 // 2-D: one 3×3 stride-2 row (fewer rows at a border)

@@ -493,6 +493,20 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
     }
 }
 
+/// Asks for the cache lines of `bytes` bytes from `from` to be brought into L2 (`prefetcht1`),
+/// one line at a time. Any address will do: a prefetch reads nothing the program sees and
+/// does not fault (past an input's end too), and the addresses are only formed, wrapping.
+#[inline]
+fn prefetch_lines_l2(from: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes {
+        // SAFETY: SSE is part of every x86-64 CPU; the prefetch is a hint only, as above (no
+        // memory is read or claimed).
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(from.wrapping_add(off).cast()) };
+        off += 64;
+    }
+}
+
 /// How far ahead (bytes) [`max_k3s2_strip`] prefetches its plane's input rows into L2 (with
 /// `PREFETCH`: inputs larger than the last-level cache). Measured (`PROBE_N=8 plane_probe 64
 /// 112 112 3 2 1` and `PROBE_D=16 PROBE_N=2 plane_probe 64 56 56 3 2 1`, resnet_stem_max and
@@ -657,14 +671,7 @@ pub(crate) unsafe fn cl_row_k3s2<
                 if row_step > 0 {
                     let at = (col0 + 2 * j + 1) * c;
                     for row in pf_rows {
-                        let line0 = src.wrapping_add(row + at).cast::<i8>();
-                        let mut off = 0;
-                        while off < pf_bytes {
-                            // a hint: it reads nothing the program sees and does not fault,
-                            // whatever the address (past the input's end too)
-                            _mm_prefetch::<_MM_HINT_T1>(line0.wrapping_add(off));
-                            off += 64;
-                        }
+                        prefetch_lines_l2(src.wrapping_add(row + at).cast(), pf_bytes);
                     }
                 }
                 let mut ch = 0;
@@ -1304,15 +1311,9 @@ pub(crate) unsafe fn max_k3s2_strip<
             // (past the plane's end: the next plane's, which follows it in memory)
             let from = x
                 .as_ptr()
-                .cast::<i8>()
+                .cast::<u8>()
                 .wrapping_add(2 * i * row_bytes + PREFETCH_BYTES_AHEAD);
-            let mut off = 0;
-            while off < 2 * row_bytes {
-                // a hint: it reads nothing the program sees and does not fault, whatever the
-                // address
-                _mm_prefetch::<_MM_HINT_T1>(from.wrapping_add(off));
-                off += 64;
-            }
+            prefetch_lines_l2(from, 2 * row_bytes);
         }
         // rows 2i, 2i + 1, 2i + 2, top to bottom; row 2i + 2 is the next output row's first
         let (mid, n1) = wrow!(2 * i + 1);
