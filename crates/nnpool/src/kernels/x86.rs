@@ -718,15 +718,15 @@ const fn row_read<const EDGE: u8>(b: usize) -> bool {
 /// `rows[i] .. rows[i + 2]` (element offsets of column 0 in `x`) at columns `col0 + j ..
 /// col0 + j + 2`. Each input row is folded along W once for both output rows, and
 /// neighbouring columns share a pair (per 16 outputs 2 loads and 5.5 folds instead of 9 and
-/// 8). The
-/// folds keep the reference's row-major order (each row left to right, then the rows top to
-/// bottom, regrouped only), so max values are its bits; sums then differ from its sequential
-/// sum by rounding only (the documented tolerance), then are divided by `divs[i]`. The plain
-/// max (`MODE` 1) also returns whether any value it loaded is NaN or ±inf (an integer max of
-/// the magnitudes, on the loads it makes anyway); the caller redoes the rows by the exact rule
-/// then. Other modes return `false`. With `EDGE` [`ROWS_NO_TOP`] (a first output row whose
-/// window the top padding cuts) row 0 folds `rows[1] .. rows[3]` only and `rows[0]` is not
-/// read; with [`ROWS_NO_BOTTOM`] row 1 folds `rows[1] .. rows[3]` and `rows[3]` is not read.
+/// 8). The folds keep the reference's row-major order (each row left to right, then the rows
+/// top to bottom, regrouped only), so max values are its bits; sums then differ from its
+/// sequential sum by rounding only (the documented tolerance), then are divided by `divs[i]`.
+/// The plain max (`MODE` 1) also returns whether any value it loaded is NaN or ±inf (an
+/// integer max of the magnitudes, on the loads it makes anyway); the caller redoes the rows by
+/// the exact rule then. Other modes return `false`. With `EDGE` [`ROWS_NO_TOP`] (a first
+/// output row whose window the top padding cuts) row 0 folds `rows[1]` and `rows[2]` only and
+/// `rows[0]` is not read; with [`ROWS_NO_BOTTOM`] (the bottom padding cuts the second row's
+/// window) row 1 folds `rows[1]` and `rows[2]` only and `rows[3]` is not read.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
