@@ -17,10 +17,10 @@
 //! 0.092 → 0.056 ms at 1 thread). They check for NaN on their own loads (the other
 //! rows check each input row once, just before their windows read it), and their border
 //! windows take the exact max rule, right whatever the values (the 3×3 stride-1 pairs: the
-//! plain max where the kernel's own check covered the border windows' columns). Taken for f32 with AVX-512 and
-//! windows of at most [`MAX_TAPS`] taps that overlap little ([`MAX_LOADS_PER_INPUT`]), and
-//! for 2-D windows of more taps at stride 1 (5×5, 7×7, ..), whose
-//! rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
+//! plain max where the kernel's own check covered the border windows' columns). Taken for
+//! f32 with AVX-512 and windows of at most [`MAX_TAPS`] taps that overlap little
+//! ([`MAX_LOADS_PER_INPUT`]), and for 2-D windows of more taps at stride 1 (5×5, 7×7, ..),
+//! whose rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
 //! then the H fold, both by van Herk / Gil-Werman blocks of `K` outputs).
 
 use super::isa::multiversion;
@@ -1009,7 +1009,7 @@ fn row_mode(
 /// by the bottom padding (`ROWS_NO_BOTTOM`). Other rows go to the per-pixel path. Measured
 /// on inception_max_s1 nhwc (`PROBE_NHWC=1 PROBE_N=8 plane_probe 192 28 28 3 1 1`, builds
 /// alternating, the fastest runs, µs), before and after the top and bottom rows joined the
-/// pairs (the border columns' plain max above included): 1 thread 275–287 → 245–254, 2
+/// pairs (the border columns' plain max above included): 1 thread 275–287 → 251–277, 2
 /// threads 186–217 → 158–176; the average 175–204 → 140–172 at 2 threads.
 fn row_pair_edge(ah: &AxisPlan, oh: usize) -> Option<u8> {
     use super::x86::{ROWS_ALL, ROWS_NO_BOTTOM, ROWS_NO_TOP};
