@@ -1335,14 +1335,29 @@ pub(crate) unsafe fn max_k3s2_strip<
 
 /// Pooling `K`×`K` (3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
 /// SPPF, large average windows; the stride-1 sum of an average backward), fused as
-/// [`max_k3s2_strip`] is: the W pass of each input row is `K` taps of the row's vectors, each
-/// shifted by its offset `j − PL` columns (`PL` 0 or `K / 2`; one lane shift of two
-/// neighbouring vectors, none for offset 0), held in registers; output row `i` folds W rows
-/// `i .. i + K` in order, top to bottom (the last `K − 1` kept from the rows before). `MODE`:
-/// 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value read is
-/// NaN), 2 = sum, then divided by `divisors` (one per output, `oh × ow`; one for every
-/// output; or none; the sums in
-/// the order of the separate W and H passes, so the same bits as those).
+/// [`max_k3s2_strip`] is, every fold in registers:
+/// - the W pass of each input row folds `K` taps of the row's vectors, each shifted by its
+///   offset `j − PL` columns (`PL` 0 or `K / 2`; one lane shift of two neighbouring vectors,
+///   none for offset 0). 3×3 folds taps 0, 1, 2 in turn; 5×5 and 7×7 fold pairs of
+///   neighbouring columns, once per input vector, then taps (0, 1), (2, 3), (4, 5) as shifted
+///   pairs and the last tap alone: 3 or 4 folds and shifts per output instead of 4 or 6;
+/// - the H pass likewise: row pairs `P_r = W_r ∘ W_(r+1)`, each formed once, and output row
+///   `i` folds `P_i`, `P_(i+2)`, (`P_(i+4)`,) then `W_(i+K−1)`, the newest row, last: 2 or 3
+///   folds per output instead of 4 or 6, and one fold from the newest row to the output, where
+///   a fold per row in turn made a chain of `K − 1` dependent folds.
+///
+/// `MODE`: 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value
+/// read is NaN), 2 = sum, from +0, then divided by `divisors` (one per output, `oh × ow`; one
+/// for every output; or none). Both max rules are order-free (the earlier group wins ties,
+/// the later group's NaN wins), so the values are the reference's; sums are grouped as above
+/// (3×3: the reference's row-by-row order) and differ from it only by rounding.
+///
+/// Measured (`PROBE_N=8 plane_probe 64 56 56 7 1 3 avg` and `.. 256 20 20 5 1 2`, 1 thread,
+/// builds alternating, the fastest runs, µs per call): a fold per tap and per row in turn
+/// 526–537 → 468–477 (7×7 average), 244–260 → 216–220 (5×5 max). Sums moved half onto the
+/// FMA pipes (`x·1 + acc`, the same bits), unmasked stores of whole vectors, or a product in
+/// place of the division, gave nothing; `perf` puts most samples on the stores, which wait
+/// for the folds.
 ///
 /// Measured (`plane_probe 192 28 28 3 1 1 [avg]`, 1 thread, same run; per plane, against
 /// the separate passes): max 198 → 154 ns, average 298 → 142 ns. `nnpool bench --layout
@@ -1382,7 +1397,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
     );
     let pad = pad_start::<MODE>();
     let masks = row_masks::<{ 4 + 2 }>(w, v0 as isize - 1, V + 2);
-    // lanes l + s of (before, at, after) for s in −16 < s < 16
+    // lanes l + s of (before, at, after) for −16 < s < 16
     macro_rules! shifted {
         ($before:expr, $at:expr, $after:expr, $s:expr) => {{
             let (b, a, n) = (
@@ -1404,6 +1419,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             })
         }};
     }
+    // The W pass of input row r (padding rows: `pad`) for the strip's V output vectors
     macro_rules! wrow {
         ($r:expr) => {{
             let r: usize = $r;
@@ -1411,45 +1427,55 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             let mut nan: __mmask16 = 0;
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                macro_rules! input {
-                    ($t:expr) => {{
-                        let i = (v0 + $t) as isize - 1;
-                        if ($t == 0 || $t == V + 1) && masks[$t] == 0 {
-                            // wholly outside the row (the vector before the first strip, the
-                            // one after the last; the others hold columns of the row): padding,
-                            // no load or check
-                            pad
-                        } else {
-                            // SAFETY: the mask enables only lanes of columns 16i .. that lie
-                            // in row r - pad_top (masked-off lanes are not read; the address
-                            // is only formed, wrapping).
-                            let v = unsafe {
-                                _mm512_mask_loadu_ps(pad, masks[$t], row.wrapping_offset(16 * i))
-                            };
-                            if check {
-                                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                            }
-                            v
-                        }
-                    }};
-                }
-                let mut before = if PL > 0 { input!(0) } else { pad };
-                let mut at = input!(1);
-                for (u, o) in out.iter_mut().enumerate() {
-                    let after = input!(u + 2);
-                    let tap0 = shifted!(before, at, after, -(PL as isize));
-                    // sums start from +0 as the reference's do (an all −0 window gives +0)
-                    let mut acc = if MODE == 2 {
-                        _mm512_add_ps(_mm512_setzero_ps(), tap0)
-                    } else {
-                        tap0
-                    };
-                    for j in 1..K {
-                        let tap = shifted!(before, at, after, j as isize - PL as isize);
-                        acc = pad_fold::<MODE>(acc, tap);
+                // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
+                let xs: [__m512; 4 + 2] = std::array::from_fn(|t| {
+                    if t >= V + 2
+                        || (t == 0 && PL == 0)
+                        || ((t == 0 || t == V + 1) && masks[t] == 0)
+                    {
+                        // past the strip, not read (offsets start at 0), or wholly outside
+                        // the row (the vector before the first strip, the one after the last;
+                        // the others hold columns of the row): padding, no load or check
+                        return pad;
                     }
-                    *o = acc;
-                    (before, at) = (at, after);
+                    let i = (v0 + t) as isize - 1;
+                    // SAFETY: the mask enables only lanes of columns 16i .. that lie in row
+                    // r - pad_top (masked-off lanes are not read; the address is only
+                    // formed, wrapping).
+                    let v =
+                        unsafe { _mm512_mask_loadu_ps(pad, masks[t], row.wrapping_offset(16 * i)) };
+                    if check {
+                        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                    }
+                    v
+                });
+                let pl = PL as isize;
+                if K == 3 {
+                    // taps 0, 1, 2 in turn: pairs would cost more shifts than they save
+                    for (u, o) in out.iter_mut().enumerate() {
+                        let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
+                        let acc =
+                            pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
+                        *o = pad_fold::<MODE>(acc, shifted!(b, a, n, 2 - pl));
+                    }
+                } else {
+                    // pair folds: lane l of slot t folds columns l and l + 1 of vector
+                    // v0 − 1 + t (the last slot's lane 15 folds padding: no shift reaches it)
+                    let pairs: [__m512; 4 + 2] = std::array::from_fn(|t| {
+                        let next = if t + 1 < V + 2 { xs[t + 1] } else { pad };
+                        pad_fold::<MODE>(xs[t], shifted!(xs[t], xs[t], next, 1))
+                    });
+                    for (u, o) in out.iter_mut().enumerate() {
+                        let (b, a, n) = (pairs[u], pairs[u + 1], pairs[u + 2]);
+                        // taps 0, 1 | 2, 3 | (4, 5 |) as pairs, then the last tap on its own
+                        let mut acc =
+                            pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 2 - pl));
+                        if K == 7 {
+                            acc = pad_fold::<MODE>(acc, shifted!(b, a, n, 4 - pl));
+                        }
+                        let last = shifted!(xs[u], xs[u + 1], xs[u + 2], (K - 1) as isize - pl);
+                        *o = pad_fold::<MODE>(acc, last);
+                    }
                 }
             }
             (out, nan)
@@ -1457,42 +1483,55 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
     }
     let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
-    // W rows i .. i + K − 1, oldest first (slots K − 1 .. 6 unused)
-    let mut ring = [[pad; V]; 6];
-    let mut nan: __mmask16 = 0;
-    for (t, slot) in ring.iter_mut().enumerate().take(K - 1) {
-        let (row, n) = wrow!(t);
-        *slot = row;
+    // Row pairs P_r = W_r ∘ W_(r+1) for r = i .. i + K − 3 (slots from K − 2 on unused), and
+    // the last W row, W_(i + K − 2): output row i folds P_i, P_(i+2), .., W_(i + K − 1)
+    let mut row_pairs = [[pad; V]; 5];
+    let (mut last, mut nan) = wrow!(0);
+    for (r, slot) in row_pairs.iter_mut().enumerate().take(K - 2) {
+        let (next, n) = wrow!(r + 1);
         nan |= n;
+        for u in 0..V {
+            slot[u] = pad_fold::<MODE>(last[u], next[u]);
+        }
+        last = next;
     }
     for i in 0..oh {
         let (low, n) = wrow!(i + K - 1);
         nan |= n;
         for u in 0..V {
-            let mut v = ring[0][u];
-            for row in &ring[1..K - 1] {
-                v = pad_fold::<MODE>(v, row[u]);
+            let mut v = row_pairs[0][u];
+            if K >= 5 {
+                v = pad_fold::<MODE>(v, row_pairs[2][u]);
+            }
+            if K == 7 {
+                v = pad_fold::<MODE>(v, row_pairs[4][u]);
             }
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
-            if MODE == 2 && divisors.len() == 1 {
-                v = _mm512_div_ps(v, _mm512_set1_ps(divisors[0]));
-            } else if MODE == 2 && !divisors.is_empty() {
-                // SAFETY: the divisors cover the outputs (asserted); the mask keeps the lanes
-                // below ow; masked-off lanes divide by 1.
-                let d = unsafe {
-                    let one = _mm512_set1_ps(1.0);
-                    _mm512_mask_loadu_ps(one, store_masks[u], divisors.as_ptr().add(at))
-                };
-                v = _mm512_div_ps(v, d);
+            if MODE == 2 {
+                // from +0, as the reference's sums (an all −0 window gives +0)
+                v = _mm512_add_ps(v, _mm512_setzero_ps());
+                if divisors.len() == 1 {
+                    v = _mm512_div_ps(v, _mm512_set1_ps(divisors[0]));
+                } else if !divisors.is_empty() {
+                    // SAFETY: the divisors cover the outputs (asserted); the mask keeps the
+                    // lanes below ow; masked-off lanes divide by 1.
+                    let d = unsafe {
+                        let one = _mm512_set1_ps(1.0);
+                        _mm512_mask_loadu_ps(one, store_masks[u], divisors.as_ptr().add(at))
+                    };
+                    v = _mm512_div_ps(v, d);
+                }
             }
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
         }
-        for t in 0..K - 2 {
-            ring[t] = ring[t + 1];
+        let newest: [__m512; V] = std::array::from_fn(|u| pad_fold::<MODE>(last[u], low[u]));
+        for t in 0..K - 3 {
+            row_pairs[t] = row_pairs[t + 1];
         }
-        ring[K - 2] = low;
+        row_pairs[K - 3] = newest;
+        last = low;
     }
     nan != 0
 }
