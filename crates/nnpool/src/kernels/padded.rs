@@ -665,19 +665,23 @@ fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
 
 /// One plane of a [`fused`] shape into `y`, every element stored: max runs the plain max with
 /// the NaN check, then, when the plane holds a NaN, again by the exact rule; sums are divided
-/// by `divisors` (one per output, one for all, or none). Returns whether the plane took the exact rule.
+/// by `divisors` (one per output, one for all, or none), and divide their inputs first by
+/// `input_divisors` (one per input, one for all, or none; stride-1 sums only). Returns whether
+/// the plane took the exact rule.
 #[inline(always)]
 fn fused_plane<F: FastFloat>(
     s: &PlaneShape,
     reduce: Reduce,
     divisors: &[F],
+    input_divisors: &[F],
     x: &[F],
     y: &mut [MaybeUninit<F>],
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(x), Some(d), Some(y)) = (
+    if let (Some(x), Some(d), Some(din), Some(y)) = (
         cast::<F, f32>(x),
         cast::<F, f32>(divisors),
+        cast::<F, f32>(input_divisors),
         cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
     ) {
         let vectors = s.ow.div_ceil(16);
@@ -694,10 +698,10 @@ fn fused_plane<F: FastFloat>(
                 // SAFETY: `fused` holds (AVX-512F was detected); the kernels assert the rest.
                 nan |= unsafe {
                     match (vectors - v0).min(step) {
-                        1 => fused_strip::<1>(s, mode, v0, x, d, y),
-                        2 => fused_strip::<2>(s, mode, v0, x, d, y),
-                        3 => fused_strip::<3>(s, mode, v0, x, d, y),
-                        _ => fused_strip::<4>(s, mode, v0, x, d, y),
+                        1 => fused_strip::<1>(s, mode, v0, x, d, din, y),
+                        2 => fused_strip::<2>(s, mode, v0, x, d, din, y),
+                        3 => fused_strip::<3>(s, mode, v0, x, d, din, y),
+                        _ => fused_strip::<4>(s, mode, v0, x, d, din, y),
                     }
                 };
             }
@@ -715,13 +719,13 @@ fn fused_plane<F: FastFloat>(
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, reduce, divisors, x, y);
+    let _ = (s, reduce, divisors, input_divisors, x, y);
     unreachable!("the fused kernels are taken for f32 on x86-64 only")
 }
 
 /// Output vectors `v0 .. v0 + V` of every row of a [`fused`] plane, by the kernel for its
 /// window and padding, combining by `mode` (the plain max also checks for NaN and returns
-/// whether it saw one).
+/// whether it saw one); sums divided by `d` and their inputs by `din` (see [`fused_plane`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -733,6 +737,7 @@ unsafe fn fused_strip<const V: usize>(
     v0: usize,
     x: &[f32],
     d: &[f32],
+    din: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     use super::x86::{ks1_strip, max_k3s2_strip};
@@ -748,7 +753,7 @@ unsafe fn fused_strip<const V: usize>(
     }
     macro_rules! s1 {
         ($m:ident, $k:literal, $pl:literal) => {
-            ks1_strip::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, check, d, y)
+            ks1_strip::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, check, d, din, y)
         };
     }
     // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
@@ -794,7 +799,7 @@ fn fused_body<F: FastFloat>(
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if s.d == 1 && s.od == 1 {
         for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-            fused_plane(s, reduce, divisors, xp, yp);
+            fused_plane(s, reduce, divisors, &[], xp, yp);
         }
         return;
     }
@@ -806,7 +811,9 @@ fn fused_body<F: FastFloat>(
         let exact = xv
             .chunks_exact(pin)
             .zip(planes.chunks_exact_mut(pout))
-            .fold(false, |e, (xp, yp)| fused_plane(s, reduce, &[], xp, yp) | e);
+            .fold(false, |e, (xp, yp)| {
+                fused_plane(s, reduce, &[], &[], xp, yp) | e
+            });
         fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
     }
 }
@@ -1116,12 +1123,20 @@ fn backward_body<F: FastFloat>(
     gy: &[F],
     gx: &mut [MaybeUninit<F>],
 ) {
-    // the fused kernel needs no padded copy and no W-pass rows
-    let fused = fused_s1::<F>(s);
-    let scratch = |len: usize| vec![F::zero(); if fused { 0 } else { len }];
-    let (mut buf, mut t) = (scratch((s.rows + 1) * s.q), scratch(s.rows * s.q));
-    let mut scaled = vec![F::zero(); s.h * s.w];
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    if fused_s1::<F>(s) {
+        // the fused kernel divides the gradient of each output as it loads it, as the
+        // reference divides it, then sums (no padded copy, no W-pass rows, no scaled copy)
+        let single = single_value(divisors);
+        let input_divisors = single.as_ref().map_or(divisors, std::slice::from_ref);
+        for (src, gxp) in gy.chunks_exact(pin).zip(gx.chunks_exact_mut(pout)) {
+            fused_plane(s, Reduce::Sum(Divisor::Real), &[], input_divisors, src, gxp);
+        }
+        return;
+    }
+    let mut buf = vec![F::zero(); (s.rows + 1) * s.q];
+    let mut t = vec![F::zero(); s.rows * s.q];
+    let mut scaled = vec![F::zero(); s.h * s.w];
     let n = gy.len() / pin;
     for p in 0..n {
         // the gradient of each output, divided as the reference divides it
@@ -1130,11 +1145,6 @@ fn backward_body<F: FastFloat>(
             scaled[f] = src[f] / divisors[f];
         }
         let gxp = &mut gx[p * pout..(p + 1) * pout];
-        if fused {
-            // a plain sum (the gradient came divided; no divisors given, none applied)
-            fused_plane(s, Reduce::Sum(Divisor::Real), &[], &scaled, gxp);
-            continue;
-        }
         // the separate passes take values: the plane is zeroed first (in cache)
         let gxp = fill_zero(gxp);
         fill(s, &scaled, &mut buf, &mut []);
