@@ -753,7 +753,16 @@ unsafe fn fused_strip<const V: usize>(
     }
     macro_rules! s1 {
         ($m:ident, $k:literal, $pl:literal) => {
-            ks1_strip::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, check, d, din, y)
+            ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, d, &[], y)
+        };
+    }
+    macro_rules! sum {
+        ($k:literal, $pl:literal) => {
+            if din.is_empty() {
+                s1!(SUM, $k, $pl)
+            } else {
+                ks1_strip::<SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, d, din, y)
+            }
         };
     }
     // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
@@ -767,20 +776,20 @@ unsafe fn fused_strip<const V: usize>(
             (_, 3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
             (_, 3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),
             (_, 3, PLAIN_MAX, true) => s1!(PLAIN_MAX, 3, 1),
-            (_, 3, _, false) => s1!(SUM, 3, 0),
-            (_, 3, _, true) => s1!(SUM, 3, 1),
+            (_, 3, _, false) => sum!(3, 0),
+            (_, 3, _, true) => sum!(3, 1),
             (_, 5, EXACT_MAX, false) => s1!(EXACT_MAX, 5, 0),
             (_, 5, EXACT_MAX, true) => s1!(EXACT_MAX, 5, 2),
             (_, 5, PLAIN_MAX, false) => s1!(PLAIN_MAX, 5, 0),
             (_, 5, PLAIN_MAX, true) => s1!(PLAIN_MAX, 5, 2),
-            (_, 5, _, false) => s1!(SUM, 5, 0),
-            (_, 5, _, true) => s1!(SUM, 5, 2),
+            (_, 5, _, false) => sum!(5, 0),
+            (_, 5, _, true) => sum!(5, 2),
             (_, _, EXACT_MAX, false) => s1!(EXACT_MAX, 7, 0),
             (_, _, EXACT_MAX, true) => s1!(EXACT_MAX, 7, 3),
             (_, _, PLAIN_MAX, false) => s1!(PLAIN_MAX, 7, 0),
             (_, _, PLAIN_MAX, true) => s1!(PLAIN_MAX, 7, 3),
-            (_, _, _, false) => s1!(SUM, 7, 0),
-            (_, _, _, true) => s1!(SUM, 7, 3),
+            (_, _, _, false) => sum!(7, 0),
+            (_, _, _, true) => sum!(7, 3),
         }
     }
 }

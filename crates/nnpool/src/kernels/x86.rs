@@ -1383,13 +1383,17 @@ pub(crate) unsafe fn max_k3s2_strip<
 ///
 /// `MODE`: 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value
 /// read is NaN), 2 = sum, from +0, then divided by `divisors` (one per output, `oh × ow`; one
-/// for every output; or none). A sum may divide its inputs first, as they are loaded, by
-/// `input_divisors` (one per input or one for all; an average backward divides each output
-/// gradient by its window's divisor before summing: inception_avg_s1_bwd nchw, `nnpool bench`
-/// alternating with a separate pass into a divided copy, 5 rounds, fastest / median ms: 1 thread
-/// 0.308 / 0.486 → 0.246 / 0.394, 2 threads 0.238 / 0.256 → 0.136 / 0.217). Both max rules are order-free (the earlier group wins ties,
+/// for every output; or none). Both max rules are order-free (the earlier group wins ties,
 /// the later group's NaN wins), so the values are the reference's; sums are grouped as above
 /// (3×3: the reference's row-by-row order) and differ from it only by rounding.
+///
+/// With `DIVIDE_INPUTS` a sum first divides its inputs, as it loads them, by `input_divisors`
+/// (one per input or one for all): an average backward divides each output gradient by its
+/// window's divisor before summing. Measured against a separate pass into a divided copy
+/// (inception_avg_s1_bwd nchw, `nnpool bench`, builds alternating, 5 rounds, fastest / median
+/// ms): 1 thread 0.308 / 0.486 → 0.246 / 0.394, 2 threads 0.238 / 0.256 → 0.136 / 0.217. A
+/// run-time test for it in the forward kernel cost 8 % (inception_avg_s1 nchw, 194 → 211 µs),
+/// hence the constant.
 ///
 /// Measured (`PROBE_N=8 plane_probe 64 56 56 7 1 3 avg` and `.. 256 20 20 5 1 2`, 1 thread,
 /// builds alternating, the fastest runs, µs per call): a fold per tap and per row in turn
@@ -1413,7 +1417,13 @@ pub(crate) unsafe fn max_k3s2_strip<
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, const V: usize>(
+pub(crate) unsafe fn ks1_strip<
+    const MODE: u8,
+    const K: usize,
+    const PL: usize,
+    const V: usize,
+    const DIVIDE_INPUTS: bool,
+>(
     x: &[f32],
     w: usize,
     pad_top: usize,
@@ -1433,8 +1443,8 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
             && w >= 1
             && y.len() == oh * ow
             && (divisors.len() <= 1 || divisors.len() == y.len())
-            && (input_divisors.len() <= 1 || input_divisors.len() == x.len())
-            && (MODE == 2 || input_divisors.is_empty())
+            && (input_divisors.len() == 1 || input_divisors.len() == x.len() || !DIVIDE_INPUTS)
+            && (MODE == 2 || !DIVIDE_INPUTS)
             && 16 * (v0 + V - 1) < ow
     );
     let pad = pad_start::<MODE>();
@@ -1491,7 +1501,7 @@ pub(crate) unsafe fn ks1_strip<const MODE: u8, const K: usize, const PL: usize, 
                     }
                     v
                 });
-                let xs = if MODE == 2 && !input_divisors.is_empty() {
+                let xs = if DIVIDE_INPUTS {
                     divide_row(&xs, input_divisors, (r - pad_top) * w, v0, &masks)
                 } else {
                     xs
