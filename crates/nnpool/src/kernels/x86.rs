@@ -1391,9 +1391,9 @@ pub(crate) unsafe fn max_k3s2_strip<
 /// (one per input or one for all): an average backward divides each output gradient by its
 /// window's divisor before summing. Measured against a separate pass into a divided copy
 /// (inception_avg_s1_bwd nchw, `nnpool bench`, builds alternating, 5 rounds, fastest / median
-/// ms): 1 thread 0.308 / 0.486 → 0.246 / 0.394, 2 threads 0.238 / 0.256 → 0.136 / 0.217. A
-/// run-time test for it in the forward kernel cost 8 % (inception_avg_s1 nchw, 194 → 211 µs),
-/// hence the constant.
+/// ms): 1 thread 0.324 / 0.456 → 0.225 / 0.229, 2 threads 0.214 / 0.236 → 0.183 / 0.194. A
+/// run-time test for it in the forward kernel cost 8 % (inception_avg_s1 nchw, `plane_probe
+/// 192 28 28 3 1 1 avg`, 194 → 211 µs), hence the constant.
 ///
 /// Measured (`PROBE_N=8 plane_probe 64 56 56 7 1 3 avg` and `.. 256 20 20 5 1 2`, 1 thread,
 /// builds alternating, the fastest runs, µs per call): a fold per tap and per row in turn
