@@ -24,12 +24,11 @@ fn inner_of(g: &Geom) -> usize {
     }
 }
 
-/// Bytes the channels-first scatter prefetches ahead of the indices and output gradients it
-/// reads. With two input streams and a read-modify-write scattered over the plane, the
-/// hardware prefetcher alone left the streams short: resnet_stem_max_bwd nchw at 1 thread
-/// (`PROBE_BWD=1 plane_probe`) 3.0–4.2 → 2.3–3.5 ms (2, 4 and 8 KiB ahead alike; cache-resident
-/// planes even). Channels-last, each output pixel scatters into up to `K²` input pixels, and
-/// the prefetch only cost.
+/// Bytes the scatter prefetches ahead of the indices and output gradients it reads. With two
+/// input streams and a read-modify-write scattered over the plane, the hardware prefetcher
+/// alone left the streams short: resnet_stem_max_bwd nchw at 1 thread (`PROBE_BWD=1
+/// plane_probe`) 3.0–4.2 → 2.3–3.5 ms (2, 4 and 8 KiB ahead alike; cache-resident planes
+/// even); channels-last, see [`scatter_unit`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const INDEX_PREFETCH_AHEAD: usize = 4096;
 
@@ -48,9 +47,23 @@ fn prefetch_ahead<T>(data: &[T], at: usize) {
     let _ = (data, at);
 }
 
-/// Scatter of one plane (`inner == 1`, its indices and gradients prefetched ahead) or sample
-/// (`inner == C`), zeroed first. Returns the first index that lies outside the plane, if any
-/// (it is skipped).
+/// Bytes of a plane (or sample) zeroed at a time just ahead of its scatter, so that the
+/// zeros are still in cache when the scatter adds to them (a channels-last sample zeroed whole
+/// first, 3.2 MB for resnet_stem_max_bwd, went out of L2 before its scatter came back to it).
+const ZERO_STEP_BYTES: usize = 4096;
+
+/// Scatter of one plane (`inner == 1`) or sample (`inner == C`), the indices and gradients it
+/// reads prefetched ahead ([`INDEX_PREFETCH_AHEAD`]). Contributions arrive in output order, as
+/// in the reference. The unit is zeroed a step ahead of the indices ([`ZERO_STEP_BYTES`]): an
+/// index at or past the zeroed part first zeroes up to it, so any index order is right, and
+/// what is left is zeroed at the end. Returns the first index (in `idx`'s order) that lies
+/// outside the plane, if any (they are skipped).
+///
+/// Channels-last, measured (`PROBE_BWD=1 PROBE_NHWC=1 PROBE_N=8 plane_probe`, alternating
+/// with the build before, which zeroed the sample whole first and did not prefetch, ms per
+/// call): resnet_stem_max_bwd (`64 112 112 3 2 1`) 3.3–3.5 → 2.6–2.7 at 1 thread, 1.5–1.7 →
+/// 1.24–1.28 at 2; vgg_max_224_bwd (`64 224 224 2 2 0`) 11.6–12.2 → 10.0–11.0. The zeroing
+/// step alone gave 3–5 %. Channels-first about even.
 #[inline(always)]
 fn scatter_unit<F: FastFloat>(
     inner: usize,
@@ -59,8 +72,25 @@ fn scatter_unit<F: FastFloat>(
     gy: &[F],
     gx: &mut [MaybeUninit<F>],
 ) -> Option<i64> {
-    let gx = fill_zero(gx);
-    let mut bad = None;
+    assert!(gx.len() >= plane * inner && idx.len() == gy.len() && idx.len() % inner == 0);
+    let step = (ZERO_STEP_BYTES / size_of::<F>() / inner).max(1);
+    // pixels `..ready` are zeroed
+    let mut ready = 0usize;
+    // the first stray index: (its position in `idx`, its value)
+    let mut bad: Option<(usize, i64)> = None;
+    // the common case inline: the pixel is zeroed already
+    macro_rules! add {
+        ($at:expr, $i:expr, $c:expr, $g:expr) => {
+            if ($i as u64) < ready as u64 {
+                let slot = &mut gx[$i as usize * inner + $c];
+                // SAFETY: pixel `i` lies below `ready`, whose values were all zeroed.
+                unsafe { *slot.assume_init_mut() += $g };
+            } else {
+                let at = ($at, $i, $c, $g);
+                ready = zero_ahead(gx, (inner, plane), (ready, step), at, &mut bad);
+            }
+        };
+    }
     if inner == 1 {
         // a cache line of indices at a time
         for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
@@ -69,34 +99,60 @@ fn scatter_unit<F: FastFloat>(
             if gy_at.is_multiple_of(64) {
                 prefetch_ahead(gy, gy_at);
             }
-            for (&i, &g) in ic.iter().zip(gc) {
-                if (i as u64) < plane as u64 {
-                    gx[i as usize] += g;
-                } else if bad.is_none() {
-                    bad = Some(i);
-                }
+            for (j, (&i, &g)) in ic.iter().zip(gc).enumerate() {
+                add!(8 * k + j, i, 0, g);
             }
         }
     } else {
-        // (no prefetch: vgg_max_224_bwd nhwc ran 13.4–15.0 → 14.7–18.9 ms with it)
-        for (pix_i, pix_g) in idx.chunks_exact(inner).zip(gy.chunks_exact(inner)) {
+        let pixels = idx.chunks_exact(inner).zip(gy.chunks_exact(inner));
+        for (p, (pix_i, pix_g)) in pixels.enumerate() {
+            for at in (0..inner * size_of::<i64>()).step_by(64) {
+                prefetch_ahead(idx, p * inner * size_of::<i64>() + at);
+            }
+            for at in (0..inner * size_of::<F>()).step_by(64) {
+                prefetch_ahead(gy, p * inner * size_of::<F>() + at);
+            }
             for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
-                if (i as u64) < plane as u64 {
-                    gx[i as usize * inner + c] += g;
-                } else if bad.is_none() {
-                    bad = Some(i);
-                }
+                add!(p * inner + c, i, c, g);
             }
         }
     }
-    bad
+    fill_zero(&mut gx[ready * inner..plane * inner]);
+    bad.map(|(_, i)| i)
+}
+
+/// The rare case of [`scatter_unit`]: index `i`, at position `at` of the indices, lies at or
+/// past the zeroed pixels `..ready` (of `inner` values each). Zeroes the pixels up to it (at
+/// least `step`) and adds `g` to value `c` of pixel `i`, or notes `i` in `bad` when it lies
+/// outside the plane (`bad` keeps the one earliest in the indices). Returns the new `ready`.
+#[cold]
+#[inline(never)]
+fn zero_ahead<F: FastFloat>(
+    gx: &mut [MaybeUninit<F>],
+    (inner, plane): (usize, usize),
+    (ready, step): (usize, usize),
+    (at, i, c, g): (usize, i64, usize, F),
+    bad: &mut Option<(usize, i64)>,
+) -> usize {
+    if (i as u64) >= plane as u64 {
+        if bad.is_none_or(|(first, _)| at < first) {
+            *bad = Some((at, i));
+        }
+        return ready;
+    }
+    let to = (i as usize + 1).max(ready + step).min(plane);
+    fill_zero(&mut gx[ready * inner..to * inner]);
+    let slot = &mut gx[i as usize * inner + c];
+    // SAFETY: pixel `i` lies below `to`, whose values are all zeroed now.
+    unsafe { *slot.assume_init_mut() += g };
+    to
 }
 
 multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
-/// first (so `gx` may be fresh memory: its first touch is the zeroing of each plane, in
-/// cache just before its scatter). Returns the first out-of-plane index (those are skipped).
+/// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
+/// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
 pub(crate) fn max_backward<F: FastFloat>(
     isa: Isa,
     g: &Geom,
@@ -110,8 +166,8 @@ pub(crate) fn max_backward<F: FastFloat>(
         gx.init();
         return None;
     }
-    // SAFETY: every plane (or sample) is zero-filled by `scatter_unit` before anything else
-    // touches it, then only sums of values are stored; the planes tile `gx`.
+    // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
+    // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
     let plane = g.in_plane();
     type Unit<'a, F> = ((&'a mut [MaybeUninit<F>], &'a [F]), &'a [i64]);
