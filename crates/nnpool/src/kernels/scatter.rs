@@ -72,7 +72,7 @@ fn scatter_unit<F: FastFloat>(
     gy: &[F],
     gx: &mut [MaybeUninit<F>],
 ) -> Option<i64> {
-    assert!(gx.len() >= plane * inner && idx.len() == gy.len() && idx.len() % inner == 0);
+    assert!(gx.len() >= plane * inner && idx.len() == gy.len() && idx.len().is_multiple_of(inner));
     let step = (ZERO_STEP_BYTES / size_of::<F>() / inner).max(1);
     // pixels `..ready` are zeroed
     let mut ready = 0usize;
