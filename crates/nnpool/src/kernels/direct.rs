@@ -405,12 +405,28 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
         .then_some((ah.k, aw.k))
 }
 
+/// Where [`WRing`] places its rows, in bytes past the output's address modulo 4 KiB. L1 sets
+/// repeat every 4 KiB, and the H pass loads a vector of each ring row and stores a vector of
+/// each output row at the same column: a ring at the output's address modulo 4 KiB
+/// ran sppf_max5 nhwc at 367 µs against 208–217 anywhere else measured, 64 B to 2 KiB away
+/// (`PROBE_NHWC=1 PROBE_N=8 plane_probe 256 20 20 5 1 2`, 1 thread, the ring and the
+/// output moved; its rows, 20 KiB long, all fall at the same place in a 4 KiB page, as do the
+/// output's). The allocating bench call and the one into a buffer had differed by that much
+/// (0.30 against 0.21 ms). Half a page away stays clear of it whatever the row lengths bring.
+const RING_FROM_OUTPUT: usize = 2048;
+
+/// Bytes by which [`WRing`] can move its rows (a page), and the values it allocates for it.
+const RING_PLACEMENT_SLACK_BYTES: usize = 4096;
+const RING_PLACEMENT_SLACK: usize = RING_PLACEMENT_SLACK_BYTES / 4;
+
 /// The W-pass rows of a [`separable_s1`] problem: slot `h % slots` holds input row `h` of
 /// the sample named by its tag (`sample * h_in + h`), each row an output row long, and
 /// whether that input row holds a NaN (max only). `2 kh − 1` slots: the input rows of `kh`
 /// consecutive output rows, which [`WRing::h_fold_block`] folds together.
 struct WRing {
     rows: Vec<f32>,
+    stride: usize,
+    base: usize,
     tags: Vec<(usize, bool)>,
     kh: usize,
     kw: usize,
@@ -427,10 +443,15 @@ impl WRing {
         self.tags.len()
     }
 
-    fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize) -> Self {
+    fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize, out: *const f32) -> Self {
         let slots = 2 * kh - 1;
+        let rows = vec![0f32; slots * len + RING_PLACEMENT_SLACK];
+        let want = (out as usize).wrapping_add(RING_FROM_OUTPUT);
+        let base = want.wrapping_sub(rows.as_ptr() as usize) % RING_PLACEMENT_SLACK_BYTES / 4;
         WRing {
-            rows: vec![0f32; slots * len],
+            rows,
+            stride: len,
+            base,
             tags: vec![(usize::MAX, false); slots],
             kh,
             kw,
@@ -465,7 +486,7 @@ impl WRing {
                 continue;
             }
             let row = &xs[h * in_row..(h + 1) * in_row];
-            let dst = &mut self.rows[slot * self.len..][..self.len];
+            let dst = &mut self.rows[self.base + slot * self.stride..][..self.len];
             // the interior columns by blocks, the border columns by running folds from the
             // row's ends
             let first = aw.spans[aw.lo].first;
@@ -522,7 +543,8 @@ impl WRing {
     ) {
         let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-            *tap = &self.rows[h % self.slots() * self.len..][cols.start * c..cols.end * c];
+            *tap = &self.rows[self.base + h % self.slots() * self.stride..]
+                [cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
@@ -557,7 +579,9 @@ impl WRing {
         );
         let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
         for (i, p) in srcs.iter_mut().enumerate().take(read) {
-            *p = self.rows[(first_row + i) % self.slots() * self.len + cols.start * c..].as_ptr();
+            *p = self.rows
+                [self.base + (first_row + i) % self.slots() * self.stride + cols.start * c..]
+                .as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(rows_n) {
@@ -603,7 +627,8 @@ impl WRing {
         assert!(self.slots() < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
         let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
         for (i, p) in srcs.iter_mut().enumerate().take(self.slots()) {
-            *p = self.rows[(first + i) % self.slots() * self.len + cols.start * c..].as_ptr();
+            *p = self.rows[self.base + (first + i) % self.slots() * self.stride + cols.start * c..]
+                .as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(self.kh) {
@@ -688,7 +713,7 @@ fn rows_body<F: FastFloat>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len));
+    let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len, y32.as_ptr().cast()));
     let mut k3s2 = stride_two_3x3(g, axes, reduce)
         .then(|| StrideTwoRows::new(g, axes, std::mem::size_of_val(x32)));
     let slices_whole = slice_ready(axes);
