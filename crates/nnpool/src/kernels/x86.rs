@@ -185,7 +185,8 @@ fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
 
 /// The input vectors `xs` of a [`ks1_strip`] row (slot `t`: vector `v0 − 1 + t` of the row
 /// starting at `row_start`, lanes `masks[t]`), each divided by its divisors: one for all, or
-/// one per input (laid out as the input). Lanes outside the row (padding) divide by 1.
+/// one per input (laid out as the input). Lanes outside the row (padding, +0) divide by 1, and
+/// slots with none in it are left as they are.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn divide_row(
@@ -209,6 +210,9 @@ fn divide_row(
     let row = divisors[row_start..].as_ptr();
     let one = _mm512_set1_ps(1.0);
     std::array::from_fn(|t| {
+        if masks[t] == 0 {
+            return xs[t];
+        }
         let i = (v0 + t) as isize - 1;
         // SAFETY: the divisors lie as the input does (`ks1_strip` asserts it), so the row's
         // own mask keeps the load within the row (masked-off lanes are not read; the address
