@@ -405,14 +405,17 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
         .then_some((ah.k, aw.k))
 }
 
-/// Where [`WRing`] places its rows, in bytes past the output's address modulo 4 KiB. L1 sets
-/// repeat every 4 KiB, and the H pass loads a vector of each ring row and stores a vector of
-/// each output row at the same column: a ring at the output's address modulo 4 KiB
-/// ran sppf_max5 nhwc at 367 µs against 208–217 anywhere else measured, 64 B to 2 KiB away
-/// (`PROBE_NHWC=1 PROBE_N=8 plane_probe 256 20 20 5 1 2`, 1 thread, the ring and the
-/// output moved; its rows, 20 KiB long, all fall at the same place in a 4 KiB page, as do the
-/// output's). The allocating bench call and the one into a buffer had differed by that much
-/// (0.30 against 0.21 ms). Half a page away stays clear of it whatever the row lengths bring.
+/// Where [`WRing`] places its rows, in bytes past the output's address modulo 4 KiB. The H
+/// pass loads a vector of each ring row and stores a vector of each output row at the same
+/// column, so where the two fall within a 4 KiB page matters: with the ring at the output's
+/// page offset, sppf_max5 nhwc ran at 367 µs against 208–217 with it anywhere else measured,
+/// 64 B to 2 KiB away (`PROBE_NHWC=1 PROBE_N=8 plane_probe 256 20 20 5 1 2`, 1 thread, the
+/// ring and the output moved; its rows, 20 KiB long, all fall at the same page offset, as do
+/// the output's). Whether L1 set conflicts or the loads' false dependences on the stores
+/// (4 KiB aliasing) cost it, this VM's lack of hardware counters does not tell. Fresh
+/// allocations all start at the same page offset, so the allocating call met it often: the
+/// allocating bench call and the one into a buffer had differed by that much (0.30 against
+/// 0.21 ms). Half a page away stays clear of it whatever the row lengths bring.
 const RING_FROM_OUTPUT: usize = 2048;
 
 /// Bytes by which [`WRing`] can move its rows (a page), and the values it allocates for it.
