@@ -428,7 +428,7 @@ const RING_PLACEMENT_SLACK: usize = RING_PLACEMENT_SLACK_BYTES / 4;
 /// consecutive output rows, which [`WRing::h_fold_block`] folds together.
 struct WRing {
     rows: Vec<f32>,
-    stride: usize,
+    /// Where slot 0 starts in `rows` ([`RING_FROM_OUTPUT`]).
     base: usize,
     tags: Vec<(usize, bool)>,
     kh: usize,
@@ -453,7 +453,6 @@ impl WRing {
         let base = want.wrapping_sub(rows.as_ptr() as usize) % RING_PLACEMENT_SLACK_BYTES / 4;
         WRing {
             rows,
-            stride: len,
             base,
             tags: vec![(usize::MAX, false); slots],
             kh,
@@ -489,7 +488,7 @@ impl WRing {
                 continue;
             }
             let row = &xs[h * in_row..(h + 1) * in_row];
-            let dst = &mut self.rows[self.base + slot * self.stride..][..self.len];
+            let dst = &mut self.rows[self.base + slot * self.len..][..self.len];
             // the interior columns by blocks, the border columns by running folds from the
             // row's ends
             let first = aw.spans[aw.lo].first;
@@ -546,8 +545,8 @@ impl WRing {
     ) {
         let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-            *tap = &self.rows[self.base + h % self.slots() * self.stride..]
-                [cols.start * c..cols.end * c];
+            *tap =
+                &self.rows[self.base + h % self.slots() * self.len..][cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
@@ -583,7 +582,7 @@ impl WRing {
         let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
         for (i, p) in srcs.iter_mut().enumerate().take(read) {
             *p = self.rows
-                [self.base + (first_row + i) % self.slots() * self.stride + cols.start * c..]
+                [self.base + (first_row + i) % self.slots() * self.len + cols.start * c..]
                 .as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
@@ -630,7 +629,7 @@ impl WRing {
         assert!(self.slots() < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
         let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
         for (i, p) in srcs.iter_mut().enumerate().take(self.slots()) {
-            *p = self.rows[self.base + (first + i) % self.slots() * self.stride + cols.start * c..]
+            *p = self.rows[self.base + (first + i) % self.slots() * self.len + cols.start * c..]
                 .as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
