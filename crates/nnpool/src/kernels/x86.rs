@@ -1758,9 +1758,15 @@ macro_rules! block_windows {
 /// keeps the earliest of equal values).
 ///
 /// The plain max also checks every value the interior blocks load (one unordered compare per
-/// two loads) and returns whether one was NaN: its result is then not the reference's. That
-/// covers the row: at stride 1 every pixel lies in an interior window (the first starts at
-/// pixel 0 when a left border exists, the last ends at `w` when a right one does).
+/// two values, each value once: a block checks the pixels it does not share with the next
+/// block, the last block all of its own) and returns whether one was NaN: its result is then
+/// not the reference's. That covers the row: at stride 1 every pixel lies in an interior
+/// window (the first starts at pixel 0 when a left border exists, the last ends at `w` when a
+/// right one does). Checking the shared pixels once instead of twice took sppf_max5 nhwc
+/// (`PROBE_NHWC=1 PROBE_N=8 plane_probe 256 20 20 5 1 2`, 1 thread, builds alternating, the
+/// faster half of 12 runs) from 230–234 to 228–229 µs: the W pass is bound by its vector
+/// operations (one 512-bit operation a cycle here), and the compares were 5 of its 16 per
+/// block of 16 channels.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `src` is valid for `w c` reads and `dst` for
@@ -1800,6 +1806,8 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
     // block by block, all the channels of a block's pixels (a contiguous run) in turn
     let mut o = 0;
     while o + K <= cols {
+        // the pixels a block shares with the next one are checked there
+        let checked = if o + 2 * K <= cols { K } else { 2 * K - 1 };
         let mut ch = 0;
         while ch < c {
             let m = lanes_below(c - ch);
@@ -1808,7 +1816,7 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
                 *v = load!(first + o + i, ch, m);
             }
             if MODE == 1 {
-                for i in (0..2 * K - 1).step_by(2) {
+                for i in (0..checked).step_by(2) {
                     let pair = x[(i + 1).min(2 * K - 2)];
                     nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[i], pair);
                 }
