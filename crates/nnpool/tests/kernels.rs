@@ -919,3 +919,86 @@ fn max_backward_from_any_indices_in_the_plane() {
         }
     }
 }
+
+#[test]
+fn averages_of_signed_zeros_are_the_references_bits() {
+    // The reference sums from +0, so a window of −0 values averages to +0, and a window with
+    // any +0 in it too. The fast sums start from a window's own values (and in another
+    // order), and must come to the same sign: the tolerance of the other average tests does
+    // not see it (−0 == +0). Inputs of +0 and −0 only, mostly −0, on every path an average
+    // takes: the 2×2, 3×3 (stride 1 and 2) and separable 5×5 / 7×7 kernels in both layouts,
+    // the flat-plane and padded channels-first kernels, global and adaptive pooling, 1-D and
+    // 3-D, with and without padding, the three divisor rules.
+    // about one value in 60 is +0: most windows hold −0 only
+    let zeros = |len: usize, seed: u64| -> Vec<f32> {
+        (0..len as u64)
+            .map(|i| {
+                let h = (i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                if h % 61 == 0 {
+                    0.0
+                } else {
+                    -0.0
+                }
+            })
+            .collect()
+    };
+    // (op, [N, C, spatial..]): the shapes are laid out for each layout below
+    let mut cases: Vec<(Pooling, Vec<usize>)> = Vec::new();
+    for (k, s, p) in [
+        (2, 2, 0),
+        (3, 1, 1),
+        (3, 2, 1),
+        (3, 2, 0),
+        (5, 1, 2),
+        (7, 1, 3),
+        (4, 3, 1),
+    ] {
+        let win = Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]);
+        for op in ops_of(win.clone(), win, 5).into_iter().skip(1) {
+            for shape in [
+                [2, 16, 14, 14],
+                [1, 40, 23, 9],
+                [2, 3, 70, 70],
+                [2, 32, 12, 20],
+            ] {
+                cases.push((op.clone(), shape.to_vec()));
+            }
+        }
+    }
+    let win1 = Window::new(&[3]).stride(&[1]).padding(&[1]);
+    let win3 = Window::new(&[3, 3, 3])
+        .stride(&[2, 2, 2])
+        .padding(&[1, 1, 1]);
+    cases.push((Pooling::avg(win1), vec![2, 32, 50]));
+    cases.push((Pooling::avg(win3), vec![1, 16, 6, 9, 9]));
+    cases.push((Pooling::GlobalAvg { rank: 2 }, vec![2, 64, 7, 7]));
+    cases.push((Pooling::adaptive_avg(&[3, 5]), vec![2, 48, 13, 11]));
+    let mut seed = 500;
+    for (op, nc_shape) in cases {
+        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+            let shape = match layout {
+                Layout::ChannelsFirst => nc_shape.clone(),
+                Layout::ChannelsLast => {
+                    let mut s = vec![nc_shape[0]];
+                    s.extend(&nc_shape[2..]);
+                    s.push(nc_shape[1]);
+                    s
+                }
+            };
+            let plan = PoolPlan::new(&op, &shape, layout).unwrap();
+            seed += 1;
+            let x = zeros(plan.input_len(), seed);
+            let mut reference = vec![0f32; plan.output_len()];
+            plan.forward_reference(&x, &mut reference, None).unwrap();
+            let fast = plan.forward_to_vec(&x).unwrap();
+            let desc = problem_desc(&op, &shape, layout);
+            assert!(same_bits(&fast, &reference), "{desc}: forward");
+            // the backward of an output gradient of signed zeros
+            let gy = zeros(plan.output_len(), seed ^ 0xABC);
+            let mut want = vec![0f32; plan.input_len()];
+            plan.backward_reference(&x, &gy, &mut want).unwrap();
+            let got = plan.backward_to_vec(&x, &gy).unwrap();
+            assert!(same_bits(&got, &want), "{desc}: backward");
+        }
+    }
+}
