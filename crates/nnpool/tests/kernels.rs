@@ -934,7 +934,7 @@ fn averages_of_signed_zeros_are_the_references_bits() {
         (0..len as u64)
             .map(|i| {
                 let h = (i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-                if h % 61 == 0 {
+                if h.is_multiple_of(61) {
                     0.0
                 } else {
                     -0.0
