@@ -86,7 +86,9 @@ thread_local! {
 }
 
 /// Buffers a thread keeps for [`Scratch`] at most, and the largest it keeps (bytes).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
 const SCRATCH_KEPT: usize = 4;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
 const SCRATCH_KEPT_BYTES: usize = 16 << 20;
 
 /// A kernel's working buffer of at least `len` values (the W-pass rows of a separable
@@ -95,8 +97,10 @@ const SCRATCH_KEPT_BYTES: usize = 16 << 20;
 /// sppf_max5 nhwc at 2 threads spent 5 % of its time in `memset`, zeroing a 184 KB ring per
 /// task. The values are whatever the buffer's last user left (zeros when new): its users
 /// track which values they have written and read no others.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
 pub(crate) struct Scratch(Vec<f32>);
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
 impl Scratch {
     pub(crate) fn new(len: usize) -> Self {
         let reused = SCRATCH_POOL.with(|pool| {
