@@ -1659,14 +1659,13 @@ pub(crate) unsafe fn fold_planes<const MODE: u8>(
 }
 
 /// `dst[f] = fold_t srcs[t][f]` for `f < n`, the taps in order, by `MODE` (1: the plain max,
-/// 2: the sum), 64 values at a time, then 16, the last values through a mask. With `div`,
-/// sums are divided by it ([`finish_ring_window`]: their taps are W-pass rows, never −0). One
-/// pass of the channels-last
-/// separable kernel: along W the taps are one row's pixels (`srcs[t]` = the row from column
-/// `col0 + t`: in channels-last order a row's outputs are one flat run), along H the W-pass
-/// rows of the window. The plain max keeps the earlier of equal values, so with the W pass
-/// then the H pass max values are the reference's bits when no NaN is involved; sums differ
-/// from its sequential sum by rounding only.
+/// 2: the sum), 64 values at a time, then 16, the last values through a mask. The H pass of
+/// a channels-last separable row short of a block (the taps: the W-pass rows of its window),
+/// and the depth fold of 3-D max rows. With `div`, sums are divided by it
+/// ([`finish_ring_window`]): their taps must be W-pass rows of [`fold_row_w`], never −0. The
+/// plain max keeps the earlier of equal values, so with the W pass then the H pass max values
+/// are the reference's bits when no NaN is involved; sums differ from its sequential sum by
+/// rounding only.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; every `srcs[t]` is valid for `n` reads and `dst` for `n`
