@@ -446,6 +446,11 @@ impl WRing {
         self.tags.len()
     }
 
+    /// Where the slot of input row `h` starts in `rows`.
+    fn slot_start(&self, h: usize) -> usize {
+        self.base + h % self.slots() * self.len
+    }
+
     fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize, out: *const f32) -> Self {
         let slots = 2 * kh - 1;
         let rows = Scratch::new(slots * len + RING_PLACEMENT_SLACK);
@@ -488,7 +493,8 @@ impl WRing {
                 continue;
             }
             let row = &xs[h * in_row..(h + 1) * in_row];
-            let dst = &mut self.rows[self.base + slot * self.len..][..self.len];
+            let start = self.slot_start(h);
+            let dst = &mut self.rows[start..][..self.len];
             // the interior columns by blocks, the border columns by running folds from the
             // row's ends
             let first = aw.spans[aw.lo].first;
@@ -545,8 +551,7 @@ impl WRing {
     ) {
         let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
-            *tap =
-                &self.rows[self.base + h % self.slots() * self.len..][cols.start * c..cols.end * c];
+            *tap = &self.rows[self.slot_start(h)..][cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
         fold_rows(mode, &taps[..sh.count], div, dst);
@@ -581,9 +586,7 @@ impl WRing {
         );
         let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
         for (i, p) in srcs.iter_mut().enumerate().take(read) {
-            *p = self.rows
-                [self.base + (first_row + i) % self.slots() * self.len + cols.start * c..]
-                .as_ptr();
+            *p = self.rows[self.slot_start(first_row + i) + cols.start * c..].as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(rows_n) {
@@ -629,8 +632,7 @@ impl WRing {
         assert!(self.slots() < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
         let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
         for (i, p) in srcs.iter_mut().enumerate().take(self.slots()) {
-            *p = self.rows[self.base + (first + i) % self.slots() * self.len + cols.start * c..]
-                .as_ptr();
+            *p = self.rows[self.slot_start(first + i) + cols.start * c..].as_ptr();
         }
         let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(self.kh) {
