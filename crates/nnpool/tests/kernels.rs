@@ -721,12 +721,13 @@ fn channels_last_3x3_stride_2_depth_windows() {
 #[test]
 fn channels_first_3x3_strips() {
     // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
-    // 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2): widths
-    // around 1–4 vectors and several strips, no padding and half the window, ceil mode
+    // 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
+    // 8-column vectors, strips of 32 columns, 5×5 and 7×7 16): widths around 1–4 vectors and
+    // several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
     for w in [
-        1, 2, 3, 4, 31, 32, 33, 34, 63, 64, 65, 66, 95, 96, 97, 127, 128, 129, 130, 131, 160, 191,
-        192, 193, 255, 256, 257,
+        1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 34, 40, 41, 63, 64, 65, 66, 95,
+        96, 97, 127, 128, 129, 130, 131, 160, 191, 192, 193, 255, 256, 257,
     ] {
         for h in [1, 2, 3, 6, 7] {
             for p in [0, 1] {
@@ -761,6 +762,9 @@ fn channels_first_3x3_strips() {
         (6, 20, 5, 1),
         (5, 68, 5, 1),
         (8, 35, 7, 1),
+        (4, 9, 3, 1),
+        (6, 17, 5, 1),
+        (8, 19, 7, 1),
     ] {
         for p in [0, k / 2] {
             let win = Window::new(&[k, k])

@@ -78,6 +78,13 @@ pub fn has_avx512() -> bool {
     matches!(choice(), Choice::Fast(Isa::Avx512))
 }
 
+/// Whether AVX2 is the level the kernels run at (detected, and AVX-512 not: its own kernels
+/// run there), where the few explicit AVX2 kernels replace the generic code.
+#[inline]
+pub fn avx2_level() -> bool {
+    matches!(choice(), Choice::Fast(Isa::Avx2))
+}
+
 /// A human-readable name of the active kernel set (for reports).
 pub fn describe() -> &'static str {
     match choice() {

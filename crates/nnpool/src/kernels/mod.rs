@@ -10,8 +10,11 @@
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32, AVX-512);
 //! - [`scatter`]: backward passes;
-//! - [`isa`]: runtime CPU-feature dispatch.
+//! - [`isa`]: runtime CPU-feature dispatch;
+//! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
 pub(crate) mod isa;

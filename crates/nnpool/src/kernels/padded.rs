@@ -79,6 +79,10 @@ pub(crate) struct PlaneShape {
     rows: usize,
     /// AVX-512 may be used for the short copies (f32 only).
     avx512: bool,
+    /// The kernels run at the AVX2 level: the fused stride-1 kernel has an AVX2 version
+    /// (`avx2::ks1_strip_avx2`; f32 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    avx2: bool,
     /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]; set by
     /// [`forward`]; read by the x86 kernels only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -155,6 +159,7 @@ pub(crate) fn applies<F: FastFloat>(
         q,
         rows: (oh - 1) * ah.s + ah.k,
         avx512: super::isa::has_avx512(),
+        avx2: super::isa::avx2_level(),
         prefetch: false,
     };
     let limit = if direct_w::<F>(&shape) {
@@ -642,11 +647,18 @@ fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
         && s.pad_left <= 1
 }
 
-/// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`): 3×3,
-/// 5×5 or 7×7, no padding or half the window; 2-D planes only (3-D volumes fold their depth
+/// Whether this is an f32 problem at the AVX2 level (where `avx2::ks1_strip_avx2` runs).
+fn avx2_f32<F: FastFloat>(s: &PlaneShape) -> bool {
+    cfg!(target_arch = "x86_64")
+        && s.avx2
+        && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+}
+
+/// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`, or
+/// `avx2::ks1_strip_avx2` at the AVX2 level): 3×3, 5×5 or 7×7, no padding or half the window; 2-D planes only (3-D volumes fold their depth
 /// after the planes' passes).
 fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
-    direct_w::<F>(s)
+    (direct_w::<F>(s) || avx2_f32::<F>(s))
         && (s.sh, s.sw) == (1, 1)
         && (s.d, s.od) == (1, 1)
         && match (s.kh, s.kw) {
@@ -684,6 +696,9 @@ fn fused_plane<F: FastFloat>(
         cast::<F, f32>(input_divisors),
         cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
     ) {
+        if !s.avx512 {
+            return fused_plane_avx2(s, reduce, d, din, x, y);
+        }
         let vectors = s.ow.div_ceil(16);
         // strips of up to 4 output vectors, the last one shorter. 7×7: of 2, so that the 6 W
         // rows a strip keeps stay in registers: with 4, reloads of spilled registers stalled
@@ -721,6 +736,117 @@ fn fused_plane<F: FastFloat>(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, reduce, divisors, input_divisors, x, y);
     unreachable!("the fused kernels are taken for f32 on x86-64 only")
+}
+
+/// [`fused_plane`] at the AVX2 level (stride-1 shapes only, see [`fused_s1`]). Sums with
+/// input divisors divide a copy of the plane first, as the reference divides each value: the
+/// AVX2 kernel loads a value once per tap, so dividing as it loads would divide it `K` times.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn fused_plane_avx2(
+    s: &PlaneShape,
+    reduce: Reduce,
+    divisors: &[f32],
+    input_divisors: &[f32],
+    x: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    debug_assert!(s.avx2 && (s.sh, s.sw) == (1, 1));
+    let mut divided = (!input_divisors.is_empty()).then(|| super::Scratch::new(x.len()));
+    let x = match (&mut divided, input_divisors) {
+        (Some(q), [d]) => {
+            for (q, v) in q.iter_mut().zip(x) {
+                *q = v / d;
+            }
+            &q[..x.len()]
+        }
+        (Some(q), per_value) => {
+            for ((q, v), d) in q.iter_mut().zip(x).zip(per_value) {
+                *q = v / d;
+            }
+            &q[..x.len()]
+        }
+        (None, _) => x,
+    };
+    let vectors = s.ow.div_ceil(8);
+    // strips of 2 output vectors: AVX2 has 16 vector registers, and a strip keeps `K − 2`
+    // W-row pairs, the last W row and the new one per vector. Measured (`NNPOOL_KERNEL=avx2
+    // PROBE_N=8 plane_probe`, 1 thread, µs per call, strips of 1 / 2 / 3 / 4 vectors):
+    // inception_max_s1 302 / 247 / 262 / 323, inception_avg_s1 409 / 307 / 350 / 298,
+    // sppf_max5 349 / 314 / 365 / 361, large_avg 771 / 595 / 654 / 831 (spills past 2)
+    let step = 2;
+    let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
+        let mut nan = false;
+        for v0 in (0..vectors).step_by(step) {
+            // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the
+            // kernel asserts the rest.
+            nan |= unsafe {
+                if vectors - v0 == 1 {
+                    strip_avx2::<1>(s, mode, v0, x, divisors, y)
+                } else {
+                    strip_avx2::<2>(s, mode, v0, x, divisors, y)
+                }
+            };
+        }
+        nan
+    };
+    match reduce {
+        Reduce::Sum(_) => pass(SUM, y),
+        Reduce::Max => {
+            let special = pass(PLAIN_MAX, y);
+            if special {
+                pass(EXACT_MAX, y);
+            }
+            special
+        }
+    }
+}
+
+/// Output vectors `v0 .. v0 + V` (8 columns each) of every row of a stride-1 [`fused`] plane
+/// at the AVX2 level, by the kernel for its window and padding (see [`fused_plane_avx2`]).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn strip_avx2<const V: usize>(
+    s: &PlaneShape,
+    mode: u8,
+    v0: usize,
+    x: &[f32],
+    d: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    use super::avx2::ks1_strip_avx2;
+    let (w, pt, oh, ow) = (s.w, s.pad_top, s.oh, s.ow);
+    macro_rules! s1 {
+        ($m:ident, $k:literal, $pl:literal) => {
+            ks1_strip_avx2::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, d, y)
+        };
+    }
+    // SAFETY: the caller's (AVX2); the kernel asserts its bounds.
+    unsafe {
+        match (s.kw, mode, s.pad_left > 0) {
+            (3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),
+            (3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
+            (3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),
+            (3, PLAIN_MAX, true) => s1!(PLAIN_MAX, 3, 1),
+            (3, _, false) => s1!(SUM, 3, 0),
+            (3, _, true) => s1!(SUM, 3, 1),
+            (5, EXACT_MAX, false) => s1!(EXACT_MAX, 5, 0),
+            (5, EXACT_MAX, true) => s1!(EXACT_MAX, 5, 2),
+            (5, PLAIN_MAX, false) => s1!(PLAIN_MAX, 5, 0),
+            (5, PLAIN_MAX, true) => s1!(PLAIN_MAX, 5, 2),
+            (5, _, false) => s1!(SUM, 5, 0),
+            (5, _, true) => s1!(SUM, 5, 2),
+            (_, EXACT_MAX, false) => s1!(EXACT_MAX, 7, 0),
+            (_, EXACT_MAX, true) => s1!(EXACT_MAX, 7, 3),
+            (_, PLAIN_MAX, false) => s1!(PLAIN_MAX, 7, 0),
+            (_, PLAIN_MAX, true) => s1!(PLAIN_MAX, 7, 3),
+            (_, _, false) => s1!(SUM, 7, 0),
+            (_, _, true) => s1!(SUM, 7, 3),
+        }
+    }
 }
 
 /// Output vectors `v0 .. v0 + V` of every row of a [`fused`] plane, by the kernel for its
@@ -1120,6 +1246,7 @@ pub(crate) fn avg_backward_shape(
         q,
         rows: h - 1 + ah.k,
         avx512: super::isa::has_avx512(),
+        avx2: super::isa::avx2_level(),
         prefetch: false,
     })
     .filter(|s| s.pad_left < q)

@@ -1,0 +1,248 @@
+//! Explicit AVX2 kernels for x86-64 CPUs without AVX-512 (most client CPUs, AMD before Zen 4).
+//!
+//! Elsewhere those CPUs run the generic kernels compiled for AVX2, which LLVM vectorises
+//! poorly on short channels-first rows (per-row copies into padded buffers, scalar tails):
+//! `NNPOOL_KERNEL=avx2 nnpool bench` ran the stride-1 cases at 8–16× the copy, against 1.5–3×
+//! with the AVX-512 kernels. These are the AVX-512 kernels of `x86.rs` redone on 8-lane
+//! vectors: AVX2 has no masked loads into a chosen value and no shifts across a vector pair,
+//! so a tap's columns are loaded from its own (unaligned) address, and the columns outside the
+//! row are masked off and blended with the padding value, in the vectors at the row's ends
+//! only.
+
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+
+/// How taps combine (as in `padded.rs`): the exact max rule, the plain max, the sum.
+const EXACT_MAX: u8 = 0;
+const PLAIN_MAX: u8 = 1;
+const SUM: u8 = 2;
+
+/// The padding value of a mode: −∞ for max, +0 for sums.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pad_value<const MODE: u8>() -> __m256 {
+    if MODE == SUM {
+        _mm256_setzero_ps()
+    } else {
+        _mm256_set1_ps(f32::NEG_INFINITY)
+    }
+}
+
+/// `acc` combined with the later value `x`: the sum; the plain max, which keeps the earlier of
+/// equal values (`vmaxps` returns its second operand unless the first is greater); or the
+/// exact rule, which also takes a NaN (so the last NaN wins, as in the reference).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fold<const MODE: u8>(acc: __m256, x: __m256) -> __m256 {
+    match MODE {
+        SUM => _mm256_add_ps(acc, x),
+        PLAIN_MAX => _mm256_max_ps(x, acc),
+        _ => {
+            debug_assert_eq!(MODE, EXACT_MAX);
+            let take = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(x, acc),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x),
+            );
+            _mm256_blendv_ps(acc, x, take)
+        }
+    }
+}
+
+/// All bits set in the lanes `l < n` (all 8 from `n >= 8` on), for masked loads and stores.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lanes_below(n: usize) -> __m256i {
+    let n = n.min(8) as i32;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// Columns `c .. c + 8` of the row at `row` (`w` values), those outside it holding `pad`.
+///
+/// # Safety
+/// The CPU must support AVX2; `row` is valid for `w` reads and `w < 2^31`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_clipped(row: *const f32, w: usize, c: isize, pad: __m256) -> __m256 {
+    let cols = _mm256_add_epi32(
+        _mm256_set1_epi32(c as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    let inside = _mm256_and_si256(
+        _mm256_cmpgt_epi32(cols, _mm256_set1_epi32(-1)),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), cols),
+    );
+    // SAFETY: the mask enables the lanes of columns 0 .. w only, inside the row (the
+    // caller's); masked-off lanes are not read and cannot fault; the address is only formed,
+    // wrapping.
+    let v = unsafe { _mm256_maskload_ps(row.wrapping_offset(c), inside) };
+    _mm256_blendv_ps(pad, v, _mm256_castsi256_ps(inside))
+}
+
+/// Output vectors `v0 .. v0 + V` (8 columns each) of every row of a `K`×`K` stride-1 window
+/// on one channels-first plane `x` of rows `w` long, both passes in one kernel, the AVX2
+/// version of `x86::ks1_strip` (8-lane vectors; no NaN check flag, no input divisors): output
+/// `(i, j)` folds the padded rows `i .. i + K` (input row `r - pad_top`; rows outside the
+/// input are padding) at columns `j - PL .. j - PL + K` (outside the row: padding), by `MODE`
+/// (0: the exact max rule, 1: the plain max, 2: the sum). Each row is folded along W first,
+/// taps in order; then output row `i` folds the W rows top to bottom, as pairs
+/// `W_r ⊕ W_(r+1)` shared by two output rows: the reference's row-major order regrouped, so
+/// max values and NaNs are its bits, and sums differ from its sequential sum by rounding only
+/// (then `+ 0`, so that an all −0 window gives +0, and divided by `divisors`: one for all, or
+/// one per output).
+///
+/// The plain max also returns whether any input value is NaN: the caller then
+/// redoes the plane by the exact rule. Each row's taps 0 and `K − 1` of every output vector
+/// are compared, which covers every input column (`8 (vectors − 1) + K + 7 − PL ≥ w`).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn ks1_strip_avx2<
+    const MODE: u8,
+    const K: usize,
+    const PL: usize,
+    const V: usize,
+>(
+    x: &[f32],
+    w: usize,
+    pad_top: usize,
+    oh: usize,
+    ow: usize,
+    v0: usize,
+    divisors: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    let h = x.len().checked_div(w).unwrap_or(0);
+    assert!(
+        (K == 3 || K == 5 || K == 7)
+            && (PL == 0 || PL == K / 2)
+            && (1..=4).contains(&V)
+            && w >= 1
+            && w < 1 << 30
+            && x.len() == h * w
+            && y.len() == oh * ow
+            && (divisors.len() <= 1 || divisors.len() == y.len())
+            && 8 * (v0 + V - 1) < ow
+    );
+    let pad = pad_value::<MODE>();
+    // the first output column of each vector: the last vector of a row ends at its end,
+    // overlapping the one before (it stores the same values there), so that every store is a
+    // whole vector (`vmaskmovps` stores cost tens of cycles on AMD's cores: 44 % of the
+    // samples of inception_max_s1 went to the one in each row); below 8 columns, lanes below
+    // `ow` are stored one by one
+    let cols: [usize; V] = std::array::from_fn(|u| (8 * (v0 + u)).min(ow.saturating_sub(8)));
+    // tap t of output vector u of the row at `row`: an unaligned load where all the vector's
+    // taps lie in the row, else a clipped one (macros, not closures, so that the code is
+    // compiled in this function's ISA context)
+    macro_rules! tap {
+        ($row:expr, $c0:expr, $inside:expr, $t:expr) => {{
+            let c = $c0 + $t as isize;
+            // SAFETY: inside: columns c0 .. c0 + K - 1 + 8 lie in the row (checked by the
+            // caller below); else the clipped load reads the row's columns only.
+            unsafe {
+                if $inside {
+                    _mm256_loadu_ps($row.offset(c))
+                } else {
+                    load_clipped($row, w, c, pad)
+                }
+            }
+        }};
+    }
+    // the W pass of padded row r for the strip's V output vectors
+    macro_rules! wrow {
+        ($r:expr) => {{
+            let r: usize = $r;
+            let mut out = [pad; V];
+            let mut row_nan = _mm256_setzero_ps();
+            if r >= pad_top && r - pad_top < h {
+                let row = x[(r - pad_top) * w..].as_ptr();
+                for (u, o) in out.iter_mut().enumerate() {
+                    let c0 = cols[u] as isize - PL as isize;
+                    let inside = c0 >= 0 && c0 as usize + K - 1 + 8 <= w;
+                    let first = tap!(row, c0, inside, 0);
+                    let (mut acc, mut last) = (first, first);
+                    for t in 1..K {
+                        last = tap!(row, c0, inside, t);
+                        acc = fold::<MODE>(acc, last);
+                    }
+                    if MODE == PLAIN_MAX {
+                        let either = _mm256_cmp_ps::<_CMP_UNORD_Q>(first, last);
+                        row_nan = _mm256_or_ps(row_nan, either);
+                    }
+                    *o = acc;
+                }
+            }
+            (out, row_nan)
+        }};
+    }
+    let dst = y.as_mut_ptr().cast::<f32>();
+    // Row pairs P_r = W_r ⊕ W_(r+1) for r = i .. i + K − 3, and the last W row, W_(i + K − 2):
+    // output row i folds P_i, P_(i+2), .., W_(i + K − 1)
+    let mut row_pairs = [[pad; V]; 5];
+    let (mut last, mut nan) = wrow!(0);
+    for (r, slot) in row_pairs.iter_mut().enumerate().take(K - 2) {
+        let (next, n) = wrow!(r + 1);
+        nan = _mm256_or_ps(nan, n);
+        for u in 0..V {
+            slot[u] = fold::<MODE>(last[u], next[u]);
+        }
+        last = next;
+    }
+    for i in 0..oh {
+        let (low, n) = wrow!(i + K - 1);
+        nan = _mm256_or_ps(nan, n);
+        for u in 0..V {
+            let mut v = row_pairs[0][u];
+            if K >= 5 {
+                v = fold::<MODE>(v, row_pairs[2][u]);
+            }
+            if K == 7 {
+                v = fold::<MODE>(v, row_pairs[4][u]);
+            }
+            v = fold::<MODE>(v, low[u]);
+            let at = i * ow + cols[u];
+            if MODE == SUM {
+                // from +0, as the reference's sums (an all −0 window gives +0)
+                v = _mm256_add_ps(v, _mm256_setzero_ps());
+                if let [d] = divisors {
+                    v = _mm256_div_ps(v, _mm256_set1_ps(*d));
+                } else if !divisors.is_empty() {
+                    // SAFETY: the divisors lie as the outputs (asserted): lanes below ow; with
+                    // fewer than 8 columns, masked-off lanes are not read and divide by 1.
+                    let d = unsafe {
+                        if ow >= 8 {
+                            _mm256_loadu_ps(divisors.as_ptr().add(at))
+                        } else {
+                            let m = lanes_below(ow);
+                            let d = _mm256_maskload_ps(divisors.as_ptr().add(at), m);
+                            _mm256_blendv_ps(_mm256_set1_ps(1.0), d, _mm256_castsi256_ps(m))
+                        }
+                    };
+                    v = _mm256_div_ps(v, d);
+                }
+            }
+            if ow >= 8 {
+                // SAFETY: output row i < oh, columns cols[u] .. cols[u] + 8 <= ow.
+                unsafe { _mm256_storeu_ps(dst.add(at), v) };
+            } else {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds 8 values.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+                for (o, l) in y[at..at + ow].iter_mut().zip(lanes) {
+                    o.write(l);
+                }
+            }
+        }
+        let newest: [__m256; V] = std::array::from_fn(|u| fold::<MODE>(last[u], low[u]));
+        for t in 0..K - 3 {
+            row_pairs[t] = row_pairs[t + 1];
+        }
+        row_pairs[K - 3] = newest;
+        last = low;
+    }
+    _mm256_movemask_ps(nan) != 0
+}
