@@ -121,8 +121,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
         (K == 3 || K == 5 || K == 7)
             && (PL == 0 || PL == K / 2)
             && (1..=4).contains(&V)
-            && w >= 1
-            && w < 1 << 30
+            && (1..1 << 30).contains(&w)
             && x.len() == h * w
             && y.len() == oh * ow
             && (divisors.len() <= 1 || divisors.len() == y.len())
