@@ -162,7 +162,7 @@ pub(crate) fn applies<F: FastFloat>(
         avx2: super::isa::avx2_level(),
         prefetch: false,
     };
-    let limit = if direct_w::<F>(&shape) {
+    let limit = if direct_w::<F>(&shape) || (avx2_f32::<F>(&shape) && fused::<F>(&shape, reduce)) {
         MAX_DIRECT_PLANE
     } else if flat {
         MAX_PLANE
@@ -639,9 +639,10 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
 }
 
 /// Whether the planes of this shape take the fused 3×3 stride-2 max kernel
-/// (`x86::max_k3s2_strip`: no W-pass rows in memory; 2-D planes and the planes of volumes).
+/// (`x86::max_k3s2_strip`: no W-pass rows in memory; 2-D planes and the planes of volumes;
+/// at the AVX2 level `avx2::max_k3s2_plane_avx2`, 2-D planes only).
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
-    direct_w::<F>(s)
+    (direct_w::<F>(s) || (avx2_f32::<F>(s) && (s.d, s.od) == (1, 1)))
         && matches!(reduce, Reduce::Max)
         && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
         && s.pad_left <= 1
@@ -738,9 +739,10 @@ fn fused_plane<F: FastFloat>(
     unreachable!("the fused kernels are taken for f32 on x86-64 only")
 }
 
-/// [`fused_plane`] at the AVX2 level (stride-1 shapes only, see [`fused_s1`]). Sums with
-/// input divisors divide a copy of the plane first, as the reference divides each value: the
-/// AVX2 kernel loads a value once per tap, so dividing as it loads would divide it `K` times.
+/// [`fused_plane`] at the AVX2 level: max 3×3 at stride 2 by `avx2::max_k3s2_plane_avx2`, the
+/// stride-1 shapes by `avx2::ks1_strip_avx2`. Sums with input divisors divide a copy of the
+/// plane first, as the reference divides each value: the AVX2 kernel loads a value once per
+/// tap, so dividing as it loads would divide it `K` times.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn fused_plane_avx2(
@@ -751,7 +753,7 @@ fn fused_plane_avx2(
     x: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
-    debug_assert!(s.avx2 && (s.sh, s.sw) == (1, 1));
+    debug_assert!(s.avx2 && s.sh == s.sw);
     let mut divided = (!input_divisors.is_empty()).then(|| super::Scratch::new(x.len()));
     let x = match (&mut divided, input_divisors) {
         (Some(q), [d]) => {
@@ -768,6 +770,26 @@ fn fused_plane_avx2(
         }
         (None, _) => x,
     };
+    if s.sw == 2 {
+        use super::avx2::max_k3s2_plane_avx2 as k3s2;
+        let mut carry = super::Scratch::new(s.ow.div_ceil(8) * 8);
+        let (w, pt, out) = (s.w, s.pad_top, (s.oh, s.ow));
+        // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the kernel
+        // asserts the rest.
+        return unsafe {
+            let special = match s.pad_left > 0 {
+                false => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, &mut carry, y),
+                true => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, &mut carry, y),
+            };
+            if special {
+                match s.pad_left > 0 {
+                    false => k3s2::<EXACT_MAX, 0>(x, w, pt, out, &mut carry, y),
+                    true => k3s2::<EXACT_MAX, 1>(x, w, pt, out, &mut carry, y),
+                };
+            }
+            special
+        };
+    }
     let vectors = s.ow.div_ceil(8);
     // strips of 2 output vectors: AVX2 has 16 vector registers, and a strip keeps `K − 2`
     // W-row pairs, the last W row and the new one per vector. Measured (`NNPOOL_KERNEL=avx2
