@@ -48,6 +48,24 @@ fn fold<const MODE: u8>(acc: __m256, x: __m256) -> __m256 {
     }
 }
 
+/// How far past the rows an output row reads the row-by-row kernels prefetch the input (into
+/// L2) on large problems, as `x86::max_k3s2_strip` does: in the flat input, so that past a
+/// plane's end it is the next plane's start.
+const PREFETCH_BYTES_AHEAD: usize = 16384;
+
+/// Prefetches (into L2) the cache lines of `bytes` bytes from `from`.
+#[inline]
+fn prefetch_l2(from: *const f32, bytes: usize) {
+    let from = from.cast::<u8>();
+    let mut off = 0;
+    while off < bytes {
+        // SAFETY: SSE is part of every x86-64 CPU; a prefetch is a hint only (no memory is
+        // read or claimed, and an address past the input cannot fault).
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(from.wrapping_add(off).cast()) };
+        off += 64;
+    }
+}
+
 /// All bits set in the lanes `l < n` (all 8 from `n >= 8` on), for masked loads and stores.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -272,6 +290,7 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
     pad_top: usize,
     (oh, ow): (usize, usize),
     carry: &mut [f32],
+    prefetch: bool,
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
@@ -338,6 +357,15 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
         unsafe { _mm256_storeu_ps(kept.add(8 * v), first) };
     }
     for i in 0..oh {
+        if prefetch && 2 * i + 1 >= pad_top {
+            let first = (2 * i + 1 - pad_top) * w;
+            prefetch_l2(
+                x.as_ptr()
+                    .wrapping_add(first)
+                    .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
+                8 * w,
+            );
+        }
         for v in 0..vectors {
             let (middle, low) = (wvec!(2 * i + 1, v), wvec!(2 * i + 2, v));
             // SAFETY: 8 v + 8 <= carry.len() (asserted).
@@ -345,6 +373,103 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             // SAFETY: as above.
             unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
             let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
+            let out = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                folded,
+            )));
+            let at = i * ow + col(v);
+            if ow >= 8 {
+                // SAFETY: output row i < oh, columns col(v) .. col(v) + 8 <= ow.
+                unsafe { _mm256_storeu_ps(dst.add(at), out) };
+            } else {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds 8 values.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), out) };
+                for (o, l) in y[at..at + ow].iter_mut().zip(lanes) {
+                    o.write(l);
+                }
+            }
+        }
+    }
+    _mm256_movemask_ps(nan) != 0
+}
+
+/// Max pooling 2×2 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
+/// above, none before the columns; the ceil-mode overhang past the input is padding), at the
+/// AVX2 level. `MODE`: 0 = the exact max rule, 1 = the plain max, which also returns whether
+/// any value read is NaN (the caller then redoes the plane by the exact rule).
+///
+/// For output columns `c .. c + 8` of a row, input columns `2c .. 2c + 16` of both window rows
+/// are loaded and `vshufps` takes their even and odd columns, in the output order 0 1 4 5 2 3
+/// 6 7 (see [`max_k3s2_plane_avx2`]); each row's pair is folded, then the two rows top to
+/// bottom (the reference's row-major fold regrouped: its bits), and one `vpermpd` restores
+/// the order before the store.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn max_k2s2_plane_avx2<const MODE: u8>(
+    x: &[f32],
+    w: usize,
+    pad_top: usize,
+    (oh, ow): (usize, usize),
+    prefetch: bool,
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    let h = x.len().checked_div(w).unwrap_or(0);
+    let vectors = ow.div_ceil(8);
+    assert!(MODE < SUM && (1..1 << 30).contains(&w) && x.len() == h * w && y.len() == oh * ow);
+    let pad = pad_value::<MODE>();
+    let col = |v: usize| (8 * v).min(ow.saturating_sub(8));
+    let mut nan = _mm256_setzero_ps();
+    // the W pass of padded row r at vector v (outputs in the order 0 1 4 5 2 3 6 7)
+    macro_rules! wvec {
+        ($r:expr, $v:expr) => {{
+            let (r, v): (usize, usize) = ($r, $v);
+            if r >= pad_top && r - pad_top < h {
+                let row = x[(r - pad_top) * w..].as_ptr();
+                let base = 2 * col(v);
+                // SAFETY: columns base .. base + 16 lie in the row, or the clipped loads read
+                // the row's columns only.
+                let (a, b) = unsafe {
+                    if base + 16 <= w {
+                        (
+                            _mm256_loadu_ps(row.add(base)),
+                            _mm256_loadu_ps(row.add(base + 8)),
+                        )
+                    } else {
+                        let c = base as isize;
+                        (
+                            load_clipped(row, w, c, pad),
+                            load_clipped(row, w, c + 8, pad),
+                        )
+                    }
+                };
+                if MODE == PLAIN_MAX {
+                    nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b));
+                }
+                let (even, odd) = (
+                    _mm256_shuffle_ps::<0x88>(a, b),
+                    _mm256_shuffle_ps::<0xdd>(a, b),
+                );
+                fold::<MODE>(even, odd)
+            } else {
+                pad
+            }
+        }};
+    }
+    let dst = y.as_mut_ptr().cast::<f32>();
+    for i in 0..oh {
+        if prefetch && 2 * i >= pad_top {
+            let first = (2 * i - pad_top) * w;
+            prefetch_l2(
+                x.as_ptr()
+                    .wrapping_add(first)
+                    .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
+                8 * w,
+            );
+        }
+        for v in 0..vectors {
+            let folded = fold::<MODE>(wvec!(2 * i, v), wvec!(2 * i + 1, v));
             let out = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
                 folded,
             )));

@@ -670,10 +670,21 @@ fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
         }
 }
 
-/// Whether this shape takes a fused kernel ([`fused_k3s2`] or [`fused_s1`]). Those store
-/// every output element, so a fresh output is not zeroed before they run.
+/// Whether the planes of this shape take the fused 2×2 stride-2 max kernel
+/// (`avx2::max_k2s2_plane_avx2`, 2-D planes at the AVX2 level; with AVX-512 these shapes take
+/// `pairs.rs` or the direct W pass).
+fn fused_k2s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
+    avx2_f32::<F>(s)
+        && (s.d, s.od) == (1, 1)
+        && matches!(reduce, Reduce::Max)
+        && (s.kh, s.kw, s.sh, s.sw) == (2, 2, 2, 2)
+        && s.pad_left == 0
+}
+
+/// Whether this shape takes a fused kernel ([`fused_k3s2`], [`fused_s1`] or [`fused_k2s2`]).
+/// Those store every output element, so a fresh output is not zeroed before they run.
 fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
-    fused_k3s2::<F>(s, reduce) || fused_s1::<F>(s)
+    fused_k3s2::<F>(s, reduce) || fused_s1::<F>(s) || fused_k2s2::<F>(s, reduce)
 }
 
 /// One plane of a [`fused`] shape into `y`, every element stored: max runs the plain max with
@@ -739,7 +750,8 @@ fn fused_plane<F: FastFloat>(
     unreachable!("the fused kernels are taken for f32 on x86-64 only")
 }
 
-/// [`fused_plane`] at the AVX2 level: max 3×3 at stride 2 by `avx2::max_k3s2_plane_avx2`, the
+/// [`fused_plane`] at the AVX2 level: max 2×2 and 3×3 at stride 2 by
+/// `avx2::max_k2s2_plane_avx2` and `avx2::max_k3s2_plane_avx2`, the
 /// stride-1 shapes by `avx2::ks1_strip_avx2`. Sums with input divisors divide a copy of the
 /// plane first, as the reference divides each value: the AVX2 kernel loads a value once per
 /// tap, so dividing as it loads would divide it `K` times.
@@ -770,6 +782,19 @@ fn fused_plane_avx2(
         }
         (None, _) => x,
     };
+    if s.kw == 2 {
+        use super::avx2::max_k2s2_plane_avx2 as k2s2;
+        let (w, pt, out) = (s.w, s.pad_top, (s.oh, s.ow));
+        // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the kernel
+        // asserts the rest.
+        return unsafe {
+            let special = k2s2::<PLAIN_MAX>(x, w, pt, out, s.prefetch, y);
+            if special {
+                k2s2::<EXACT_MAX>(x, w, pt, out, s.prefetch, y);
+            }
+            special
+        };
+    }
     if s.sw == 2 {
         use super::avx2::max_k3s2_plane_avx2 as k3s2;
         let mut carry = super::Scratch::new(s.ow.div_ceil(8) * 8);
@@ -778,13 +803,13 @@ fn fused_plane_avx2(
         // asserts the rest.
         return unsafe {
             let special = match s.pad_left > 0 {
-                false => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, &mut carry, y),
-                true => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, &mut carry, y),
+                false => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, &mut carry, s.prefetch, y),
+                true => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, &mut carry, s.prefetch, y),
             };
             if special {
                 match s.pad_left > 0 {
-                    false => k3s2::<EXACT_MAX, 0>(x, w, pt, out, &mut carry, y),
-                    true => k3s2::<EXACT_MAX, 1>(x, w, pt, out, &mut carry, y),
+                    false => k3s2::<EXACT_MAX, 0>(x, w, pt, out, &mut carry, s.prefetch, y),
+                    true => k3s2::<EXACT_MAX, 1>(x, w, pt, out, &mut carry, s.prefetch, y),
                 };
             }
             special
