@@ -489,3 +489,64 @@ pub(crate) unsafe fn max_k2s2_plane_avx2<const MODE: u8>(
     }
     _mm256_movemask_ps(nan) != 0
 }
+
+/// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, by `MODE`,
+/// 8 values at a time (the last 8 overlapping the vector before; below 8 values one by one):
+/// the depth fold of 3-D max pooling after each slice's planes were pooled, the AVX2 version
+/// of `x86::fold_planes`. The fold starts from the first plane, so that under the plain max a
+/// NaN there survives; sums start from +0 (an all −0 column gives +0, as the reference's).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_planes_avx2<const MODE: u8>(
+    planes: &[f32],
+    n: usize,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let count = planes.len().checked_div(n).unwrap_or(0);
+    assert!(count >= 1 && planes.len() == count * n && out.len() >= n);
+    if n < 8 {
+        for f in 0..n {
+            let mut acc = planes[f];
+            if MODE == SUM {
+                acc += 0.0;
+            }
+            for i in 1..count {
+                let v = planes[i * n + f];
+                // as `fold` does, one value at a time
+                let take = v > acc || (MODE == EXACT_MAX && v.is_nan());
+                acc = match MODE {
+                    SUM => acc + v,
+                    _ if take => v,
+                    _ => acc,
+                };
+            }
+            out[f].write(acc);
+        }
+        return;
+    }
+    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let column = |f: usize| {
+        // SAFETY: f + 8 <= n: lanes of plane i < count lie inside planes (asserted), and the
+        // store inside out.
+        unsafe {
+            let mut acc = _mm256_loadu_ps(src.add(f));
+            if MODE == SUM {
+                acc = _mm256_add_ps(_mm256_setzero_ps(), acc);
+            }
+            for i in 1..count {
+                acc = fold::<MODE>(acc, _mm256_loadu_ps(src.add(i * n + f)));
+            }
+            _mm256_storeu_ps(dst.add(f), acc);
+        }
+    };
+    let mut f = 0;
+    while f + 8 <= n {
+        column(f);
+        f += 8;
+    }
+    if f < n {
+        column(n - 8);
+    }
+}

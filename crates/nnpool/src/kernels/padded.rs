@@ -167,7 +167,7 @@ pub(crate) fn applies<F: FastFloat>(
     } else if flat {
         MAX_PLANE
     } else {
-        return None; // depth folding is done on the direct path only
+        return None; // depth folding is done on the direct path and the AVX2 fused one only
     };
     (g.in_plane() <= limit).then_some(shape)
 }
@@ -639,10 +639,10 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
 }
 
 /// Whether the planes of this shape take the fused 3×3 stride-2 max kernel
-/// (`x86::max_k3s2_strip`: no W-pass rows in memory; 2-D planes and the planes of volumes;
-/// at the AVX2 level `avx2::max_k3s2_plane_avx2`, 2-D planes only).
+/// (`x86::max_k3s2_strip`, at the AVX2 level `avx2::max_k3s2_plane_avx2`: no W-pass rows in
+/// memory; 2-D planes and the planes of volumes).
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
-    (direct_w::<F>(s) || (avx2_f32::<F>(s) && (s.d, s.od) == (1, 1)))
+    (direct_w::<F>(s) || avx2_f32::<F>(s))
         && matches!(reduce, Reduce::Max)
         && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
         && s.pad_left <= 1
@@ -1100,6 +1100,19 @@ fn fold_depth<F: FastFloat>(
         for (o, sp) in depth.iter().enumerate() {
             let out = &mut y32[o * pout..(o + 1) * pout];
             let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];
+            if !s.avx512 {
+                use super::avx2::fold_planes_avx2 as fold;
+                // SAFETY: without AVX-512 the volumes come here from the AVX2 fused max kernel
+                // only (`fused_k3s2`), where `s.avx2` holds: AVX2 was detected.
+                unsafe {
+                    match reduce {
+                        Reduce::Max if exact => fold::<EXACT_MAX>(planes, pout, out),
+                        Reduce::Max => fold::<PLAIN_MAX>(planes, pout, out),
+                        Reduce::Sum(_) => unreachable!("3-D sums take the AVX-512 direct path"),
+                    }
+                }
+                continue;
+            }
             // SAFETY: the direct path runs only where AVX-512F was detected (`direct_w`).
             unsafe {
                 match reduce {
