@@ -79,8 +79,8 @@ pub(crate) struct PlaneShape {
     rows: usize,
     /// AVX-512 may be used for the short copies (f32 only).
     avx512: bool,
-    /// The kernels run at the AVX2 level: the fused stride-1 kernel has an AVX2 version
-    /// (`avx2::ks1_strip_avx2`; f32 only).
+    /// The kernels run at the AVX2 level: the fused kernels have AVX2 versions (`avx2.rs`;
+    /// f32 only), and 2×2 stride-2 max has one of its own there.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx2: bool,
     /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]; set by
