@@ -719,7 +719,7 @@ fn fused_plane<F: FastFloat>(
         // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.76 and 0.45–0.55 →
         // 0.37–0.41)
         let step = if s.kw == 7 { 2 } else { 4 };
-        let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
+        return plain_then_exact(reduce, |mode| {
             let mut nan = false;
             for v0 in (0..vectors).step_by(step) {
                 // SAFETY: `fused` holds (AVX-512F was detected); the kernels assert the rest.
@@ -733,17 +733,7 @@ fn fused_plane<F: FastFloat>(
                 };
             }
             nan
-        };
-        return match reduce {
-            Reduce::Sum(_) => pass(SUM, y),
-            Reduce::Max => {
-                let special = pass(PLAIN_MAX, y);
-                if special {
-                    pass(EXACT_MAX, y);
-                }
-                special
-            }
-        };
+        });
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, reduce, divisors, input_divisors, x, y);
@@ -787,13 +777,12 @@ fn fused_plane_avx2(
         let (w, pt, out) = (s.w, s.pad_top, (s.oh, s.ow));
         // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the kernel
         // asserts the rest.
-        return unsafe {
-            let special = k2s2::<PLAIN_MAX>(x, w, pt, out, s.prefetch, y);
-            if special {
-                k2s2::<EXACT_MAX>(x, w, pt, out, s.prefetch, y);
+        return plain_then_exact(reduce, |mode| unsafe {
+            match mode {
+                EXACT_MAX => k2s2::<EXACT_MAX>(x, w, pt, out, s.prefetch, y),
+                _ => k2s2::<PLAIN_MAX>(x, w, pt, out, s.prefetch, y),
             }
-            special
-        };
+        });
     }
     if s.sw == 2 {
         use super::avx2::max_k3s2_plane_avx2 as k3s2;
@@ -801,19 +790,15 @@ fn fused_plane_avx2(
         let (w, pt, out) = (s.w, s.pad_top, (s.oh, s.ow));
         // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the kernel
         // asserts the rest.
-        return unsafe {
-            let special = match s.pad_left > 0 {
-                false => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, &mut carry, s.prefetch, y),
-                true => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, &mut carry, s.prefetch, y),
-            };
-            if special {
-                match s.pad_left > 0 {
-                    false => k3s2::<EXACT_MAX, 0>(x, w, pt, out, &mut carry, s.prefetch, y),
-                    true => k3s2::<EXACT_MAX, 1>(x, w, pt, out, &mut carry, s.prefetch, y),
-                };
+        return plain_then_exact(reduce, |mode| unsafe {
+            let c = &mut carry;
+            match (mode, s.pad_left > 0) {
+                (EXACT_MAX, false) => k3s2::<EXACT_MAX, 0>(x, w, pt, out, c, s.prefetch, y),
+                (EXACT_MAX, true) => k3s2::<EXACT_MAX, 1>(x, w, pt, out, c, s.prefetch, y),
+                (_, false) => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, c, s.prefetch, y),
+                (_, true) => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, c, s.prefetch, y),
             }
-            special
-        };
+        });
     }
     let vectors = s.ow.div_ceil(8);
     // strips of 2 output vectors: AVX2 has 16 vector registers, and a strip keeps `K − 2`
@@ -822,7 +807,7 @@ fn fused_plane_avx2(
     // inception_max_s1 302 / 247 / 262 / 323, inception_avg_s1 409 / 307 / 350 / 298,
     // sppf_max5 349 / 314 / 365 / 361, large_avg 771 / 595 / 654 / 831 (spills past 2)
     let step = 2;
-    let pass = |mode: u8, y: &mut [MaybeUninit<f32>]| -> bool {
+    plain_then_exact(reduce, |mode| {
         let mut nan = false;
         for v0 in (0..vectors).step_by(step) {
             // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the
@@ -836,13 +821,21 @@ fn fused_plane_avx2(
             };
         }
         nan
-    };
+    })
+}
+
+/// Runs the passes of a fused plane, `pass(mode)` returning whether it saw a NaN: sums once;
+/// max by the plain max with its NaN check, then, when the plane holds a NaN, again by the
+/// exact rule (over every output). Returns whether the exact rule ran.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn plain_then_exact(reduce: Reduce, mut pass: impl FnMut(u8) -> bool) -> bool {
     match reduce {
-        Reduce::Sum(_) => pass(SUM, y),
+        Reduce::Sum(_) => pass(SUM),
         Reduce::Max => {
-            let special = pass(PLAIN_MAX, y);
+            let special = pass(PLAIN_MAX);
             if special {
-                pass(EXACT_MAX, y);
+                pass(EXACT_MAX);
             }
             special
         }
