@@ -102,6 +102,14 @@ macro_rules! store_out {
     }};
 }
 
+/// A stride-2 kernel's vector, its lanes in the order `vshufps` leaves (outputs 0 1 4 5 2 3 6
+/// 7), put back in output order: one `vpermpd` (a macro, as `store_out!`).
+macro_rules! in_output_order {
+    ($v:expr) => {
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd($v)))
+    };
+}
+
 /// Columns `c .. c + 8` of the row at `row` (`w` values), those outside it holding `pad`.
 ///
 /// # Safety
@@ -178,6 +186,11 @@ pub(crate) unsafe fn ks1_strip_avx2<
     // samples of inception_max_s1 went to the one in each row); below 8 columns, lanes below
     // `ow` are stored one by one
     let cols: [usize; V] = std::array::from_fn(|u| (8 * (v0 + u)).min(ow.saturating_sub(8)));
+    // each vector's first tap column, and whether all its taps lie in the row (then plain
+    // loads, else clipped ones): the same for every row, so decided once per strip
+    let starts: [isize; V] = std::array::from_fn(|u| cols[u] as isize - PL as isize);
+    let inside: [bool; V] =
+        std::array::from_fn(|u| starts[u] >= 0 && starts[u] as usize + K + 7 <= w);
     // tap t of output vector u of the row at `row`: an unaligned load where all the vector's
     // taps lie in the row, else a clipped one (macros, not closures, so that the code is
     // compiled in this function's ISA context)
@@ -204,8 +217,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
                 for (u, o) in out.iter_mut().enumerate() {
-                    let c0 = cols[u] as isize - PL as isize;
-                    let inside = c0 >= 0 && c0 as usize + K - 1 + 8 <= w;
+                    let (c0, inside) = (starts[u], inside[u]);
                     let first = tap!(row, c0, inside, 0);
                     let (mut acc, mut last) = (first, first);
                     for t in 1..K {
@@ -337,16 +349,19 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             }
         }};
     }
-    // the W pass of padded row r at vector v (outputs in the order 0 1 4 5 2 3 6 7), and the
-    // lanes that saw a NaN
+    // vector v's first tap column, and whether its 18 columns lie in the row (plain loads)
+    let span = |v: usize| {
+        let base = (2 * col(v)) as isize - PL as isize;
+        (base, base >= 0 && base as usize + 18 <= w)
+    };
+    // the W pass of padded row r at vector v (from `span(v)`; outputs in the order 0 1 4 5 2 3
+    // 6 7), and the lanes that saw a NaN
     let mut nan = _mm256_setzero_ps();
     macro_rules! wvec {
-        ($r:expr, $v:expr) => {{
-            let (r, v): (usize, usize) = ($r, $v);
+        ($r:expr, $v:expr, $base:expr, $inside:expr) => {{
+            let (r, v, base, inside): (usize, usize, isize, bool) = ($r, $v, $base, $inside);
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                let base = (2 * col(v)) as isize - PL as isize;
-                let inside = base >= 0 && base as usize + 18 <= w;
                 let (a, b) = (load!(row, base, inside), load!(row, base + 8, inside));
                 let (a2, b2) = (load!(row, base + 2, inside), load!(row, base + 10, inside));
                 let even = _mm256_shuffle_ps::<0x88>(a, b);
@@ -368,7 +383,8 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
     }
     let (dst, kept) = (y.as_mut_ptr().cast::<f32>(), carry.as_mut_ptr());
     for v in 0..vectors {
-        let first = wvec!(0, v);
+        let (base, inside) = span(v);
+        let first = wvec!(0, v, base, inside);
         // SAFETY: 8 v + 8 <= carry.len() (asserted).
         unsafe { _mm256_storeu_ps(kept.add(8 * v), first) };
     }
@@ -383,15 +399,15 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             );
         }
         for v in 0..vectors {
-            let (middle, low) = (wvec!(2 * i + 1, v), wvec!(2 * i + 2, v));
+            let (base, inside) = span(v);
+            let middle = wvec!(2 * i + 1, v, base, inside);
+            let low = wvec!(2 * i + 2, v, base, inside);
             // SAFETY: 8 v + 8 <= carry.len() (asserted).
             let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
             // SAFETY: as above.
             unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
             let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
-            let out = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
-                folded,
-            )));
+            let out = in_output_order!(folded);
             let at = i * ow + col(v);
             store_out!(dst, y, at, ow, out);
         }
@@ -427,13 +443,13 @@ pub(crate) unsafe fn max_k2s2_plane_avx2<const MODE: u8>(
     let pad = pad_value::<MODE>();
     let col = |v: usize| (8 * v).min(ow.saturating_sub(8));
     let mut nan = _mm256_setzero_ps();
-    // the W pass of padded row r at vector v (outputs in the order 0 1 4 5 2 3 6 7)
+    // the W pass of padded row r at the vector whose first tap column is `base` (outputs in
+    // the order 0 1 4 5 2 3 6 7)
     macro_rules! wvec {
-        ($r:expr, $v:expr) => {{
-            let (r, v): (usize, usize) = ($r, $v);
+        ($r:expr, $base:expr) => {{
+            let (r, base): (usize, usize) = ($r, $base);
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                let base = 2 * col(v);
                 // SAFETY: columns base .. base + 16 lie in the row, or the clipped loads read
                 // the row's columns only.
                 let (a, b) = unsafe {
@@ -475,10 +491,9 @@ pub(crate) unsafe fn max_k2s2_plane_avx2<const MODE: u8>(
             );
         }
         for v in 0..vectors {
-            let folded = fold::<MODE>(wvec!(2 * i, v), wvec!(2 * i + 1, v));
-            let out = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
-                folded,
-            )));
+            let base = 2 * col(v);
+            let folded = fold::<MODE>(wvec!(2 * i, base), wvec!(2 * i + 1, base));
+            let out = in_output_order!(folded);
             let at = i * ow + col(v);
             store_out!(dst, y, at, ow, out);
         }
