@@ -320,12 +320,13 @@ fn f32_1d_around_tiles() {
 
 #[test]
 fn f32_2d_around_tiles() {
-    sweep::<f32>(2, &[1, 2, 5, 16, 17, 31, 40], &[1, 5, 16]);
+    // 8 channels: the AVX2 channels-last kernels (multiples of 8) with one vector per pixel
+    sweep::<f32>(2, &[1, 2, 5, 16, 17, 31, 40], &[1, 5, 8, 16]);
 }
 
 #[test]
 fn f32_3d() {
-    sweep::<f32>(3, &[1, 3, 6, 9], &[2, 7]);
+    sweep::<f32>(3, &[1, 3, 6, 9], &[2, 7, 8]);
 }
 
 #[test]
@@ -610,7 +611,7 @@ fn channels_last_3x3_stride_2_shared_rows() {
     // deep), padding, ceil mode, channel counts of whole vectors and between (one to five
     // vectors), 2 samples.
     let mut seed = 11000;
-    for c in [16, 24, 40, 64, 80] {
+    for c in [8, 16, 24, 40, 64, 80] {
         for (h, w) in [(3, 3), (5, 9), (8, 8), (9, 7), (12, 5)] {
             for p in [0, 1] {
                 for ceil in [false, true] {
@@ -805,11 +806,17 @@ fn channels_last_global_pooling_many_channels() {
 
 #[test]
 fn channels_first_global_average_short_planes() {
-    // planes up to 16 vectors are reduced 16 at a time by a transposing tree, the planes past
-    // the last group of 16 one by one; 1-D to 3-D (the adaptive rule divides once per axis)
+    // planes up to 16 vectors are reduced 16 (AVX2: 8) at a time by a transposing tree, the
+    // planes past the last group one by one; 1-D to 3-D (the adaptive rule divides once per
+    // axis); plane lengths of 0 to 16 whole vectors of 8 or 16 and past them
     let mut seed = 9500;
     let spatials: Vec<Vec<usize>> = vec![
         vec![1],
+        vec![8],
+        vec![9],
+        vec![40],
+        vec![128],
+        vec![129],
         vec![15],
         vec![16],
         vec![17],

@@ -10,6 +10,13 @@
 //! blended with the padding value in the vectors at the row's ends only; at stride 2,
 //! `vshufps` splits even and odd columns. No masked stores: the last vector of a row ends at
 //! the row's end, overlapping the one before.
+//!
+//! The channels-last kernels of `direct.rs` (`cl_*`, the separable passes `fold_row_w`,
+//! `fold_rows_blocked`, `fold_rows_edges`, and `fold_rows`) are here too, with the names and
+//! arguments of their `x86.rs` versions, for channel counts that are multiples of 8: a
+//! pixel's channels fill whole vectors, so no vector has a tail. Generic code had run
+//! inception_max_s1 nhwc at 5–6× the copy and large_avg at 10–14×; these take 1.8–2.9× less
+//! time (see `direct.rs`).
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
@@ -559,5 +566,854 @@ pub(crate) unsafe fn fold_planes_avx2<const MODE: u8>(
     }
     if f < n {
         column(n - 8);
+    }
+}
+
+// Channels-last kernels (`direct.rs`): the AVX2 versions of `x86::cl_*`. A pixel's channels
+// are contiguous, so one vector holds 8 channels of one tap. These take channel counts that
+// are multiples of 8 only (`direct::applies`): no vector has a tail to mask (AVX2 has no
+// masked load into a chosen value, and its masked stores are slow on AMD's cores).
+
+/// `acc` combined with the later value `x`, one value at a time, as [`fold`] does.
+#[inline]
+fn fold_scalar<const MODE: u8>(acc: f32, x: f32) -> f32 {
+    match MODE {
+        SUM => acc + x,
+        _ if x > acc || (MODE == EXACT_MAX && x.is_nan()) => x,
+        _ => acc,
+    }
+}
+
+/// Whether any value of `x` is NaN or ±inf (an integer max of the magnitudes): the AVX2
+/// version of `x86::any_nan_or_inf_avx512`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn any_nan_or_inf_avx2(x: &[f32]) -> bool {
+    let n = x.len();
+    let p = x.as_ptr();
+    let magnitude = _mm256_set1_epi32(0x7fff_ffff);
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let mut f = 0;
+    while f + 32 <= n {
+        for (q, a) in acc.iter_mut().enumerate() {
+            // SAFETY: f + 8q + 8 <= f + 32 <= n.
+            let v = unsafe { _mm256_loadu_si256(p.add(f + 8 * q).cast()) };
+            *a = _mm256_max_epu32(*a, _mm256_and_si256(v, magnitude));
+        }
+        f += 32;
+    }
+    while f < n {
+        // SAFETY: f < n; the mask enables the lanes below n only, and masked-off lanes are
+        // not read (they load as 0).
+        let v = unsafe { _mm256_maskload_ps(p.add(f), lanes_below(n - f)) };
+        acc[0] = _mm256_max_epu32(acc[0], _mm256_and_si256(_mm256_castps_si256(v), magnitude));
+        f += 8;
+    }
+    let top = _mm256_max_epu32(
+        _mm256_max_epu32(acc[0], acc[1]),
+        _mm256_max_epu32(acc[2], acc[3]),
+    );
+    // magnitudes fit in 31 bits, so the signed compare is the unsigned one
+    let special = _mm256_cmpgt_epi32(top, _mm256_set1_epi32(0x7f7f_ffff));
+    _mm256_movemask_ps(_mm256_castsi256_ps(special)) != 0
+}
+
+/// A window's result from its fold: max as it is; a sum (folded in an order that may not
+/// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
+/// reference's does, then divided by `$div` (a vector). A macro, so that it is compiled in
+/// the caller's ISA context.
+macro_rules! finish_window {
+    ($mode:expr, $a:expr, $div:expr) => {
+        if $mode == SUM {
+            _mm256_div_ps(_mm256_add_ps($a, _mm256_setzero_ps()), $div)
+        } else {
+            $a
+        }
+    };
+}
+
+/// One output pixel of a channels-last window problem, folded straight from the input: for
+/// every channel, `out[ch] = fold over the taps (in the reference's row-major order) of
+/// x[off * c + ch]`, then (sums) divided by `div`; 4 channel vectors at a time, then single
+/// ones. The AVX2 version of `x86::cl_pixel`: sums come out in the reference's order, the
+/// same bits.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn cl_pixel<const MODE: u8>(
+    x: &[f32],
+    offs: &[usize],
+    c: usize,
+    div: f32,
+    out: &mut [MaybeUninit<f32>],
+) {
+    assert!(c.is_multiple_of(8) && out.len() >= c && offs.iter().all(|&o| o * c + c <= x.len()));
+    let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let div = _mm256_set1_ps(div);
+    macro_rules! finish {
+        ($a:expr) => {
+            if MODE == SUM {
+                _mm256_div_ps($a, div)
+            } else {
+                $a
+            }
+        };
+    }
+    let mut ch = 0;
+    while ch + 32 <= c {
+        let mut acc = [pad_value::<MODE>(); 4];
+        for &o in offs {
+            let p = o * c + ch;
+            for (q, a) in acc.iter_mut().enumerate() {
+                // SAFETY: p + 8q + 8 <= o * c + c <= x.len() (asserted).
+                *a = fold::<MODE>(*a, unsafe { _mm256_loadu_ps(src.add(p + 8 * q)) });
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            // SAFETY: ch + 8q + 8 <= c <= out.len().
+            unsafe { _mm256_storeu_ps(dst.add(ch + 8 * q), finish!(*a)) };
+        }
+        ch += 32;
+    }
+    while ch < c {
+        let mut a = pad_value::<MODE>();
+        for &o in offs {
+            // SAFETY: ch + 8 <= c (8 divides c), so inside pixel o, inside x (asserted).
+            a = fold::<MODE>(a, unsafe { _mm256_loadu_ps(src.add(o * c + ch)) });
+        }
+        // SAFETY: ch + 8 <= c <= out.len().
+        unsafe { _mm256_storeu_ps(dst.add(ch), finish!(a)) };
+        ch += 8;
+    }
+}
+
+/// One output row of a channels-last 2×2 stride-2 window, interior columns, the AVX2 version
+/// of `x86::cl_row_k2s2`: output column `j` (of `cols`) folds input rows `rows[0]`,
+/// `rows[1]` (element offsets of column 0 in `x`) at columns `col0 + 2j`, `col0 + 2j + 1`, in
+/// the reference's row-major order (then, sums, `+ 0` and divided by `div`). With `check`,
+/// also returns whether any value read may be NaN (whether `(a + b) + (e + f) − itself` is
+/// NaN for some window: for a NaN, an infinity or a sum past the largest float; the caller
+/// redoes the row by the exact rule then, right in every case).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
+    x: &[f32],
+    rows: [usize; 2],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    check: bool,
+    out: &mut [MaybeUninit<f32>],
+) -> bool {
+    assert!(
+        c.is_multiple_of(8)
+            && cols >= 1
+            && out.len() >= cols * c
+            && rows.iter().all(|&r| r + (col0 + 2 * cols) * c <= x.len())
+    );
+    let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let div = _mm256_set1_ps(div);
+    let mut special = _mm256_setzero_ps();
+    for j in 0..cols {
+        let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
+        let mut ch = 0;
+        while ch < c {
+            // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),
+            // channels ch .. ch + 8 <= c; the store writes output pixel j < cols, inside out.
+            unsafe {
+                let a = _mm256_loadu_ps(src.add(p0 + ch));
+                let b = _mm256_loadu_ps(src.add(p0 + c + ch));
+                let e = _mm256_loadu_ps(src.add(p1 + ch));
+                let f = _mm256_loadu_ps(src.add(p1 + c + ch));
+                if check {
+                    let sum = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(e, f));
+                    special = _mm256_add_ps(special, _mm256_sub_ps(sum, sum));
+                }
+                let y = fold::<MODE>(fold::<MODE>(fold::<MODE>(a, b), e), f);
+                _mm256_storeu_ps(dst.add(j * c + ch), finish_window!(MODE, y, div));
+            }
+            ch += 8;
+        }
+    }
+    let unordered = _mm256_cmp_ps::<_CMP_UNORD_Q>(special, special);
+    _mm256_movemask_ps(unordered) != 0
+}
+
+/// How many output rows ahead [`cl_row_k3s2`] prefetches (into L2) the input pixels of the
+/// column it is at, as `x86::cl_row_k3s2` does.
+const CL_PREFETCH_ROWS_AHEAD: usize = 2;
+
+/// One output row of a channels-last 3×3 window at stride 2 on both axes, interior columns
+/// only, the AVX2 version of `x86::cl_row_k3s2` (see there): output column `j` (of `cols`)
+/// folds input rows `rows[0 .. R]` at columns `col0 + 2j .. col0 + 2j + 2`, each row along W
+/// first, then the `R` W folds top to bottom; `top` carries the W fold of the row two output
+/// rows share (`top_ready`: it holds that of `rows[0]`; on return, that of `rows[R − 1]`);
+/// with `PRE` (`POST`), `around[0]` (`around[1]`) is folded in before (after) the window.
+/// The max modes return whether any value they loaded is NaN; sums return `false`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn cl_row_k3s2<
+    const MODE: u8,
+    const R: usize,
+    const PRE: bool,
+    const POST: bool,
+>(
+    x: &[f32],
+    rows: [usize; R],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: f32,
+    (top_ready, around, prefetch): (bool, [&[f32]; 2], bool),
+    top: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
+) -> bool {
+    assert!(
+        (1..=3).contains(&R)
+            && c.is_multiple_of(8)
+            && cols >= 1
+            && top.len() >= cols * c
+            && out.len() >= cols * c
+            && (!PRE || around[0].len() >= cols * c)
+            && (!POST || around[1].len() >= cols * c)
+            && rows
+                .iter()
+                .all(|&r| r + (col0 + 2 * cols + 1) * c <= x.len())
+    );
+    let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
+    let (pre, post) = (around[0].as_ptr(), around[1].as_ptr());
+    let div = _mm256_set1_ps(div);
+    let mut nan = _mm256_setzero_ps();
+    macro_rules! load {
+        ($row:expr, $col:expr, $ch:expr) => {
+            // SAFETY: row + (col + 1) * c <= x.len() for col <= col0 + 2 cols (asserted), and
+            // ch + 8 <= c.
+            unsafe { _mm256_loadu_ps(src.add($row + $col * c + $ch)) }
+        };
+    }
+    // the first column of each row is checked here, the others by the loop's compares
+    if MODE != SUM {
+        let first = usize::from(top_ready);
+        for ch in (0..c).step_by(8) {
+            for &row in &rows[first..] {
+                let a = load!(row, col0, ch);
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a));
+            }
+        }
+    }
+    macro_rules! wfold {
+        ($row:expr, $col:expr, $ch:expr) => {{
+            let (a0, a1, a2) = (
+                load!($row, $col, $ch),
+                load!($row, $col + 1, $ch),
+                load!($row, $col + 2, $ch),
+            );
+            if MODE != SUM {
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(a1, a2));
+            }
+            fold::<MODE>(fold::<MODE>(a0, a1), a2)
+        }};
+    }
+    // `$ready`: a literal, so that the choice between the carried fold and a fresh one is
+    // made once per call, outside the loops
+    macro_rules! column {
+        ($j:expr, $ch:expr, $ready:literal) => {{
+            let (j, ch): (usize, usize) = ($j, $ch);
+            let col = col0 + 2 * j;
+            let at = j * c + ch;
+            let w0 = if $ready {
+                // SAFETY: at + 8 <= cols * c <= top.len().
+                unsafe { _mm256_loadu_ps(t.add(at)) }
+            } else {
+                wfold!(rows[0], col, ch)
+            };
+            let (mut acc, mut last) = (w0, w0);
+            for &row in &rows[1..] {
+                last = wfold!(row, col, ch);
+                acc = fold::<MODE>(acc, last);
+            }
+            if PRE {
+                // SAFETY: at + 8 <= cols * c <= around[0].len().
+                acc = fold::<MODE>(unsafe { _mm256_loadu_ps(pre.add(at)) }, acc);
+            }
+            if POST {
+                // SAFETY: at + 8 <= cols * c <= around[1].len().
+                acc = fold::<MODE>(acc, unsafe { _mm256_loadu_ps(post.add(at)) });
+            }
+            // SAFETY: as above, for top and out (both hold cols * c values).
+            unsafe {
+                _mm256_storeu_ps(t.add(at), last);
+                _mm256_storeu_ps(dst.add(at), finish_window!(MODE, acc, div));
+            }
+        }};
+    }
+    // prefetch: the two new input pixels of column j in the two input rows that output row
+    // CL_PREFETCH_ROWS_AHEAD below reads first (interior rows: rows evenly spaced)
+    let pf_bytes = 2 * c * std::mem::size_of::<f32>();
+    let row_step = if R == 3 && prefetch {
+        rows[1] - rows[0]
+    } else {
+        0
+    };
+    let pf_rows = [1, 2].map(|k| rows[0] + (2 * CL_PREFETCH_ROWS_AHEAD + k) * row_step);
+    macro_rules! columns {
+        ($ready:literal) => {
+            for j in 0..cols {
+                if row_step > 0 {
+                    let at = (col0 + 2 * j + 1) * c;
+                    for row in pf_rows {
+                        prefetch_l2(src.wrapping_add(row + at), pf_bytes);
+                    }
+                }
+                let mut ch = 0;
+                while ch + 32 <= c {
+                    column!(j, ch, $ready);
+                    column!(j, ch + 8, $ready);
+                    column!(j, ch + 16, $ready);
+                    column!(j, ch + 24, $ready);
+                    ch += 32;
+                }
+                while ch < c {
+                    column!(j, ch, $ready);
+                    ch += 8;
+                }
+            }
+        };
+    }
+    if top_ready {
+        columns!(true);
+    } else {
+        columns!(false);
+    }
+    _mm256_movemask_ps(nan) != 0
+}
+
+/// Two adjacent output rows of a channels-last 3×3 window at stride 1 on both axes, interior
+/// columns only, the AVX2 version of `x86::cl_rows2_k3` (see there for `rows`, `EDGE` and the
+/// order of the folds): each input row is folded along W once for both output rows, and
+/// neighbouring columns share a pair. The plain max (`MODE` 1) also returns whether any value
+/// it loaded is NaN or ±inf; other modes return `false`. One channel vector at a time (its 4
+/// rows' last column and pair take 8 of the 16 registers), over column tiles whose input fits
+/// in a third of L1.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
+    x: &[f32],
+    rows: [usize; 4],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    divs: [f32; 2],
+    out0: &mut [MaybeUninit<f32>],
+    out1: &mut [MaybeUninit<f32>],
+) -> bool {
+    use super::x86::{ROWS_NO_BOTTOM, ROWS_NO_TOP};
+    let read = |b: usize| !(EDGE == ROWS_NO_TOP && b == 0 || EDGE == ROWS_NO_BOTTOM && b == 3);
+    assert!(
+        c.is_multiple_of(8)
+            && cols >= 1
+            && out0.len() >= cols * c
+            && out1.len() >= cols * c
+            && (0..4).all(|b| !read(b) || rows[b] + (col0 + cols + 2) * c <= x.len())
+    );
+    const TILE_BYTES: usize = 16 << 10;
+    let tile = (TILE_BYTES / (c * 16)).saturating_sub(2).max(1);
+    let src = x.as_ptr();
+    let (d0, d1) = (
+        out0.as_mut_ptr().cast::<f32>(),
+        out1.as_mut_ptr().cast::<f32>(),
+    );
+    let (div0, div1) = (_mm256_set1_ps(divs[0]), _mm256_set1_ps(divs[1]));
+    let magnitude = _mm256_set1_epi32(0x7fff_ffff);
+    let mut top = _mm256_setzero_si256();
+    macro_rules! load {
+        ($row:expr, $col:expr, $ch:expr) => {{
+            // SAFETY: row + (col + 1) * c <= x.len() for col <= col0 + cols + 1 (asserted),
+            // and ch + 8 <= c.
+            let a = unsafe { _mm256_loadu_ps(src.add($row + $col * c + $ch)) };
+            if MODE == PLAIN_MAX {
+                let bits = _mm256_and_si256(_mm256_castps_si256(a), magnitude);
+                top = _mm256_max_epu32(top, bits);
+            }
+            a
+        }};
+    }
+    let mut j0 = 0;
+    while j0 < cols {
+        let n_cols = tile.min(cols - j0);
+        for ch in (0..c).step_by(8) {
+            // per input row: the last column loaded and the fold of the last two
+            let mut last = [_mm256_setzero_ps(); 4];
+            let mut pair = [_mm256_setzero_ps(); 4];
+            for b in (0..4).filter(|&b| read(b)) {
+                let (a, z) = (
+                    load!(rows[b], col0 + j0, ch),
+                    load!(rows[b], col0 + j0 + 1, ch),
+                );
+                pair[b] = fold::<MODE>(a, z);
+                last[b] = z;
+            }
+            for j in j0..j0 + n_cols {
+                let mut row = [_mm256_setzero_ps(); 4];
+                for b in (0..4).filter(|&b| read(b)) {
+                    let z = load!(rows[b], col0 + j + 2, ch);
+                    row[b] = fold::<MODE>(pair[b], z);
+                    pair[b] = fold::<MODE>(last[b], z);
+                    last[b] = z;
+                }
+                let middle = fold::<MODE>(row[1], row[2]);
+                let y0 = if EDGE == ROWS_NO_TOP {
+                    middle
+                } else {
+                    fold::<MODE>(row[0], middle)
+                };
+                let y1 = if EDGE == ROWS_NO_BOTTOM {
+                    middle
+                } else {
+                    fold::<MODE>(middle, row[3])
+                };
+                let at = j * c + ch;
+                // SAFETY: at + 8 <= cols * c <= out0.len(), out1.len().
+                unsafe {
+                    _mm256_storeu_ps(d0.add(at), finish_window!(MODE, y0, div0));
+                    _mm256_storeu_ps(d1.add(at), finish_window!(MODE, y1, div1));
+                }
+            }
+        }
+        j0 += n_cols;
+    }
+    let special = _mm256_cmpgt_epi32(top, _mm256_set1_epi32(0x7f7f_ffff));
+    _mm256_movemask_ps(_mm256_castsi256_ps(special)) != 0
+}
+
+/// `dst[f] = fold_t srcs[t][f]` for `f < n`, the taps in order, by `MODE`, 32 values at a
+/// time, then 8, the last 8 overlapping the vector before (below 8 values, one at a time): the
+/// AVX2 version of `x86::fold_rows` (see there; with `div`, sums are divided by it, their taps
+/// never −0).
+///
+/// # Safety
+/// The CPU must support AVX2; every `srcs[t]` is valid for `n` reads and `dst` for `n`
+/// writes, not overlapping any of them.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_rows<const MODE: u8>(
+    srcs: &[*const f32],
+    n: usize,
+    div: Option<f32>,
+    dst: *mut f32,
+) {
+    let (first, rest) = srcs.split_first().expect("at least one tap");
+    let by = _mm256_set1_ps(div.unwrap_or(1.0));
+    let divide = MODE == SUM && div.is_some();
+    macro_rules! finish {
+        ($a:expr) => {
+            if divide {
+                _mm256_div_ps($a, by)
+            } else {
+                $a
+            }
+        };
+    }
+    if n < 8 {
+        for f in 0..n {
+            // SAFETY: f < n: inside every source and the destination (the caller's).
+            unsafe {
+                let mut a = *first.add(f);
+                for &s in rest {
+                    a = fold_scalar::<MODE>(a, *s.add(f));
+                }
+                *dst.add(f) = match div {
+                    Some(d) if divide => a / d,
+                    _ => a,
+                };
+            }
+        }
+        return;
+    }
+    let mut f = 0;
+    while f + 32 <= n {
+        // SAFETY: f + 32 <= n: inside every source and the destination (the caller's).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_loadu_ps(first.add(f + 8 * q));
+            }
+            for &s in rest {
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = fold::<MODE>(*a, _mm256_loadu_ps(s.add(f + 8 * q)));
+                }
+            }
+            for (q, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(dst.add(f + 8 * q), finish!(*a));
+            }
+        }
+        f += 32;
+    }
+    while f < n {
+        // the last vector ends at n, overlapping the one before: the same values again
+        let at = f.min(n - 8);
+        // SAFETY: at + 8 <= n, as above.
+        unsafe {
+            let mut a = _mm256_loadu_ps(first.add(at));
+            for &s in rest {
+                a = fold::<MODE>(a, _mm256_loadu_ps(s.add(at)));
+            }
+            _mm256_storeu_ps(dst.add(at), finish!(a));
+        }
+        f = at + 8;
+    }
+}
+
+/// `v + 0` for sums (−0 becomes +0, every other value stays), `v` for max (a macro, as
+/// [`finish_window!`]).
+macro_rules! plus_zero {
+    ($mode:expr, $v:expr) => {
+        if $mode == SUM {
+            _mm256_add_ps($v, _mm256_setzero_ps())
+        } else {
+            $v
+        }
+    };
+}
+
+/// Longest run of values [`fold_row_w`] and [`fold_rows_blocked`] load per block: `2 K − 1`
+/// for the largest window side `K` they take (7).
+const MAX_BLOCK_RUN: usize = 13;
+
+/// The `K` windows of one van Herk / Gil-Werman block from its run `$x` of `2 K − 1` vectors,
+/// as `x86`'s `block_windows!` (see there): window `r` folds `x[r .. r + K]` as the suffix
+/// `x[r .. K]` folded with the prefix `x[K .. r + K]`, every fold taking the earlier values as
+/// its accumulator. `$emit` runs for `r` in order with `$w` the window.
+macro_rules! block_windows {
+    ($k:expr, $x:expr, |$r:ident, $w:ident| $emit:expr) => {{
+        let k: usize = $k;
+        let x: &[__m256; MAX_BLOCK_RUN] = &$x;
+        let mut s = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
+        s[k - 1] = x[k - 1];
+        for i in (0..k - 1).rev() {
+            s[i] = fold::<MODE>(x[i], s[i + 1]);
+        }
+        let mut p = x[k];
+        for $r in 0..k {
+            let $w = if $r == 0 {
+                s[0]
+            } else {
+                fold::<MODE>(s[$r], p)
+            };
+            $emit;
+            if $r >= 1 && $r + 1 < k {
+                p = fold::<MODE>(p, x[k + $r]);
+            }
+        }
+    }};
+}
+
+/// W pass of one channels-last stride-1 row of `w` pixels of `c` channels (`src`, pixel 0)
+/// into an output row (`dst`, pixel 0), by `MODE` (1: the plain max, 2: the sum,
+/// unfinished): the AVX2 version of `x86::fold_row_w` (see there for the outputs, the
+/// blocks, the border runs, the sums' `+ 0` and the NaN check, which this one makes on every
+/// value an interior window loads).
+///
+/// # Safety
+/// The CPU must support AVX2; `2 ≤ K ≤ 7`; 8 divides `c`; `src` is valid for `w c` reads and
+/// `dst` for `(lo + cols + right.len()) c` writes, not overlapping them; `first + cols + K − 1
+/// ≤ w`, `left.len() == lo`, every count is in `1..=w` and every start below `w`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
+    src: *const f32,
+    c: usize,
+    w: usize,
+    (lo, first, cols): (usize, usize, usize),
+    left: &[usize],
+    right: &[usize],
+    dst: *mut f32,
+) -> bool {
+    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    debug_assert!(
+        c.is_multiple_of(8)
+            && first + cols + K - 1 <= w
+            && left.len() == lo
+            && left.iter().all(|&n| (1..=w).contains(&n))
+            && right.iter().all(|&f| f < w)
+    );
+    let mut nan = _mm256_setzero_ps();
+    // SAFETY (both): the caller's bounds: pixels below w (loads) and outputs below lo + cols
+    // + right.len() (stores), channels ch .. ch + 8 <= c.
+    macro_rules! load {
+        ($col:expr, $ch:expr) => {
+            unsafe { _mm256_loadu_ps(src.add(($col) * c + $ch)) }
+        };
+    }
+    macro_rules! store {
+        ($col:expr, $ch:expr, $v:expr) => {
+            unsafe { _mm256_storeu_ps(dst.add(($col) * c + $ch), $v) }
+        };
+    }
+    let mut o = 0;
+    while o + K <= cols {
+        // the pixels a block shares with the next one are checked there
+        let checked = if o + 2 * K <= cols { K } else { 2 * K - 1 };
+        for ch in (0..c).step_by(8) {
+            let mut x = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
+            for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
+                *v = load!(first + o + i, ch);
+            }
+            if MODE == PLAIN_MAX {
+                for i in (0..checked).step_by(2) {
+                    let pair = x[(i + 1).min(2 * K - 2)];
+                    nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(x[i], pair));
+                }
+            }
+            if MODE == SUM {
+                // in every window of the block: the sums cannot be −0
+                x[K - 1] = _mm256_add_ps(x[K - 1], _mm256_setzero_ps());
+            }
+            block_windows!(K, x, |r, w| store!(lo + o + r, ch, w));
+        }
+        o += K;
+    }
+    while o < cols {
+        for ch in (0..c).step_by(8) {
+            let mut acc = plus_zero!(MODE, load!(first + o, ch));
+            for t in 1..K {
+                let v = load!(first + o + t, ch);
+                if MODE == PLAIN_MAX {
+                    nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(acc, v));
+                }
+                acc = fold::<MODE>(acc, v);
+            }
+            store!(lo + o, ch, acc);
+        }
+        o += 1;
+    }
+    for ch in (0..c).step_by(8) {
+        if !left.is_empty() {
+            let mut acc = plus_zero!(MODE, load!(0, ch));
+            let mut t = 1;
+            for (o, &count) in left.iter().enumerate() {
+                while t < count {
+                    acc = fold::<MODE>(acc, load!(t, ch));
+                    t += 1;
+                }
+                store!(o, ch, acc);
+            }
+        }
+        if !right.is_empty() {
+            let mut acc = plus_zero!(MODE, load!(w - 1, ch));
+            let mut t = w - 1;
+            for (i, &start) in right.iter().enumerate().rev() {
+                while t > start {
+                    t -= 1;
+                    acc = fold::<MODE>(load!(t, ch), acc);
+                }
+                store!(lo + cols + i, ch, acc);
+            }
+        }
+    }
+    _mm256_movemask_ps(nan) != 0
+}
+
+/// H pass of the border rows of a channels-last stride-1 problem: the AVX2 version of
+/// `x86::fold_rows_edges` (see there; `n` a multiple of 8 here).
+///
+/// # Safety
+/// The CPU must support AVX2; 8 divides `n`; every source and destination is valid for `n`
+/// values, no destination overlapping a source or another destination; counts lie in
+/// `1..=srcs.len()`, starts below it; `dsts` (and `divs`, unless empty) hold one per output
+/// row.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
+    srcs: &[*const f32],
+    n: usize,
+    bounds: Result<&[usize], &[usize]>,
+    divs: &[f32],
+    dsts: &[*mut f32],
+) {
+    let outputs = match bounds {
+        Ok(ends) => ends.len(),
+        Err(starts) => starts.len(),
+    };
+    assert!(
+        n.is_multiple_of(8) && dsts.len() == outputs && (divs.is_empty() || divs.len() == outputs)
+    );
+    for f in (0..n).step_by(8) {
+        // SAFETY (both): values f .. f + 8 <= n of a source or destination row (the
+        // caller's bound).
+        macro_rules! load {
+            ($t:expr) => {
+                unsafe { _mm256_loadu_ps(srcs[$t].add(f)) }
+            };
+        }
+        macro_rules! store {
+            ($i:expr, $v:expr) => {{
+                let v = match divs.get($i) {
+                    Some(&d) if MODE == SUM => _mm256_div_ps($v, _mm256_set1_ps(d)),
+                    _ => $v,
+                };
+                unsafe { _mm256_storeu_ps(dsts[$i].add(f), v) }
+            }};
+        }
+        match bounds {
+            Ok(ends) => {
+                let mut acc = load!(0);
+                let mut t = 1;
+                for (i, &end) in ends.iter().enumerate() {
+                    while t < end {
+                        acc = fold::<MODE>(acc, load!(t));
+                        t += 1;
+                    }
+                    store!(i, acc);
+                }
+            }
+            Err(starts) => {
+                let mut t = srcs.len() - 1;
+                let mut acc = load!(t);
+                for (i, &start) in starts.iter().enumerate().rev() {
+                    while t > start {
+                        t -= 1;
+                        acc = fold::<MODE>(load!(t), acc);
+                    }
+                    store!(i, acc);
+                }
+            }
+        }
+    }
+}
+
+/// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks: the AVX2 version of
+/// `x86::fold_rows_blocked` (see there; `n` a multiple of 8 here).
+///
+/// # Safety
+/// The CPU must support AVX2; `2 ≤ K ≤ 7`; 8 divides `n`; `srcs` holds `2 K − 1` rows and
+/// `dsts` `K`, each valid for `n` values, no destination overlapping a source or another
+/// destination.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
+    srcs: &[*const f32],
+    n: usize,
+    div: Option<f32>,
+    dsts: &[*mut f32],
+) {
+    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    assert!(n.is_multiple_of(8) && srcs.len() == 2 * K - 1 && dsts.len() == K);
+    let by = _mm256_set1_ps(div.unwrap_or(1.0));
+    let divide = MODE == SUM && div.is_some();
+    for f in (0..n).step_by(8) {
+        let mut x = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
+        for (v, &s) in x.iter_mut().zip(srcs) {
+            // SAFETY: values f .. f + 8 <= n of a source row (the caller's bound).
+            *v = unsafe { _mm256_loadu_ps(s.add(f)) };
+        }
+        block_windows!(K, x, |r, w| {
+            let w = if divide { _mm256_div_ps(w, by) } else { w };
+            // SAFETY: values f .. f + 8 <= n of destination row r (the caller's bound).
+            unsafe { _mm256_storeu_ps(dsts[r].add(f), w) }
+        });
+    }
+}
+
+/// Averages of short channels-first planes, 8 planes at a time: the AVX2 version of
+/// `x86::plane_averages_avx512` (see there): `y[p] = Σ x[p*plane .. (p+1)*plane]` plus +0,
+/// then divided by each of `divisors` in turn. Each plane folds into one vector of lane
+/// partials (its last vector through a zeroing masked load), and the 8 vectors of a group are
+/// reduced together by a transposing tree (halves of 128, 64 and 32 bits: 7 shuffle-pairs and
+/// adds for 8 planes) instead of one horizontal reduction per plane. Planes past the last
+/// full group are reduced one at a time. The order of the additions differs from the
+/// reference's, within the averages' tolerance. resnet_gap nchw at AVX2 (`NNPOOL_KERNEL=avx2
+/// RAYON_NUM_THREADS=1 PROBE_N=8 plane_probe 512 7 7 7 1 0 gap`, builds alternating, µs):
+/// 30–43 with the generic code, 9–13 with this.
+///
+/// # Safety
+/// The CPU must support AVX2. `plane > 0` and `x.len() >= y.len() * plane`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn plane_averages_avx2(x: &[f32], plane: usize, divisors: &[f32], y: &mut [f32]) {
+    assert!(plane > 0 && x.len() >= y.len() * plane);
+    let p = x.as_ptr();
+    let full = plane / 8;
+    let tail = lanes_below(plane - 8 * full);
+    let has_tail = !plane.is_multiple_of(8);
+    macro_rules! partials {
+        ($q:expr, $full:expr) => {{
+            // SAFETY: plane $q lies inside x ($q < y.len(), asserted).
+            let base = unsafe { p.add($q * plane) };
+            let mut a = if has_tail {
+                // SAFETY: the mask enables only the plane's own lanes of its last vector.
+                unsafe { _mm256_maskload_ps(base.add(8 * $full), tail) }
+            } else {
+                _mm256_setzero_ps()
+            };
+            for v in 0..$full {
+                // SAFETY: vector v of the plane lies inside it (8v + 8 <= plane).
+                a = _mm256_add_ps(a, unsafe { _mm256_loadu_ps(base.add(8 * v)) });
+            }
+            a
+        }};
+    }
+    // pairs of vectors → one vector with half of each one's partials, their lanes kept
+    macro_rules! halve_ps {
+        ($a:expr, $b:expr) => {
+            _mm256_add_ps(
+                _mm256_shuffle_ps::<0b10_00_10_00>($a, $b),
+                _mm256_shuffle_ps::<0b11_01_11_01>($a, $b),
+            )
+        };
+    }
+    // after the tree, lane 4h + r holds plane 2r + h
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let groups = y.len() / 8;
+    macro_rules! group_loop {
+        ($full:expr) => {
+            for g in 0..groups {
+                let a: [__m256; 8] = std::array::from_fn(|q| partials!(8 * g + q, $full));
+                // 128-bit halves: b[i] = [plane 2i: 4 partials | plane 2i+1: 4 partials]
+                let b: [__m256; 4] = std::array::from_fn(|i| {
+                    _mm256_add_ps(
+                        _mm256_permute2f128_ps::<0x20>(a[2 * i], a[2 * i + 1]),
+                        _mm256_permute2f128_ps::<0x31>(a[2 * i], a[2 * i + 1]),
+                    )
+                });
+                // within each 128-bit half h: c[0] = [plane h, h, h+2, h+2] (2 partials
+                // each), c[1] the same for planes h+4 and h+6; then e = [h, h+2, h+4, h+6]
+                let (c0, c1) = (halve_ps!(b[0], b[1]), halve_ps!(b[2], b[3]));
+                let e = halve_ps!(c0, c1);
+                let mut sums = _mm256_permutevar8x32_ps(e, order);
+                sums = _mm256_add_ps(sums, _mm256_setzero_ps());
+                for &d in divisors {
+                    sums = _mm256_div_ps(sums, _mm256_set1_ps(d));
+                }
+                // SAFETY: y holds planes 8g .. 8g + 8 (g < y.len() / 8).
+                unsafe { _mm256_storeu_ps(y.as_mut_ptr().add(8 * g), sums) };
+            }
+        };
+    }
+    match full {
+        1 => group_loop!(1),
+        2 => group_loop!(2),
+        3 => group_loop!(3),
+        4 => group_loop!(4),
+        5 => group_loop!(5),
+        6 => group_loop!(6),
+        _ => group_loop!(full),
+    }
+    for (q, v) in y.iter_mut().enumerate().skip(8 * groups) {
+        let a = partials!(q, full);
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
+        let sum = lanes.iter().fold(0.0f32, |s, &l| s + l) + 0.0;
+        *v = divisors.iter().fold(sum, |s, d| s / d);
     }
 }

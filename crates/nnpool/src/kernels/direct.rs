@@ -22,6 +22,15 @@
 //! ([`MAX_LOADS_PER_INPUT`]), and for 2-D windows of more taps at stride 1 (5×5, 7×7, ..),
 //! whose rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
 //! then the H fold, both by van Herk / Gil-Werman blocks of `K` outputs).
+//!
+//! Where AVX2 is the level (no AVX-512), every kernel named here has an 8-lane version in
+//! `avx2.rs`, taken for channel counts that are multiples of 8 (`cl_kernel!` picks).
+//! Before them AVX2 ran the generic window code; measured (`NNPOOL_KERNEL=avx2
+//! RAYON_NUM_THREADS=1 PROBE_N=8 PROBE_NHWC=1 plane_probe`, builds alternating, 3 rounds, µs):
+//! inception_max_s1 540–561 → 288–299, inception_avg_s1 749–804 → 262–396, alexnet_max
+//! 487–566 → 275–295, vgg_max_14 112–186 → 53–56, resnet_stem_max 2489–2520 → 1251–1576,
+//! sppf_max5 743–942 → 247–356, large_avg 1305–1398 → 623–967, max3d 2758–3157 → 1239–1410,
+//! vgg_max_224 11290–11861 → 5723–5966.
 
 use super::isa::multiversion;
 use super::isa::Isa;
@@ -33,6 +42,19 @@ use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+/// Calls channels-last kernel `$f` at the level the path runs at: `x86::$f` with AVX-512, its
+/// AVX2 version `avx2::$f` otherwise ([`applies`] admits no other level). Both take the same
+/// arguments; the AVX2 kernels take channel counts that are multiples of 8 only.
+macro_rules! cl_kernel {
+    ($f:ident::<$($g:tt),*>($($a:expr),* $(,)?)) => {
+        if super::isa::has_avx512() {
+            super::x86::$f::<$($g),*>($($a),*)
+        } else {
+            super::avx2::$f::<$($g),*>($($a),*)
+        }
+    };
+}
 
 /// Largest window (taps) this path takes.
 const MAX_TAPS: usize = 27;
@@ -143,22 +165,30 @@ impl StrideTwoRows {
         let ready = MODE != 0 && *top_row == Some(first_row);
         let carried_nan = ready && *top_nan;
         let at = |i: usize| ((d * h_in + sh.first + i) * w_in) * c;
-        use super::x86::cl_row_k3s2 as k3s2;
-        // SAFETY: `applies` checked AVX-512F; the window rows sh of slice d lie in the
+        // SAFETY: `applies` checked the level `cl_kernel!` calls; the window rows sh of slice d lie in the
         // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi` mean),
         // so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `inner` hold len =
         // cols × c values, and so do `around`'s rows the const flags name (the caller's).
         let loaded_nan = unsafe {
             let with = (ready, around, self.prefetch);
             match sh.count {
-                1 => k3s2::<MODE, 1, PRE, POST>(xs, [at(0)], c, col0, cols, div, with, top, inner),
+                1 => {
+                    let rows = [at(0)];
+                    cl_kernel!(cl_row_k3s2::<MODE, 1, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner
+                    ))
+                }
                 2 => {
                     let rows = [at(0), at(1)];
-                    k3s2::<MODE, 2, PRE, POST>(xs, rows, c, col0, cols, div, with, top, inner)
+                    cl_kernel!(cl_row_k3s2::<MODE, 2, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner
+                    ))
                 }
                 _ => {
                     let rows = [at(0), at(1), at(2)];
-                    k3s2::<MODE, 3, PRE, POST>(xs, rows, c, col0, cols, div, with, top, inner)
+                    cl_kernel!(cl_row_k3s2::<MODE, 3, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner
+                    ))
                 }
             }
         };
@@ -334,10 +364,21 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indic
     g.layout == Layout::ChannelsLast
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
-        && super::isa::has_avx512()
-        && g.channels >= 16
+        && (wide(g) || narrow(g))
         && (((1..=MAX_TAPS).contains(&taps) && taps <= MAX_LOADS_PER_INPUT * strides)
             || separable_s1(g, axes).is_some())
+}
+
+/// Whether the AVX-512 kernels take the problem: 16 channels or more (a pixel fills a vector).
+fn wide(g: &Geom) -> bool {
+    super::isa::has_avx512() && g.channels >= 16
+}
+
+/// Whether the AVX2 kernels take the problem (AVX2 the level, not AVX-512): channel counts
+/// that are multiples of 8, so that no vector has a tail (AVX2 has no masked load into a
+/// chosen value, and its masked stores are slow on AMD's cores).
+fn narrow(g: &Geom) -> bool {
+    super::isa::avx2_level() && g.channels >= 8 && g.channels.is_multiple_of(8)
 }
 
 /// Largest window side of [`separable_s1`] problems.
@@ -510,25 +551,29 @@ impl WRing {
             );
             let (src, out) = (row.as_ptr(), dst.as_mut_ptr());
             let (inner, left, right) = ((aw.lo, first, cols), &self.left[..], &self.right[..]);
-            // SAFETY: `applies` checked AVX-512F; the row holds w_in pixels and the slot
+            // SAFETY: `applies` checked the level `cl_kernel!` calls; the row holds w_in pixels and the slot
             // aw.spans.len() outputs, another buffer; the interior windows end at pixel first
             // + cols + kw − 1 <= w_in, the border counts and starts lie in the row (all
             // asserted); kw is 2..=MAX_SEPARABLE_K (`separable_s1`).
             let nan = unsafe {
-                use super::x86::fold_row_w as w_pass;
+                macro_rules! w_pass {
+                    ($m:literal, $k:literal) => {
+                        cl_kernel!(fold_row_w::<$m, $k>(src, c, w_in, inner, left, right, out))
+                    };
+                }
                 match (mode, self.kw) {
-                    (1, 2) => w_pass::<1, 2>(src, c, w_in, inner, left, right, out),
-                    (1, 3) => w_pass::<1, 3>(src, c, w_in, inner, left, right, out),
-                    (1, 4) => w_pass::<1, 4>(src, c, w_in, inner, left, right, out),
-                    (1, 5) => w_pass::<1, 5>(src, c, w_in, inner, left, right, out),
-                    (1, 6) => w_pass::<1, 6>(src, c, w_in, inner, left, right, out),
-                    (1, _) => w_pass::<1, 7>(src, c, w_in, inner, left, right, out),
-                    (_, 2) => w_pass::<2, 2>(src, c, w_in, inner, left, right, out),
-                    (_, 3) => w_pass::<2, 3>(src, c, w_in, inner, left, right, out),
-                    (_, 4) => w_pass::<2, 4>(src, c, w_in, inner, left, right, out),
-                    (_, 5) => w_pass::<2, 5>(src, c, w_in, inner, left, right, out),
-                    (_, 6) => w_pass::<2, 6>(src, c, w_in, inner, left, right, out),
-                    (_, _) => w_pass::<2, 7>(src, c, w_in, inner, left, right, out),
+                    (1, 2) => w_pass!(1, 2),
+                    (1, 3) => w_pass!(1, 3),
+                    (1, 4) => w_pass!(1, 4),
+                    (1, 5) => w_pass!(1, 5),
+                    (1, 6) => w_pass!(1, 6),
+                    (1, _) => w_pass!(1, 7),
+                    (_, 2) => w_pass!(2, 2),
+                    (_, 3) => w_pass!(2, 3),
+                    (_, 4) => w_pass!(2, 4),
+                    (_, 5) => w_pass!(2, 5),
+                    (_, 6) => w_pass!(2, 6),
+                    (_, _) => w_pass!(2, 7),
                 }
             };
             self.tags[slot] = (tag, nan);
@@ -601,15 +646,15 @@ impl WRing {
         let bounds = &bounds[..rows_n];
         let bounds = if top { Ok(bounds) } else { Err(bounds) };
         let (srcs, dsts) = (&srcs[..read], &dsts[..rows_n]);
-        // SAFETY: `applies` checked AVX-512F; every source is a ring slot and every
+        // SAFETY: `applies` checked the level `cl_kernel!` calls; every source is a ring slot and every
         // destination an output row, each holding n values from the pointer (asserted: cols
         // lie in both); `separable_s1` checked that the top windows start at row 0 with
         // counts increasing and the bottom ones end at the last row with starts increasing,
         // so the bounds lie in 1..=read (below read for starts).
         unsafe {
             match mode {
-                1 => super::x86::fold_rows_edges::<1>(srcs, n, bounds, divs, dsts),
-                _ => super::x86::fold_rows_edges::<2>(srcs, n, bounds, divs, dsts),
+                1 => cl_kernel!(fold_rows_edges::<1>(srcs, n, bounds, divs, dsts)),
+                _ => cl_kernel!(fold_rows_edges::<2>(srcs, n, bounds, divs, dsts)),
             }
         }
     }
@@ -641,24 +686,28 @@ impl WRing {
                 .cast::<f32>();
         }
         let (srcs, dsts) = (&srcs[..self.slots()], &dsts[..self.kh]);
-        // SAFETY: `applies` checked AVX-512F; kh is 2..=MAX_SEPARABLE_K; every source is a
+        // SAFETY: `applies` checked the level `cl_kernel!` calls; kh is 2..=MAX_SEPARABLE_K; every source is a
         // ring slot and every destination an output row, each holding n values from the
         // pointer (asserted: cols lie in both).
         unsafe {
-            use super::x86::fold_rows_blocked as vh;
+            macro_rules! vh {
+                ($m:literal, $k:literal) => {
+                    cl_kernel!(fold_rows_blocked::<$m, $k>(srcs, n, div, dsts))
+                };
+            }
             match (mode, self.kh) {
-                (1, 2) => vh::<1, 2>(srcs, n, div, dsts),
-                (1, 3) => vh::<1, 3>(srcs, n, div, dsts),
-                (1, 4) => vh::<1, 4>(srcs, n, div, dsts),
-                (1, 5) => vh::<1, 5>(srcs, n, div, dsts),
-                (1, 6) => vh::<1, 6>(srcs, n, div, dsts),
-                (1, _) => vh::<1, 7>(srcs, n, div, dsts),
-                (_, 2) => vh::<2, 2>(srcs, n, div, dsts),
-                (_, 3) => vh::<2, 3>(srcs, n, div, dsts),
-                (_, 4) => vh::<2, 4>(srcs, n, div, dsts),
-                (_, 5) => vh::<2, 5>(srcs, n, div, dsts),
-                (_, 6) => vh::<2, 6>(srcs, n, div, dsts),
-                (_, _) => vh::<2, 7>(srcs, n, div, dsts),
+                (1, 2) => vh!(1, 2),
+                (1, 3) => vh!(1, 3),
+                (1, 4) => vh!(1, 4),
+                (1, 5) => vh!(1, 5),
+                (1, 6) => vh!(1, 6),
+                (1, _) => vh!(1, 7),
+                (_, 2) => vh!(2, 2),
+                (_, 3) => vh!(2, 3),
+                (_, 4) => vh!(2, 4),
+                (_, 5) => vh!(2, 5),
+                (_, 6) => vh!(2, 6),
+                (_, _) => vh!(2, 7),
             }
         }
     }
@@ -676,13 +725,13 @@ fn fold_rows(mode: u8, taps: &[&[f32]], div: Option<f32>, dst: &mut [MaybeUninit
         *p = t.as_ptr();
     }
     let (srcs, dst) = (&srcs[..taps.len()], dst.as_mut_ptr().cast::<f32>());
-    // SAFETY: `applies` checked AVX-512F; every tap holds n values and `dst` n (asserted),
-    // distinct buffers (the input or the ring; the ring or the output).
+    // SAFETY: `applies` checked the level `cl_kernel!` calls; every tap holds n values and
+    // `dst` n (asserted), distinct buffers (the input or the ring; the ring or the output).
     unsafe {
         match mode {
-            0 => super::x86::fold_rows::<0>(srcs, n, div, dst),
-            1 => super::x86::fold_rows::<1>(srcs, n, div, dst),
-            _ => super::x86::fold_rows::<2>(srcs, n, div, dst),
+            0 => cl_kernel!(fold_rows::<0>(srcs, n, div, dst)),
+            1 => cl_kernel!(fold_rows::<1>(srcs, n, div, dst)),
+            _ => cl_kernel!(fold_rows::<2>(srcs, n, div, dst)),
         }
     }
 }
@@ -790,17 +839,23 @@ fn rows_body<F: FastFloat>(
                 &mut out1[aw.lo * c..aw.hi * c],
             );
             let cols = aw.hi - aw.lo;
-            use super::x86::{cl_rows2_k3, ROWS_ALL, ROWS_NO_BOTTOM, ROWS_NO_TOP};
+            use super::x86::{ROWS_ALL, ROWS_NO_BOTTOM, ROWS_NO_TOP};
             macro_rules! k3 {
                 ($mode:literal) => {
                     match edge {
-                        ROWS_NO_TOP => cl_rows2_k3::<$mode, ROWS_NO_TOP>,
-                        ROWS_NO_BOTTOM => cl_rows2_k3::<$mode, ROWS_NO_BOTTOM>,
-                        _ => cl_rows2_k3::<$mode, ROWS_ALL>,
+                        ROWS_NO_TOP => cl_kernel!(cl_rows2_k3::<$mode, ROWS_NO_TOP>(
+                            xs, rows_at, c, col0, cols, divs, o0, o1
+                        )),
+                        ROWS_NO_BOTTOM => cl_kernel!(cl_rows2_k3::<$mode, ROWS_NO_BOTTOM>(
+                            xs, rows_at, c, col0, cols, divs, o0, o1
+                        )),
+                        _ => cl_kernel!(cl_rows2_k3::<$mode, ROWS_ALL>(
+                            xs, rows_at, c, col0, cols, divs, o0, o1
+                        )),
                     }
                 };
             }
-            // SAFETY: `applies` checked AVX-512F; columns lo..hi of rows oh and oh + 1 have
+            // SAFETY: `applies` checked the level `cl_kernel!` calls; columns lo..hi of rows oh and oh + 1 have
             // every W tap in bounds (that is what `lo`/`hi` mean), and `row_pair_edge` found
             // the rows' windows to be the input rows it reads (all in bounds), so the rows
             // read and columns col0 .. col0 + cols + 2 lie in the sample. The plain max (mode
@@ -808,11 +863,11 @@ fn rows_body<F: FastFloat>(
             // by the exact rule (mode 0) when it finds one.
             let checked_finite = unsafe {
                 match reduce {
-                    Reduce::Sum(_) => k3!(2)(xs, rows_at, c, col0, cols, divs, o0, o1),
+                    Reduce::Sum(_) => k3!(2),
                     Reduce::Max => {
-                        let special = k3!(1)(xs, rows_at, c, col0, cols, divs, o0, o1);
+                        let special = k3!(1);
                         if special {
-                            k3!(0)(xs, rows_at, c, col0, cols, divs, o0, o1);
+                            k3!(0);
                         }
                         !special
                     }
@@ -850,19 +905,25 @@ fn rows_body<F: FastFloat>(
             let col0 = aw.spans[aw.lo].first;
             let cols = aw.hi - aw.lo;
             let inner = &mut out[aw.lo * c..aw.hi * c];
-            use super::x86::cl_row_k2s2 as k2;
-            // SAFETY: `applies` checked AVX-512F; row oh and columns lo..hi have every tap in
+            macro_rules! k2 {
+                ($mode:literal, $check:expr) => {
+                    cl_kernel!(cl_row_k2s2::<$mode>(
+                        xs, rows_at, c, col0, cols, div, $check, inner
+                    ))
+                };
+            }
+            // SAFETY: `applies` checked the level `cl_kernel!` calls; row oh and columns lo..hi have every tap in
             // bounds (that is what `lo`/`hi` mean), so input rows sh.first, sh.first + 1 and
             // columns col0 .. col0 + 2 cols lie in the sample.
             let mode = unsafe {
                 match reduce {
                     Reduce::Sum(_) => {
-                        k2::<2>(xs, rows_at, c, col0, cols, div, false, inner);
+                        k2!(2, false);
                         2
                     }
                     Reduce::Max => {
-                        if k2::<1>(xs, rows_at, c, col0, cols, div, true, inner) {
-                            k2::<0>(xs, rows_at, c, col0, cols, div, false, inner);
+                        if k2!(1, true) {
+                            k2!(0, false);
                             0
                         } else {
                             1
@@ -1021,8 +1082,14 @@ fn row_mode(
             for row in rows {
                 if state[row] == UNCHECKED {
                     let values = &xs[row * in_row..(row + 1) * in_row];
-                    // SAFETY: `applies` checked AVX-512F.
-                    let hit = unsafe { super::x86::any_nan_or_inf_avx512(values) };
+                    // SAFETY: `applies` checked AVX-512F or AVX2, whichever is called.
+                    let hit = unsafe {
+                        if super::isa::has_avx512() {
+                            super::x86::any_nan_or_inf_avx512(values)
+                        } else {
+                            super::avx2::any_nan_or_inf_avx2(values)
+                        }
+                    };
                     state[row] = if hit { SPECIAL } else { FINITE };
                 }
                 special |= state[row] == SPECIAL;
@@ -1102,13 +1169,14 @@ fn pixels(
         }
         let div = divisor(reduce, [sd, sh, sw]);
         let out = &mut out[ow * c..(ow + 1) * c];
-        // SAFETY: `applies` checked AVX-512F; every tap is an in-bounds pixel of the sample
+        // SAFETY: `applies` checked the level `cl_kernel!` calls (and, for AVX2, that 8
+        // divides c); every tap is an in-bounds pixel of the sample
         // (spans are clipped to the input), so off * c + c <= sample length.
         unsafe {
             match mode {
-                0 => super::x86::cl_pixel::<0>(xs, &offs[..t], c, div, out),
-                1 => super::x86::cl_pixel::<1>(xs, &offs[..t], c, div, out),
-                _ => super::x86::cl_pixel::<2>(xs, &offs[..t], c, div, out),
+                0 => cl_kernel!(cl_pixel::<0>(xs, &offs[..t], c, div, out)),
+                1 => cl_kernel!(cl_pixel::<1>(xs, &offs[..t], c, div, out)),
+                _ => cl_kernel!(cl_pixel::<2>(xs, &offs[..t], c, div, out)),
             }
         }
     }

@@ -6,7 +6,8 @@
 //! - [`padded`]: small channels-first planes through a padded copy (forward max without
 //!   indices, average forward, stride-1 average backward);
 //! - [`plane`]: channels-first planes reduced as flat arrays;
-//! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512);
+//! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512, and AVX2
+//!   for channel counts that are multiples of 8);
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32, AVX-512);
 //! - [`scatter`]: backward passes;

@@ -1371,7 +1371,8 @@ fn global_cl<F: FastFloat>(isa: Isa, g: &Geom, reduce: Reduce, x: &[F], y: &mut 
 }
 
 /// Global averages of short f32 planes on AVX-512, 16 planes reduced together
-/// (`x86::plane_averages_avx512`); false (nothing written) where that kernel does not apply.
+/// (`x86::plane_averages_avx512`), or on AVX2, 8 together (`avx2::plane_averages_avx2`);
+/// false (nothing written) where those kernels do not apply.
 fn short_plane_averages<F: FastFloat>(
     isa: Isa,
     x: &[F],
@@ -1382,17 +1383,32 @@ fn short_plane_averages<F: FastFloat>(
 ) -> bool {
     // up to 16 vectors a plane: beyond that one plane's own fold hides the reduction
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && matches!(reduce, Reduce::Sum(_)) && (1..=256).contains(&plane) {
-        if let (Some(x32), Some(y32)) = (super::cast::<F, f32>(x), super::cast_mut::<F, f32>(y)) {
-            let divisors: Vec<f32> = counts
-                .iter()
-                .filter(|&&n| n != 1)
-                .map(|&n| n as f32)
-                .collect();
-            // SAFETY: Isa::Avx512 is chosen only where the CPU has AVX-512F; plane > 0, and
-            // x holds y.len() planes (the caller's chunks pair planes with outputs).
-            unsafe { super::x86::plane_averages_avx512(x32, plane, &divisors, y32) };
-            return true;
+    {
+        let lanes = match isa {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Portable => 0,
+        };
+        if matches!(reduce, Reduce::Sum(_)) && (1..=16 * lanes).contains(&plane) {
+            if let (Some(x32), Some(y32)) = (super::cast::<F, f32>(x), super::cast_mut::<F, f32>(y))
+            {
+                let divisors: Vec<f32> = counts
+                    .iter()
+                    .filter(|&&n| n != 1)
+                    .map(|&n| n as f32)
+                    .collect();
+                // SAFETY: an Isa is chosen only where the CPU has its features (AVX-512F,
+                // AVX2); plane > 0, and x holds y.len() planes (the caller's chunks pair
+                // planes with outputs).
+                unsafe {
+                    if isa == Isa::Avx512 {
+                        super::x86::plane_averages_avx512(x32, plane, &divisors, y32);
+                    } else {
+                        super::avx2::plane_averages_avx2(x32, plane, &divisors, y32);
+                    }
+                }
+                return true;
+            }
         }
     }
     let _ = (isa, x, plane, reduce, counts, y);
@@ -1412,7 +1428,7 @@ fn global_cf<F: FastFloat>(
     idx: Option<&mut [i64]>,
 ) {
     let plane = g.in_plane();
-    // whole groups of 16 planes per task (`short_plane_averages` reduces 16 at a time)
+    // whole groups of 16 planes per task (`short_plane_averages` reduces 16 or 8 at a time)
     let planes_per_task = ((1 << 16) / plane.max(1)).max(1).next_multiple_of(16);
     let par = super::split_over_threads(x.len(), 1 << 17);
     match idx {
