@@ -1013,3 +1013,45 @@ fn averages_of_signed_zeros_are_the_references_bits() {
         }
     }
 }
+
+#[test]
+fn channels_first_2x2_row_pairs() {
+    // 2×2 stride-2 windows on channels-first planes of even sides go as one tall image of row
+    // pairs (AVX-512: a flat W pass then the H pass; AVX2: both at once, rows of fewer than 8
+    // outputs storing 8 from their start, the lanes past their end stored again by the next
+    // row, the last rows of each chunk value by value); narrow and wide planes, a few planes
+    // or many (chunks of whole row pairs, split over threads)
+    let mut seed = 13000;
+    for (h, w) in [
+        (2, 2),
+        (4, 6),
+        (14, 14),
+        (6, 16),
+        (8, 30),
+        (2, 34),
+        (28, 28),
+    ] {
+        for c in [1, 3, 40] {
+            let win = Window::new(&[2, 2]).stride(&[2, 2]);
+            for op in ops_of(win.clone(), win, 3) {
+                seed += 1;
+                check::<f32>(&op, &[2, c, h, w], Layout::ChannelsFirst, seed);
+            }
+        }
+    }
+    // a NaN or an infinity anywhere in the first and the last planes: every row (the first,
+    // the last of a chunk, the one past a short row's end) must see it
+    let (n, c, h, w) = (1, 12, 14, 14);
+    let win = Window::new(&[2, 2]).stride(&[2, 2]);
+    let plan = PoolPlan::new(&Pooling::max(win), &[n, c, h, w], Layout::ChannelsFirst).unwrap();
+    for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for plane in [0, 5, c - 1] {
+            for at in plane * h * w..(plane + 1) * h * w {
+                assert!(
+                    same_with_special_at(&plan, 31, at, special),
+                    "{special} at {at} of {c}x{h}x{w}"
+                );
+            }
+        }
+    }
+}

@@ -1417,3 +1417,106 @@ pub(crate) unsafe fn plane_averages_avx2(x: &[f32], plane: usize, divisors: &[f3
         *v = divisors.iter().fold(sum, |s, d| s / d);
     }
 }
+
+/// 2×2 stride-2 windows over consecutive row pairs of channels-first planes of even sides
+/// stacked as one tall image (`pairs.rs`), both passes at once, the AVX2 counterpart of
+/// `x86::pairs_w` then `x86::pairs_h`: `x` holds `2 k` rows of `w` values, `y` `k` rows of
+/// `w / 2`, output `(r, j)` folding `x[2r][2j]`, `x[2r][2j + 1]`, `x[2r + 1][2j]`, `x[2r +
+/// 1][2j + 1]` in that order (the reference's row-major order: max values, NaNs and sums
+/// are its bits; sums then `+ 0` and divided by `div`). Eight outputs take four loads, and
+/// `vshufps` splits even and odd columns.
+///
+/// Rows of 8 outputs or more store whole vectors, the last one ending at the row's end. Rows
+/// of fewer (14-wide planes: 7) store 8 outputs from the row's start, the lanes past its end
+/// holding windows of the next row pair that that row's store then overwrites: rows are
+/// stored in order, and a row whose 8 lanes would pass the end of `y` or whose loads would
+/// pass the end of `x` (the last ones) goes value by value. The generic 2×2 plane kernel
+/// stored such rows value by value, clipping every load. Measured against the 2×2 plane
+/// kernel (`max_k2s2_plane_avx2`; `NNPOOL_KERNEL=avx2 RAYON_NUM_THREADS=1 PROBE_N=8
+/// plane_probe C H W 2 2 0`, builds alternating, µs): 512×8×8 154–155 → 25–35, vgg_max_14
+/// (512×14×14) 266–454 → 53–66, 256×16×16 82–136 → 31–43, 256×28×28 384–386 → 98–144,
+/// 128×56×56 349–577 → 231–283, 64×112×112 even; on vgg_max_224 (64×224×224, larger than
+/// the last-level cache) 6.5–6.7 ms against 12.8–13.2, and with a prefetch 16 KiB ahead even
+/// at one thread and slower at two, so `pairs::applies` leaves inputs that large to the
+/// plane kernel, which prefetches.
+///
+/// With `check`, also returns whether any value loaded is NaN (the lanes past a short row's
+/// end too: a false alarm costs a second pass by the exact rule, never a wrong result).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn pairs_rows_avx2<const MODE: u8>(
+    x: &[f32],
+    w: usize,
+    div: f32,
+    check: bool,
+    y: &mut [MaybeUninit<f32>],
+) -> bool {
+    let half = w / 2;
+    let rows = x.len().checked_div(2 * w).unwrap_or(0);
+    assert!(w >= 2 && w.is_multiple_of(2) && x.len() == rows * 2 * w && y.len() == rows * half);
+    let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<f32>());
+    let divisor = _mm256_set1_ps(div);
+    let mut nan = _mm256_setzero_ps();
+    // outputs from inputs `$i .. $i + 16` of a row and of the row below (`$i + w`)
+    macro_rules! window8 {
+        ($i:expr) => {{
+            let i: usize = $i;
+            // SAFETY: the callers keep i + w + 16 <= x.len().
+            let (a, b, e, f) = unsafe {
+                (
+                    _mm256_loadu_ps(src.add(i)),
+                    _mm256_loadu_ps(src.add(i + 8)),
+                    _mm256_loadu_ps(src.add(i + w)),
+                    _mm256_loadu_ps(src.add(i + w + 8)),
+                )
+            };
+            if check {
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b));
+                nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(e, f));
+            }
+            let top = fold::<MODE>(
+                _mm256_shuffle_ps::<0b10_00_10_00>(a, b),
+                _mm256_shuffle_ps::<0b11_01_11_01>(a, b),
+            );
+            let acc = fold::<MODE>(top, _mm256_shuffle_ps::<0b10_00_10_00>(e, f));
+            let acc = fold::<MODE>(acc, _mm256_shuffle_ps::<0b11_01_11_01>(e, f));
+            in_output_order!(finish_window!(MODE, acc, divisor))
+        }};
+    }
+    let mut special = false;
+    for r in 0..rows {
+        let (i0, o0) = (2 * r * w, r * half);
+        if half >= 8 {
+            let mut j = 0;
+            while j < half {
+                let at = j.min(half - 8);
+                let v = window8!(i0 + 2 * at);
+                // SAFETY: at + 8 <= half: inside output row r.
+                unsafe { _mm256_storeu_ps(dst.add(o0 + at), v) };
+                j = at + 8;
+            }
+        } else if i0 + w + 16 <= x.len() && o0 + 8 <= y.len() {
+            let v = window8!(i0);
+            // SAFETY: o0 + 8 <= y.len() (checked); the lanes past row r are stored again by
+            // row r + 1.
+            unsafe { _mm256_storeu_ps(dst.add(o0), v) };
+        } else {
+            for j in 0..half {
+                let taps = [
+                    x[i0 + 2 * j],
+                    x[i0 + 2 * j + 1],
+                    x[i0 + w + 2 * j],
+                    x[i0 + w + 2 * j + 1],
+                ];
+                special |= check && taps.iter().any(|t| t.is_nan());
+                let acc = taps[1..]
+                    .iter()
+                    .fold(taps[0], |a, &t| fold_scalar::<MODE>(a, t));
+                y[o0 + j].write(if MODE == SUM { (acc + 0.0) / div } else { acc });
+            }
+        }
+    }
+    special || _mm256_movemask_ps(nan) != 0
+}

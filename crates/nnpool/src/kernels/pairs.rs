@@ -6,7 +6,8 @@
 //! (`x86::pairs_w`: two loads, two permutes and one fold per 16 results, no row or plane
 //! boundaries), and the H pass folds consecutive row pairs of its result, which stays in an
 //! L1-sized scratch. There is no per-plane work at all, which is what small planes (14×14:
-//! one vector per row) paid for on the general paths.
+//! one vector per row) paid for on the general paths. Where AVX2 is the level,
+//! `avx2::pairs_rows_avx2` does both passes at once, 8 outputs from 4 loads.
 //!
 //! Folds keep the reference's row-major order (each row's pair, then the two rows), so max
 //! values and NaNs are its bits: a chunk is folded with the plain max and checked for NaN or
@@ -46,8 +47,10 @@ pub(crate) fn applies<F: FastFloat>(
             && a.spans.len() * 2 == n
             && a.spans.iter().all(|sp| sp.count == 2)
     };
+    // AVX2: inputs smaller than the last-level cache (`avx2::pairs_rows_avx2`)
+    let small = g.planes() * g.in_plane() * 4 < super::PREFETCH_FROM_BYTES;
     std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
-        && super::isa::has_avx512()
+        && (super::isa::has_avx512() || super::isa::avx2_level() && small)
         && g.layout == Layout::ChannelsFirst
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
@@ -87,6 +90,7 @@ pub(crate) fn forward<F: FastFloat>(
     let chunk_in = pairs_per_chunk * pair_in;
     let chunk_out = pairs_per_chunk * (w / 2);
     let run = |xs: &[f32], ys: &mut [MaybeUninit<f32>]| {
+        // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
         let mut scratch = vec![0f32; chunk_in / 2];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
             chunk(reduce, div, w, xc, &mut scratch[..xc.len() / 2], yc);
@@ -105,12 +109,29 @@ pub(crate) fn forward<F: FastFloat>(
 
 /// One chunk of whole row pairs: the W pass into `t`, then the H pass into `y`.
 fn chunk(reduce: Reduce, div: f32, w: usize, x: &[f32], t: &mut [f32], y: &mut [MaybeUninit<f32>]) {
+    use super::avx2::pairs_rows_avx2 as both;
     use super::x86::{pairs_h, pairs_w};
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;
     const SUM: u8 = 2;
     let half = w / 2;
-    // SAFETY: `applies` checked AVX-512F; the functions assert their bounds.
+    if !super::isa::has_avx512() {
+        // SAFETY: `applies` checked AVX2 (the level, where AVX-512 is not); the kernel
+        // asserts its bounds (whole row pairs: the chunks of `x` are).
+        unsafe {
+            match reduce {
+                Reduce::Sum(_) => _ = both::<SUM>(x, w, div, false, y),
+                Reduce::Max => {
+                    if both::<PLAIN_MAX>(x, w, div, true, y) {
+                        both::<EXACT_MAX>(x, w, div, false, y);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: `applies` checked AVX-512F (AVX2 returned above); the functions assert their
+    // bounds.
     unsafe {
         match reduce {
             Reduce::Sum(_) => {
