@@ -526,20 +526,12 @@ pub(crate) unsafe fn fold_planes_avx2<const MODE: u8>(
     assert!(count >= 1 && planes.len() == count * n && out.len() >= n);
     if n < 8 {
         for f in 0..n {
-            let mut acc = planes[f];
-            if MODE == SUM {
-                acc += 0.0;
-            }
-            for i in 1..count {
-                let v = planes[i * n + f];
-                // as `fold` does, one value at a time
-                let take = v > acc || (MODE == EXACT_MAX && v.is_nan());
-                acc = match MODE {
-                    SUM => acc + v,
-                    _ if take => v,
-                    _ => acc,
-                };
-            }
+            let first = if MODE == SUM {
+                planes[f] + 0.0
+            } else {
+                planes[f]
+            };
+            let acc = (1..count).fold(first, |a, i| fold_scalar::<MODE>(a, planes[i * n + f]));
             out[f].write(acc);
         }
         return;
@@ -920,8 +912,8 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
     out0: &mut [MaybeUninit<f32>],
     out1: &mut [MaybeUninit<f32>],
 ) -> bool {
-    use super::x86::{ROWS_NO_BOTTOM, ROWS_NO_TOP};
-    let read = |b: usize| !(EDGE == ROWS_NO_TOP && b == 0 || EDGE == ROWS_NO_BOTTOM && b == 3);
+    use super::x86::{row_read, ROWS_NO_BOTTOM, ROWS_NO_TOP};
+    let read = row_read::<EDGE>;
     assert!(
         c.is_multiple_of(8)
             && cols >= 1

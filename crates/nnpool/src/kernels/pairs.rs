@@ -91,9 +91,15 @@ pub(crate) fn forward<F: FastFloat>(
     let chunk_out = pairs_per_chunk * (w / 2);
     let run = |xs: &[f32], ys: &mut [MaybeUninit<f32>]| {
         // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
-        let mut scratch = vec![0f32; chunk_in / 2];
+        let scratch_len = if super::isa::has_avx512() {
+            chunk_in / 2
+        } else {
+            0
+        };
+        let mut scratch = vec![0f32; scratch_len];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
-            chunk(reduce, div, w, xc, &mut scratch[..xc.len() / 2], yc);
+            let t = scratch.get_mut(..xc.len() / 2).unwrap_or_default();
+            chunk(reduce, div, w, xc, t, yc);
         }
     };
     let per_task = chunk_in * 8;
@@ -107,7 +113,8 @@ pub(crate) fn forward<F: FastFloat>(
     true
 }
 
-/// One chunk of whole row pairs: the W pass into `t`, then the H pass into `y`.
+/// One chunk of whole row pairs: with AVX-512 the W pass into `t` (half as many values as
+/// `x`), then the H pass into `y`; with AVX2 both passes at once (`t` unused, empty).
 fn chunk(reduce: Reduce, div: f32, w: usize, x: &[f32], t: &mut [f32], y: &mut [MaybeUninit<f32>]) {
     use super::avx2::pairs_rows_avx2 as both;
     use super::x86::{pairs_h, pairs_w};

@@ -771,7 +771,7 @@ pub(crate) const ROWS_NO_BOTTOM: u8 = 2;
 
 /// Whether [`cl_rows2_k3`] with `EDGE` reads input row `b` (of 4).
 #[inline(always)]
-const fn row_read<const EDGE: u8>(b: usize) -> bool {
+pub(crate) const fn row_read<const EDGE: u8>(b: usize) -> bool {
     !(EDGE == ROWS_NO_TOP && b == 0 || EDGE == ROWS_NO_BOTTOM && b == 3)
 }
 
