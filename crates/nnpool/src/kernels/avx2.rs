@@ -1080,38 +1080,6 @@ macro_rules! plus_zero {
     };
 }
 
-/// Longest run of values [`fold_row_w`] and [`fold_rows_blocked`] load per block: `2 K − 1`
-/// for the largest window side `K` they take (7).
-const MAX_BLOCK_RUN: usize = 13;
-
-/// The `K` windows of one van Herk / Gil-Werman block from its run `$x` of `2 K − 1` vectors,
-/// as `x86`'s `block_windows!` (see there): window `r` folds `x[r .. r + K]` as the suffix
-/// `x[r .. K]` folded with the prefix `x[K .. r + K]`, every fold taking the earlier values as
-/// its accumulator. `$emit` runs for `r` in order with `$w` the window.
-macro_rules! block_windows {
-    ($k:expr, $x:expr, |$r:ident, $w:ident| $emit:expr) => {{
-        let k: usize = $k;
-        let x: &[__m256; MAX_BLOCK_RUN] = &$x;
-        let mut s = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
-        s[k - 1] = x[k - 1];
-        for i in (0..k - 1).rev() {
-            s[i] = fold::<MODE>(x[i], s[i + 1]);
-        }
-        let mut p = x[k];
-        for $r in 0..k {
-            let $w = if $r == 0 {
-                s[0]
-            } else {
-                fold::<MODE>(s[$r], p)
-            };
-            $emit;
-            if $r >= 1 && $r + 1 < k {
-                p = fold::<MODE>(p, x[k + $r]);
-            }
-        }
-    }};
-}
-
 /// W pass of one channels-last stride-1 row of `w` pixels of `c` channels (`src`, pixel 0)
 /// into an output row (`dst`, pixel 0), by `MODE` (1: the plain max, 2: the sum,
 /// unfinished): the AVX2 version of `x86::fold_row_w` (see there for the outputs, the
@@ -1133,7 +1101,7 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
     right: &[usize],
     dst: *mut f32,
 ) -> bool {
-    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     debug_assert!(
         c.is_multiple_of(8)
             && first + cols + K - 1 <= w
@@ -1159,7 +1127,7 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
         // the pixels a block shares with the next one are checked there
         let checked = if o + 2 * K <= cols { K } else { 2 * K - 1 };
         for ch in (0..c).step_by(8) {
-            let mut x = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
+            let mut x = [_mm256_setzero_ps(); super::MAX_BLOCK_RUN];
             for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
                 *v = load!(first + o + i, ch);
             }
@@ -1173,7 +1141,11 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
                 // in every window of the block: the sums cannot be −0
                 x[K - 1] = _mm256_add_ps(x[K - 1], _mm256_setzero_ps());
             }
-            block_windows!(K, x, |r, w| store!(lo + o + r, ch, w));
+            block_windows!(K, x, _mm256_setzero_ps(), fold::<MODE>, |r, w| store!(
+                lo + o + r,
+                ch,
+                w
+            ));
         }
         o += K;
     }
@@ -1299,17 +1271,17 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
     div: Option<f32>,
     dsts: &[*mut f32],
 ) {
-    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     assert!(n.is_multiple_of(8) && srcs.len() == 2 * K - 1 && dsts.len() == K);
     let by = _mm256_set1_ps(div.unwrap_or(1.0));
     let divide = MODE == SUM && div.is_some();
     for f in (0..n).step_by(8) {
-        let mut x = [_mm256_setzero_ps(); MAX_BLOCK_RUN];
+        let mut x = [_mm256_setzero_ps(); super::MAX_BLOCK_RUN];
         for (v, &s) in x.iter_mut().zip(srcs) {
             // SAFETY: values f .. f + 8 <= n of a source row (the caller's bound).
             *v = unsafe { _mm256_loadu_ps(s.add(f)) };
         }
-        block_windows!(K, x, |r, w| {
+        block_windows!(K, x, _mm256_setzero_ps(), fold::<MODE>, |r, w| {
             let w = if divide { _mm256_div_ps(w, by) } else { w };
             // SAFETY: values f .. f + 8 <= n of destination row r (the caller's bound).
             unsafe { _mm256_storeu_ps(dsts[r].add(f), w) }

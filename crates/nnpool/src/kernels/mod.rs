@@ -9,10 +9,45 @@
 //! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512, and AVX2
 //!   for channel counts that are multiples of 8);
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
-//!   passes (f32, AVX-512);
+//!   passes (f32, AVX-512; AVX2 in one pass);
 //! - [`scatter`]: backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
 //! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call.
+
+/// Longest run of values the van Herk / Gil-Werman block kernels (`fold_row_w`,
+/// `fold_rows_blocked` of `x86` and `avx2`) load per block: `2 K − 1` for the largest window
+/// side `K` they take (7).
+#[cfg(target_arch = "x86_64")]
+const MAX_BLOCK_RUN: usize = 13;
+
+/// The `K` windows of one van Herk / Gil-Werman block, from its run `$x` of `2 K − 1` vectors
+/// in order (`[$zero; MAX_BLOCK_RUN]`-shaped): window `r` folds `x[r .. r + K]` as the suffix
+/// `x[r .. K]` folded with the prefix `x[K .. r + K]`, suffixes and prefixes shared by the
+/// block's windows: `3 K − 4` folds for `K` windows instead of `K (K − 1)`. Every fold (by
+/// `$fold`) takes the earlier values as its accumulator, so that the plain max keeps the
+/// earliest of equal values, as the sequential fold does; sums are regrouped, within rounding
+/// of the sequential sum. `$emit` runs for `r` in order with `$w` the window. A macro, not a
+/// function: it is compiled in the caller's ISA context, for either vector width.
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_windows {
+    ($k:expr, $x:expr, $zero:expr, $fold:expr, |$r:ident, $w:ident| $emit:expr) => {{
+        let k: usize = $k;
+        let x = &$x;
+        let mut s = [$zero; super::MAX_BLOCK_RUN];
+        s[k - 1] = x[k - 1];
+        for i in (0..k - 1).rev() {
+            s[i] = $fold(x[i], s[i + 1]);
+        }
+        let mut p = x[k];
+        for $r in 0..k {
+            let $w = if $r == 0 { s[0] } else { $fold(s[$r], p) };
+            $emit;
+            if $r >= 1 && $r + 1 < k {
+                p = $fold(p, x[k + $r]);
+            }
+        }
+    }};
+}
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;

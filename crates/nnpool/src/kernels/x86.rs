@@ -1732,46 +1732,10 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     }
 }
 
-/// Longest run of values [`fold_row_w`] and [`fold_rows_blocked`] load per block:
-/// `2 K − 1` for the largest window side `K` they take (7).
-const MAX_BLOCK_RUN: usize = 13;
-
-/// The `K` windows of one van Herk / Gil-Werman block, from its run `$x` of `2 K − 1` values
-/// in order: window `r` folds `x[r .. r + K]` as the suffix `x[r .. K]` folded with the
-/// prefix `x[K .. r + K]`, suffixes and prefixes shared by the block's windows: `3 K − 4`
-/// folds for `K` windows instead of `K (K − 1)`. Every fold takes the earlier values as its
-/// accumulator, so that the plain max keeps the earliest of equal values, as the sequential
-/// fold does; sums are regrouped, within rounding of the sequential sum. `$emit` runs for
-/// `r` in order with `$w` the window. Uses the caller's `MODE` (a macro, not a closure: a
-/// closure would be compiled outside the caller's ISA context).
-macro_rules! block_windows {
-    ($k:expr, $x:expr, |$r:ident, $w:ident| $emit:expr) => {{
-        let k: usize = $k;
-        let x: &[__m512; MAX_BLOCK_RUN] = &$x;
-        let mut s = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
-        s[k - 1] = x[k - 1];
-        for i in (0..k - 1).rev() {
-            s[i] = pad_fold::<MODE>(x[i], s[i + 1]);
-        }
-        let mut p = x[k];
-        for $r in 0..k {
-            let $w = if $r == 0 {
-                s[0]
-            } else {
-                pad_fold::<MODE>(s[$r], p)
-            };
-            $emit;
-            if $r >= 1 && $r + 1 < k {
-                p = pad_fold::<MODE>(p, x[k + $r]);
-            }
-        }
-    }};
-}
-
 /// W pass of one channels-last stride-1 row of `w` pixels of `c` channels (`src`, pixel 0)
 /// into an output row (`dst`, pixel 0), by `MODE` (1: the plain max, 2: the sum,
 /// unfinished). The interior outputs `lo .. lo + cols`, output `lo + o` folding pixels
-/// `first + o .. first + o + K`, go by van Herk / Gil-Werman blocks ([`block_windows`]): each
+/// `first + o .. first + o + K`, go by van Herk / Gil-Werman blocks (`block_windows!`): each
 /// block of `K` outputs loads its `2 K − 1` pixels (all channels, in turn) once, so a window
 /// costs about 2 loads and 3 folds whatever `K`; the last `cols % K` outputs fold their taps
 /// one by one. The border outputs are one running fold from each end of the row, storing as
@@ -1815,7 +1779,7 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
     right: &[usize],
     dst: *mut f32,
 ) -> bool {
-    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     debug_assert!(
         first + cols + K - 1 <= w
             && left.len() == lo
@@ -1843,7 +1807,7 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
         let mut ch = 0;
         while ch < c {
             let m = lanes_below(c - ch);
-            let mut x = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
+            let mut x = [_mm512_setzero_ps(); super::MAX_BLOCK_RUN];
             for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
                 *v = load!(first + o + i, ch, m);
             }
@@ -1857,7 +1821,12 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
                 // in every window of the block: the sums cannot be −0
                 x[K - 1] = _mm512_add_ps(x[K - 1], _mm512_setzero_ps());
             }
-            block_windows!(K, x, |r, w| store!(lo + o + r, ch, m, w));
+            block_windows!(K, x, _mm512_setzero_ps(), pad_fold::<MODE>, |r, w| store!(
+                lo + o + r,
+                ch,
+                m,
+                w
+            ));
             ch += 16;
         }
         o += K;
@@ -1980,7 +1949,7 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
     }
 }
 
-/// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks ([`block_windows`]):
+/// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks (`block_windows!`):
 /// `dsts[r][f] = fold_{t < K} srcs[r + t][f]` for `f < n` and `r < K`, by `MODE` (1: the
 /// plain max, 2: the sum; with `div` divided by it, [`finish_ring_window`]). The `2 K − 1`
 /// rows are loaded once for the `K` outputs: about 2 loads and 3 folds per output vector
@@ -1996,17 +1965,17 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
     div: Option<f32>,
     dsts: &[*mut f32],
 ) {
-    const { assert!(K >= 2 && 2 * K - 1 <= MAX_BLOCK_RUN) };
+    const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     assert!(srcs.len() == 2 * K - 1 && dsts.len() == K);
     let mut f = 0;
     while f < n {
         let m = lanes_below(n - f);
-        let mut x = [_mm512_setzero_ps(); MAX_BLOCK_RUN];
+        let mut x = [_mm512_setzero_ps(); super::MAX_BLOCK_RUN];
         for (v, &s) in x.iter_mut().zip(srcs) {
             // SAFETY: lanes f + l < n of a source row (the caller's bound).
             *v = unsafe { _mm512_maskz_loadu_ps(m, s.add(f)) };
         }
-        block_windows!(K, x, |r, w| {
+        block_windows!(K, x, _mm512_setzero_ps(), pad_fold::<MODE>, |r, w| {
             let w = match div {
                 Some(d) if MODE == 2 => finish_ring_window::<MODE>(w, d),
                 _ => w,
