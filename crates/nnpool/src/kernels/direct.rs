@@ -56,6 +56,27 @@ macro_rules! cl_kernel {
     };
 }
 
+/// `$call!(MODE, K)` with the mode and window side of a separable pass as const generics:
+/// `MODE` 1 (the plain max) for `$mode` 1, else 2 (the sum); `K` 2 to 7 (7 for any larger).
+macro_rules! by_mode_and_side {
+    ($mode:expr, $k:expr, $call:ident) => {
+        match ($mode, $k) {
+            (1, 2) => $call!(1, 2),
+            (1, 3) => $call!(1, 3),
+            (1, 4) => $call!(1, 4),
+            (1, 5) => $call!(1, 5),
+            (1, 6) => $call!(1, 6),
+            (1, _) => $call!(1, 7),
+            (_, 2) => $call!(2, 2),
+            (_, 3) => $call!(2, 3),
+            (_, 4) => $call!(2, 4),
+            (_, 5) => $call!(2, 5),
+            (_, 6) => $call!(2, 6),
+            (_, _) => $call!(2, 7),
+        }
+    };
+}
+
 /// Largest window (taps) this path takes.
 const MAX_TAPS: usize = 27;
 
@@ -561,20 +582,7 @@ impl WRing {
                         cl_kernel!(fold_row_w::<$m, $k>(src, c, w_in, inner, left, right, out))
                     };
                 }
-                match (mode, self.kw) {
-                    (1, 2) => w_pass!(1, 2),
-                    (1, 3) => w_pass!(1, 3),
-                    (1, 4) => w_pass!(1, 4),
-                    (1, 5) => w_pass!(1, 5),
-                    (1, 6) => w_pass!(1, 6),
-                    (1, _) => w_pass!(1, 7),
-                    (_, 2) => w_pass!(2, 2),
-                    (_, 3) => w_pass!(2, 3),
-                    (_, 4) => w_pass!(2, 4),
-                    (_, 5) => w_pass!(2, 5),
-                    (_, 6) => w_pass!(2, 6),
-                    (_, _) => w_pass!(2, 7),
-                }
+                by_mode_and_side!(mode, self.kw, w_pass)
             };
             self.tags[slot] = (tag, nan);
             any_nan |= nan;
@@ -695,20 +703,7 @@ impl WRing {
                     cl_kernel!(fold_rows_blocked::<$m, $k>(srcs, n, div, dsts))
                 };
             }
-            match (mode, self.kh) {
-                (1, 2) => vh!(1, 2),
-                (1, 3) => vh!(1, 3),
-                (1, 4) => vh!(1, 4),
-                (1, 5) => vh!(1, 5),
-                (1, 6) => vh!(1, 6),
-                (1, _) => vh!(1, 7),
-                (_, 2) => vh!(2, 2),
-                (_, 3) => vh!(2, 3),
-                (_, 4) => vh!(2, 4),
-                (_, 5) => vh!(2, 5),
-                (_, 6) => vh!(2, 6),
-                (_, _) => vh!(2, 7),
-            }
+            by_mode_and_side!(mode, self.kh, vh)
         }
     }
 }
