@@ -1006,7 +1006,8 @@ impl PoolPlan {
         Self::check_len("grad_output", self.output_len(), grad_output.len())?;
         let g = self.geom();
         let plane = g.in_plane();
-        let bad = match kernels::max_backward(&g, indices, grad_output, grad_input) {
+        let reach = || self.output_row_reach();
+        let bad = match kernels::max_backward(&g, reach, indices, grad_output, grad_input) {
             Some(r) => r.err(),
             None => {
                 reference::scatter_by_index(&g, indices, grad_output, grad_input.init());
@@ -1024,6 +1025,19 @@ impl PoolPlan {
             }
             _ => Ok(()),
         }
+    }
+
+    /// An upper bound on the input pixels (of one plane, in raster order) that the windows of
+    /// one output row span, from the first pixel of their first input row to the last of their
+    /// last: the backward scatter's ring must hold that many. `None` when the windows are not
+    /// tabulated (fractional pooling) or the count overflows.
+    fn output_row_reach(&self) -> Option<usize> {
+        let [d, h, _] = self.axis_plans()?;
+        let [_, in_h, in_w] = self.geom().in3;
+        (d.extent - 1)
+            .checked_mul(in_h)?
+            .checked_add(h.extent)?
+            .checked_mul(in_w)
     }
 
     fn has_empty_windows(&self) -> bool {

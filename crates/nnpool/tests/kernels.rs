@@ -856,6 +856,38 @@ fn channels_first_global_average_short_planes() {
     );
 }
 
+/// Max backward by its definition: per plane, `grad_input[idx] += grad_output` in output
+/// order, from zeros.
+fn scatter_by_definition(
+    plan: &PoolPlan,
+    shape: &[usize],
+    layout: Layout,
+    idx: &[i64],
+    gy: &[f32],
+) -> Vec<f32> {
+    let (rank, n, cl) = (shape.len() - 2, shape[0], layout == Layout::ChannelsLast);
+    let c = if cl { shape[rank + 1] } else { shape[1] };
+    let (plane_in, plane_out) = (plan.input_len() / (n * c), plan.output_len() / (n * c));
+    let mut want = vec![0f32; plan.input_len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for o in 0..plane_out {
+                let k = match cl {
+                    true => (b * plane_out + o) * c + ch,
+                    false => (b * c + ch) * plane_out + o,
+                };
+                let i = idx[k] as usize;
+                let at = match cl {
+                    true => (b * plane_in + i) * c + ch,
+                    false => (b * c + ch) * plane_in + i,
+                };
+                want[at] += gy[k];
+            }
+        }
+    }
+    want
+}
+
 /// Max backward from indices a caller made up, not the forward pass's: any position in the
 /// plane, repeated, behind and far ahead of the last, must sum in output order into exactly
 /// the elements named (the scatter's prefetch and plane split must not care where they point).
@@ -867,13 +899,17 @@ fn max_backward_from_any_indices_in_the_plane() {
         (vec![3, 64, 40, 40], Layout::ChannelsFirst), // large enough to split over threads
         (vec![3, 40, 40, 64], Layout::ChannelsLast),
         (vec![2, 5, 6, 7, 8], Layout::ChannelsLast),
+        // gradients of 16 MiB and more go through the streaming ring: indices behind it,
+        // far ahead of it and between
+        (vec![1, 130, 129, 256], Layout::ChannelsLast),
+        (vec![2, 64, 200, 170], Layout::ChannelsFirst),
     ] {
         let rank = shape.len() - 2;
         let op = Pooling::max(Window::new(&vec![3; rank]).stride(&vec![2; rank]));
         let plan = PoolPlan::new(&op, &shape, layout).unwrap();
         let (n, cl) = (shape[0], layout == Layout::ChannelsLast);
         let c = if cl { shape[rank + 1] } else { shape[1] };
-        let (plane_in, plane_out) = (plan.input_len() / (n * c), plan.output_len() / (n * c));
+        let plane_in = plan.input_len() / (n * c);
         let mut s = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {
             s ^= s << 13;
@@ -889,24 +925,7 @@ fn max_backward_from_any_indices_in_the_plane() {
             })
             .collect();
         let gy: Vec<f32> = data(plan.output_len(), 77, false);
-        // the definition: per plane, in output order
-        let mut want = vec![0f32; plan.input_len()];
-        for b in 0..n {
-            for ch in 0..c {
-                for o in 0..plane_out {
-                    let k = match cl {
-                        true => (b * plane_out + o) * c + ch,
-                        false => (b * c + ch) * plane_out + o,
-                    };
-                    let i = idx[k] as usize;
-                    let at = match cl {
-                        true => (b * plane_in + i) * c + ch,
-                        false => (b * c + ch) * plane_in + i,
-                    };
-                    want[at] += gy[k];
-                }
-            }
-        }
+        let want = scatter_by_definition(&plan, &shape, layout, &idx, &gy);
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -928,6 +947,77 @@ fn max_backward_from_any_indices_in_the_plane() {
                 .unwrap_err();
             assert!(err.to_string().contains(&plane_in.to_string()), "{err}");
         }
+    }
+}
+
+/// Max backward on gradients of 16 MiB and more (the streaming ring of `scatter.rs`), from
+/// the forward pass's indices (the ring's steady state: it streams out behind the windows)
+/// with NaN, ±inf and ties in the data: the reference's bits, into fresh memory, into a
+/// caller's buffer off the cache-line grid, with one index moved far behind or ahead, and
+/// with every index in the first third of its plane.
+#[test]
+fn max_backward_streams_large_gradients() {
+    let win = |k: usize, s: usize, p: usize| Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]);
+    let problems = [
+        (win(3, 2, 1), vec![1, 129, 130, 256], Layout::ChannelsLast),
+        (win(2, 2, 0), vec![1, 131, 129, 256], Layout::ChannelsLast),
+        (win(3, 2, 1), vec![2, 64, 201, 170], Layout::ChannelsFirst),
+        (win(2, 2, 0), vec![3, 24, 256, 250], Layout::ChannelsFirst),
+    ];
+    for (w, shape, layout) in problems {
+        let plan = PoolPlan::new(&Pooling::max(w), &shape, layout).unwrap();
+        assert!(plan.input_len() * 4 >= 16 << 20);
+        let x: Vec<f32> = data(plan.input_len(), 9, true);
+        let mut idx = vec![0i64; plan.output_len()];
+        let mut y = vec![0f32; plan.output_len()];
+        plan.forward(&x, &mut y, Some(&mut idx)).unwrap();
+        let gy: Vec<f32> = data(plan.output_len(), 10, true);
+        let mut moved = idx.clone();
+        let at = moved.len() / 3;
+        moved[at] = 0;
+        moved[at + 1] = idx[moved.len() - 1];
+        // every index in the first third of its plane: the rest of the plane gets only zeros
+        let front: Vec<i64> = idx.iter().map(|&i| i / 3).collect();
+        for idx in [&idx, &moved, &front] {
+            let want = scatter_by_definition(&plan, &shape, layout, idx, &gy);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let fresh = pool
+                    .install(|| plan.backward_with_indices_to_vec(idx, &gy))
+                    .unwrap();
+                assert!(same_bits(&fresh, &want), "{shape:?} {layout:?} {threads}");
+                let mut buf = vec![f32::NAN; plan.input_len() + 1];
+                pool.install(|| plan.backward_with_indices(idx, &gy, &mut buf[1..]))
+                    .unwrap();
+                assert!(same_bits(&buf[1..], &want), "{shape:?} {layout:?} off grid");
+            }
+        }
+    }
+}
+
+/// The streaming ring in f64 (half the elements to a line and to the ring): the reference's
+/// bits from the forward pass's indices, channels-last and channels-first.
+#[test]
+fn max_backward_streams_large_gradients_f64() {
+    let w = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[1, 1]);
+    for (shape, layout) in [
+        (vec![1, 257, 258, 32], Layout::ChannelsLast),
+        (vec![1, 64, 181, 182], Layout::ChannelsFirst),
+    ] {
+        let plan = PoolPlan::new(&Pooling::max(w.clone()), &shape, layout).unwrap();
+        assert!(plan.input_len() * 8 >= 16 << 20);
+        let x: Vec<f64> = data(plan.input_len(), 12, true);
+        let mut idx = vec![0i64; plan.output_len()];
+        let mut y = vec![0f64; plan.output_len()];
+        plan.forward(&x, &mut y, Some(&mut idx)).unwrap();
+        let gy: Vec<f64> = data(plan.output_len(), 13, true);
+        let mut want = vec![0f64; plan.input_len()];
+        plan.backward_reference(&x, &gy, &mut want).unwrap();
+        let got = plan.backward_with_indices_to_vec(&idx, &gy).unwrap();
+        assert!(same_bits(&got, &want), "{shape:?} {layout:?}");
     }
 }
 

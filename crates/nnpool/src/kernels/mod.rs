@@ -314,20 +314,34 @@ impl<T: Element> ToF32 for T {
 
 /// Max-type backward from indices on the fast path. `Some(Err(i))`: index `i` lies outside the
 /// plane; `None`: not handled here.
+///
+/// `reach` bounds the input pixels the windows of one output row span (see
+/// `scatter::max_backward`); it is asked for only when the gradient is large.
 pub(crate) fn max_backward<T: Element>(
     g: &Geom,
+    reach: impl FnOnce() -> Option<usize>,
     idx: &[i64],
     gy: &[T],
     gx: &mut Out<T>,
 ) -> Option<Result<(), i64>> {
     let isa = fast_isa()?;
     let bad = match T::DTYPE {
-        DType::F32 => {
-            scatter::max_backward::<f32>(isa, g, idx, cast(gy).unwrap(), &mut gx.cast().unwrap())
-        }
-        DType::F64 => {
-            scatter::max_backward::<f64>(isa, g, idx, cast(gy).unwrap(), &mut gx.cast().unwrap())
-        }
+        DType::F32 => scatter::max_backward::<f32>(
+            isa,
+            g,
+            reach,
+            idx,
+            cast(gy).unwrap(),
+            &mut gx.cast().unwrap(),
+        ),
+        DType::F64 => scatter::max_backward::<f64>(
+            isa,
+            g,
+            reach,
+            idx,
+            cast(gy).unwrap(),
+            &mut gx.cast().unwrap(),
+        ),
         _ => return None,
     };
     Some(bad.map_or(Ok(()), Err))

@@ -150,12 +150,296 @@ fn zero_ahead<F: FastFloat>(
 
 multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
+/// Output gradients at least this large (bytes), in units (planes or samples) of at least
+/// [`RING_UNIT_FROM_BYTES`], are scattered through an L2-sized ring and streamed out
+/// ([`scatter_ring_unit`]): they cannot stay in cache, and zeroing them in place first reads
+/// every line of the gradient from memory (the store misses) only to overwrite it.
+///
+/// Measured (`PROBE_BWD=1 PROBE_N=8 plane_probe`, AVX-512, alternating with the build before,
+/// ms per call, 1 / 2 threads):
+/// - resnet_stem_max_bwd nhwc (`64 112 112 3 2 1`): 2.9–3.2 → 2.3–2.5 / 1.3–2.5 → 1.7;
+/// - vgg_max_224_bwd nhwc (`64 224 224 2 2 0`): 10.6–11.5 → 10.7–11.2 / 7.7–8.8 → 6.9–7.2;
+/// - vgg_max_224_bwd nchw: 9.1–10.0 → 9.4–10.2 / 6.1–6.8 → 5.7–6.0.
+const STREAM_FROM_BYTES: usize = super::PREFETCH_FROM_BYTES;
+
+/// The smallest unit the ring takes (bytes). Each unit ends with a burst of streaming stores
+/// (the ring's last window) that the scatter does not overlap; on 50 KB planes
+/// (resnet_stem_max_bwd nchw) that made the ring slower than zeroing in place: 2.1–2.3 →
+/// 2.4–2.6 ms at 1 thread, 1.2–1.4 → 1.4–1.5 at 2. Units many rings long amortise it.
+const RING_UNIT_FROM_BYTES: usize = 128 << 10;
+
+/// The largest ring [`scatter_ring_unit`] scatters into (bytes), well inside the 1 MiB L2 of
+/// this machine's cores. The ring holds the input pixels one output row's windows reach (where
+/// a max pool's argmaxes lie) and a flush either side, rounded up to a power of two: 16 KiB for
+/// resnet_stem_max_bwd and vgg_max_224_bwd channels-first, 128 KiB channels-last. Larger
+/// reaches (3-D windows over big slices) keep [`scatter_unit`].
+const RING_BYTES: usize = 256 << 10;
+
+/// Bytes the ring moves out at a time (whole cache lines, a multiple of 64). Streaming a line
+/// at a time behind the scatter instead (stores spread evenly, no bursts) was far slower:
+/// resnet_stem_max_bwd 2.1–2.3 → 4.0–5.6 ms at 1 thread, the core waiting on the streaming
+/// stores.
+const FLUSH_BYTES: usize = 4096;
+
+thread_local! {
+    /// A ring buffer that holds only zeros between uses: [`scatter_ring_unit`] leaves every
+    /// value it touched zero again, so no task zeroes it afresh. (`u64` words: aligned for
+    /// `f32` and `f64`, whose +0.0 is all zero bits.)
+    static ZERO_RING: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's ring of `len` zeros.
+fn with_zero_ring<F: FastFloat, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
+    let words = (len * size_of::<F>()).div_ceil(8);
+    let mut buf = ZERO_RING.with(|r| r.take());
+    if buf.len() < words {
+        buf = vec![0u64; words];
+    }
+    // SAFETY: the buffer holds at least `len * size_of::<F>()` bytes, all zero (fresh, or
+    // left so by the last user); its `u64` alignment suits `F` (f32 or f64), and zero bits
+    // are a valid `F` (+0.0). The slice borrows `buf`, which outlives it.
+    let ring = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<F>(), len) };
+    let r = f(ring);
+    // kept only when `f` returned: a panic part-way would leave values in it
+    ZERO_RING.with(|r| *r.borrow_mut() = buf);
+    r
+}
+
+/// The scatter of [`scatter_unit`] for gradients that do not fit in cache. Element `e` of
+/// the unit (`pixel * inner + channel`) is summed in a ring of zeros while it lies in the
+/// ring's window `lo..lo + ring.len()`; an element past the window slides it forward,
+/// streaming the elements it leaves behind into `gx` (non-temporal stores: no read of `gx`
+/// at all) and zeroing them in the ring; the rare element below the window (indices out of
+/// raster order) is added in `gx` itself. Each element still receives its contributions in
+/// output order from +0.0, so the sums are the reference's bits. Elements no index reaches
+/// are streamed out as zeros. Leaves the ring all zeros. Returns the first stray index.
+#[inline(always)]
+fn scatter_ring_unit<F: FastFloat>(
+    isa: Isa,
+    (inner, plane): (usize, usize),
+    idx: &[i64],
+    gy: &[F],
+    gx: &mut [MaybeUninit<F>],
+    ring: &mut [F],
+) -> Option<i64> {
+    let (n, len) = (plane * inner, ring.len());
+    let flush = FLUSH_BYTES / size_of::<F>();
+    assert!(
+        len.is_power_of_two()
+            && len.is_multiple_of(flush)
+            && gx.len() >= n
+            && idx.len() == gy.len()
+            && idx.len().is_multiple_of(inner)
+    );
+    let mask = len - 1;
+    // elements `..lo` are in `gx`, `lo..lo + len` in the ring, the rest untouched
+    let mut lo = 0usize;
+    let mut bad: Option<i64> = None;
+    macro_rules! add {
+        ($i:expr, $c:expr, $g:expr) => {
+            if ($i as u64) < plane as u64 {
+                let e = $i as usize * inner + $c;
+                if e.wrapping_sub(lo) < len {
+                    // SAFETY: `e & mask` is below `len`, the ring's length.
+                    unsafe { *ring.get_unchecked_mut(e & mask) += $g };
+                } else {
+                    lo = ring_miss(isa, (gx, &mut *ring), (n, lo, flush), e, $g);
+                }
+            } else if bad.is_none() {
+                bad = Some($i);
+            }
+        };
+    }
+    if inner == 1 {
+        for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
+            prefetch_ahead(idx, 64 * k);
+            let gy_at = 8 * k * size_of::<F>();
+            if gy_at.is_multiple_of(64) {
+                prefetch_ahead(gy, gy_at);
+            }
+            for (&i, &g) in ic.iter().zip(gc) {
+                add!(i, 0, g);
+            }
+        }
+    } else {
+        let pixels = idx.chunks_exact(inner).zip(gy.chunks_exact(inner));
+        for (p, (pix_i, pix_g)) in pixels.enumerate() {
+            for at in (0..inner * size_of::<i64>()).step_by(64) {
+                prefetch_ahead(idx, p * inner * size_of::<i64>() + at);
+            }
+            for at in (0..inner * size_of::<F>()).step_by(64) {
+                prefetch_ahead(gy, p * inner * size_of::<F>() + at);
+            }
+            for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
+                add!(i, c, g);
+            }
+        }
+    }
+    let end = (lo + len).min(n);
+    flush_ring(isa, (gx, ring), (lo, end), flush);
+    stream_out(isa, &mut gx[end..n], None);
+    stream_fence();
+    bad
+}
+
+/// The rare case of [`scatter_ring_unit`]: element `e` (below `n`) lies outside the ring's
+/// window `lo..lo + ring.len()`. Returns the window's new start.
+#[cold]
+#[inline(never)]
+fn ring_miss<F: FastFloat>(
+    isa: Isa,
+    (gx, ring): (&mut [MaybeUninit<F>], &mut [F]),
+    (n, lo, flush): (usize, usize, usize),
+    e: usize,
+    g: F,
+) -> usize {
+    let len = ring.len();
+    if e < lo {
+        // SAFETY: elements below `lo` were all streamed out (written) already.
+        unsafe { *gx[e].assume_init_mut() += g };
+        return lo;
+    }
+    // the least whole-flush start whose window holds `e` (past `lo`: `e >= lo + len`)
+    let new_lo = (e / flush + 1) * flush - len;
+    let kept = (lo + len).min(new_lo);
+    flush_ring(isa, (&mut *gx, &mut *ring), (lo, kept), flush);
+    // elements between the old window and the new one received nothing
+    stream_out(isa, &mut gx[kept..new_lo.min(n)], None);
+    ring[e & (len - 1)] += g;
+    new_lo
+}
+
+/// Streams the ring's elements `from..to` (`from` a multiple of `flush`) into `gx`, zeroing
+/// them in the ring.
+fn flush_ring<F: FastFloat>(
+    isa: Isa,
+    (gx, ring): (&mut [MaybeUninit<F>], &mut [F]),
+    (from, to): (usize, usize),
+    flush: usize,
+) {
+    let mask = ring.len() - 1;
+    for at in (from..to).step_by(flush) {
+        let m = flush.min(to - at);
+        // (a flush never wraps: `at` and the ring's length are multiples of `flush`)
+        let r = at & mask;
+        stream_out(isa, &mut gx[at..at + m], Some(&mut ring[r..r + m]));
+    }
+}
+
+/// Writes `src` into `dst` (zeros when `None`) with non-temporal stores where the target has
+/// them, and zeroes `src`. Call [`stream_fence`] before the task ends.
+fn stream_out<F: FastFloat>(isa: Isa, dst: &mut [MaybeUninit<F>], mut src: Option<&mut [F]>) {
+    let n = dst.len();
+    let size = size_of::<F>();
+    let head = match dst.as_ptr().cast::<u8>().align_offset(64) {
+        off if off.is_multiple_of(size) => (off / size).min(n),
+        _ => n,
+    };
+    let lines = (n - head) * size / 64;
+    let body = lines * 64 / size;
+    let mut scalar = |range: std::ops::Range<usize>| {
+        for k in range {
+            let v = match src.as_deref_mut() {
+                Some(s) => std::mem::replace(&mut s[k], F::zero()),
+                None => F::zero(),
+            };
+            dst[k].write(v);
+        }
+    };
+    scalar(0..head);
+    scalar(head + body..n);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let d = dst[head..head + body].as_mut_ptr().cast::<u8>();
+        let s = src.map(|s| s[head..head + body].as_mut_ptr().cast::<u8>());
+        // SAFETY: `d` is 64-byte aligned and `lines * 64` bytes of `dst` lie from it; `s`,
+        // when given, as many of `src` (a distinct slice); `Isa::Avx512` is only produced
+        // after AVX-512F was detected, SSE2 is in every x86-64.
+        unsafe {
+            match isa {
+                Isa::Avx512 => stream_lines_avx512(d, s, lines),
+                _ => stream_lines_sse2(d, s, lines),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        scalar(head..head + body);
+    }
+}
+
+/// Non-temporal stores are weakly ordered: fence them before the task reports done.
+fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 (sfence) is in every x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
+/// Streams `lines` 64-byte lines from `src` (zeros when null), zeroing `src`.
+///
+/// # Safety
+/// `dst` is 64-byte aligned with `lines * 64` writable bytes; `src`, when given, has as many
+/// readable and writable bytes, apart from `dst`; AVX-512F is available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_lines_avx512(dst: *mut u8, src: Option<*mut u8>, lines: usize) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_si512();
+    for l in 0..lines {
+        // SAFETY: line `l` lies within both buffers (the contract), `dst` aligned.
+        unsafe {
+            let v = match src {
+                Some(s) => {
+                    let p = s.add(64 * l).cast::<__m512i>();
+                    let v = _mm512_loadu_si512(p);
+                    _mm512_storeu_si512(p, zero);
+                    v
+                }
+                None => zero,
+            };
+            _mm512_stream_si512(dst.add(64 * l).cast(), v);
+        }
+    }
+}
+
+/// [`stream_lines_avx512`] in 16-byte stores.
+///
+/// # Safety
+/// As [`stream_lines_avx512`], without the AVX-512 requirement.
+#[cfg(target_arch = "x86_64")]
+unsafe fn stream_lines_sse2(dst: *mut u8, src: Option<*mut u8>, lines: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is in every x86-64.
+    let zero = unsafe { _mm_setzero_si128() };
+    for q in 0..4 * lines {
+        // SAFETY: quarter-line `q` lies within both buffers (the contract), `dst` aligned.
+        unsafe {
+            let v = match src {
+                Some(s) => {
+                    let p = s.add(16 * q).cast::<__m128i>();
+                    let v = _mm_loadu_si128(p);
+                    _mm_storeu_si128(p, zero);
+                    v
+                }
+                None => zero,
+            };
+            _mm_stream_si128(dst.add(16 * q).cast(), v);
+        }
+    }
+}
+
+multiversion!(fn scatter_ring_task<F: FastFloat>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
+
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
 /// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
 /// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
 pub(crate) fn max_backward<F: FastFloat>(
     isa: Isa,
     g: &Geom,
+    reach: impl FnOnce() -> Option<usize>,
     idx: &[i64],
     gy: &[F],
     gx: &mut Out<F>,
@@ -171,7 +455,25 @@ pub(crate) fn max_backward<F: FastFloat>(
     let gx = unsafe { gx.uninit() };
     let plane = g.in_plane();
     type Unit<'a, F> = ((&'a mut [MaybeUninit<F>], &'a [F]), &'a [i64]);
-    let work = |((gx, gy), idx): Unit<F>| scatter_task::<F>(isa, inner, plane, idx, gy, gx);
+    // the ring must hold one output row's reach and a flush on either side of it
+    let flush = FLUSH_BYTES / size_of::<F>();
+    let ring_len = (gx.len() * size_of::<F>() >= STREAM_FROM_BYTES)
+        .then(reach)
+        .flatten()
+        .and_then(|r| r.checked_mul(inner)?.checked_add(2 * flush))
+        .and_then(usize::checked_next_power_of_two)
+        .filter(|&r| r * size_of::<F>() <= RING_BYTES)
+        .filter(|_| in_unit * size_of::<F>() >= RING_UNIT_FROM_BYTES)
+        .unwrap_or(0);
+    let work = |((gx, gy), idx): Unit<F>| {
+        if ring_len > 0 {
+            with_zero_ring(ring_len, |ring| {
+                scatter_ring_task::<F>(isa, isa, (inner, plane), idx, gy, gx, ring)
+            })
+        } else {
+            scatter_task::<F>(isa, inner, plane, idx, gy, gx)
+        }
+    };
     if gx.len() < (1 << 16) {
         gx.chunks_mut(in_unit)
             .zip(gy.chunks(out_unit))
