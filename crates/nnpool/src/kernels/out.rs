@@ -37,6 +37,11 @@ impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
         self.buf.len()
     }
 
+    /// Whether the buffer came initialised (a caller's), not fresh memory.
+    pub fn came_initialised(&self) -> bool {
+        self.init
+    }
+
     /// The buffer as values, zero-filled first if it was not initialised.
     pub fn init(&mut self) -> &mut [T] {
         if !self.init {

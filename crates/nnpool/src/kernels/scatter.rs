@@ -150,16 +150,22 @@ fn zero_ahead<F: FastFloat>(
 
 multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
-/// Output gradients at least this large (bytes), in units (planes or samples) of at least
-/// [`RING_UNIT_FROM_BYTES`], are scattered through an L2-sized ring and streamed out
-/// ([`scatter_ring_unit`]): they cannot stay in cache, and zeroing them in place first reads
-/// every line of the gradient from memory (the store misses) only to overwrite it.
+/// A caller's output gradient at least this large (bytes), in units (planes or samples) of at
+/// least [`RING_UNIT_FROM_BYTES`], is scattered through an L2-sized ring and streamed out
+/// ([`scatter_ring_unit`]): it cannot stay in cache, and zeroing it in place first reads every
+/// line of it from memory (the store misses) only to overwrite it.
 ///
 /// Measured (`PROBE_BWD=1 PROBE_N=8 plane_probe`, AVX-512, alternating with the build before,
 /// ms per call, 1 / 2 threads):
 /// - resnet_stem_max_bwd nhwc (`64 112 112 3 2 1`): 2.9–3.2 → 2.3–2.5 / 1.3–2.5 → 1.7;
 /// - vgg_max_224_bwd nhwc (`64 224 224 2 2 0`): 10.6–11.5 → 10.7–11.2 / 7.7–8.8 → 6.9–7.2;
 /// - vgg_max_224_bwd nchw: 9.1–10.0 → 9.4–10.2 / 6.1–6.8 → 5.7–6.0.
+///
+/// Fresh memory (the allocating calls) keeps [`scatter_unit`]: the kernel zeroes each page on
+/// its first touch, so the lines are in cache when the scatter zeroes and adds to them, and the
+/// streaming stores only wrote the memory a second time (`PROBE_ALLOC=1`: vgg_max_224_bwd
+/// nchw 17.4 → 21.5 ms at 1 thread, 11.7 → 13.6 at 2; nhwc 18.7–20.1 → 21.1–21.5 and
+/// 10.2–11.8 → 13.8–14.1).
 const STREAM_FROM_BYTES: usize = super::PREFETCH_FROM_BYTES;
 
 /// The smallest unit the ring takes (bytes). Each unit ends with a burst of streaming stores
@@ -450,6 +456,7 @@ pub(crate) fn max_backward<F: FastFloat>(
         gx.init();
         return None;
     }
+    let callers = gx.came_initialised();
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
@@ -457,7 +464,7 @@ pub(crate) fn max_backward<F: FastFloat>(
     type Unit<'a, F> = ((&'a mut [MaybeUninit<F>], &'a [F]), &'a [i64]);
     // the ring must hold one output row's reach and a flush on either side of it
     let flush = FLUSH_BYTES / size_of::<F>();
-    let ring_len = (gx.len() * size_of::<F>() >= STREAM_FROM_BYTES)
+    let ring_len = (callers && gx.len() * size_of::<F>() >= STREAM_FROM_BYTES)
         .then(reach)
         .flatten()
         .and_then(|r| r.checked_mul(inner)?.checked_add(2 * flush))
