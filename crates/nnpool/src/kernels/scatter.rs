@@ -47,6 +47,43 @@ fn prefetch_ahead<T>(data: &[T], at: usize) {
     let _ = (data, at);
 }
 
+/// Runs `$body` for each output of a unit in order, with its position in `idx` (`$at`), its
+/// index (`$i`), its channel (`$c`, 0 channels-first) and its gradient (`$g`), prefetching
+/// the indices and gradients [`INDEX_PREFETCH_AHEAD`] bytes ahead: a cache line of indices at
+/// a time channels-first, a pixel at a time channels-last (`inner` channels).
+macro_rules! for_each_index {
+    ($inner:expr, $idx:expr, $gy:expr, |$at:ident, $i:ident, $c:ident, $g:ident| $body:expr) => {
+        let (inner, idx, gy) = ($inner, $idx, $gy);
+        if inner == 1 {
+            for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
+                prefetch_ahead(idx, 64 * k);
+                let gy_at = 8 * k * size_of_val(&gy[0]);
+                if gy_at.is_multiple_of(64) {
+                    prefetch_ahead(gy, gy_at);
+                }
+                for (j, (&$i, &$g)) in ic.iter().zip(gc).enumerate() {
+                    let ($at, $c) = (8 * k + j, 0);
+                    $body;
+                }
+            }
+        } else {
+            let pixels = idx.chunks_exact(inner).zip(gy.chunks_exact(inner));
+            for (p, (pix_i, pix_g)) in pixels.enumerate() {
+                for at in (0..inner * size_of::<i64>()).step_by(64) {
+                    prefetch_ahead(idx, p * inner * size_of::<i64>() + at);
+                }
+                for at in (0..inner * size_of_val(&pix_g[0])).step_by(64) {
+                    prefetch_ahead(gy, p * inner * size_of_val(&pix_g[0]) + at);
+                }
+                for ($c, (&$i, &$g)) in pix_i.iter().zip(pix_g).enumerate() {
+                    let $at = p * inner + $c;
+                    $body;
+                }
+            }
+        }
+    };
+}
+
 /// Bytes of a plane (or sample) zeroed at a time just ahead of its scatter, so that the
 /// zeros are still in cache when the scatter adds to them (a channels-last sample zeroed whole
 /// first, 3.2 MB for resnet_stem_max_bwd, went out of L2 before its scatter came back to it).
@@ -91,32 +128,7 @@ fn scatter_unit<F: FastFloat>(
             }
         };
     }
-    if inner == 1 {
-        // a cache line of indices at a time
-        for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
-            prefetch_ahead(idx, 64 * k);
-            let gy_at = 8 * k * size_of::<F>();
-            if gy_at.is_multiple_of(64) {
-                prefetch_ahead(gy, gy_at);
-            }
-            for (j, (&i, &g)) in ic.iter().zip(gc).enumerate() {
-                add!(8 * k + j, i, 0, g);
-            }
-        }
-    } else {
-        let pixels = idx.chunks_exact(inner).zip(gy.chunks_exact(inner));
-        for (p, (pix_i, pix_g)) in pixels.enumerate() {
-            for at in (0..inner * size_of::<i64>()).step_by(64) {
-                prefetch_ahead(idx, p * inner * size_of::<i64>() + at);
-            }
-            for at in (0..inner * size_of::<F>()).step_by(64) {
-                prefetch_ahead(gy, p * inner * size_of::<F>() + at);
-            }
-            for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
-                add!(p * inner + c, i, c, g);
-            }
-        }
-    }
+    for_each_index!(inner, idx, gy, |at, i, c, g| add!(at, i, c, g));
     fill_zero(&mut gx[ready * inner..plane * inner]);
     bad.map(|(_, i)| i)
 }
@@ -256,31 +268,7 @@ fn scatter_ring_unit<F: FastFloat>(
             }
         };
     }
-    if inner == 1 {
-        for (k, (ic, gc)) in idx.chunks(8).zip(gy.chunks(8)).enumerate() {
-            prefetch_ahead(idx, 64 * k);
-            let gy_at = 8 * k * size_of::<F>();
-            if gy_at.is_multiple_of(64) {
-                prefetch_ahead(gy, gy_at);
-            }
-            for (&i, &g) in ic.iter().zip(gc) {
-                add!(i, 0, g);
-            }
-        }
-    } else {
-        let pixels = idx.chunks_exact(inner).zip(gy.chunks_exact(inner));
-        for (p, (pix_i, pix_g)) in pixels.enumerate() {
-            for at in (0..inner * size_of::<i64>()).step_by(64) {
-                prefetch_ahead(idx, p * inner * size_of::<i64>() + at);
-            }
-            for at in (0..inner * size_of::<F>()).step_by(64) {
-                prefetch_ahead(gy, p * inner * size_of::<F>() + at);
-            }
-            for (c, (&i, &g)) in pix_i.iter().zip(pix_g).enumerate() {
-                add!(i, c, g);
-            }
-        }
-    }
+    for_each_index!(inner, idx, gy, |_at, i, c, g| add!(i, c, g));
     let end = (lo + len).min(n);
     flush_ring(isa, (gx, ring), (lo, end), flush);
     stream_out(isa, &mut gx[end..n], None);
@@ -384,58 +372,57 @@ fn stream_fence() {
     };
 }
 
-/// Streams `lines` 64-byte lines from `src` (zeros when null), zeroing `src`.
+/// Defines `$name(dst, src, lines)`: streams `lines` 64-byte lines from `src` (zeros when
+/// `None`) to `dst` in `$vec` stores, zeroing `src`.
 ///
-/// # Safety
-/// `dst` is 64-byte aligned with `lines * 64` writable bytes; `src`, when given, has as many
-/// readable and writable bytes, apart from `dst`; AVX-512F is available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn stream_lines_avx512(dst: *mut u8, src: Option<*mut u8>, lines: usize) {
-    use std::arch::x86_64::*;
-    let zero = _mm512_setzero_si512();
-    for l in 0..lines {
-        // SAFETY: line `l` lies within both buffers (the contract), `dst` aligned.
-        unsafe {
-            let v = match src {
-                Some(s) => {
-                    let p = s.add(64 * l).cast::<__m512i>();
-                    let v = _mm512_loadu_si512(p);
-                    _mm512_storeu_si512(p, zero);
-                    v
+/// The functions' safety contract: `dst` is 64-byte aligned with `lines * 64` writable bytes;
+/// `src`, when given, has as many readable and writable bytes, apart from `dst`; the CPU
+/// has `$feature`.
+macro_rules! stream_lines {
+    ($name:ident, $feature:literal, $vec:ty, $zero:ident, $load:ident, $store:ident, $stream:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(dst: *mut u8, src: Option<*mut u8>, lines: usize) {
+            use std::arch::x86_64::*;
+            const BYTES: usize = size_of::<$vec>();
+            let zero = $zero();
+            for q in 0..lines * 64 / BYTES {
+                // SAFETY: vector `q` lies within both buffers (the contract), `dst` aligned.
+                unsafe {
+                    let v = match src {
+                        Some(s) => {
+                            let p = s.add(BYTES * q).cast::<$vec>();
+                            let v = $load(p);
+                            $store(p, zero);
+                            v
+                        }
+                        None => zero,
+                    };
+                    $stream(dst.add(BYTES * q).cast(), v);
                 }
-                None => zero,
-            };
-            _mm512_stream_si512(dst.add(64 * l).cast(), v);
+            }
         }
-    }
+    };
 }
 
-/// [`stream_lines_avx512`] in 16-byte stores.
-///
-/// # Safety
-/// As [`stream_lines_avx512`], without the AVX-512 requirement.
-#[cfg(target_arch = "x86_64")]
-unsafe fn stream_lines_sse2(dst: *mut u8, src: Option<*mut u8>, lines: usize) {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is in every x86-64.
-    let zero = unsafe { _mm_setzero_si128() };
-    for q in 0..4 * lines {
-        // SAFETY: quarter-line `q` lies within both buffers (the contract), `dst` aligned.
-        unsafe {
-            let v = match src {
-                Some(s) => {
-                    let p = s.add(16 * q).cast::<__m128i>();
-                    let v = _mm_loadu_si128(p);
-                    _mm_storeu_si128(p, zero);
-                    v
-                }
-                None => zero,
-            };
-            _mm_stream_si128(dst.add(16 * q).cast(), v);
-        }
-    }
-}
+stream_lines!(
+    stream_lines_avx512,
+    "avx512f",
+    __m512i,
+    _mm512_setzero_si512,
+    _mm512_loadu_si512,
+    _mm512_storeu_si512,
+    _mm512_stream_si512
+);
+stream_lines!(
+    stream_lines_sse2,
+    "sse2",
+    __m128i,
+    _mm_setzero_si128,
+    _mm_loadu_si128,
+    _mm_storeu_si128,
+    _mm_stream_si128
+);
 
 multiversion!(fn scatter_ring_task<F: FastFloat>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
