@@ -947,6 +947,23 @@ impl PoolPlan {
     /// [`PoolPlan::forward`] writes them): `grad_input[plane][idx] += grad_output`, zeros
     /// elsewhere. This skips recomputing the forward pass.
     ///
+    /// Whatever `grad_input` holds is overwritten. A framework that reuses its gradient
+    /// buffers saves the page faults of a fresh one, and for gradients of 16 MiB or more
+    /// (f32, f64) the buffer is written with streaming stores and never read.
+    ///
+    /// ```
+    /// use nnpool::{Layout, PoolPlan, Pooling, Window};
+    /// let plan = PoolPlan::new(&Pooling::max(Window::new(&[2, 2])), &[1, 1, 2, 4], Layout::ChannelsFirst)?;
+    /// let x = [1.0f32, 5.0, 2.0, 0.0, 3.0, 4.0, 9.0, 8.0];
+    /// let (mut y, mut idx) = (vec![0.0f32; 2], vec![0i64; 2]);
+    /// plan.forward(&x, &mut y, Some(&mut idx))?;
+    /// assert_eq!(idx, [1, 6]);
+    /// let mut gx = vec![f32::NAN; 8]; // a reused buffer: every element is written
+    /// plan.backward_with_indices(&idx, &[10.0, 20.0], &mut gx)?;
+    /// assert_eq!(gx, [0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 20.0, 0.0]);
+    /// # Ok::<(), nnpool::PoolError>(())
+    /// ```
+    ///
     /// # Errors
     /// `BufferSize` for wrong lengths, `UnsupportedDtype` for integers, `InvalidParameter` for an
     /// op without indices, `InvalidIndex` for an index outside the input plane (no index the
