@@ -463,6 +463,8 @@ pub(crate) fn fractional_starts(
 }
 
 /// PyTorch's default `max_unpool` output size per axis: `(in - 1) * stride + kernel - 2 * padding`.
+/// A size of 0 is an error, as every other output size of 0 is in nnpool's contract (PyTorch
+/// returns an empty tensor there, as it does for adaptive and fractional output sizes of 0).
 pub(crate) fn unpool_default_size(
     axis: usize,
     inn: usize,

@@ -25,7 +25,8 @@
 //!   padding (`count_include_pad`, the default) but never the `ceil_mode` overhang past the
 //!   right padding; `divisor_override` replaces it.
 //! - **Lp** follows PyTorch's `lp_pool`: `(sign(A)·relu(|A|)·K)^(1/p)`, `A = avg_pool(x^p)`.
-//! - **Backward** passes are deterministic (contributions are added in output order).
+//! - **Backward** passes are deterministic: contributions are added in output order, in the
+//!   element's own type (f16 and bf16 round after every add, as PyTorch's kernels do).
 //! - **Errors.** Nothing panics on user input: every invalid shape or option returns a
 //!   [`PoolError`] naming the parameter, the values and the rule.
 //!

@@ -303,30 +303,26 @@ impl PoolPlan {
                 if *divisor_override == Some(0) {
                     return Err(invalid("divisor_override", "must be non-zero, but got 0"));
                 }
-                if rank == 3 && matches!(window.padding, crate::Padding::Symmetric(_)) {
-                    // PyTorch's avg_pool3d checks this even when padding would make it valid.
-                    for i in 0..3 {
-                        if input.spatial[i] < window.kernel[i] {
-                            return Err(PoolError::OutputTooSmall {
-                                message: format!(
-                                    "avg_pool3d: input image {:?} is smaller than the kernel size {:?} (PyTorch checks this before padding)",
-                                    input.spatial, window.kernel
-                                ),
-                            });
-                        }
-                    }
+                if matches!(window.padding, crate::Padding::Symmetric(_)) {
+                    avg_pool3d_input_check(&input.spatial, &window.kernel, "avg_pool3d")?;
                 }
                 let axes = window.resolve(&input.spatial)?;
                 (axes.iter().map(|a| a.output).collect(), Kind::Sliding(axes))
             }
             Pooling::Lp {
-                window, norm_type, ..
+                window,
+                norm_type,
+                variant,
             } => {
                 if norm_type.is_nan() || *norm_type <= 0.0 {
                     return Err(invalid(
                         "norm_type",
                         format!("must be greater than zero (or inf), but got {norm_type}"),
                     ));
+                }
+                if *variant == LpVariant::Torch && norm_type.is_finite() {
+                    // PyTorch's lp_pool3d is avg_pool3d of x^p (max_pool3d for p = inf).
+                    avg_pool3d_input_check(&input.spatial, &window.kernel, "lp_pool3d")?;
                 }
                 let axes = window.resolve(&input.spatial)?;
                 (axes.iter().map(|a| a.output).collect(), Kind::Sliding(axes))
@@ -393,12 +389,20 @@ impl PoolPlan {
                             format!("must be at least 1 in every spatial dim, but got {out:?}"),
                         ));
                     }
-                    if out[i] as u128 + kernel[i] as u128 - 1 > input.spatial[i] as u128 {
+                    // PyTorch's 3-d op asks for `<` where its 2-d op asks for `<=`
+                    // (FractionalMaxPool3d.cpp against FractionalMaxPool2d.cpp).
+                    let (reach, inn) = (out[i] as u128 + kernel[i] as u128 - 1, input.spatial[i]);
+                    let (fits, rule) = if rank == 3 {
+                        (reach < inn as u128, "<")
+                    } else {
+                        (reach <= inn as u128, "<=")
+                    };
+                    if !fits {
                         return Err(invalid(
                             "output_size",
                             format!(
-                                "fractional max pooling needs output + kernel - 1 <= input in every dim, but dim {i} has output {} + kernel {} - 1 > input {}",
-                                out[i], kernel[i], input.spatial[i]
+                                "{rank}-d fractional max pooling needs output + kernel - 1 {rule} input in every dim, but dim {i} has output {} + kernel {} - 1 = {reach} against input {inn}",
+                                out[i], kernel[i]
                             ),
                         ));
                     }
@@ -1110,4 +1114,18 @@ pub fn draw_samples(seed: u64, n: usize) -> Vec<f64> {
             (z >> 40) as f64 / (1u64 << 24) as f64
         })
         .collect()
+}
+
+/// PyTorch's avg_pool3d (and so lp_pool3d) refuses an input smaller than the kernel in any
+/// axis, even where padding or ceil_mode would give it an output; 1-d and 2-d pools and
+/// max_pool3d accept it.
+fn avg_pool3d_input_check(spatial: &[usize], kernel: &[usize], op: &str) -> Result<()> {
+    if spatial.len() == 3 && spatial.iter().zip(kernel).any(|(i, k)| i < k) {
+        return Err(PoolError::OutputTooSmall {
+            message: format!(
+                "{op}: input image {spatial:?} is smaller than the kernel size {kernel:?} (PyTorch checks this before padding)"
+            ),
+        });
+    }
+    Ok(())
 }

@@ -226,3 +226,21 @@ impl UnpoolPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_size_of_zero_or_less_is_an_error() {
+        // (1 - 1) * 2 + 2 - 2 * 1 = 0: PyTorch returns an empty [2, 4, 0]; the contract, as
+        // for adaptive and fractional output sizes of 0, asks for an error.
+        for (stride, padding) in [(2, 1), (1, 1)] {
+            let opts = Unpool::new(&[2 - (stride == 1) as usize])
+                .stride(&[stride])
+                .padding(&[padding]);
+            let err = UnpoolPlan::new(&opts, &[2, 4, 1], Layout::ChannelsFirst).unwrap_err();
+            assert!(matches!(err, PoolError::OutputTooSmall { .. }), "{err}");
+        }
+    }
+}

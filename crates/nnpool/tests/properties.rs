@@ -344,3 +344,152 @@ fn lp_gradient_is_zero_where_the_power_sum_is_zero() {
     .unwrap();
     assert_eq!(gx.as_slice().unwrap()[..2], [0.0, 0.0]);
 }
+
+/// PyTorch's autograd through `lp_pool1d` (torch 2.15, float64, k = 2, s = 2, gy = 1):
+/// `sign` and `sgn` are 0 at NaN, so with p = 1 (and p = inf) a NaN window passes gradient 0;
+/// `x^p`'s derivative multiplies every element, so one outside every window gets
+/// 0 · x^(p-1), NaN where that power is NaN or infinite.
+#[test]
+fn lp_gradient_follows_pytorch_at_nan_and_outside_the_windows() {
+    let nan = f64::NAN;
+    let cases: [(f64, [f64; 5], [f64; 5]); 5] = [
+        (1.0, [nan, 1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 1.0, 0.0]),
+        (
+            1.5,
+            [1.0, 2.0, 3.0, 4.0, -1.0],
+            [
+                0.6392340078652324,
+                0.9040134034531215,
+                0.7329564758289748,
+                0.846345237248276,
+                nan,
+            ],
+        ),
+        (
+            2.0,
+            [1.0, 2.0, 3.0, 4.0, f64::INFINITY],
+            [0.4472135954999579, 0.8944271909999159, 0.6, 0.8, nan],
+        ),
+        (
+            2.0,
+            [nan, 1.0, 2.0, 3.0, 0.0],
+            [nan, nan, 0.5547001962252291, 0.8320502943378437, 0.0],
+        ),
+        (
+            f64::INFINITY,
+            [nan, 1.0, -2.0, 0.0, 5.0],
+            [0.0, 0.0, -1.0, 0.0, 0.0],
+        ),
+    ];
+    for (p, x, want) in cases {
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, 5]), x.to_vec()).unwrap();
+        let op = Pooling::lp(Window::new(&[2]), p);
+        let gy = ArrayD::from_elem(IxDyn(&[1, 1, 2]), 1.0);
+        let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+        for (i, (&g, &w)) in gx.iter().zip(&want).enumerate() {
+            let ok = if w.is_nan() {
+                g.is_nan()
+            } else {
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0)
+            };
+            assert!(ok, "p={p} x[{i}]: {g} != PyTorch's {w}");
+        }
+    }
+}
+
+/// PyTorch's lp_pool3d is avg_pool3d of x^p, which refuses an input smaller than the kernel
+/// even where ceil_mode would give an output; p = inf (max_pool3d) and 2-d accept it.
+#[test]
+fn lp_pool3d_refuses_an_input_smaller_than_the_kernel() {
+    let window = Window::new(&[1, 3, 1]).stride(&[3, 2, 1]).ceil_mode(true);
+    let x = ArrayD::<f32>::zeros(IxDyn(&[1, 2, 6, 2, 1]));
+    let err = forward(
+        &Pooling::lp(window.clone(), 3.0),
+        x.view(),
+        Layout::ChannelsFirst,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("lp_pool3d"), "{err}");
+    let (y, _) = forward(
+        &Pooling::lp(window, f64::INFINITY),
+        x.view(),
+        Layout::ChannelsFirst,
+    )
+    .unwrap();
+    assert_eq!(y.shape(), &[1, 2, 2, 1, 1]);
+    let window = Window::new(&[3, 1]).stride(&[2, 1]).ceil_mode(true);
+    let x = ArrayD::<f32>::zeros(IxDyn(&[1, 2, 2, 1]));
+    assert!(forward(&Pooling::lp(window, 3.0), x.view(), Layout::ChannelsFirst).is_ok());
+}
+
+/// PyTorch 2.15: fractional_max_pool2d accepts output + kernel - 1 == input, while
+/// fractional_max_pool3d asks for output + kernel - 1 < input in every axis.
+#[test]
+fn fractional_3d_needs_room_that_2d_does_not() {
+    let op = |kernel: &[usize], out: &[usize]| Pooling::FractionalMax {
+        kernel: kernel.to_vec(),
+        output: FractionalOutput::Size(out.to_vec()),
+        samples: Samples::Seed(0),
+    };
+    let x2 = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 6, 6]));
+    assert!(forward(&op(&[2, 1], &[5, 6]), x2.view(), Layout::ChannelsFirst).is_ok());
+    let x3 = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 6, 6, 6]));
+    assert!(forward(
+        &op(&[2, 2, 2], &[4, 4, 4]),
+        x3.view(),
+        Layout::ChannelsFirst
+    )
+    .is_ok());
+    for (k, o) in [
+        ([2, 1, 1], [5, 1, 1]),
+        ([1, 2, 1], [1, 5, 1]),
+        ([1, 1, 2], [1, 1, 5]),
+        ([1, 1, 1], [6, 6, 6]),
+    ] {
+        let err = forward(&op(&k, &o), x3.view(), Layout::ChannelsFirst).unwrap_err();
+        assert!(err.to_string().contains("output_size"), "{err}");
+    }
+}
+
+/// PyTorch adds f16 and bf16 gradients in their own type, rounding after every add (torch
+/// 2.15, both layouts): one element that gets 1 + h + h, h half an ulp of 1, ends at 1 (each
+/// add a tie to even), where an f32 sum rounded once would end one ulp above.
+#[test]
+fn reduced_precision_gradients_round_after_every_add_as_pytorch() {
+    fn check<T: nnpool::Element + std::fmt::Debug + PartialEq>(h: f32, from: fn(f32) -> T) {
+        let v = |a: &[f32]| {
+            ArrayD::from_shape_vec(IxDyn(&[1, 1, 3]), a.iter().map(|&x| from(x)).collect()).unwrap()
+        };
+        let window = Window::new(&[3]).stride(&[1]).padding(&[1]);
+        let x = v(&[0.0, 9.0, 0.0]);
+        let gx = backward(
+            &Pooling::max(window.clone()),
+            x.view(),
+            v(&[1.0, h, h]).view(),
+            Layout::ChannelsFirst,
+        )
+        .unwrap();
+        assert_eq!(
+            gx.as_slice().unwrap(),
+            v(&[0.0, 1.0, 0.0]).as_slice().unwrap()
+        );
+        let avg = Pooling::Avg {
+            window,
+            count_include_pad: false,
+            divisor_override: None,
+        };
+        let gx = backward(
+            &avg,
+            x.view(),
+            v(&[2.0, 3.0 * h, 2.0 * h]).view(),
+            Layout::ChannelsFirst,
+        )
+        .unwrap();
+        assert_eq!(
+            gx.as_slice().unwrap(),
+            v(&[1.0, 1.0, 2.0 * h]).as_slice().unwrap()
+        );
+    }
+    check(2f32.powi(-11), f16::from_f32);
+    check(2f32.powi(-8), bf16::from_f32);
+}

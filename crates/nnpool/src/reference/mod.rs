@@ -162,16 +162,24 @@ pub(crate) fn avg_backward<T: Element>(
         let (bi, bo) = (si.base(n, c), so.base(n, c));
         let w = table.plane(p);
         for_each_window(g, w, |o, taps, oz| {
-            // PyTorch computes the delta in T, then adds it.
+            // PyTorch computes the delta in T, then adds it in T.
             let delta = T::from_acc(divide(gy[bo + o * so.spatial].to_acc(), div, w, oz)).to_acc();
             for i in taps {
-                acc[bi + i * si.spatial] += delta;
+                add_in::<T>(&mut acc[bi + i * si.spatial], delta);
             }
         });
     });
     for (d, a) in gx.iter_mut().zip(acc) {
         *d = T::from_acc(a);
     }
+}
+
+/// `*acc += v` rounded to `T`, as PyTorch's backward kernels add gradients in the tensor's own
+/// type: f16 and bf16 round after every add (an f32 sum rounded once differs in the last
+/// bits); for f32 and f64 the rounding is the identity.
+#[inline(always)]
+fn add_in<T: Element>(acc: &mut T::Acc, v: T::Acc) {
+    *acc = T::from_acc(*acc + v).to_acc();
 }
 
 /// Adds `gy[o]` into `gx[idx[o]]` plane by plane (max-type backward).
@@ -185,7 +193,7 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
             // Indices of windows without input elements may point outside the plane; PyTorch
             // would write out of bounds there, nnpool drops them.
             if (0..g.in_plane() as i64).contains(&idx[k]) {
-                acc[bi + idx[k] as usize * si.spatial] += gy[k].to_acc();
+                add_in::<T>(&mut acc[bi + idx[k] as usize * si.spatial], gy[k].to_acc());
             }
         }
     });
@@ -194,26 +202,46 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
     }
 }
 
-/// `x^p` as PyTorch's `pow(Tensor, Scalar)` computes it, rounded to `T`.
-fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
-    let two = T::Acc::one() + T::Acc::one();
-    let v = if p == two {
-        x * x
-    } else if p == T::Acc::one() {
+/// `x^p` as PyTorch's `pow(Tensor, Scalar)` computes it on the CPU: exponents 0.5, -0.5 and
+/// -1 go to sqrt, 1/sqrt and 1/x, exponents 2, 3 and -2 to products (`x*x*x` can differ from a
+/// correctly rounded power in the last bit, which a signed sum of cubes magnifies), 1 copies.
+fn torch_pow<A: Accumulator>(x: A, p: A) -> A {
+    let one = A::one();
+    let two = one + one;
+    let half = one / two;
+    if p == one {
         x
+    } else if p == half {
+        x.sqrt()
+    } else if p == -half {
+        one / x.sqrt()
+    } else if p == -one {
+        one / x
+    } else if p == two {
+        x * x
+    } else if p == two + one {
+        x * x * x
+    } else if p == -two {
+        one / (x * x)
     } else {
         x.powf(p)
-    };
-    T::from_acc(v).to_acc()
+    }
 }
 
+/// [`torch_pow`] rounded to `T`.
+fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
+    T::from_acc(torch_pow(x, p)).to_acc()
+}
+
+/// `torch.sign` (and `sgn`, which `abs`'s derivative multiplies by): ±1, and +0 for ±0 and
+/// for NaN.
 fn sign<A: Accumulator>(a: A) -> A {
     if a > A::zero() {
         A::one()
     } else if a < A::zero() {
         -A::one()
     } else {
-        a // 0 (and NaN stays NaN, as torch.sign)
+        A::zero()
     }
 }
 
@@ -247,8 +275,9 @@ pub(crate) fn lp_forward<T: Element>(
                         sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
                     }
                     let a = r(divide(sum, Divisor::Padded, w, oz));
-                    let u = r(r(sign(a) * a.abs().max(T::Acc::zero())) * k);
-                    u.powf(inv)
+                    // relu(|A|) is |A|, NaN included (`max` would drop a NaN).
+                    let u = r(r(sign(a) * a.abs()) * k);
+                    torch_pow(u, inv)
                 }
                 LpVariant::Onnx => {
                     for i in taps {
@@ -264,7 +293,9 @@ pub(crate) fn lp_forward<T: Element>(
 
 /// Lp pooling backward: the chain rule through PyTorch's composite (pow, avg_pool, sign·relu,
 /// mul, pow), with autograd's conventions: relu passes no gradient at 0, so a window whose
-/// power sum is 0 gets gradient 0.
+/// power sum is 0 gets gradient 0; `sign` and `sgn` are 0 at NaN, so with p = 1 a window whose
+/// power sum is NaN passes gradient 0 (with other p, `u^(1/p - 1)` is NaN and so is the
+/// gradient).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lp_backward<T: Element>(
     g: &Geom,
@@ -308,24 +339,20 @@ pub(crate) fn lp_backward<T: Element>(
                         sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
                     }
                     let a = r(divide(sum, Divisor::Padded, w, oz));
-                    let u = r(r(sign(a) * a.abs().max(zero)) * k);
+                    let u = r(r(sign(a) * a.abs()) * k);
                     // pow backward: g * (1/p) * u^(1/p - 1)
-                    let g_u = r(gout * r(inv * r(u.powf(inv - T::Acc::one()))));
-                    // mul by K, then by sign(A); relu passes gradient only where |A| > 0
+                    let g_u = r(gout * r(inv * r(torch_pow(u, inv - T::Acc::one()))));
+                    // mul by K, then by sign(A) (0 for a NaN A); relu's backward zeroes the
+                    // gradient where its result |A| is <= 0 (not where it is NaN); abs's
+                    // multiplies by sgn(A) (0 again for NaN).
                     let g_r = r(r(g_u * k) * sign(a));
-                    let g_abs = if a.abs() > zero { g_r } else { zero };
+                    let g_abs = if a.abs() <= zero { zero } else { g_r };
                     let g_a = r(g_abs * sign(a));
-                    // avg_pool backward (padding counted), as PyTorch computes the delta in T
+                    // avg_pool backward (padding counted), as PyTorch computes the delta in T;
+                    // x^p's derivative multiplies the summed deltas below.
                     let delta = r(divide(g_a, Divisor::Padded, w, oz));
                     for &i in &taps {
-                        let xi = x[bi + i * si.spatial].to_acc();
-                        // pow backward: g * p * x^(p-1)
-                        let dxp = if p == 1.0 {
-                            T::Acc::one()
-                        } else {
-                            r(pa * r(xi.powf(pa - T::Acc::one())))
-                        };
-                        acc[bi + i * si.spatial] += r(delta * dxp);
+                        add_in::<T>(&mut acc[bi + i * si.spatial], delta);
                     }
                 }
                 LpVariant::Onnx => {
@@ -346,6 +373,18 @@ pub(crate) fn lp_backward<T: Element>(
             }
         });
     });
+    if variant == LpVariant::Torch {
+        // pow backward, g · (p · x^(p-1)), on every element: one outside every window still
+        // gets 0 · x^(p-1), which is NaN where x^(p-1) is NaN or infinite, as in PyTorch.
+        for (a, xi) in acc.iter_mut().zip(x) {
+            let dxp = if p == 1.0 {
+                T::Acc::one()
+            } else {
+                r(pa * r(torch_pow(xi.to_acc(), pa - T::Acc::one())))
+            };
+            *a = r(*a) * dxp;
+        }
+    }
     for (d, a) in gx.iter_mut().zip(acc) {
         *d = T::from_acc(a);
     }
