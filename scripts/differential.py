@@ -83,11 +83,11 @@ def make_case(rng, tmp):
     dtype = rng.choice([np.float32, np.float32, np.float32, np.float64])
     n, c = rng.choice([0, 1, 1, 2, 3]), rng.randint(1, 5)
     size = spatial(rng, rank, 1, 11 if rank < 3 else 7)
-    if rank == 2 and rng.random() < 0.3:
+    if rng.random() < 0.3:
         # Large enough for the SIMD kernels' interiors, strips and tails, and channel counts
         # around the vector widths for channels-last.
-        size = spatial(rng, 2, 12, 70)
-        c = rng.choice([1, 3, 8, 15, 16, 17, 33, 64])
+        size = spatial(rng, rank, *{1: (30, 300), 2: (12, 70), 3: (6, 20)}[rank])
+        c = rng.choice([1, 3, 8, 15, 16, 17, 33, 64] if rank < 3 else [1, 3, 16, 17])
     x = data(rng, [n, c] + size, dtype)
     layout = rng.choice(["nchw", "nchw", "nhwc"])
     kind = rng.choice(["max", "max", "avg", "avg", "lp", "adaptive-max", "adaptive-avg",
@@ -97,6 +97,11 @@ def make_case(rng, tmp):
                                     max(rank, 2))
     if kind == "global":
         return make_global_case(rng, tmp, x, rank, layout)
+    if kind in ("avg", "adaptive-avg") and rank < 3 and dtype == np.float32 and rng.random() < 0.15:
+        # PyTorch has no f16 avg_pool3d on the CPU. Sums in f32, rounded once (forward) or
+        # after every add (backward).
+        dtype = np.float16
+        x = x.astype(dtype)
     if kind == "max" and dtype == np.float32 and rng.random() < 0.2:
         dtype = np.float16  # max values and indices are exact in every dtype
         x = x.astype(dtype)
@@ -116,8 +121,11 @@ def make_case(rng, tmp):
             d = [rng.randint(1, 2) if kind == "max" else 1 for _ in range(rank)]
         ceil = rng.random() < 0.4
         cip = rng.random() < 0.5
-        div = rng.choice([None, None, None, 2, 5]) if kind == "avg" and rank > 1 else None
-        norm = rng.choice([1, 2, 3, 1.5]) if kind == "lp" else None
+        div = rng.choice([None, None, None, 2, 5, -3]) if kind == "avg" and rank > 1 else None
+        # Not p < 1: its gradient 0.5·x^-0.5 on small x turns one-ulp differences in the
+        # window sums into 1e-5 relative ones, and PyTorch's vectorised f32 sqrt (x^0.5) is
+        # not correctly rounded on this CPU (1 ulp off for 17 % of inputs).
+        norm = rng.choice([1, 2, 3, 1.5, 4, float("inf")]) if kind == "lp" else None
         want_idx = kind == "max" and not backward and rng.random() < 0.6
         if kind == "lp" and rng.random() < 0.5:
             x = np.abs(x)  # PyTorch's formula and the norm agree on non-negative data
@@ -224,6 +232,11 @@ def make_case(rng, tmp):
             if name in expect:
                 expect[name] = np.ascontiguousarray(expect[name].transpose(perm))
         argv += ["--layout", "nhwc"]
+    if n == 1 and layout == "nchw" and expect is not None and rng.random() < 0.2:
+        # Unbatched input [C, *spatial]: same results without the batch axis.
+        x = x[0]
+        grad = None if grad is None else grad[0]
+        expect = {name: v[0] for name, v in expect.items()}
     np.save(os.path.join(tmp, "in.npy"), x)
     cmd = ["backward" if backward else "forward"] + argv
     if grad is not None:
@@ -326,7 +339,7 @@ def make_onnx_case(rng, tmp, x, rank, dtype, loose):
     if op != "LpPool" and rng.random() < 0.4 and auto == "NOTSET":
         attrs["ceil_mode"] = 1
         argv += ["--ceil-mode"]
-    if op == "MaxPool" and rng.random() < 0.4 and auto in ("NOTSET", "VALID"):
+    if rng.random() < 0.4 and auto in ("NOTSET", "VALID"):
         dil = [rng.randint(1, 2) for _ in range(rank)]
         attrs["dilations"] = dil
         argv += ["--dilation", csv(dil)]
@@ -358,6 +371,10 @@ def make_onnx_case(rng, tmp, x, rank, dtype, loose):
     try:
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         y = sess.run(None, {"x": x})[0]
+        if op == "MaxPool":
+            # A window of padding only (dilation): ONNX Runtime starts from the lowest finite
+            # value, nnpool (and PyTorch) from -inf.
+            y[y == np.finfo(y.dtype).min] = -np.inf
         expect = {"out": y}
     except Exception:  # noqa: BLE001 - any rejection by the runtime
         return None  # ORT's rejections are not all ONNX's rules; skip rather than guess
