@@ -207,10 +207,18 @@ def make_case(rng, tmp):
         pool = [F.max_pool1d, F.max_pool2d, F.max_pool3d][rank - 1]
         unpool = [F.max_unpool1d, F.max_unpool2d, F.max_unpool3d][rank - 1]
         argv = ["unpool", "--kernel-size", csv(k), "--stride", csv(s), "--padding", csv(p)]
+        out_size = None
         try:
             y, i = pool(torch.from_numpy(x), k, s, p, return_indices=True)
-            expect["out"] = unpool(y, i, k, s, p).numpy()
-        except RuntimeError:
+            if rng.random() < 0.4:
+                # Within one stride of the default: PyTorch reinterprets the indices in the
+                # output's plane shape.
+                default = [(n_in - 1) * ss + kk - 2 * pp
+                           for n_in, ss, kk, pp in zip(y.shape[2:], s, k, p)]
+                out_size = [max(1, d + rng.randint(-ss + 1, ss - 1)) for d, ss in zip(default, s)]
+                argv += ["--output-size", csv(out_size)]
+            expect["out"] = unpool(y, i, k, s, p, output_size=out_size).numpy()
+        except (RuntimeError, ValueError):
             return None
         if 0 in expect["out"].shape[2:]:
             expect = None  # PyTorch returns an empty tensor; the contract asks for an error

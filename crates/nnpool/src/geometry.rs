@@ -463,16 +463,27 @@ pub(crate) fn fractional_starts(
 }
 
 /// PyTorch's default `max_unpool` output size per axis: `(in - 1) * stride + kernel - 2 * padding`.
-/// A size of 0 is an error, as every other output size of 0 is in nnpool's contract (PyTorch
-/// returns an empty tensor there, as it does for adaptive and fractional output sizes of 0).
+/// It may be zero or negative; an explicit output size is checked against it as it is.
 pub(crate) fn unpool_default_size(
+    inn: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> i128 {
+    (inn as i128 - 1) * stride as i128 + kernel as i128 - 2 * padding as i128
+}
+
+/// The default size as the output size when none is given. A size of 0 is an error, as every
+/// other output size of 0 is in nnpool's contract (PyTorch returns an empty tensor there, as it
+/// does for adaptive and fractional output sizes of 0).
+pub(crate) fn unpool_default_output(
     axis: usize,
     inn: usize,
     kernel: usize,
     stride: usize,
     padding: usize,
 ) -> Result<usize> {
-    let v = (inn as i128 - 1) * stride as i128 + kernel as i128 - 2 * padding as i128;
+    let v = unpool_default_size(inn, kernel, stride, padding);
     if v < 1 {
         return Err(PoolError::OutputTooSmall {
             message: format!(

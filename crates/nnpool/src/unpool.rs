@@ -2,7 +2,7 @@
 
 use crate::element::Element;
 use crate::error::{invalid, PoolError, Result};
-use crate::geometry::{broadcast, unpool_default_size};
+use crate::geometry::{broadcast, unpool_default_output, unpool_default_size};
 use crate::layout::{checked_product, embed3, Layout, TensorDims};
 use crate::plan::Geom;
 use crate::reference;
@@ -110,26 +110,33 @@ impl UnpoolPlan {
             broadcast("padding", &opts.padding, r)?
         };
         let input = TensorDims::new(input_shape, r, layout)?;
-        let default: Vec<usize> = (0..r)
-            .map(|i| unpool_default_size(i, input.spatial[i], kernel[i], stride[i], padding[i]))
-            .collect::<Result<_>>()?;
         let output_spatial = match &opts.output_size {
-            None => default,
+            None => (0..r)
+                .map(|i| {
+                    unpool_default_output(i, input.spatial[i], kernel[i], stride[i], padding[i])
+                })
+                .collect::<Result<_>>()?,
             Some(o) => {
                 let o = broadcast("output_size", o, r)?;
                 for i in 0..r {
-                    let (lo, hi) = (
-                        default[i] as i128 - stride[i] as i128,
-                        default[i] as i128 + stride[i] as i128,
-                    );
+                    // PyTorch checks an explicit size against the default even where the
+                    // default itself would be 0 or negative.
+                    let default =
+                        unpool_default_size(input.spatial[i], kernel[i], stride[i], padding[i]);
+                    let (lo, hi) = (default - stride[i] as i128, default + stride[i] as i128);
+                    if o[i] == 0 {
+                        return Err(PoolError::OutputTooSmall {
+                            message: format!("max_unpool output size {o:?}: dim {i} is 0"),
+                        });
+                    }
                     if !((o[i] as i128) > lo && (o[i] as i128) < hi) {
                         return Err(invalid(
                             "output_size",
                             format!(
                                 "invalid output size {o:?}: dim {i} must be between {} and {} (exclusive of {lo} and {hi}: within one stride of the default {})",
-                                (lo + 1).max(0),
+                                (lo + 1).max(1),
                                 hi - 1,
-                                default[i]
+                                default
                             ),
                         ));
                     }
@@ -242,5 +249,34 @@ mod tests {
             let err = UnpoolPlan::new(&opts, &[2, 4, 1], Layout::ChannelsFirst).unwrap_err();
             assert!(matches!(err, PoolError::OutputTooSmall { .. }), "{err}");
         }
+    }
+
+    #[test]
+    fn an_explicit_size_is_checked_against_a_default_of_zero_or_less() {
+        // torch 2.15: max_unpool1d(x[2, 4, 1], idx, 2, 3, 1, output_size=[2]) has a default
+        // size of 0 and accepts any size in (-3, 3); 0 itself is an error by the contract.
+        let opts = |o: usize| {
+            Unpool::new(&[2])
+                .stride(&[3])
+                .padding(&[1])
+                .output_size(&[o])
+        };
+        for o in [1, 2] {
+            let plan = UnpoolPlan::new(&opts(o), &[2, 4, 1], Layout::ChannelsFirst).unwrap();
+            assert_eq!(plan.output_shape(), &[2, 4, o]);
+        }
+        for o in [0, 3] {
+            assert!(UnpoolPlan::new(&opts(o), &[2, 4, 1], Layout::ChannelsFirst).is_err());
+        }
+        // A negative default, -1 (kernel 1, padding 1), with stride 3: sizes 1 and 2 are in
+        // (-4, 2) only for 1.
+        let opts = |o: usize| {
+            Unpool::new(&[1])
+                .stride(&[3])
+                .padding(&[1])
+                .output_size(&[o])
+        };
+        assert!(UnpoolPlan::new(&opts(1), &[1, 1, 1], Layout::ChannelsFirst).is_ok());
+        assert!(UnpoolPlan::new(&opts(2), &[1, 1, 1], Layout::ChannelsFirst).is_err());
     }
 }
