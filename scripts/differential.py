@@ -371,19 +371,40 @@ def make_onnx_case(rng, tmp, x, rank, dtype, loose):
         x[~np.isfinite(x)] = 1.0
         tol = loose
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
-    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    # MaxPool's second output: int64 indices flat over the whole tensor (N, C and the plane,
+    # row-major, or column-major within the plane with storage_order = 1), converted below to
+    # nnpool's plane-local row-major ones. Distinct values, so that no tie decides an index.
+    with_indices = op == "MaxPool" and rng.random() < 0.5 and "dilations" not in attrs
+    if with_indices:
+        x = np.random.default_rng(rng.randrange(1 << 30)).permutation(x.size).reshape(x.shape)
+        x = (x.astype(np.float64) / 7.0 - 3.0).astype(dtype)
+        attrs["storage_order"] = rng.randint(0, 1)
+    outputs = ["y", "i"] if with_indices else ["y"]
+    node = helper.make_node(op, ["x"], outputs, **attrs)
+    out_info = [helper.make_tensor_value_info("y", elem, None)]
+    if with_indices:
+        out_info.append(helper.make_tensor_value_info("i", TensorProto.INT64, None))
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, None)],
-                              [helper.make_tensor_value_info("y", elem, None)])
+                              out_info)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
     model.ir_version = 10
     try:
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        y = sess.run(None, {"x": x})[0]
+        got = sess.run(None, {"x": x})
+        y = got[0]
         if op == "MaxPool":
             # A window of padding only (dilation): ONNX Runtime starts from the lowest finite
             # value, nnpool (and PyTorch) from -inf.
             y[y == np.finfo(y.dtype).min] = -np.inf
         expect = {"out": y}
+        if with_indices:
+            spatial = x.shape[2:]
+            local = got[1] % int(np.prod(spatial))
+            if attrs["storage_order"] == 1:  # column-major within the plane
+                coords = np.unravel_index(local, spatial, order="F")
+                local = np.ravel_multi_index(coords, spatial, order="C")
+            expect["idx_out"] = local.astype(np.int64)
+            argv += ["--indices", "idx_out.npy"]
     except Exception:  # noqa: BLE001 - any rejection by the runtime
         return None  # ORT's rejections are not all ONNX's rules; skip rather than guess
     if y.size == 0 or any(v == 0 for v in y.shape):
