@@ -204,12 +204,15 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
 
 /// `x^p` as PyTorch's `pow(Tensor, Scalar)` computes it on the CPU: exponents 0.5, -0.5 and
 /// -1 go to sqrt, 1/sqrt and 1/x, exponents 2, 3 and -2 to products (`x*x*x` can differ from a
-/// correctly rounded power in the last bit, which a signed sum of cubes magnifies), 1 copies.
+/// correctly rounded power in the last bit, which a signed sum of cubes magnifies), 1 copies,
+/// 0 fills with 1 (NaN included).
 fn torch_pow<A: Accumulator>(x: A, p: A) -> A {
     let one = A::one();
     let two = one + one;
     let half = one / two;
-    if p == one {
+    if p == A::zero() {
+        one
+    } else if p == one {
         x
     } else if p == half {
         x.sqrt()
@@ -377,11 +380,7 @@ pub(crate) fn lp_backward<T: Element>(
         // pow backward, g · (p · x^(p-1)), on every element: one outside every window still
         // gets 0 · x^(p-1), which is NaN where x^(p-1) is NaN or infinite, as in PyTorch.
         for (a, xi) in acc.iter_mut().zip(x) {
-            let dxp = if p == 1.0 {
-                T::Acc::one()
-            } else {
-                r(pa * r(torch_pow(xi.to_acc(), pa - T::Acc::one())))
-            };
+            let dxp = r(pa * r(torch_pow(xi.to_acc(), pa - T::Acc::one())));
             *a = r(*a) * dxp;
         }
     }
