@@ -125,7 +125,7 @@ def make_case(rng, tmp):
         # Not p < 1: its gradient 0.5·x^-0.5 on small x turns one-ulp differences in the
         # window sums into 1e-5 relative ones, and PyTorch's vectorised f32 sqrt (x^0.5) is
         # not correctly rounded on this CPU (1 ulp off for 17 % of inputs).
-        norm = rng.choice([1, 2, 3, 1.5, 4, float("inf")]) if kind == "lp" else None
+        norm = rng.choice([1, 2, 3, 1.5, 4, float("inf"), -1, -2, float("-inf")]) if kind == "lp" else None
         want_idx = kind == "max" and not backward and rng.random() < 0.6
         if kind == "lp" and rng.random() < 0.5:
             x = np.abs(x)  # PyTorch's formula and the norm agree on non-negative data

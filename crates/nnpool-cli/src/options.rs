@@ -38,7 +38,7 @@ pub struct PoolArgs {
     /// Average pooling: divide every window by N (non-zero).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub divisor_override: Option<String>,
-    /// Lp pooling: p (> 0, or inf).
+    /// Lp pooling: p (non-zero, or ±inf; > 0 with --lp-variant onnx).
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
     pub norm_type: Option<String>,
     /// Lp pooling formula: torch (sign(S)·relu(|S|)^(1/p), S = Σx^p; default) or onnx ((Σ|x|^p)^(1/p)).
@@ -336,9 +336,9 @@ impl PoolArgs {
                     .trim()
                     .parse()
                     .map_err(|_| Failure::invalid(format!("--norm-type: '{s}' is not a number")))?;
-                if p.is_nan() || p <= 0.0 {
+                if p.is_nan() || p == 0.0 {
                     return Err(Failure::invalid(format!(
-                        "--norm-type: must be greater than zero (or inf), but got {s}"
+                        "--norm-type: must be a non-zero number (or ±inf), but got {s}"
                     )));
                 }
                 let variant = match self.lp_variant.as_deref() {

@@ -393,9 +393,27 @@ fn every_bad_input_fails_cleanly() {
             outputs: vec![],
         },
         Case {
-            name: "norm_type negative",
+            // PyTorch's formula takes negative p; ONNX's norm does not.
+            name: "norm_type negative for onnx",
             args: fwd(
-                &["--op", "lp", "--kernel-size", "2", "--norm-type", "-2"],
+                &[
+                    "--op",
+                    "lp",
+                    "--kernel-size",
+                    "2",
+                    "--norm-type",
+                    "-2",
+                    "--lp-variant",
+                    "onnx",
+                ],
+                "x4.npy",
+            ),
+            outputs: vec![],
+        },
+        Case {
+            name: "norm_type nan",
+            args: fwd(
+                &["--op", "lp", "--kernel-size", "2", "--norm-type", "nan"],
                 "x4.npy",
             ),
             outputs: vec![],

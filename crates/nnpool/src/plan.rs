@@ -68,7 +68,8 @@ pub enum Pooling {
     Lp {
         /// The window.
         window: Window,
-        /// `p` (> 0; `f64::INFINITY` gives max of `|x|`).
+        /// `p`: non-zero, as PyTorch (`f64::INFINITY` gives the max of `|x|`, `-INFINITY` minus
+        /// the max of `-|x|`; negative values only with [`LpVariant::Torch`]).
         norm_type: f64,
         /// The formula.
         variant: LpVariant,
@@ -314,10 +315,18 @@ impl PoolPlan {
                 norm_type,
                 variant,
             } => {
-                if norm_type.is_nan() || *norm_type <= 0.0 {
+                if norm_type.is_nan() || *norm_type == 0.0 {
                     return Err(invalid(
                         "norm_type",
-                        format!("must be greater than zero (or inf), but got {norm_type}"),
+                        format!("must be a non-zero number (or ±inf), but got {norm_type}"),
+                    ));
+                }
+                if *variant == LpVariant::Onnx && *norm_type < 0.0 {
+                    return Err(invalid(
+                        "norm_type",
+                        format!(
+                            "must be greater than zero for ONNX's Lp norm, but got {norm_type}"
+                        ),
                     ));
                 }
                 if *variant == LpVariant::Torch && norm_type.is_finite() {

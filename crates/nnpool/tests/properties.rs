@@ -493,3 +493,75 @@ fn reduced_precision_gradients_round_after_every_add_as_pytorch() {
     check(2f32.powi(-11), f16::from_f32);
     check(2f32.powi(-8), bf16::from_f32);
 }
+
+/// PyTorch accepts a negative norm_type: the same formula with x^p (p = -1: 1/x), and for
+/// -inf minus the max of -|x|. Values from torch 2.15 (float64, k = 2, s = 2, gy = [1, 2, 3]);
+/// the last window holds a 0, whose x^p is inf.
+#[test]
+fn lp_with_a_negative_norm_type_follows_pytorch() {
+    let nan = f64::NAN;
+    let x = [1.0, 2.0, 3.0, -4.0, 0.5, 0.0];
+    let cases: [(f64, [f64; 3], [f64; 6]); 4] = [
+        (
+            -1.0,
+            [0.6666666666666666, 12.000000000000004, 0.0],
+            [
+                0.4444444444444444,
+                0.1111111111111111,
+                32.000000000000014,
+                18.000000000000007,
+                -0.0,
+                nan,
+            ],
+        ),
+        (
+            -2.0,
+            [0.8944271909999159, 2.4, 0.0],
+            [
+                0.7155417527999327,
+                0.08944271909999159,
+                1.024,
+                -0.43200000000000005,
+                -0.0,
+                nan,
+            ],
+        ),
+        (
+            -1.5,
+            [0.8172402336228962, nan, 0.0],
+            [0.6037739178243224, 0.10673315789928693, nan, nan, -0.0, nan],
+        ),
+        (
+            f64::NEG_INFINITY,
+            [1.0, 3.0, 0.0],
+            [1.0, -0.0, 2.0, 0.0, -0.0, 0.0],
+        ),
+    ];
+    let close = |a: f64, b: f64| {
+        if b.is_nan() {
+            a.is_nan()
+        } else {
+            (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+                && a.is_sign_negative() == b.is_sign_negative()
+        }
+    };
+    let xa = ArrayD::from_shape_vec(IxDyn(&[1, 1, 6]), x.to_vec()).unwrap();
+    let gy = ArrayD::from_shape_vec(IxDyn(&[1, 1, 3]), vec![1.0, 2.0, 3.0]).unwrap();
+    for (p, want_y, want_gx) in cases {
+        let op = Pooling::lp(Window::new(&[2]), p);
+        let (y, _) = forward(&op, xa.view(), Layout::ChannelsFirst).unwrap();
+        let gx = backward(&op, xa.view(), gy.view(), Layout::ChannelsFirst).unwrap();
+        for (i, (&a, &b)) in y.iter().zip(&want_y).enumerate() {
+            assert!(close(a, b), "p={p} y[{i}]: {a} != PyTorch's {b}");
+        }
+        for (i, (&a, &b)) in gx.iter().zip(&want_gx).enumerate() {
+            assert!(close(a, b), "p={p} gx[{i}]: {a} != PyTorch's {b}");
+        }
+    }
+    let onnx = Pooling::Lp {
+        window: Window::new(&[2]),
+        norm_type: -2.0,
+        variant: LpVariant::Onnx,
+    };
+    assert!(forward(&onnx, xa.view(), Layout::ChannelsFirst).is_err());
+}

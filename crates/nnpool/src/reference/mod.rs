@@ -259,8 +259,17 @@ pub(crate) fn lp_forward<T: Element>(
     y: &mut [T],
 ) {
     if p.is_infinite() {
-        let ax: Vec<T> = x.iter().map(|v| T::from_acc(v.to_acc().abs())).collect();
-        return max_forward(g, table, &ax, y, None);
+        // PyTorch: max_pool(|x|) for +inf, -max_pool(-|x|) for -inf.
+        let s = T::Acc::from_f64(p.signum());
+        let ax: Vec<T> = x
+            .iter()
+            .map(|v| T::from_acc(s * v.to_acc().abs()))
+            .collect();
+        max_forward(g, table, &ax, y, None);
+        for v in y.iter_mut() {
+            *v = T::from_acc(s * v.to_acc());
+        }
+        return;
     }
     let (si, so) = (g.in_strides(), g.out_strides());
     let pa = T::Acc::from_f64(p);
@@ -312,14 +321,21 @@ pub(crate) fn lp_backward<T: Element>(
 ) {
     let (si, so) = (g.in_strides(), g.out_strides());
     if p.is_infinite() {
-        // y = max |x|: the gradient goes to the arg-max of |x|, times sign(x).
-        let ax: Vec<T> = x.iter().map(|v| T::from_acc(v.to_acc().abs())).collect();
+        // y = s·max(s·|x|), s = ±1: the gradient s·gy goes to the arg-max of s·|x|, is
+        // multiplied by s again and then by sgn(x), as autograd takes PyTorch's composite
+        // apart (so the other elements get s·(+0)·sgn(x): -0 where s = -1 and x > 0).
+        let s = T::Acc::from_f64(p.signum());
+        let ax: Vec<T> = x
+            .iter()
+            .map(|v| T::from_acc(s * v.to_acc().abs()))
+            .collect();
         let mut y = vec![T::default(); gy.len()];
         let mut idx = vec![0i64; gy.len()];
         max_forward(g, table, &ax, &mut y, Some(&mut idx));
-        scatter_by_index(g, &idx, gy, gx);
+        let sgy: Vec<T> = gy.iter().map(|v| T::from_acc(s * v.to_acc())).collect();
+        scatter_by_index(g, &idx, &sgy, gx);
         for (d, v) in gx.iter_mut().zip(x) {
-            *d = T::from_acc(d.to_acc() * sign(v.to_acc()));
+            *d = T::from_acc(s * d.to_acc() * sign(v.to_acc()));
         }
         return;
     }
