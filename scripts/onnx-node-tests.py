@@ -73,7 +73,6 @@ def run_case(case, binary, tmp):
     rank = x.ndim - 2
     if op == "MaxUnpool":
         idx = inputs[1]
-        plane_in = int(np.prod(x.shape[2:]))
         out_spatial = (list(inputs[2][2:]) if len(inputs) > 2 else
                        [(n - 1) * s + k - b - e for n, s, k, b, e in zip(
                            x.shape[2:], at.get("strides", [1] * rank), at["kernel_shape"],
@@ -81,7 +80,6 @@ def run_case(case, binary, tmp):
         plane_out = int(np.prod(out_spatial))
         # flat over N·C·plane_out → plane-local in the output plane
         local = idx - (np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[0], x.shape[1], *[1] * rank) * plane_out)
-        del plane_in
         np.save(os.path.join(tmp, "idx.npy"), local.astype(np.int64))
         argv = ["unpool", "--kernel-size", csv(at["kernel_shape"]),
                 "--stride", csv(at.get("strides", [1] * rank)), "--output-size", csv(out_spatial),
@@ -95,9 +93,7 @@ def run_case(case, binary, tmp):
         expect = {"out.npy": (outputs[0], True)}
     else:
         argv = ["forward", "--op", OPS[op]]
-        if op.startswith("Global"):
-            pass
-        else:
+        if not op.startswith("Global"):
             argv += ["--kernel-size", csv(at["kernel_shape"]),
                      "--stride", csv(at.get("strides", [1] * rank))]
             auto = at.get("auto_pad", b"NOTSET")

@@ -248,6 +248,13 @@ fn sign<A: Accumulator>(a: A) -> A {
     }
 }
 
+/// `s·|x|` elementwise, rounded to `T` (`s` = ±1: the operand of Lp's max at p = ±inf).
+fn signed_abs<T: Element>(x: &[T], s: T::Acc) -> Vec<T> {
+    x.iter()
+        .map(|v| T::from_acc(s * v.to_acc().abs()))
+        .collect()
+}
+
 /// Lp pooling forward.
 pub(crate) fn lp_forward<T: Element>(
     g: &Geom,
@@ -261,11 +268,7 @@ pub(crate) fn lp_forward<T: Element>(
     if p.is_infinite() {
         // PyTorch: max_pool(|x|) for +inf, -max_pool(-|x|) for -inf.
         let s = T::Acc::from_f64(p.signum());
-        let ax: Vec<T> = x
-            .iter()
-            .map(|v| T::from_acc(s * v.to_acc().abs()))
-            .collect();
-        max_forward(g, table, &ax, y, None);
+        max_forward(g, table, &signed_abs(x, s), y, None);
         for v in y.iter_mut() {
             *v = T::from_acc(s * v.to_acc());
         }
@@ -325,13 +328,9 @@ pub(crate) fn lp_backward<T: Element>(
         // multiplied by s again and then by sgn(x), as autograd takes PyTorch's composite
         // apart (so the other elements get s·(+0)·sgn(x): -0 where s = -1 and x > 0).
         let s = T::Acc::from_f64(p.signum());
-        let ax: Vec<T> = x
-            .iter()
-            .map(|v| T::from_acc(s * v.to_acc().abs()))
-            .collect();
         let mut y = vec![T::default(); gy.len()];
         let mut idx = vec![0i64; gy.len()];
-        max_forward(g, table, &ax, &mut y, Some(&mut idx));
+        max_forward(g, table, &signed_abs(x, s), &mut y, Some(&mut idx));
         let sgy: Vec<T> = gy.iter().map(|v| T::from_acc(s * v.to_acc())).collect();
         scatter_by_index(g, &idx, &sgy, gx);
         for (d, v) in gx.iter_mut().zip(x) {
