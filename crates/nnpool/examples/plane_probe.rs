@@ -5,11 +5,22 @@
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
 //! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
-//! `PROBE_HUGE=1` puts the output buffer on huge pages)
-use nnpool::{Layout, PoolPlan, Pooling, Window};
+//! `PROBE_HUGE=1` puts the output buffer on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
+//! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
+//! backward from the input, as does `avg`'s)
+use nnpool::{bf16, f16, Element, Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
 fn main() {
+    match std::env::var("PROBE_DTYPE").as_deref() {
+        Ok("f16") => probe::<f16>(),
+        Ok("bf16") => probe::<bf16>(),
+        Ok("f64") => probe::<f64>(),
+        _ => probe::<f32>(),
+    }
+}
+
+fn probe<T: Element>() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let n = |i: usize, d: usize| a.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
     let (c, h, w, k, s, p) = (n(0, 64), n(1, 28), n(2, 28), n(3, 3), n(4, 1), n(5, 1));
@@ -25,6 +36,8 @@ fn main() {
         Pooling::avg(win)
     } else if a.get(6).map(|s| s == "gap").unwrap_or(false) {
         Pooling::GlobalAvg { rank: 2 }
+    } else if a.get(6).map(|s| s == "lp").unwrap_or(false) {
+        Pooling::lp(win, 2.0)
     } else {
         Pooling::max(win)
     };
@@ -43,11 +56,13 @@ fn main() {
     };
     let plan = PoolPlan::new(&op, &shape, layout).unwrap();
     let c = c * batch * depth.unwrap_or(1);
-    let x: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32).collect();
+    let x: Vec<T> = (0..c * h * w)
+        .map(|i| T::from_f64(((i * 7919) % 1000) as f64 / 100.0))
+        .collect();
     let off = env("PROBE_OFF").unwrap_or(0);
-    let mut y_store: Vec<f32> = match env("PROBE_HUGE") {
+    let mut y_store: Vec<T> = match env("PROBE_HUGE") {
         Some(1) => nnpool::zeroed(plan.output_len() + off),
-        _ => vec![0f32; plan.output_len() + off],
+        _ => vec![T::default(); plan.output_len() + off],
     };
     let y = &mut y_store[off..];
     let reps = std::env::var("PROBE_REPS")
@@ -63,14 +78,19 @@ fn main() {
     // pays a wake-up of the pool's threads, which dominates small problems
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let backward = env("PROBE_BWD") == Some(1);
+    let with_indices = plan.pooling().has_indices();
     let mut idx = vec![0i64; if backward { plan.output_len() } else { 0 }];
-    let mut gx = vec![0f32; if backward { x.len() } else { 0 }];
+    let mut gx = vec![T::default(); if backward { x.len() } else { 0 }];
     let best = pool.install(|| {
         if backward {
-            plan.forward(&x, y, Some(&mut idx)).unwrap();
+            match with_indices {
+                true => plan.forward(&x, y, Some(&mut idx)).unwrap(),
+                false => plan.forward(&x, y, None).unwrap(),
+            }
         }
         let alloc = env("PROBE_ALLOC") == Some(1);
         let mut call = || match (backward, alloc) {
+            (true, _) if !with_indices => plan.backward(&x, y, &mut gx).unwrap(),
             (true, false) => plan.backward_with_indices(&idx, y, &mut gx).unwrap(),
             (true, true) => drop(std::hint::black_box(
                 plan.backward_with_indices_to_vec(&idx, y).unwrap(),

@@ -773,15 +773,11 @@ impl PoolPlan {
             } => {
                 self.require_float::<T>("Lp pooling")?;
                 let area: usize = window.kernel.iter().product();
-                reference::lp_forward(
-                    &g,
-                    &self.windows::<T>(),
-                    *norm_type,
-                    *variant,
-                    area,
-                    input,
-                    output.init(),
-                );
+                let (table, output) = (self.windows::<T>(), output.init());
+                let (p, v) = (*norm_type, *variant);
+                if !kernels::planewise::lp_forward(&g, &table, p, v, area, input, output) {
+                    reference::lp_forward(&g, &table, p, v, area, input, output);
+                }
             }
         }
         Ok(())
@@ -931,8 +927,10 @@ impl PoolPlan {
                     kernels::avg_backward(&g, &axes, div, grad_output, grad_input)
                 });
                 if !fast {
-                    let grad_input = grad_input.init();
-                    reference::avg_backward(&g, &self.windows::<T>(), div, grad_output, grad_input);
+                    let (table, gx) = (self.windows::<T>(), grad_input.init());
+                    if !kernels::planewise::avg_backward(&g, &table, div, grad_output, gx) {
+                        reference::avg_backward(&g, &table, div, grad_output, gx);
+                    }
                 }
             }
             Pooling::Lp {
@@ -941,16 +939,11 @@ impl PoolPlan {
                 window,
             } => {
                 let area: usize = window.kernel.iter().product();
-                reference::lp_backward(
-                    &g,
-                    &self.windows::<T>(),
-                    *norm_type,
-                    *variant,
-                    area,
-                    input,
-                    grad_output,
-                    grad_input.init(),
-                );
+                let (table, gx) = (self.windows::<T>(), grad_input.init());
+                let (p, v, gy) = (*norm_type, *variant, grad_output);
+                if !kernels::planewise::lp_backward(&g, &table, p, v, area, input, gy, gx) {
+                    reference::lp_backward(&g, &table, p, v, area, input, gy, gx);
+                }
             }
         }
         Ok(())
@@ -1040,7 +1033,10 @@ impl PoolPlan {
         let bad = match kernels::max_backward(&g, reach, indices, grad_output, grad_input) {
             Some(r) => r.err(),
             None => {
-                reference::scatter_by_index(&g, indices, grad_output, grad_input.init());
+                let gx = grad_input.init();
+                if !kernels::planewise::scatter_by_index(&g, indices, grad_output, gx) {
+                    reference::scatter_by_index(&g, indices, grad_output, gx);
+                }
                 indices
                     .iter()
                     .copied()

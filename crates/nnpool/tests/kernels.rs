@@ -1145,3 +1145,149 @@ fn channels_first_2x2_row_pairs() {
         }
     }
 }
+
+/// Values with fine fractions (f16 and bf16 sums of them round), and, with `specials`, NaN,
+/// ±inf and ±0.
+fn fine_data<T: Element>(len: usize, seed: u64, specials: bool) -> Vec<T> {
+    let coarse: Vec<f64> = data::<f64>(len, seed, specials);
+    let mut s = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+    coarse
+        .into_iter()
+        .map(|c| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let f = (s >> 11) as f64 / (1u64 << 53) as f64 * 6.0 - 3.0;
+            T::from_f64(if c.is_finite() && c != 0.0 { f } else { c })
+        })
+        .collect()
+}
+
+/// Forward and backward (from the input, and from indices for max-type ops) give the
+/// reference's bits at 1, 2 and 3 threads: the ops `kernels/planewise.rs` takes (Lp pooling,
+/// the f16/bf16 backward passes) compute the reference's sums in its order.
+fn check_exact<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) -> bool {
+    let Ok(plan) = PoolPlan::new(op, shape, layout) else {
+        return false;
+    };
+    let desc = problem_desc(op, shape, layout);
+    let x: Vec<T> = fine_data(plan.input_len(), seed, true);
+    let gy: Vec<T> = fine_data(plan.output_len(), seed ^ 0xabc, seed.is_multiple_of(3));
+    let mut yr = vec![T::default(); plan.output_len()];
+    plan.forward_reference(&x, &mut yr, None).unwrap();
+    let mut gr = vec![T::default(); plan.input_len()];
+    plan.backward_reference(&x, &gy, &mut gr).unwrap();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let y = pool.install(|| plan.forward_to_vec(&x)).unwrap();
+        assert!(same_bits(&y, &yr), "{desc}: forward at {threads} threads");
+        let gx = pool.install(|| plan.backward_to_vec(&x, &gy)).unwrap();
+        for (k, (a, b)) in gx.iter().zip(&gr).enumerate() {
+            let same = a.to_f64().to_bits() == b.to_f64().to_bits()
+                || (a.is_nan_value() && b.is_nan_value());
+            assert!(
+                same,
+                "{desc}: backward {k} at {threads} threads: {a:?} vs {b:?}"
+            );
+        }
+        if op.has_indices() {
+            let (_, idx) = pool
+                .install(|| plan.forward_with_indices_to_vec(&x))
+                .unwrap();
+            let mut gi = vec![T::default(); plan.input_len()];
+            pool.install(|| plan.backward_with_indices(&idx, &gy, &mut gi))
+                .unwrap();
+            assert!(same_bits(&gi, &gr), "{desc}: backward from indices");
+        }
+    }
+    true
+}
+
+/// Shapes of ranks 1–3 in both layouts, batch 2 (and 0: an empty batch).
+fn exact_shapes(rank: usize) -> Vec<(Vec<usize>, Layout)> {
+    let mut v = Vec::new();
+    for &n in &[1usize, 4, 7] {
+        for &c in &[1usize, 3] {
+            for batch in [2, 0] {
+                let sp = std::iter::repeat_n(n + rank, rank);
+                let mut cf = vec![batch, c];
+                cf.extend(sp.clone());
+                let mut cl = vec![batch];
+                cl.extend(sp);
+                cl.push(c);
+                v.push((cf, Layout::ChannelsFirst));
+                v.push((cl, Layout::ChannelsLast));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn lp_pooling_gives_the_reference_bits() {
+    let mut seed = 7;
+    let mut checked = 0;
+    for rank in 1..=3 {
+        for (k, s, ceil) in [(2, 2, false), (3, 1, false), (3, 2, true), (2, 1, true)] {
+            let w = Window::new(&vec![k; rank])
+                .stride(&vec![s; rank])
+                .ceil_mode(ceil);
+            for p in [1.0, 2.0, 3.0, 0.5, 1.5, -1.0] {
+                for variant in [nnpool::LpVariant::Torch, nnpool::LpVariant::Onnx] {
+                    let op = Pooling::Lp {
+                        norm_type: p,
+                        variant,
+                        window: w.clone(),
+                    };
+                    for (shape, layout) in exact_shapes(rank) {
+                        seed += 1;
+                        let ok = match seed % 3 {
+                            0 => check_exact::<f32>(&op, &shape, layout, seed),
+                            1 => check_exact::<f16>(&op, &shape, layout, seed),
+                            _ => check_exact::<f64>(&op, &shape, layout, seed),
+                        };
+                        checked += ok as usize;
+                        if rank == 2 && p == 3.0 {
+                            checked += check_exact::<bf16>(&op, &shape, layout, seed) as usize;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} problems were valid");
+}
+
+#[test]
+fn half_precision_backward_gives_the_reference_bits() {
+    let mut seed = 11;
+    let mut checked = 0;
+    for rank in 1..=3 {
+        let mut ops = Vec::new();
+        for (k, s, p, d, ceil) in [(3, 1, 1, 1, false), (3, 2, 1, 1, true), (2, 1, 0, 2, false)] {
+            let w = Window::new(&vec![k; rank])
+                .stride(&vec![s; rank])
+                .padding(&vec![p; rank])
+                .ceil_mode(ceil);
+            ops.push(Pooling::max(w.clone().dilation(&vec![d; rank])));
+            ops.extend(ops_of(w.clone(), w, -3).into_iter().skip(1));
+        }
+        for out in [1, 3] {
+            ops.push(Pooling::adaptive_max(&vec![out; rank]));
+            ops.push(Pooling::adaptive_avg(&vec![out; rank]));
+        }
+        ops.push(Pooling::GlobalMax { rank });
+        ops.push(Pooling::GlobalAvg { rank });
+        for op in &ops {
+            for (shape, layout) in exact_shapes(rank) {
+                seed += 1;
+                checked += check_exact::<f16>(op, &shape, layout, seed) as usize;
+                checked += check_exact::<bf16>(op, &shape, layout, seed) as usize;
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} problems were valid");
+}

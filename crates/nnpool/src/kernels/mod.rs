@@ -11,6 +11,8 @@
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32, AVX-512; AVX2 in one pass);
 //! - [`scatter`]: backward passes;
+//! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
+//!   the f16/bf16 backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
 //! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call.
 
@@ -59,6 +61,7 @@ pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod pairs;
 pub(crate) mod plane;
+pub(crate) mod planewise;
 pub(crate) mod scatter;
 pub(crate) mod window;
 #[cfg(target_arch = "x86_64")]

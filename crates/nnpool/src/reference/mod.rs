@@ -9,6 +9,7 @@
 //! - backward passes visit outputs in order and add into the gradient (deterministic).
 
 use crate::element::{Accumulator, Element};
+use crate::geometry::Span;
 use crate::plan::{Divisor, Geom, WindowTable};
 use crate::LpVariant;
 use num_traits::{Float, One, Zero};
@@ -104,10 +105,22 @@ fn divide<A: Accumulator>(
     w: &[crate::geometry::AxisSpans; 3],
     o: [usize; 3],
 ) -> A {
+    divide_spans(sum, div, spans_of(w, o))
+}
+
+/// The window of output `o`: its span on each axis.
+fn spans_of(w: &[crate::geometry::AxisSpans; 3], o: [usize; 3]) -> [Span; 3] {
+    [w[0].get(o[0]), w[1].get(o[1]), w[2].get(o[2])]
+}
+
+/// [`divide`] for the window whose spans are `s`.
+pub(crate) fn divide_spans<A: Accumulator>(sum: A, div: Divisor, s: [Span; 3]) -> A {
     match div {
-        Divisor::PerAxis => (0..3).fold(sum, |s, a| s / A::from_i64(w[a].get(o[a]).count as i64)),
+        Divisor::PerAxis => s.iter().fold(sum, |v, a| v / A::from_i64(a.count as i64)),
         _ => {
-            let (real, padded) = window_counts(w, o);
+            let (real, padded) = s
+                .iter()
+                .fold((1, 1), |(r, p), a| (r * a.count, p * a.padded_count));
             let d = divisor_of(div, real, padded);
             if real == 0 && d == 0 {
                 A::zero()
@@ -116,13 +129,6 @@ fn divide<A: Accumulator>(
             }
         }
     }
-}
-
-fn window_counts(w: &[crate::geometry::AxisSpans; 3], o: [usize; 3]) -> (usize, usize) {
-    (0..3).fold((1, 1), |(r, p), a| {
-        let s = w[a].get(o[a]);
-        (r * s.count, p * s.padded_count)
-    })
 }
 
 /// Average pooling forward.
@@ -178,7 +184,7 @@ pub(crate) fn avg_backward<T: Element>(
 /// type: f16 and bf16 round after every add (an f32 sum rounded once differs in the last
 /// bits); for f32 and f64 the rounding is the identity.
 #[inline(always)]
-fn add_in<T: Element>(acc: &mut T::Acc, v: T::Acc) {
+pub(crate) fn add_in<T: Element>(acc: &mut T::Acc, v: T::Acc) {
     *acc = T::from_acc(*acc + v).to_acc();
 }
 
@@ -232,13 +238,13 @@ fn torch_pow<A: Accumulator>(x: A, p: A) -> A {
 }
 
 /// [`torch_pow`] rounded to `T`.
-fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
+pub(crate) fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
     T::from_acc(torch_pow(x, p)).to_acc()
 }
 
 /// `torch.sign` (and `sgn`, which `abs`'s derivative multiplies by): ±1, and +0 for ±0 and
 /// for NaN.
-fn sign<A: Accumulator>(a: A) -> A {
+pub(crate) fn sign<A: Accumulator>(a: A) -> A {
     if a > A::zero() {
         A::one()
     } else if a < A::zero() {
@@ -253,6 +259,68 @@ fn signed_abs<T: Element>(x: &[T], s: T::Acc) -> Vec<T> {
     x.iter()
         .map(|v| T::from_acc(s * v.to_acc().abs()))
         .collect()
+}
+
+/// `v` rounded to `T` (PyTorch rounds every intermediate tensor of its Lp composite).
+fn round_to<T: Element>(v: T::Acc) -> T::Acc {
+    T::from_acc(v).to_acc()
+}
+
+/// PyTorch's Lp output from a window's power sum `sum` (spans `s`, kernel area `k`):
+/// `(sign(A)·relu(|A|)·K)^(1/p)` with `A = avg_pool(x^p)` (padding counted).
+pub(crate) fn lp_torch_output<T: Element>(
+    sum: T::Acc,
+    s: [Span; 3],
+    k: T::Acc,
+    inv: T::Acc,
+) -> T::Acc {
+    let r = round_to::<T>;
+    let a = r(divide_spans(sum, Divisor::Padded, s));
+    // relu(|A|) is |A|, NaN included (`max` would drop a NaN).
+    let u = r(r(sign(a) * a.abs()) * k);
+    torch_pow(u, inv)
+}
+
+/// The delta PyTorch's Lp backward spreads over a window (output gradient `gout`, power sum
+/// `sum`): the chain rule back through pow, mul, sign·relu and avg_pool; [`lp_torch_input_factor`]
+/// multiplies the summed deltas. Autograd's conventions: relu passes no gradient at 0, so a
+/// window whose power sum is 0 gets gradient 0; `sign` and `sgn` are 0 at NaN, so with p = 1
+/// a window whose power sum is NaN passes gradient 0 (with other p, `u^(1/p - 1)` is NaN and
+/// so is the gradient).
+pub(crate) fn lp_torch_delta<T: Element>(
+    gout: T::Acc,
+    sum: T::Acc,
+    s: [Span; 3],
+    k: T::Acc,
+    inv: T::Acc,
+) -> T::Acc {
+    let r = round_to::<T>;
+    let zero = T::Acc::zero();
+    let a = r(divide_spans(sum, Divisor::Padded, s));
+    let u = r(r(sign(a) * a.abs()) * k);
+    // pow backward: g * (1/p) * u^(1/p - 1)
+    let g_u = r(gout * r(inv * r(torch_pow(u, inv - T::Acc::one()))));
+    // mul by K, then by sign(A) (0 for a NaN A); relu's backward zeroes the gradient where its
+    // result |A| is <= 0 (not where it is NaN); abs's multiplies by sgn(A) (0 again for NaN).
+    let g_r = r(r(g_u * k) * sign(a));
+    let g_abs = if a.abs() <= zero { zero } else { g_r };
+    let g_a = r(g_abs * sign(a));
+    // avg_pool backward (padding counted), as PyTorch computes the delta in T
+    r(divide_spans(g_a, Divisor::Padded, s))
+}
+
+/// Lp backward's last step on an element `x` whose summed deltas are `acc`: pow's backward,
+/// `acc · (p · x^(p-1))`, on every element (one outside every window still gets
+/// `0 · x^(p-1)`, which is NaN where `x^(p-1)` is NaN or infinite, as in PyTorch).
+pub(crate) fn lp_torch_input_factor<T: Element>(acc: T::Acc, x: T::Acc, pa: T::Acc) -> T::Acc {
+    let r = round_to::<T>;
+    r(acc) * r(pa * r(torch_pow(x, pa - T::Acc::one())))
+}
+
+/// ONNX's Lp backward term for element `x` of a window: `scale · |x|^(p-1) · sign(x)`, where
+/// `scale = gout · y / S` for the window's output `y` and power sum `S > 0`.
+pub(crate) fn lp_onnx_term<A: Accumulator>(scale: A, x: A, pa: A) -> A {
+    scale * x.abs().powf(pa - A::one()) * sign(x)
 }
 
 /// Lp pooling forward.
@@ -278,7 +346,6 @@ pub(crate) fn lp_forward<T: Element>(
     let pa = T::Acc::from_f64(p);
     let inv = T::Acc::from_f64(1.0 / p);
     let k = T::Acc::from_i64(area as i64);
-    let r = |v: T::Acc| T::from_acc(v).to_acc();
     for_each_plane(g, |pl, n, c| {
         let (bi, bo) = (si.base(n, c), so.base(n, c));
         let w = table.plane(pl);
@@ -289,10 +356,7 @@ pub(crate) fn lp_forward<T: Element>(
                     for i in taps {
                         sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
                     }
-                    let a = r(divide(sum, Divisor::Padded, w, oz));
-                    // relu(|A|) is |A|, NaN included (`max` would drop a NaN).
-                    let u = r(r(sign(a) * a.abs()) * k);
-                    torch_pow(u, inv)
+                    lp_torch_output::<T>(sum, spans_of(w, oz), k, inv)
                 }
                 LpVariant::Onnx => {
                     for i in taps {
@@ -342,7 +406,6 @@ pub(crate) fn lp_backward<T: Element>(
     let inv = T::Acc::from_f64(1.0 / p);
     let k = T::Acc::from_i64(area as i64);
     let zero = T::Acc::zero();
-    let r = |v: T::Acc| T::from_acc(v).to_acc();
     let mut acc = vec![zero; gx.len()];
     for_each_plane(g, |pl, n, c| {
         let (bi, bo) = (si.base(n, c), so.base(n, c));
@@ -356,19 +419,8 @@ pub(crate) fn lp_backward<T: Element>(
                     for &i in &taps {
                         sum += pow_t::<T>(x[bi + i * si.spatial].to_acc(), pa);
                     }
-                    let a = r(divide(sum, Divisor::Padded, w, oz));
-                    let u = r(r(sign(a) * a.abs()) * k);
-                    // pow backward: g * (1/p) * u^(1/p - 1)
-                    let g_u = r(gout * r(inv * r(torch_pow(u, inv - T::Acc::one()))));
-                    // mul by K, then by sign(A) (0 for a NaN A); relu's backward zeroes the
-                    // gradient where its result |A| is <= 0 (not where it is NaN); abs's
-                    // multiplies by sgn(A) (0 again for NaN).
-                    let g_r = r(r(g_u * k) * sign(a));
-                    let g_abs = if a.abs() <= zero { zero } else { g_r };
-                    let g_a = r(g_abs * sign(a));
-                    // avg_pool backward (padding counted), as PyTorch computes the delta in T;
-                    // x^p's derivative multiplies the summed deltas below.
-                    let delta = r(divide(g_a, Divisor::Padded, w, oz));
+                    // x^p's derivative multiplies the summed deltas below
+                    let delta = lp_torch_delta::<T>(gout, sum, spans_of(w, oz), k, inv);
                     for &i in &taps {
                         add_in::<T>(&mut acc[bi + i * si.spatial], delta);
                     }
@@ -383,8 +435,7 @@ pub(crate) fn lp_backward<T: Element>(
                         let scale = gout * y / sum;
                         for &i in &taps {
                             let xi = x[bi + i * si.spatial].to_acc();
-                            acc[bi + i * si.spatial] +=
-                                scale * xi.abs().powf(pa - T::Acc::one()) * sign(xi);
+                            acc[bi + i * si.spatial] += lp_onnx_term(scale, xi, pa);
                         }
                     }
                 }
@@ -392,11 +443,8 @@ pub(crate) fn lp_backward<T: Element>(
         });
     });
     if variant == LpVariant::Torch {
-        // pow backward, g · (p · x^(p-1)), on every element: one outside every window still
-        // gets 0 · x^(p-1), which is NaN where x^(p-1) is NaN or infinite, as in PyTorch.
         for (a, xi) in acc.iter_mut().zip(x) {
-            let dxp = r(pa * r(torch_pow(xi.to_acc(), pa - T::Acc::one())));
-            *a = r(*a) * dxp;
+            *a = lp_torch_input_factor::<T>(*a, xi.to_acc(), pa);
         }
     }
     for (d, a) in gx.iter_mut().zip(acc) {

@@ -1,0 +1,329 @@
+//! Exact plane-by-plane kernels for what has no SIMD kernel: Lp pooling (finite p), forward
+//! and backward, and the backward passes of f16 and bf16, whose gradients PyTorch rounds after
+//! every add (the SIMD backward kernels take f32 and f64). Each computes what `reference`
+//! computes, from the same scalar helpers and in the same order, so its results are the
+//! reference's bits. What differs is the cost:
+//! - planes (channels-first) or samples (channels-last) are rayon tasks;
+//! - each axis's windows are listed once per call, where the reference works a window out again
+//!   for every output, and a window's taps are plain index loops, not chained iterators;
+//! - Lp's powers `x^p` are taken once per element, not once for every window that holds it.
+//!
+//! Measured (`plane_probe`, `PROBE_N=8`, 1 thread, against the reference): Lp p = 2 on
+//! inception_avg_s1's shape (`192 28 28 3 1 1 lp`) forward 94.9 → 1.9 ms, backward
+//! (`PROBE_BWD=1`) 218 → 4.5 ms; bf16 average backward on the same shape 166 → 4.2 ms; f16 max
+//! backward from indices (`64 56 56 3 2 1`) 4.8 → 1.1 ms (numbers in BENCHMARKS.md).
+
+use crate::element::{Accumulator, Element};
+use crate::geometry::Span;
+use crate::layout::Layout;
+use crate::plan::{Divisor, Geom, WindowTable};
+use crate::reference::{
+    add_in, divide_spans, lp_onnx_term, lp_torch_delta, lp_torch_input_factor, lp_torch_output,
+    pow_t,
+};
+use crate::LpVariant;
+use num_traits::{Float, Zero};
+use rayon::prelude::*;
+
+/// Values a task should hold at least, so that small planes are grouped.
+const MIN_TASK_VALUES: usize = 1 << 14;
+
+/// One plane of a unit: its index among all planes (`n * C + c`, for per-plane windows) and
+/// where its values lie in the unit's input and output (`base + i * step`).
+#[derive(Clone, Copy)]
+struct Plane {
+    index: usize,
+    in_base: usize,
+    out_base: usize,
+    step: usize,
+}
+
+/// Runs `f(unit, planes, dst)` for every unit of the problem in parallel: a unit is a plane
+/// channels-first, a sample channels-last (its planes interleaved), and `dst` is its part of
+/// the written buffer, `per_plane` values for each of its planes.
+fn par_units<D: Send>(
+    g: &Geom,
+    dst: &mut [D],
+    per_plane: usize,
+    f: impl Fn(usize, &mut dyn Iterator<Item = Plane>, &mut [D]) + Sync,
+) {
+    let (planes_per_unit, step) = match g.layout {
+        Layout::ChannelsFirst => (1, 1),
+        Layout::ChannelsLast => (g.channels, g.channels),
+    };
+    let unit_len = per_plane * planes_per_unit;
+    if unit_len == 0 || dst.is_empty() {
+        return;
+    }
+    let run = |(u, d): (usize, &mut [D])| {
+        let first = u * planes_per_unit;
+        let mut planes = (0..planes_per_unit).map(|c| Plane {
+            index: first + c,
+            in_base: c,
+            out_base: c,
+            step,
+        });
+        f(u, &mut planes, d)
+    };
+    let min_units = (MIN_TASK_VALUES / unit_len).max(1);
+    if super::split_over_threads(dst.len(), MIN_TASK_VALUES) {
+        dst.par_chunks_mut(unit_len)
+            .with_min_len(min_units)
+            .enumerate()
+            .for_each(run);
+    } else {
+        dst.chunks_mut(unit_len).enumerate().for_each(run);
+    }
+}
+
+/// Each axis's windows, listed once.
+struct Windows([Vec<Span>; 3]);
+
+impl Windows {
+    fn list(g: &Geom, table: &WindowTable, plane: usize) -> Self {
+        let w = table.plane(plane);
+        Windows(std::array::from_fn(|a| {
+            (0..g.out3[a]).map(|o| w[a].get(o)).collect()
+        }))
+    }
+
+    /// Calls `f(o, spans)` for every output of a plane in order (`o` plane-local, flat).
+    #[inline(always)]
+    fn for_each(&self, mut f: impl FnMut(usize, [Span; 3])) {
+        let [d, h, w] = &self.0;
+        let mut o = 0;
+        for &sd in d {
+            for &sh in h {
+                for &sw in w {
+                    f(o, [sd, sh, sw]);
+                    o += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Windows shared by every plane listed once; per-plane windows (fractional) listed per plane.
+enum WindowCache<'a> {
+    Shared(Windows),
+    PerPlane(&'a Geom, &'a WindowTable),
+}
+
+impl<'a> WindowCache<'a> {
+    fn new(g: &'a Geom, table: &'a WindowTable) -> Self {
+        match table {
+            WindowTable::Shared(_) => WindowCache::Shared(Windows::list(g, table, 0)),
+            WindowTable::PerPlane(_) => WindowCache::PerPlane(g, table),
+        }
+    }
+
+    fn with<R>(&self, plane: usize, f: impl FnOnce(&Windows) -> R) -> R {
+        match self {
+            WindowCache::Shared(w) => f(w),
+            WindowCache::PerPlane(g, t) => f(&Windows::list(g, t, plane)),
+        }
+    }
+}
+
+/// Calls `f(i)` for the plane-local flat index of every tap of a window, in row-major order
+/// (the reference's scan order).
+#[inline(always)]
+fn for_each_tap(in3: [usize; 3], [sd, sh, sw]: [Span; 3], mut f: impl FnMut(usize)) {
+    let [_, ih, iw] = in3;
+    for a in 0..sd.count {
+        let d = sd.first + a * sd.step;
+        for b in 0..sh.count {
+            let row = (d * ih + sh.first + b * sh.step) * iw + sw.first;
+            for c in 0..sw.count {
+                f(row + c * sw.step);
+            }
+        }
+    }
+}
+
+/// Whether this path runs (the fast kernels are on: `NNPOOL_KERNEL=reference` keeps the
+/// reference, so the two can be compared).
+fn enabled() -> bool {
+    super::fast_isa().is_some()
+}
+
+/// Lp pooling forward for a finite `p` (see `reference::lp_forward`); `false` when not taken.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lp_forward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    p: f64,
+    variant: LpVariant,
+    area: usize,
+    x: &[T],
+    y: &mut [T],
+) -> bool {
+    if !enabled() || !p.is_finite() {
+        return false;
+    }
+    let (pa, inv) = (T::Acc::from_f64(p), T::Acc::from_f64(1.0 / p));
+    let k = T::Acc::from_i64(area as i64);
+    let (pin, pout) = (g.in_plane(), g.out_plane());
+    let cache = WindowCache::new(g, table);
+    par_units(g, y, pout, |u, planes, yu| {
+        let xu = &x[u * pin * (yu.len() / pout)..][..pin * (yu.len() / pout)];
+        let mut powers = vec![T::Acc::zero(); pin];
+        for pl in planes {
+            for (i, v) in powers.iter_mut().enumerate() {
+                let xi = xu[pl.in_base + i * pl.step].to_acc();
+                *v = match variant {
+                    LpVariant::Torch => pow_t::<T>(xi, pa),
+                    LpVariant::Onnx => xi.abs().powf(pa),
+                };
+            }
+            cache.with(pl.index, |w| {
+                w.for_each(|o, s| {
+                    let mut sum = T::Acc::zero();
+                    for_each_tap(g.in3, s, |i| sum += powers[i]);
+                    let out = match variant {
+                        LpVariant::Torch => lp_torch_output::<T>(sum, s, k, inv),
+                        LpVariant::Onnx => sum.powf(inv),
+                    };
+                    yu[pl.out_base + o * pl.step] = T::from_acc(out);
+                })
+            });
+        }
+    });
+    true
+}
+
+/// Lp pooling backward for a finite `p` (see `reference::lp_backward`); `false` when not taken.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lp_backward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    p: f64,
+    variant: LpVariant,
+    area: usize,
+    x: &[T],
+    gy: &[T],
+    gx: &mut [T],
+) -> bool {
+    if !enabled() || !p.is_finite() {
+        return false;
+    }
+    let (pa, inv) = (T::Acc::from_f64(p), T::Acc::from_f64(1.0 / p));
+    let k = T::Acc::from_i64(area as i64);
+    let zero = T::Acc::zero();
+    let (pin, pout) = (g.in_plane(), g.out_plane());
+    let cache = WindowCache::new(g, table);
+    par_units(g, gx, pin, |u, planes, gxu| {
+        let per_unit = gxu.len() / pin;
+        let xu = &x[u * pin * per_unit..][..gxu.len()];
+        let gyu = &gy[u * pout * per_unit..][..pout * per_unit];
+        let mut powers = vec![zero; pin];
+        let mut acc = vec![zero; pin];
+        for pl in planes {
+            let xi = |i: usize| xu[pl.in_base + i * pl.step].to_acc();
+            if variant == LpVariant::Torch {
+                for (i, v) in powers.iter_mut().enumerate() {
+                    *v = pow_t::<T>(xi(i), pa);
+                }
+            } else {
+                for (i, v) in powers.iter_mut().enumerate() {
+                    *v = xi(i).abs().powf(pa);
+                }
+            }
+            acc.fill(zero);
+            cache.with(pl.index, |w| {
+                w.for_each(|o, s| {
+                    let gout = gyu[pl.out_base + o * pl.step].to_acc();
+                    let mut sum = zero;
+                    for_each_tap(g.in3, s, |i| sum += powers[i]);
+                    match variant {
+                        LpVariant::Torch => {
+                            let delta = lp_torch_delta::<T>(gout, sum, s, k, inv);
+                            for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
+                        }
+                        LpVariant::Onnx if sum > zero => {
+                            let scale = gout * sum.powf(inv) / sum;
+                            for_each_tap(g.in3, s, |i| acc[i] += lp_onnx_term(scale, xi(i), pa));
+                        }
+                        LpVariant::Onnx => {}
+                    }
+                })
+            });
+            for (i, a) in acc.iter().enumerate() {
+                let v = match variant {
+                    LpVariant::Torch => lp_torch_input_factor::<T>(*a, xi(i), pa),
+                    LpVariant::Onnx => *a,
+                };
+                gxu[pl.in_base + i * pl.step] = T::from_acc(v);
+            }
+        }
+    });
+    true
+}
+
+/// Average backward (see `reference::avg_backward`) for the element types the SIMD kernels do
+/// not take (f16, bf16: PyTorch rounds the gradient after every add); `false` when not taken.
+pub(crate) fn avg_backward<T: Element>(
+    g: &Geom,
+    table: &WindowTable,
+    div: Divisor,
+    gy: &[T],
+    gx: &mut [T],
+) -> bool {
+    if !enabled() {
+        return false;
+    }
+    let (pin, pout) = (g.in_plane(), g.out_plane());
+    let cache = WindowCache::new(g, table);
+    par_units(g, gx, pin, |u, planes, gxu| {
+        let per_unit = gxu.len() / pin;
+        let gyu = &gy[u * pout * per_unit..][..pout * per_unit];
+        let mut acc = vec![T::Acc::zero(); pin];
+        for pl in planes {
+            acc.fill(T::Acc::zero());
+            cache.with(pl.index, |w| {
+                w.for_each(|o, s| {
+                    // PyTorch computes the delta in T, then adds it in T
+                    let gout = gyu[pl.out_base + o * pl.step].to_acc();
+                    let delta = T::from_acc(divide_spans(gout, div, s)).to_acc();
+                    for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
+                })
+            });
+            for (i, a) in acc.iter().enumerate() {
+                gxu[pl.in_base + i * pl.step] = T::from_acc(*a);
+            }
+        }
+    });
+    true
+}
+
+/// Max-type backward from plane-local indices (see `reference::scatter_by_index`) for the
+/// element types the SIMD scatter does not take; `false` when not taken. Indices outside the
+/// plane are skipped, as there (the caller reports them).
+pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: &mut [T]) -> bool {
+    if !enabled() {
+        return false;
+    }
+    let (pin, pout) = (g.in_plane(), g.out_plane());
+    par_units(g, gx, pin, |u, planes, gxu| {
+        let per_unit = gxu.len() / pin;
+        let (iu, gyu) = (
+            &idx[u * pout * per_unit..][..pout * per_unit],
+            &gy[u * pout * per_unit..][..pout * per_unit],
+        );
+        let mut acc = vec![T::Acc::zero(); pin];
+        for pl in planes {
+            acc.fill(T::Acc::zero());
+            for o in 0..pout {
+                let at = pl.out_base + o * pl.step;
+                let i = iu[at];
+                if (0..pin as i64).contains(&i) {
+                    add_in::<T>(&mut acc[i as usize], gyu[at].to_acc());
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                gxu[pl.in_base + i * pl.step] = T::from_acc(*a);
+            }
+        }
+    });
+    true
+}
