@@ -1231,9 +1231,19 @@ fn lp_pooling_gives_the_reference_bits() {
     let mut seed = 7;
     let mut checked = 0;
     for rank in 1..=3 {
-        for (k, s, ceil) in [(2, 2, false), (3, 1, false), (3, 2, true), (2, 1, true)] {
+        for (k, s, pad, d, ceil) in [
+            (2, 2, 0, 1, false),
+            (3, 1, 0, 1, false),
+            (3, 2, 0, 1, true),
+            (2, 1, 0, 1, true),
+            (3, 2, 1, 1, true),
+            (2, 1, 0, 2, false),
+        ] {
+            // padding and dilation: ONNX's LpPool takes them, PyTorch's refuses them
             let w = Window::new(&vec![k; rank])
                 .stride(&vec![s; rank])
+                .padding(&vec![pad; rank])
+                .dilation(&vec![d; rank])
                 .ceil_mode(ceil);
             for p in [1.0, 2.0, 3.0, 0.5, 1.5, -1.0] {
                 for variant in [nnpool::LpVariant::Torch, nnpool::LpVariant::Onnx] {

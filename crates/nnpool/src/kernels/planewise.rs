@@ -6,15 +6,18 @@
 //! - planes (channels-first) or samples (channels-last) are rayon tasks;
 //! - each axis's windows are listed once per call, where the reference works a window out again
 //!   for every output, and a window's taps are plain index loops, not chained iterators;
-//! - Lp's powers `x^p` are taken once per element, not once for every window that holds it.
+//! - Lp's powers `x^p` are taken once per element, not once for every window that holds it,
+//!   and its window sums are formed tap by tap over all outputs ([`TapSums`]).
 //!
-//! Measured (`plane_probe`, `PROBE_N=8`, 1 thread, against the reference): Lp p = 2 on
-//! inception_avg_s1's shape (`192 28 28 3 1 1 lp`) forward 94.9 → 1.9 ms, backward
-//! (`PROBE_BWD=1`) 218 → 4.5 ms; bf16 average backward on the same shape 166 → 4.2 ms; f16 max
-//! backward from indices (`64 56 56 3 2 1`) 4.8 → 1.1 ms (numbers in BENCHMARKS.md).
+//! Measured (`plane_probe`, `PROBE_N=8`, against `NNPOOL_KERNEL=reference`, the path before,
+//! ms, 1 / 2 threads): Lp p = 2 on inception_avg_s1's shape (`192 28 28 3 1 1 lp`) forward
+//! 116 / 116 → 10.5 / 5.4, backward (`PROBE_BWD=1`) 252 / 251 → 28.1 / 14.1; the bf16 average
+//! backward on that shape (`PROBE_DTYPE=bf16 PROBE_BWD=1 .. avg`) 154 / 154 → 34.3 / 17.4; the
+//! f16 max backward from indices (`PROBE_DTYPE=f16 PROBE_BWD=1 .. 64 56 56 3 2 1`) 4.8–5.6 /
+//! 4.8–5.5 → 4.7 / 2.5, where `half`'s conversions (one call each way per add) are most of it.
 
 use crate::element::{Accumulator, Element};
-use crate::geometry::Span;
+use crate::geometry::{AxisGeometry, AxisSpans, Span};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom, WindowTable};
 use crate::reference::{
@@ -125,6 +128,133 @@ impl<'a> WindowCache<'a> {
     }
 }
 
+/// The window sums of a plane for sliding windows, formed tap by tap over all outputs (a loop
+/// the compiler vectorises) instead of window by window: each output still receives its taps in
+/// row-major order from +0, the reference's order. The values sit in a zero-padded plane, so a
+/// tap past the input adds +0, which leaves a sum as it is: a running sum from +0 is never −0,
+/// and every other value, NaN and ±inf included, is unchanged by adding +0.
+struct TapSums<A> {
+    axes: [AxisGeometry; 3],
+    /// The padded plane's sides: the padding before, then room for every tap.
+    sides: [usize; 3],
+    padded: Vec<A>,
+}
+
+impl<A: Accumulator> TapSums<A> {
+    /// `None` unless every axis of `table` has sliding windows (Lp pooling's always do).
+    fn new(table: &WindowTable) -> Option<Self> {
+        let WindowTable::Shared(w) = table else {
+            return None;
+        };
+        // the axes a lower rank embeds in 3-D: one window of the one input element
+        let unit = Span {
+            first: 0,
+            step: 1,
+            count: 1,
+            padded_count: 1,
+        };
+        let mut axes = Vec::with_capacity(3);
+        for a in w {
+            axes.push(match a {
+                AxisSpans::Sliding(g) => *g,
+                AxisSpans::Table(t) if t[..] == [unit] => AxisGeometry {
+                    input: 1,
+                    output: 1,
+                    kernel: 1,
+                    stride: 1,
+                    dilation: 1,
+                    pad_begin: 0,
+                    pad_end: 0,
+                },
+                _ => return None,
+            });
+        }
+        let axes: [AxisGeometry; 3] = axes.try_into().ok()?;
+        let sides = axes.each_ref().map(|g| {
+            let last_tap = g.output.saturating_sub(1) * g.stride + (g.kernel - 1) * g.dilation;
+            (g.input + g.pad_begin).max(last_tap + 1)
+        });
+        let padded = vec![A::zero(); sides.iter().product()];
+        Some(TapSums {
+            axes,
+            sides,
+            padded,
+        })
+    }
+
+    /// `sums[o]` for every output `o` of a plane whose value at plane-local flat index `i` is
+    /// `value(i)`.
+    fn sums(&mut self, value: impl Fn(usize) -> A, sums: &mut [A]) {
+        let [gd, gh, gw] = &self.axes;
+        let [_, lh, lw] = self.sides;
+        for d in 0..gd.input {
+            for h in 0..gh.input {
+                let at = ((d + gd.pad_begin) * lh + h + gh.pad_begin) * lw + gw.pad_begin;
+                let from = (d * gh.input + h) * gw.input;
+                for (w, v) in self.padded[at..at + gw.input].iter_mut().enumerate() {
+                    *v = value(from + w);
+                }
+            }
+        }
+        sums.fill(A::zero());
+        let ow = gw.output;
+        for kd in 0..gd.kernel {
+            for kh in 0..gh.kernel {
+                for kw in 0..gw.kernel {
+                    for od in 0..gd.output {
+                        for oh in 0..gh.output {
+                            let d = od * gd.stride + kd * gd.dilation;
+                            let h = oh * gh.stride + kh * gh.dilation;
+                            let at = (d * lh + h) * lw + kw * gw.dilation;
+                            let out = &mut sums[(od * gh.output + oh) * ow..][..ow];
+                            if gw.stride == 1 {
+                                for (s, v) in out.iter_mut().zip(&self.padded[at..at + ow]) {
+                                    *s += *v;
+                                }
+                            } else {
+                                for (j, s) in out.iter_mut().enumerate() {
+                                    *s += self.padded[at + j * gw.stride];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A plane's window sums: by [`TapSums`] where the windows slide, else window by window.
+enum PlaneSums<A> {
+    Taps(TapSums<A>),
+    Windows(Vec<A>),
+}
+
+impl<A: Accumulator> PlaneSums<A> {
+    fn new(table: &WindowTable, in_plane: usize) -> Self {
+        match TapSums::new(table) {
+            Some(t) => PlaneSums::Taps(t),
+            None => PlaneSums::Windows(vec![A::zero(); in_plane]),
+        }
+    }
+
+    fn sums(&mut self, g: &Geom, w: &Windows, value: impl Fn(usize) -> A, sums: &mut [A]) {
+        match self {
+            PlaneSums::Taps(t) => t.sums(value, sums),
+            PlaneSums::Windows(values) => {
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = value(i);
+                }
+                w.for_each(|o, s| {
+                    let mut sum = A::zero();
+                    for_each_tap(g.in3, s, |i| sum += values[i]);
+                    sums[o] = sum;
+                });
+            }
+        }
+    }
+}
+
 /// Calls `f(i)` for the plane-local flat index of every tap of a window, in row-major order
 /// (the reference's scan order).
 #[inline(always)]
@@ -167,19 +297,20 @@ pub(crate) fn lp_forward<T: Element>(
     let cache = WindowCache::new(g, table);
     par_units(g, y, pout, |u, planes, yu| {
         let xu = &x[u * pin * (yu.len() / pout)..][..pin * (yu.len() / pout)];
-        let mut powers = vec![T::Acc::zero(); pin];
+        let mut plane_sums = PlaneSums::new(table, pin);
+        let mut sums = vec![T::Acc::zero(); pout];
         for pl in planes {
-            for (i, v) in powers.iter_mut().enumerate() {
+            let power = |i: usize| {
                 let xi = xu[pl.in_base + i * pl.step].to_acc();
-                *v = match variant {
+                match variant {
                     LpVariant::Torch => pow_t::<T>(xi, pa),
                     LpVariant::Onnx => xi.abs().powf(pa),
-                };
-            }
+                }
+            };
             cache.with(pl.index, |w| {
+                plane_sums.sums(g, w, power, &mut sums);
                 w.for_each(|o, s| {
-                    let mut sum = T::Acc::zero();
-                    for_each_tap(g.in3, s, |i| sum += powers[i]);
+                    let sum = sums[o];
                     let out = match variant {
                         LpVariant::Torch => lp_torch_output::<T>(sum, s, k, inv),
                         LpVariant::Onnx => sum.powf(inv),
@@ -216,25 +347,21 @@ pub(crate) fn lp_backward<T: Element>(
         let per_unit = gxu.len() / pin;
         let xu = &x[u * pin * per_unit..][..gxu.len()];
         let gyu = &gy[u * pout * per_unit..][..pout * per_unit];
-        let mut powers = vec![zero; pin];
+        let mut plane_sums = PlaneSums::new(table, pin);
+        let mut sums = vec![zero; pout];
         let mut acc = vec![zero; pin];
         for pl in planes {
             let xi = |i: usize| xu[pl.in_base + i * pl.step].to_acc();
-            if variant == LpVariant::Torch {
-                for (i, v) in powers.iter_mut().enumerate() {
-                    *v = pow_t::<T>(xi(i), pa);
-                }
-            } else {
-                for (i, v) in powers.iter_mut().enumerate() {
-                    *v = xi(i).abs().powf(pa);
-                }
-            }
+            let power = |i: usize| match variant {
+                LpVariant::Torch => pow_t::<T>(xi(i), pa),
+                LpVariant::Onnx => xi(i).abs().powf(pa),
+            };
             acc.fill(zero);
             cache.with(pl.index, |w| {
+                plane_sums.sums(g, w, power, &mut sums);
                 w.for_each(|o, s| {
                     let gout = gyu[pl.out_base + o * pl.step].to_acc();
-                    let mut sum = zero;
-                    for_each_tap(g.in3, s, |i| sum += powers[i]);
+                    let sum = sums[o];
                     match variant {
                         LpVariant::Torch => {
                             let delta = lp_torch_delta::<T>(gout, sum, s, k, inv);
