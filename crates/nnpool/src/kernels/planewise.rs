@@ -32,12 +32,11 @@ use rayon::prelude::*;
 const MIN_TASK_VALUES: usize = 1 << 14;
 
 /// One plane of a unit: its index among all planes (`n * C + c`, for per-plane windows) and
-/// where its values lie in the unit's input and output (`base + i * step`).
+/// where its values lie in the unit's input and output alike (`base + i * step`).
 #[derive(Clone, Copy)]
 struct Plane {
     index: usize,
-    in_base: usize,
-    out_base: usize,
+    base: usize,
     step: usize,
 }
 
@@ -62,8 +61,7 @@ fn par_units<D: Send>(
         let first = u * planes_per_unit;
         let mut planes = (0..planes_per_unit).map(|c| Plane {
             index: first + c,
-            in_base: c,
-            out_base: c,
+            base: c,
             step,
         });
         f(u, &mut planes, d)
@@ -296,12 +294,13 @@ pub(crate) fn lp_forward<T: Element>(
     let (pin, pout) = (g.in_plane(), g.out_plane());
     let cache = WindowCache::new(g, table);
     par_units(g, y, pout, |u, planes, yu| {
-        let xu = &x[u * pin * (yu.len() / pout)..][..pin * (yu.len() / pout)];
+        let per_unit = yu.len() / pout;
+        let xu = &x[u * pin * per_unit..][..pin * per_unit];
         let mut plane_sums = PlaneSums::new(table, pin);
         let mut sums = vec![T::Acc::zero(); pout];
         for pl in planes {
             let power = |i: usize| {
-                let xi = xu[pl.in_base + i * pl.step].to_acc();
+                let xi = xu[pl.base + i * pl.step].to_acc();
                 match variant {
                     LpVariant::Torch => pow_t::<T>(xi, pa),
                     LpVariant::Onnx => xi.abs().powf(pa),
@@ -315,7 +314,7 @@ pub(crate) fn lp_forward<T: Element>(
                         LpVariant::Torch => lp_torch_output::<T>(sum, s, k, inv),
                         LpVariant::Onnx => sum.powf(inv),
                     };
-                    yu[pl.out_base + o * pl.step] = T::from_acc(out);
+                    yu[pl.base + o * pl.step] = T::from_acc(out);
                 })
             });
         }
@@ -351,7 +350,7 @@ pub(crate) fn lp_backward<T: Element>(
         let mut sums = vec![zero; pout];
         let mut acc = vec![zero; pin];
         for pl in planes {
-            let xi = |i: usize| xu[pl.in_base + i * pl.step].to_acc();
+            let xi = |i: usize| xu[pl.base + i * pl.step].to_acc();
             let power = |i: usize| match variant {
                 LpVariant::Torch => pow_t::<T>(xi(i), pa),
                 LpVariant::Onnx => xi(i).abs().powf(pa),
@@ -360,7 +359,7 @@ pub(crate) fn lp_backward<T: Element>(
             cache.with(pl.index, |w| {
                 plane_sums.sums(g, w, power, &mut sums);
                 w.for_each(|o, s| {
-                    let gout = gyu[pl.out_base + o * pl.step].to_acc();
+                    let gout = gyu[pl.base + o * pl.step].to_acc();
                     let sum = sums[o];
                     match variant {
                         LpVariant::Torch => {
@@ -380,7 +379,7 @@ pub(crate) fn lp_backward<T: Element>(
                     LpVariant::Torch => lp_torch_input_factor::<T>(*a, xi(i), pa),
                     LpVariant::Onnx => *a,
                 };
-                gxu[pl.in_base + i * pl.step] = T::from_acc(v);
+                gxu[pl.base + i * pl.step] = T::from_acc(v);
             }
         }
     });
@@ -410,13 +409,13 @@ pub(crate) fn avg_backward<T: Element>(
             cache.with(pl.index, |w| {
                 w.for_each(|o, s| {
                     // PyTorch computes the delta in T, then adds it in T
-                    let gout = gyu[pl.out_base + o * pl.step].to_acc();
+                    let gout = gyu[pl.base + o * pl.step].to_acc();
                     let delta = T::from_acc(divide_spans(gout, div, s)).to_acc();
                     for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
                 })
             });
             for (i, a) in acc.iter().enumerate() {
-                gxu[pl.in_base + i * pl.step] = T::from_acc(*a);
+                gxu[pl.base + i * pl.step] = T::from_acc(*a);
             }
         }
     });
@@ -441,14 +440,14 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
         for pl in planes {
             acc.fill(T::Acc::zero());
             for o in 0..pout {
-                let at = pl.out_base + o * pl.step;
+                let at = pl.base + o * pl.step;
                 let i = iu[at];
                 if (0..pin as i64).contains(&i) {
                     add_in::<T>(&mut acc[i as usize], gyu[at].to_acc());
                 }
             }
             for (i, a) in acc.iter().enumerate() {
-                gxu[pl.in_base + i * pl.step] = T::from_acc(*a);
+                gxu[pl.base + i * pl.step] = T::from_acc(*a);
             }
         }
     });
