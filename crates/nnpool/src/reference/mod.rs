@@ -274,11 +274,16 @@ pub(crate) fn lp_torch_output<T: Element>(
     k: T::Acc,
     inv: T::Acc,
 ) -> T::Acc {
+    torch_pow(lp_torch_base::<T>(sum, s, k).1, inv)
+}
+
+/// `(A, U)` of PyTorch's Lp composite for a window's power sum: `A = avg_pool(x^p)` (padding
+/// counted) and `U = sign(A)·relu(|A|)·K`, each rounded to `T`.
+fn lp_torch_base<T: Element>(sum: T::Acc, s: [Span; 3], k: T::Acc) -> (T::Acc, T::Acc) {
     let r = round_to::<T>;
     let a = r(divide_spans(sum, Divisor::Padded, s));
     // relu(|A|) is |A|, NaN included (`max` would drop a NaN).
-    let u = r(r(sign(a) * a.abs()) * k);
-    torch_pow(u, inv)
+    (a, r(r(sign(a) * a.abs()) * k))
 }
 
 /// The delta PyTorch's Lp backward spreads over a window (output gradient `gout`, power sum
@@ -296,8 +301,7 @@ pub(crate) fn lp_torch_delta<T: Element>(
 ) -> T::Acc {
     let r = round_to::<T>;
     let zero = T::Acc::zero();
-    let a = r(divide_spans(sum, Divisor::Padded, s));
-    let u = r(r(sign(a) * a.abs()) * k);
+    let (a, u) = lp_torch_base::<T>(sum, s, k);
     // pow backward: g * (1/p) * u^(1/p - 1)
     let g_u = r(gout * r(inv * r(torch_pow(u, inv - T::Acc::one()))));
     // mul by K, then by sign(A) (0 for a NaN A); relu's backward zeroes the gradient where its
