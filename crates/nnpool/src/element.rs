@@ -138,10 +138,57 @@ pub trait Element: Copy + Send + Sync + PartialOrd + Debug + Default + 'static {
     fn to_f64(self) -> f64;
     /// Narrows from f64, rounding to nearest.
     fn from_f64(x: f64) -> Self;
+    /// `a` rounded to this type and widened again: `from_acc(a).to_acc()`, which f16 and bf16
+    /// compute inline (a gradient of those types is rounded after every add, as PyTorch adds
+    /// in the tensor's own type). NaN stays NaN (its payload may differ).
+    ///
+    /// ```
+    /// use nnpool::{f16, Element};
+    /// assert_eq!(<f16 as Element>::round_acc(1.0 + 1e-4), 1.0);
+    /// assert_eq!(<f32 as Element>::round_acc(1.0 + 1e-4), 1.0 + 1e-4);
+    /// ```
+    #[inline(always)]
+    fn round_acc(a: Self::Acc) -> Self::Acc {
+        Self::from_acc(a).to_acc()
+    }
+}
+
+/// `x` rounded to the nearest f16 value (ties to even), as f32: f16's 11-bit significand
+/// from 2^-14 up, multiples of 2^-24 below (subnormals), ±inf from 65520 on.
+#[inline(always)]
+fn round_f32_to_f16(x: f32) -> f32 {
+    let a = x.abs();
+    if x.is_nan() {
+        return x;
+    }
+    if a >= 65520.0 {
+        return f32::INFINITY.copysign(x);
+    }
+    if a < 6.103_515_6e-5 {
+        // below 2^-14: multiples of 2^-24 (the scalings by powers of two are exact)
+        return ((a * 16_777_216.0).round_ties_even() * 5.960_464_5e-8).copysign(x);
+    }
+    // keep 10 of f32's 23 fraction bits, rounding the 13 dropped ones to even (a carry moves
+    // into the exponent, as it should)
+    let b = x.to_bits();
+    f32::from_bits((b + 0x0FFF + ((b >> 13) & 1)) & !0x1FFF)
+}
+
+/// `x` rounded to the nearest bf16 value (ties to even), as f32: the top 16 bits of f32.
+#[inline(always)]
+fn round_f32_to_bf16(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let b = x.to_bits();
+    f32::from_bits((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF_0000)
 }
 
 macro_rules! impl_float {
     ($t:ty, $dt:expr, $acc:ty, $to:expr, $from:expr, $to64:expr, $from64:expr) => {
+        impl_float!($t, $dt, $acc, $to, $from, $to64, $from64, |a| a);
+    };
+    ($t:ty, $dt:expr, $acc:ty, $to:expr, $from:expr, $to64:expr, $from64:expr, $round:expr) => {
         impl Element for $t {
             const DTYPE: DType = $dt;
             const IS_FLOAT: bool = true;
@@ -167,6 +214,10 @@ macro_rules! impl_float {
             fn from_f64(x: f64) -> Self {
                 $from64(x)
             }
+            #[inline(always)]
+            fn round_acc(a: $acc) -> $acc {
+                $round(a)
+            }
         }
     };
 }
@@ -188,7 +239,8 @@ impl_float!(
     f16::to_f32,
     f16::from_f32,
     f16::to_f64,
-    f16::from_f64
+    f16::from_f64,
+    round_f32_to_f16
 );
 impl_float!(
     bf16,
@@ -197,7 +249,8 @@ impl_float!(
     bf16::to_f32,
     bf16::from_f32,
     bf16::to_f64,
-    bf16::from_f64
+    bf16::from_f64,
+    round_f32_to_bf16
 );
 
 macro_rules! impl_int {
@@ -246,4 +299,31 @@ impl_int!(u64, DType::U64);
 #[inline]
 pub(crate) fn round_to<T: Element>(x: f64) -> f64 {
     T::from_f64(x).to_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{round_f32_to_bf16, round_f32_to_f16};
+    use half::{bf16, f16};
+    use rayon::prelude::*;
+
+    /// Every f32 bit pattern (a stride through them in unoptimised builds): the inline
+    /// roundings give `half`'s conversions' values, NaN for NaN.
+    #[test]
+    fn inline_roundings_match_half_on_every_f32() {
+        let step: usize = if cfg!(debug_assertions) { 4099 } else { 1 };
+        let bad = (0..=(u32::MAX as usize) / step)
+            .into_par_iter()
+            .map(|i| (i * step) as u32)
+            .filter(|&b| {
+                let x = f32::from_bits(b);
+                let (h, hb) = (round_f32_to_f16(x), round_f32_to_bf16(x));
+                let (want_h, want_b) = (f16::from_f32(x).to_f32(), bf16::from_f32(x).to_f32());
+                let same =
+                    |a: f32, w: f32| a.to_bits() == w.to_bits() || (a.is_nan() && w.is_nan());
+                !same(h, want_h) || !same(hb, want_b)
+            })
+            .min();
+        assert_eq!(bad, None, "first f32 bit pattern that differs");
+    }
 }

@@ -185,7 +185,7 @@ pub(crate) fn avg_backward<T: Element>(
 /// bits); for f32 and f64 the rounding is the identity.
 #[inline(always)]
 pub(crate) fn add_in<T: Element>(acc: &mut T::Acc, v: T::Acc) {
-    *acc = T::from_acc(*acc + v).to_acc();
+    *acc = T::round_acc(*acc + v);
 }
 
 /// Adds `gy[o]` into `gx[idx[o]]` plane by plane (max-type backward).
@@ -239,7 +239,7 @@ fn torch_pow<A: Accumulator>(x: A, p: A) -> A {
 
 /// [`torch_pow`] rounded to `T`.
 pub(crate) fn pow_t<T: Element>(x: T::Acc, p: T::Acc) -> T::Acc {
-    T::from_acc(torch_pow(x, p)).to_acc()
+    T::round_acc(torch_pow(x, p))
 }
 
 /// `torch.sign` (and `sgn`, which `abs`'s derivative multiplies by): ±1, and +0 for ±0 and
@@ -261,11 +261,6 @@ fn signed_abs<T: Element>(x: &[T], s: T::Acc) -> Vec<T> {
         .collect()
 }
 
-/// `v` rounded to `T` (PyTorch rounds every intermediate tensor of its Lp composite).
-fn round_to<T: Element>(v: T::Acc) -> T::Acc {
-    T::from_acc(v).to_acc()
-}
-
 /// PyTorch's Lp output from a window's power sum `sum` (spans `s`, kernel area `k`):
 /// `(sign(A)·relu(|A|)·K)^(1/p)` with `A = avg_pool(x^p)` (padding counted).
 pub(crate) fn lp_torch_output<T: Element>(
@@ -280,7 +275,7 @@ pub(crate) fn lp_torch_output<T: Element>(
 /// `(A, U)` of PyTorch's Lp composite for a window's power sum: `A = avg_pool(x^p)` (padding
 /// counted) and `U = sign(A)·relu(|A|)·K`, each rounded to `T`.
 fn lp_torch_base<T: Element>(sum: T::Acc, s: [Span; 3], k: T::Acc) -> (T::Acc, T::Acc) {
-    let r = round_to::<T>;
+    let r = T::round_acc;
     let a = r(divide_spans(sum, Divisor::Padded, s));
     // relu(|A|) is |A|, NaN included (`max` would drop a NaN).
     (a, r(r(sign(a) * a.abs()) * k))
@@ -299,7 +294,7 @@ pub(crate) fn lp_torch_delta<T: Element>(
     k: T::Acc,
     inv: T::Acc,
 ) -> T::Acc {
-    let r = round_to::<T>;
+    let r = T::round_acc;
     let zero = T::Acc::zero();
     let (a, u) = lp_torch_base::<T>(sum, s, k);
     // pow backward: g * (1/p) * u^(1/p - 1)
@@ -317,7 +312,7 @@ pub(crate) fn lp_torch_delta<T: Element>(
 /// `acc · (p · x^(p-1))`, on every element (one outside every window still gets
 /// `0 · x^(p-1)`, which is NaN where `x^(p-1)` is NaN or infinite, as in PyTorch).
 pub(crate) fn lp_torch_input_factor<T: Element>(acc: T::Acc, x: T::Acc, pa: T::Acc) -> T::Acc {
-    let r = round_to::<T>;
+    let r = T::round_acc;
     r(acc) * r(pa * r(torch_pow(x, pa - T::Acc::one())))
 }
 
