@@ -386,8 +386,9 @@ pub(crate) fn lp_backward<T: Element>(
     true
 }
 
-/// Average backward (see `reference::avg_backward`) for the element types the SIMD kernels do
-/// not take (f16, bf16: PyTorch rounds the gradient after every add); `false` when not taken.
+/// Average backward (see `reference::avg_backward`) where the SIMD kernels decline: f16 and
+/// bf16 always (PyTorch rounds their gradient after every add), other types for the problems
+/// those kernels do not take; `false` when not taken.
 pub(crate) fn avg_backward<T: Element>(
     g: &Geom,
     table: &WindowTable,
@@ -422,8 +423,8 @@ pub(crate) fn avg_backward<T: Element>(
     true
 }
 
-/// Max-type backward from plane-local indices (see `reference::scatter_by_index`) for the
-/// element types the SIMD scatter does not take; `false` when not taken. Indices outside the
+/// Max-type backward from plane-local indices (see `reference::scatter_by_index`) where the
+/// SIMD scatter declines (f16, bf16); `false` when not taken. Indices outside the
 /// plane are skipped, as there (the caller reports them).
 pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: &mut [T]) -> bool {
     if !enabled() {
