@@ -386,6 +386,39 @@ pub(crate) fn lp_backward<T: Element>(
     true
 }
 
+/// `values` as accumulators, for f16 and bf16 widened into `buf` by one slice conversion (F16C
+/// for f16, 8 values an instruction, where `to_acc` is a call per value): `None` for the
+/// other types, which widen as they are read.
+fn widened<'a, T: Element>(values: &[T], buf: &'a mut Vec<f32>) -> Option<&'a [T::Acc]> {
+    if !is_half::<T>() {
+        return None;
+    }
+    buf.resize(values.len(), 0.0);
+    super::widen(values, buf);
+    super::cast::<f32, T::Acc>(buf)
+}
+
+/// Whether `T` is f16 or bf16.
+fn is_half<T: Element>() -> bool {
+    let none: &[T] = &[];
+    super::cast::<T, half::f16>(none).is_some() || super::cast::<T, half::bf16>(none).is_some()
+}
+
+/// Stores plane `pl`'s accumulated values into `dst` (value `i` at `pl.base + i·pl.step`),
+/// rounded to `T`: by one slice conversion where the plane is contiguous and `T` is f16 or
+/// bf16.
+fn store_plane<T: Element>(acc: &[T::Acc], pl: &Plane, dst: &mut [T]) {
+    if pl.step == 1 && is_half::<T>() {
+        if let Some(wide) = super::cast::<T::Acc, f32>(acc) {
+            super::narrow(wide, &mut dst[pl.base..pl.base + acc.len()]);
+            return;
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        dst[pl.base + i * pl.step] = T::from_acc(*a);
+    }
+}
+
 /// Average backward (see `reference::avg_backward`) where the SIMD kernels decline: f16 and
 /// bf16 always (PyTorch rounds their gradient after every add), other types for the problems
 /// those kernels do not take; `false` when not taken.
@@ -404,20 +437,21 @@ pub(crate) fn avg_backward<T: Element>(
     par_units(g, gx, pin, |u, planes, gxu| {
         let per_unit = gxu.len() / pin;
         let gyu = &gy[u * pout * per_unit..][..pout * per_unit];
+        let mut buf = Vec::new();
+        let wide = widened(gyu, &mut buf);
         let mut acc = vec![T::Acc::zero(); pin];
         for pl in planes {
             acc.fill(T::Acc::zero());
             cache.with(pl.index, |w| {
                 w.for_each(|o, s| {
                     // PyTorch computes the delta in T, then adds it in T
-                    let gout = gyu[pl.base + o * pl.step].to_acc();
-                    let delta = T::from_acc(divide_spans(gout, div, s)).to_acc();
+                    let at = pl.base + o * pl.step;
+                    let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
+                    let delta = T::round_acc(divide_spans(gout, div, s));
                     for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
                 })
             });
-            for (i, a) in acc.iter().enumerate() {
-                gxu[pl.base + i * pl.step] = T::from_acc(*a);
-            }
+            store_plane::<T>(&acc, &pl, gxu);
         }
     });
     true
@@ -437,6 +471,8 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
             &idx[u * pout * per_unit..][..pout * per_unit],
             &gy[u * pout * per_unit..][..pout * per_unit],
         );
+        let mut buf = Vec::new();
+        let wide = widened(gyu, &mut buf);
         let mut acc = vec![T::Acc::zero(); pin];
         for pl in planes {
             acc.fill(T::Acc::zero());
@@ -444,12 +480,11 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
                 let at = pl.base + o * pl.step;
                 let i = iu[at];
                 if (0..pin as i64).contains(&i) {
-                    add_in::<T>(&mut acc[i as usize], gyu[at].to_acc());
+                    let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
+                    add_in::<T>(&mut acc[i as usize], gout);
                 }
             }
-            for (i, a) in acc.iter().enumerate() {
-                gxu[pl.base + i * pl.step] = T::from_acc(*a);
-            }
+            store_plane::<T>(&acc, &pl, gxu);
         }
     });
     true
