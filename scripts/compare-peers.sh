@@ -4,7 +4,7 @@
 #   scripts/compare-peers.sh /tmp/peers/bin/python [--case NAME,..]
 # The Python given must have numpy and the peers (onnx + onnxruntime, torch) installed; peers
 # that are missing are skipped. Results go to ./compare-nnpool.json and ./compare-peers.json.
-# RUST_PEERS=1 adds burn and candle (scripts/rust-peers/run.sh, ./compare-rust-peers.json).
+# RUST_PEERS=1 adds burn, candle and tract (scripts/rust-peers/run.sh, ./compare-rust-peers.json).
 set -euo pipefail
 py=${1:?usage: scripts/compare-peers.sh PYTHON [--case NAME,..]}
 shift
@@ -14,7 +14,7 @@ cargo build --release -p nnpool-cli
 "$py" scripts/peers.py --threads 1,2 --json compare-peers.json "$@"
 loads=compare-peers.json
 if [ "${RUST_PEERS:-0}" = 1 ]; then
-  # burn and candle too (scripts/rust-peers: a separate build of a few hundred crates)
+  # burn, candle and tract too (scripts/rust-peers: a separate build of a few hundred crates)
   cases=()
   if [ "${1:-}" = --case ]; then cases=("$2"); fi
   scripts/rust-peers/run.sh "${cases[@]}"

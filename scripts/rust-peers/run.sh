@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Rust peers (burn Flex / NdArray, candle) on the cases of `nnpool bench`, one process per
-# thread count, into ./compare-rust-peers.json (in peers.py's form):
+# The Rust peers (burn Flex / NdArray, candle, tract) on the cases of `nnpool bench`, one
+# process per thread count, into ./compare-rust-peers.json (in peers.py's form):
 #   scripts/rust-peers/run.sh [CASE,..]
 # Then, beside the Python peers and nnpool (scripts/compare-peers.sh writes those two):
 #   python3 scripts/peers.py --load compare-peers.json,compare-rust-peers.json \

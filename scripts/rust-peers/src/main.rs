@@ -1,6 +1,7 @@
-//! Times the Rust peers (burn 0.22 with its Flex and NdArray backends, candle 0.11) on the
-//! cases of `nnpool bench` (burn in both layouts: channels-last as a permuted view; candle
-//! channels-first, the only layout its pooling takes), after
+//! Times the Rust peers (burn 0.22 with its Flex and NdArray backends, candle 0.11, tract
+//! 0.23) on the cases of `nnpool bench` (burn in both layouts: channels-last as a permuted
+//! view; candle channels-first, the only layout its pooling takes; tract in both, forward
+//! only: it is an inference engine), after
 //! checking each result against nnpool's scalar reference. Prints one line per timing and
 //! writes the rows in `scripts/peers.py`'s JSON form, so its `--compare` can read them.
 //!
@@ -315,6 +316,82 @@ fn candle_case(case: &Case, x: &[f32]) -> Result<Made, String> {
     ))
 }
 
+/// `y` (channels-last, `[n, h, w, c]`) rearranged channels-first.
+fn from_nhwc(y: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; y.len()];
+    for ni in 0..n {
+        for p in 0..h * w {
+            for ci in 0..c {
+                out[(ni * c + ci) * h * w + p] = y[(ni * h * w + p) * c + ci];
+            }
+        }
+    }
+    out
+}
+
+/// tract on `x` (channels-first values; `nhwc`: stored and pooled channels-last): a model of
+/// one pooling node (`MaxPool`, or `SumPool` normalised, counting the padding, for averages
+/// and the global average), optimised and made runnable once, then run per call. The input
+/// is shared with each run, not copied.
+fn tract_case(case: &Case, x: &[f32], nhwc: bool) -> Result<Made, String> {
+    use tract_core::internal::*;
+    use tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec, SumPool};
+    use tract_core::ops::nn::DataFormat;
+    if case.backward {
+        return Err("no backward: an inference engine".into());
+    }
+    let (k, s, p) = case.geo;
+    let [n, c, h, w] = case.shape;
+    let (shape, values, format) = if nhwc {
+        ([n, h, w, c], to_nhwc(x, case.shape), DataFormat::NHWC)
+    } else {
+        (case.shape, x.to_vec(), DataFormat::NCHW)
+    };
+    let spec = PoolSpec::new(
+        format,
+        tvec![k, k],
+        PaddingSpec::Explicit(tvec![p, p], tvec![p, p]),
+        None,
+        Some(tvec![s, s]),
+        c,
+        c,
+    );
+    let op: Box<dyn TypedOp> = match case.kind {
+        Kind::Max => Box::new(MaxPool::new(spec, None)),
+        Kind::Avg | Kind::GlobalAvg => Box::new(SumPool::new(spec, true, true)),
+    };
+    let err = |e: TractError| format!("{e:#}");
+    let mut model = TypedModel::default();
+    let source = model.add_source("x", f32::fact(shape)).map_err(err)?;
+    let pooled = model.wire_node("pool", op, &[source]).map_err(err)?;
+    model.select_output_outlets(&pooled).map_err(err)?;
+    let plan = model
+        .into_optimized()
+        .map_err(err)?
+        .into_runnable()
+        .map_err(err)?;
+    let input = Tensor::from_shape(&shape, &values)
+        .map_err(err)?
+        .into_tvalue();
+    let result = plan.run(tvec![input.clone()]).map_err(err)?;
+    let got = result[0]
+        .to_plain_array_view::<f32>()
+        .map_err(err)?
+        .iter()
+        .copied()
+        .collect::<Vec<_>>();
+    let got = if nhwc {
+        let out = result[0].shape();
+        from_nhwc(&got, [out[0], out[1], out[2], out[3]])
+    } else {
+        got
+    };
+    Ok((
+        Box::new(move || drop(plan.run(tvec![input.clone()]).expect("tract pooling"))),
+        got,
+    ))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let threads: usize = args.first().and_then(|t| t.parse().ok()).expect("THREADS");
@@ -354,6 +431,8 @@ fn main() {
                 burn_case(&Device::ndarray(), case, &x, &gy, true),
             ),
             ("candle", "nchw", candle_case(case, &x)),
+            ("tract", "nchw", tract_case(case, &x, false)),
+            ("tract", "nhwc", tract_case(case, &x, true)),
         ];
         for (peer, layout, made) in peers {
             let (mut run, got) = match made {
