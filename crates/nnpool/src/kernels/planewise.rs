@@ -502,7 +502,10 @@ pub(crate) fn avg_backward<T: Element>(
         let mut spread = TapSums::<T::Acc>::new(table);
         let mut deltas = vec![T::Acc::zero(); if spread.is_some() { pout } else { 0 }];
         for pl in planes {
-            acc.fill(T::Acc::zero());
+            if spread.is_none() {
+                // (the spread's `unpad_into` writes every element)
+                acc.fill(T::Acc::zero());
+            }
             cache.with(pl.index, |w| {
                 w.for_each(|o, s| {
                     // PyTorch computes the delta in T, then adds it in T
