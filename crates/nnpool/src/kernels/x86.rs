@@ -246,15 +246,17 @@ fn lanes_below(n: usize) -> __mmask16 {
 
 /// A window's result from its fold: max as it is; a sum (folded in an order that may not
 /// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
-/// reference's does, then divided by `div`: multiplied by its reciprocal, fused with the `+
-/// 0` (`a · (1 / div) + 0`), within 1 ulp of the quotient. One operation on the FMA pipes
-/// where the division and the add took two, the division on the divider, the slowest unit
-/// (`ks1_strip`'s 3×3 average: 128 → 112 ns per plane).
+/// reference's does, then divided by the window's divisor: multiplied by its `reciprocal`,
+/// fused with the `+ 0` (`a · reciprocal + 0`), within 1 ulp of the quotient. One operation
+/// on the FMA pipes where the division and the add took two, the division on the divider, the
+/// slowest unit (`ks1_strip`'s 3×3 average: 128 → 112 ns per plane). Callers take the
+/// reciprocal once, outside their loops: left to the compiler, a scalar division stayed in
+/// `ks1_strip`'s row loop (112 → 105 ns per plane without it).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn finish_window<const MODE: u8>(a: __m512, div: f32) -> __m512 {
+fn finish_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
     if MODE == 2 {
-        _mm512_fmadd_ps(a, _mm512_set1_ps(1.0 / div), _mm512_setzero_ps())
+        _mm512_fmadd_ps(a, _mm512_set1_ps(reciprocal), _mm512_setzero_ps())
     } else {
         a
     }
@@ -272,13 +274,13 @@ fn plus_zero<const MODE: u8>(v: __m512) -> __m512 {
 }
 
 /// The H pass's [`finish_window`] for sums of W-pass rows made by [`fold_row_w`], which are
-/// never −0 (see there): divided by `div` (multiplied by its reciprocal, as there), without
-/// the `+ 0`.
+/// never −0 (see there): divided by the divisor (multiplied by its `reciprocal`, as there),
+/// without the `+ 0`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn finish_ring_window<const MODE: u8>(a: __m512, div: f32) -> __m512 {
+fn finish_ring_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
     if MODE == 2 {
-        _mm512_mul_ps(a, _mm512_set1_ps(1.0 / div))
+        _mm512_mul_ps(a, _mm512_set1_ps(reciprocal))
     } else {
         a
     }
@@ -651,6 +653,7 @@ pub(crate) unsafe fn cl_row_k3s2<
     let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
     let (pre, post) = (around[0].as_ptr(), around[1].as_ptr());
     let fold = pad_fold::<MODE>;
+    let reciprocal = 1.0 / div;
     let mut nan: __mmask16 = 0;
     // The loads are masked to the channels below c; every address is inside x (asserted) for
     // those lanes, and masked-off lanes are neither read nor stored.
@@ -713,7 +716,7 @@ pub(crate) unsafe fn cl_row_k3s2<
                 // SAFETY: at + 16 <= cols * c <= around[1].len() for the lanes of m.
                 acc = fold(acc, unsafe { _mm512_maskz_loadu_ps(m, post.add(at)) });
             }
-            let y = finish_window::<MODE>(acc, div);
+            let y = finish_window::<MODE>(acc, reciprocal);
             // SAFETY: as above, for top and out (both hold cols * c values).
             unsafe {
                 _mm512_mask_storeu_ps(t.add(at), m, last);
@@ -822,6 +825,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
     // 26.4 / 283 / 82.6.
     const TILE_BYTES: usize = 16 << 10;
     let tile = (TILE_BYTES / (c * 16)).saturating_sub(2).max(1);
+    let reciprocals = divs.map(|d| 1.0 / d);
     let mut top = _mm512_setzero_si512();
     let mut j0 = 0;
     while j0 < cols {
@@ -832,7 +836,18 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
         while ch + 32 <= c {
             // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, EDGE, 2>(x, rows, c, c0, n_cols, divs, ch, 0xFFFF, o0, o1)
+                rows2_k3_block::<MODE, EDGE, 2>(
+                    x,
+                    rows,
+                    c,
+                    c0,
+                    n_cols,
+                    reciprocals,
+                    ch,
+                    0xFFFF,
+                    o0,
+                    o1,
+                )
             });
             ch += 32;
         }
@@ -841,7 +856,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
             let m = lanes_below(n);
             // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
             top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, EDGE, 1>(x, rows, c, c0, n_cols, divs, ch, m, o0, o1)
+                rows2_k3_block::<MODE, EDGE, 1>(x, rows, c, c0, n_cols, reciprocals, ch, m, o0, o1)
             });
             ch += n;
         }
@@ -864,7 +879,7 @@ unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
     c: usize,
     col0: usize,
     cols: usize,
-    divs: [f32; 2],
+    reciprocals: [f32; 2],
     ch: usize,
     m: __mmask16,
     out0: &mut [MaybeUninit<f32>],
@@ -921,8 +936,8 @@ unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
             let at = j * c + ch + 16 * v;
             // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
             unsafe {
-                _mm512_mask_storeu_ps(d0.add(at), m, finish_window::<MODE>(y0, divs[0]));
-                _mm512_mask_storeu_ps(d1.add(at), m, finish_window::<MODE>(y1, divs[1]));
+                _mm512_mask_storeu_ps(d0.add(at), m, finish_window::<MODE>(y0, reciprocals[0]));
+                _mm512_mask_storeu_ps(d1.add(at), m, finish_window::<MODE>(y1, reciprocals[1]));
             }
         }
     }
@@ -959,7 +974,8 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
     );
     let src = x.as_ptr();
     let dst = out.as_mut_ptr().cast::<f32>();
-    let finish = |a: __m512| finish_window::<MODE>(a, div);
+    let reciprocal = 1.0 / div;
+    let finish = |a: __m512| finish_window::<MODE>(a, reciprocal);
     let mut special = _mm512_setzero_ps();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
@@ -1053,7 +1069,8 @@ pub(crate) unsafe fn pairs_h<const MODE: u8>(
 ) {
     let rows = t.len().checked_div(2 * w).unwrap_or(0);
     assert!(y.len() >= rows * w);
-    let finish = |a: __m512| finish_window::<MODE>(a, div);
+    let reciprocal = 1.0 / div;
+    let finish = |a: __m512| finish_window::<MODE>(a, reciprocal);
     let (src, dst) = (t.as_ptr(), y.as_mut_ptr().cast::<f32>());
     let full = w / 16 * 16;
     let tail = lanes_below(w - full);
@@ -1571,6 +1588,12 @@ pub(crate) unsafe fn ks1_strip<
     }
     let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
+    // one divisor for all: its reciprocal, once per strip (the compiler left the division in
+    // the loop, one per output row)
+    let reciprocal = _mm512_set1_ps(match divisors {
+        [d] => 1.0 / d,
+        _ => 1.0,
+    });
     // Row pairs P_r = W_r ∘ W_(r+1) for r = i .. i + K − 3 (slots from K − 2 on unused), and
     // the last W row, W_(i + K − 2): output row i folds P_i, P_(i+2), .., W_(i + K − 1)
     let mut row_pairs = [[pad; V]; 5];
@@ -1596,13 +1619,13 @@ pub(crate) unsafe fn ks1_strip<
             }
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
-            if let (2, [d]) = (MODE, divisors) {
+            if let (2, [_]) = (MODE, divisors) {
                 // one divisor for all: a product by its reciprocal, fused with + 0 (from +0,
                 // as the reference's sums: an all −0 window gives +0). One operation on the
                 // FMA pipes, where the + 0 took an add and the division the divider, the
                 // slowest unit; within 1 ulp of the quotient, and the sums are regrouped
                 // anyway.
-                v = _mm512_fmadd_ps(v, _mm512_set1_ps(1.0 / d), _mm512_setzero_ps());
+                v = _mm512_fmadd_ps(v, reciprocal, _mm512_setzero_ps());
             } else if MODE == 2 {
                 // from +0, as the reference's sums (an all −0 window gives +0)
                 v = _mm512_add_ps(v, _mm512_setzero_ps());
@@ -1687,11 +1710,12 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     dst: *mut f32,
 ) {
     debug_assert!(!srcs.is_empty());
+    let reciprocal = div.map(|d| 1.0 / d);
     // macros, not closures: a closure here would be compiled outside the ISA context
     macro_rules! finish {
         ($a:expr) => {
-            match div {
-                Some(d) if MODE == 2 => finish_ring_window::<MODE>($a, d),
+            match reciprocal {
+                Some(r) if MODE == 2 => finish_ring_window::<MODE>($a, r),
                 _ => $a,
             }
         };
@@ -1924,7 +1948,7 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
         macro_rules! store {
             ($i:expr, $v:expr) => {{
                 let v = match divs.get($i) {
-                    Some(&d) if MODE == 2 => finish_ring_window::<MODE>($v, d),
+                    Some(&d) if MODE == 2 => finish_ring_window::<MODE>($v, 1.0 / d),
                     _ => $v,
                 };
                 unsafe { _mm512_mask_storeu_ps(dsts[$i].add(f), m, v) }
@@ -1976,6 +2000,7 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
 ) {
     const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     assert!(srcs.len() == 2 * K - 1 && dsts.len() == K);
+    let reciprocal = div.map(|d| 1.0 / d);
     let mut f = 0;
     while f < n {
         let m = lanes_below(n - f);
@@ -1985,8 +2010,8 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
             *v = unsafe { _mm512_maskz_loadu_ps(m, s.add(f)) };
         }
         block_windows!(K, x, _mm512_setzero_ps(), pad_fold::<MODE>, |r, w| {
-            let w = match div {
-                Some(d) if MODE == 2 => finish_ring_window::<MODE>(w, d),
+            let w = match reciprocal {
+                Some(r) if MODE == 2 => finish_ring_window::<MODE>(w, r),
                 _ => w,
             };
             // SAFETY: lanes f + l < n of destination row r (the caller's bound).
