@@ -180,6 +180,18 @@ fn same(a: &[f32], b: &[f32]) -> bool {
             .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
 
+/// Within 2 ulp, or the same bits: the averages of `data` (small integers) have exact sums
+/// in any order, so the fast kernels differ from the reference only where they multiply by
+/// the divisor's reciprocal instead of dividing (within 1 ulp).
+fn within_division_rounding(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.to_bits() == y.to_bits()
+                || (x.is_nan() && y.is_nan())
+                || (x - y).abs() <= 2.0 * f32::EPSILON * y.abs()
+        })
+}
+
 fn sweep(rank: usize, sizes: &[usize]) -> usize {
     let mut checked = 0;
     for &inn in sizes {
@@ -261,7 +273,7 @@ fn sweep(rank: usize, sizes: &[usize]) -> usize {
                                         assert!(same(&y, &ny), "{desc} {name}: {y:?} != {ny:?}");
                                         plan.forward(&x, &mut y, None).unwrap();
                                         assert!(
-                                            same(&y, &ny),
+                                            within_division_rounding(&y, &ny),
                                             "{desc} {name} (fast path): {y:?} != {ny:?}"
                                         );
                                     }

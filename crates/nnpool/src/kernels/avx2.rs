@@ -187,6 +187,11 @@ pub(crate) unsafe fn ks1_strip_avx2<
             && 8 * (v0 + V - 1) < ow
     );
     let pad = pad_value::<MODE>();
+    // one divisor for all: its reciprocal, once (as `x86::ks1_strip`)
+    let reciprocal = _mm256_set1_ps(match divisors {
+        [d] => 1.0 / d,
+        _ => 1.0,
+    });
     // the first output column of each vector: the last vector of a row ends at its end,
     // overlapping the one before (it stores the same values there), so that every store is a
     // whole vector (`vmaskmovps` stores cost tens of cycles on AMD's cores: 44 % of the
@@ -270,8 +275,9 @@ pub(crate) unsafe fn ks1_strip_avx2<
             if MODE == SUM {
                 // from +0, as the reference's sums (an all −0 window gives +0)
                 v = _mm256_add_ps(v, _mm256_setzero_ps());
-                if let [d] = divisors {
-                    v = _mm256_div_ps(v, _mm256_set1_ps(*d));
+                if let [_] = divisors {
+                    // by its reciprocal, as `finish_window!`
+                    v = _mm256_mul_ps(v, reciprocal);
                 } else if !divisors.is_empty() {
                     // SAFETY: the divisors lie as the outputs (asserted): lanes below ow; with
                     // fewer than 8 columns, masked-off lanes are not read and divide by 1.
@@ -614,12 +620,13 @@ pub(crate) unsafe fn any_nan_or_inf_avx2(x: &[f32]) -> bool {
 
 /// A window's result from its fold: max as it is; a sum (folded in an order that may not
 /// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
-/// reference's does, then divided by `$div` (a vector). A macro, so that it is compiled in
-/// the caller's ISA context.
+/// reference's does, then divided by the divisor: multiplied by its `$reciprocal` (a vector),
+/// within 1 ulp of the quotient, as `x86::finish_window` (the same bits: both round `a ·
+/// reciprocal` once). A macro, so that it is compiled in the caller's ISA context.
 macro_rules! finish_window {
-    ($mode:expr, $a:expr, $div:expr) => {
+    ($mode:expr, $a:expr, $reciprocal:expr) => {
         if $mode == SUM {
-            _mm256_div_ps(_mm256_add_ps($a, _mm256_setzero_ps()), $div)
+            _mm256_mul_ps(_mm256_add_ps($a, _mm256_setzero_ps()), $reciprocal)
         } else {
             $a
         }
@@ -711,7 +718,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
             && rows.iter().all(|&r| r + (col0 + 2 * cols) * c <= x.len())
     );
     let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>());
-    let div = _mm256_set1_ps(div);
+    let reciprocal = _mm256_set1_ps(1.0 / div);
     let mut special = _mm256_setzero_ps();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
@@ -729,7 +736,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
                     special = _mm256_add_ps(special, _mm256_sub_ps(sum, sum));
                 }
                 let y = fold::<MODE>(fold::<MODE>(fold::<MODE>(a, b), e), f);
-                _mm256_storeu_ps(dst.add(j * c + ch), finish_window!(MODE, y, div));
+                _mm256_storeu_ps(dst.add(j * c + ch), finish_window!(MODE, y, reciprocal));
             }
             ch += 8;
         }
@@ -784,7 +791,7 @@ pub(crate) unsafe fn cl_row_k3s2<
     );
     let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
     let (pre, post) = (around[0].as_ptr(), around[1].as_ptr());
-    let div = _mm256_set1_ps(div);
+    let reciprocal = _mm256_set1_ps(1.0 / div);
     let mut nan = _mm256_setzero_ps();
     macro_rules! load {
         ($row:expr, $col:expr, $ch:expr) => {
@@ -845,7 +852,7 @@ pub(crate) unsafe fn cl_row_k3s2<
             // SAFETY: as above, for top and out (both hold cols * c values).
             unsafe {
                 _mm256_storeu_ps(t.add(at), last);
-                _mm256_storeu_ps(dst.add(at), finish_window!(MODE, acc, div));
+                _mm256_storeu_ps(dst.add(at), finish_window!(MODE, acc, reciprocal));
             }
         }};
     }
@@ -928,7 +935,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
         out0.as_mut_ptr().cast::<f32>(),
         out1.as_mut_ptr().cast::<f32>(),
     );
-    let (div0, div1) = (_mm256_set1_ps(divs[0]), _mm256_set1_ps(divs[1]));
+    let (div0, div1) = (_mm256_set1_ps(1.0 / divs[0]), _mm256_set1_ps(1.0 / divs[1]));
     let magnitude = _mm256_set1_epi32(0x7fff_ffff);
     let mut top = _mm256_setzero_si256();
     macro_rules! load {
@@ -1007,12 +1014,12 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
     dst: *mut f32,
 ) {
     let (first, rest) = srcs.split_first().expect("at least one tap");
-    let by = _mm256_set1_ps(div.unwrap_or(1.0));
+    let by = _mm256_set1_ps(1.0 / div.unwrap_or(1.0));
     let divide = MODE == SUM && div.is_some();
     macro_rules! finish {
         ($a:expr) => {
             if divide {
-                _mm256_div_ps($a, by)
+                _mm256_mul_ps($a, by)
             } else {
                 $a
             }
@@ -1224,7 +1231,7 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
         macro_rules! store {
             ($i:expr, $v:expr) => {{
                 let v = match divs.get($i) {
-                    Some(&d) if MODE == SUM => _mm256_div_ps($v, _mm256_set1_ps(d)),
+                    Some(&d) if MODE == SUM => _mm256_mul_ps($v, _mm256_set1_ps(1.0 / d)),
                     _ => $v,
                 };
                 unsafe { _mm256_storeu_ps(dsts[$i].add(f), v) }
@@ -1273,7 +1280,7 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
 ) {
     const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     assert!(n.is_multiple_of(8) && srcs.len() == 2 * K - 1 && dsts.len() == K);
-    let by = _mm256_set1_ps(div.unwrap_or(1.0));
+    let by = _mm256_set1_ps(1.0 / div.unwrap_or(1.0));
     let divide = MODE == SUM && div.is_some();
     for f in (0..n).step_by(8) {
         let mut x = [_mm256_setzero_ps(); super::MAX_BLOCK_RUN];
@@ -1282,7 +1289,7 @@ pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
             *v = unsafe { _mm256_loadu_ps(s.add(f)) };
         }
         block_windows!(K, x, _mm256_setzero_ps(), fold::<MODE>, |r, w| {
-            let w = if divide { _mm256_div_ps(w, by) } else { w };
+            let w = if divide { _mm256_mul_ps(w, by) } else { w };
             // SAFETY: values f .. f + 8 <= n of destination row r (the caller's bound).
             unsafe { _mm256_storeu_ps(dsts[r].add(f), w) }
         });
@@ -1421,7 +1428,7 @@ pub(crate) unsafe fn pairs_rows_avx2<const MODE: u8>(
     let rows = x.len().checked_div(2 * w).unwrap_or(0);
     assert!(w >= 2 && w.is_multiple_of(2) && x.len() == rows * 2 * w && y.len() == rows * half);
     let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<f32>());
-    let divisor = _mm256_set1_ps(div);
+    let reciprocal = _mm256_set1_ps(1.0 / div);
     let mut nan = _mm256_setzero_ps();
     // outputs from inputs `$i .. $i + 16` of a row and of the row below (`$i + w`)
     macro_rules! window8 {
@@ -1446,7 +1453,7 @@ pub(crate) unsafe fn pairs_rows_avx2<const MODE: u8>(
             );
             let acc = fold::<MODE>(top, _mm256_shuffle_ps::<0b10_00_10_00>(e, f));
             let acc = fold::<MODE>(acc, _mm256_shuffle_ps::<0b11_01_11_01>(e, f));
-            in_output_order!(finish_window!(MODE, acc, divisor))
+            in_output_order!(finish_window!(MODE, acc, reciprocal))
         }};
     }
     let mut special = false;
