@@ -935,7 +935,7 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
         out0.as_mut_ptr().cast::<f32>(),
         out1.as_mut_ptr().cast::<f32>(),
     );
-    let (div0, div1) = (_mm256_set1_ps(1.0 / divs[0]), _mm256_set1_ps(1.0 / divs[1]));
+    let (reciprocal0, reciprocal1) = (_mm256_set1_ps(1.0 / divs[0]), _mm256_set1_ps(1.0 / divs[1]));
     let magnitude = _mm256_set1_epi32(0x7fff_ffff);
     let mut top = _mm256_setzero_si256();
     macro_rules! load {
@@ -987,8 +987,8 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
                 let at = j * c + ch;
                 // SAFETY: at + 8 <= cols * c <= out0.len(), out1.len().
                 unsafe {
-                    _mm256_storeu_ps(d0.add(at), finish_window!(MODE, y0, div0));
-                    _mm256_storeu_ps(d1.add(at), finish_window!(MODE, y1, div1));
+                    _mm256_storeu_ps(d0.add(at), finish_window!(MODE, y0, reciprocal0));
+                    _mm256_storeu_ps(d1.add(at), finish_window!(MODE, y1, reciprocal1));
                 }
             }
         }

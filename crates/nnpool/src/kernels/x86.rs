@@ -1620,11 +1620,8 @@ pub(crate) unsafe fn ks1_strip<
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
             if let (2, [_]) = (MODE, divisors) {
-                // one divisor for all: a product by its reciprocal, fused with + 0 (from +0,
-                // as the reference's sums: an all −0 window gives +0). One operation on the
-                // FMA pipes, where the + 0 took an add and the division the divider, the
-                // slowest unit; within 1 ulp of the quotient, and the sums are regrouped
-                // anyway.
+                // one divisor for all: by its reciprocal, fused with the + 0, as
+                // `finish_window` (its doc has the reasons and the measurements)
                 v = _mm512_fmadd_ps(v, reciprocal, _mm512_setzero_ps());
             } else if MODE == 2 {
                 // from +0, as the reference's sums (an all −0 window gives +0)
