@@ -186,13 +186,9 @@ impl<A: Accumulator> TapSums<A> {
     fn sums(&mut self, value: impl Fn(usize) -> A, sums: &mut [A]) {
         let [gd, gh, gw] = &self.axes;
         let [_, lh, lw] = self.sides;
-        for d in 0..gd.input {
-            for h in 0..gh.input {
-                let at = ((d + gd.pad_begin) * lh + h + gh.pad_begin) * lw + gw.pad_begin;
-                let from = (d * gh.input + h) * gw.input;
-                for (w, v) in self.padded[at..at + gw.input].iter_mut().enumerate() {
-                    *v = value(from + w);
-                }
+        for (at, from) in self.input_rows() {
+            for (w, v) in self.padded[at..at + gw.input].iter_mut().enumerate() {
+                *v = value(from + w);
             }
         }
         sums.fill(A::zero());
@@ -268,15 +264,22 @@ impl<A: Accumulator> TapSums<A> {
 
     /// The input elements of the padded plane, in order, into `out` (one per input element).
     fn unpad_into(&self, out: &mut [A]) {
-        let [gd, gh, gw] = &self.axes;
-        let [_, lh, lw] = self.sides;
-        for d in 0..gd.input {
-            for h in 0..gh.input {
-                let at = ((d + gd.pad_begin) * lh + h + gh.pad_begin) * lw + gw.pad_begin;
-                let to = (d * gh.input + h) * gw.input;
-                out[to..to + gw.input].copy_from_slice(&self.padded[at..at + gw.input]);
-            }
+        let n = self.axes[2].input;
+        for (at, to) in self.input_rows() {
+            out[to..to + n].copy_from_slice(&self.padded[at..at + n]);
         }
+    }
+
+    /// Each input row's start in the padded plane and in the plane-local flat input, in order.
+    fn input_rows(&self) -> impl Iterator<Item = (usize, usize)> {
+        let [gd, gh, gw] = self.axes;
+        let [_, lh, lw] = self.sides;
+        (0..gd.input).flat_map(move |d| {
+            (0..gh.input).map(move |h| {
+                let at = ((d + gd.pad_begin) * lh + h + gh.pad_begin) * lw + gw.pad_begin;
+                (at, (d * gh.input + h) * gw.input)
+            })
+        })
     }
 }
 
