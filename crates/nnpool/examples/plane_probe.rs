@@ -7,7 +7,8 @@
 //! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
 //! `PROBE_HUGE=1` puts the output buffer on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
 //! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
-//! backward from the input, as does `avg`'s)
+//! backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of the
+//! average's divisor, as ONNX's default does)
 use nnpool::{bf16, f16, Element, Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -33,7 +34,11 @@ fn probe<T: Element>() {
         None => Window::new(&[k, k]).stride(&[s, s]).padding(&[p, p]),
     };
     let op = if a.get(6).map(|s| s == "avg").unwrap_or(false) {
-        Pooling::avg(win)
+        Pooling::Avg {
+            window: win,
+            count_include_pad: env("PROBE_EXCLUDE") != Some(1),
+            divisor_override: None,
+        }
     } else if a.get(6).map(|s| s == "gap").unwrap_or(false) {
         Pooling::GlobalAvg { rank: 2 }
     } else if a.get(6).map(|s| s == "lp").unwrap_or(false) {
