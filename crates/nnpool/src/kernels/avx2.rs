@@ -148,8 +148,9 @@ unsafe fn load_clipped(row: *const f32, w: usize, c: isize, pad: __m256) -> __m2
 /// taps in order; then output row `i` folds the W rows top to bottom, as pairs
 /// `W_r ⊕ W_(r+1)` shared by two output rows: the reference's row-major order regrouped, so
 /// max values and NaNs are its bits, and sums differ from its sequential sum by rounding only
-/// (then `+ 0`, so that an all −0 window gives +0, and divided by `divisors`: one for all, or
-/// one per output).
+/// (then `+ 0`, so that an all −0 window gives +0, and divided by the windows' divisors:
+/// multiplied by `reciprocals`, theirs, one for all, or one per output; within 1 ulp of the
+/// quotient).
 ///
 /// The plain max also returns whether any input value is NaN: the caller then redoes the
 /// plane by the exact rule. Each row's taps 0 and `K − 1` of every output vector are compared:
@@ -172,7 +173,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
     oh: usize,
     ow: usize,
     v0: usize,
-    divisors: &[f32],
+    reciprocals: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
@@ -183,13 +184,13 @@ pub(crate) unsafe fn ks1_strip_avx2<
             && (1..1 << 30).contains(&w)
             && x.len() == h * w
             && y.len() == oh * ow
-            && (divisors.len() <= 1 || divisors.len() == y.len())
+            && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
             && 8 * (v0 + V - 1) < ow
     );
     let pad = pad_value::<MODE>();
-    // one divisor for all: its reciprocal, once (as `x86::ks1_strip`)
-    let reciprocal = _mm256_set1_ps(match divisors {
-        [d] => 1.0 / d,
+    // one reciprocal for all, broadcast once
+    let reciprocal = _mm256_set1_ps(match reciprocals {
+        [r] => *r,
         _ => 1.0,
     });
     // the first output column of each vector: the last vector of a row ends at its end,
@@ -275,22 +276,21 @@ pub(crate) unsafe fn ks1_strip_avx2<
             if MODE == SUM {
                 // from +0, as the reference's sums (an all −0 window gives +0)
                 v = _mm256_add_ps(v, _mm256_setzero_ps());
-                if let [_] = divisors {
-                    // by its reciprocal, as `finish_window!`
+                // by the reciprocal, as `finish_window!`
+                if let [_] = reciprocals {
                     v = _mm256_mul_ps(v, reciprocal);
-                } else if !divisors.is_empty() {
-                    // SAFETY: the divisors lie as the outputs (asserted): lanes below ow; with
-                    // fewer than 8 columns, masked-off lanes are not read and divide by 1.
-                    let d = unsafe {
+                } else if !reciprocals.is_empty() {
+                    // SAFETY: the reciprocals lie as the outputs (asserted): lanes below ow;
+                    // with fewer than 8 columns, masked-off lanes are not read (zero, and go
+                    // to no store).
+                    let r = unsafe {
                         if ow >= 8 {
-                            _mm256_loadu_ps(divisors.as_ptr().add(at))
+                            _mm256_loadu_ps(reciprocals.as_ptr().add(at))
                         } else {
-                            let m = lanes_below(ow);
-                            let d = _mm256_maskload_ps(divisors.as_ptr().add(at), m);
-                            _mm256_blendv_ps(_mm256_set1_ps(1.0), d, _mm256_castsi256_ps(m))
+                            _mm256_maskload_ps(reciprocals.as_ptr().add(at), lanes_below(ow))
                         }
                     };
-                    v = _mm256_div_ps(v, d);
+                    v = _mm256_mul_ps(v, r);
                 }
             }
             store_out!(dst, y, at, ow, v);

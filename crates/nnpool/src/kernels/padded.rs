@@ -689,14 +689,15 @@ fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
 
 /// One plane of a [`fused`] shape into `y`, every element stored: max runs the plain max with
 /// the NaN check, then, when the plane holds a NaN, again by the exact rule; sums are divided
-/// by `divisors` (one per output, one for all, or none), and divide their inputs first by
+/// by their divisors, multiplied by `reciprocals` (theirs: one per output, one for all, or
+/// none; see [`reciprocals_of`]), and divide their inputs first by
 /// `input_divisors` (one per input, one for all, or none; stride-1 sums only). Returns whether
 /// the plane took the exact rule.
 #[inline(always)]
 fn fused_plane<F: FastFloat>(
     s: &PlaneShape,
     reduce: Reduce,
-    divisors: &[F],
+    reciprocals: &[F],
     input_divisors: &[F],
     x: &[F],
     y: &mut [MaybeUninit<F>],
@@ -704,7 +705,7 @@ fn fused_plane<F: FastFloat>(
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(d), Some(din), Some(y)) = (
         cast::<F, f32>(x),
-        cast::<F, f32>(divisors),
+        cast::<F, f32>(reciprocals),
         cast::<F, f32>(input_divisors),
         cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
     ) {
@@ -736,7 +737,7 @@ fn fused_plane<F: FastFloat>(
         });
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, reduce, divisors, input_divisors, x, y);
+    let _ = (s, reduce, reciprocals, input_divisors, x, y);
     unreachable!("the fused kernels are taken for f32 on x86-64 only")
 }
 
@@ -750,7 +751,7 @@ fn fused_plane<F: FastFloat>(
 fn fused_plane_avx2(
     s: &PlaneShape,
     reduce: Reduce,
-    divisors: &[f32],
+    reciprocals: &[f32],
     input_divisors: &[f32],
     x: &[f32],
     y: &mut [MaybeUninit<f32>],
@@ -814,9 +815,9 @@ fn fused_plane_avx2(
             // kernel asserts the rest.
             nan |= unsafe {
                 if vectors - v0 == 1 {
-                    strip_avx2::<1>(s, mode, v0, x, divisors, y)
+                    strip_avx2::<1>(s, mode, v0, x, reciprocals, y)
                 } else {
-                    strip_avx2::<2>(s, mode, v0, x, divisors, y)
+                    strip_avx2::<2>(s, mode, v0, x, reciprocals, y)
                 }
             };
         }
@@ -854,14 +855,14 @@ unsafe fn strip_avx2<const V: usize>(
     mode: u8,
     v0: usize,
     x: &[f32],
-    d: &[f32],
+    reciprocals: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     use super::avx2::ks1_strip_avx2;
     let (w, pt, oh, ow) = (s.w, s.pad_top, s.oh, s.ow);
     macro_rules! s1 {
         ($m:ident, $k:literal, $pl:literal) => {
-            ks1_strip_avx2::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, d, y)
+            ks1_strip_avx2::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, reciprocals, y)
         };
     }
     // SAFETY: the caller's (AVX2); the kernel asserts its bounds.
@@ -891,7 +892,8 @@ unsafe fn strip_avx2<const V: usize>(
 
 /// Output vectors `v0 .. v0 + V` of every row of a [`fused`] plane, by the kernel for its
 /// window and padding, combining by `mode` (the plain max also checks for NaN and returns
-/// whether it saw one); sums divided by `d` and their inputs by `din` (see [`fused_plane`]).
+/// whether it saw one); sums multiplied by the reciprocals `r` and their inputs divided by
+/// `din` (see [`fused_plane`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -902,7 +904,7 @@ unsafe fn fused_strip<const V: usize>(
     mode: u8,
     v0: usize,
     x: &[f32],
-    d: &[f32],
+    r: &[f32],
     din: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
@@ -919,7 +921,7 @@ unsafe fn fused_strip<const V: usize>(
     }
     macro_rules! s1 {
         ($m:ident, $k:literal, $pl:literal) => {
-            ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, d, &[], y)
+            ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, &[], y)
         };
     }
     macro_rules! sum {
@@ -927,7 +929,7 @@ unsafe fn fused_strip<const V: usize>(
             if din.is_empty() {
                 s1!(SUM, $k, $pl)
             } else {
-                ks1_strip::<SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, d, din, y)
+                ks1_strip::<SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, din, y)
             }
         };
     }
@@ -966,7 +968,7 @@ unsafe fn fused_strip<const V: usize>(
 fn fused_body<F: FastFloat>(
     s: &PlaneShape,
     reduce: Reduce,
-    divisors: &[F],
+    reciprocals: &[F],
     depth: &[Span],
     x: &[F],
     y: &mut [MaybeUninit<F>],
@@ -974,10 +976,12 @@ fn fused_body<F: FastFloat>(
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if s.d == 1 && s.od == 1 {
         for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-            fused_plane(s, reduce, divisors, &[], xp, yp);
+            fused_plane(s, reduce, reciprocals, &[], xp, yp);
         }
         return;
     }
+    // 3-D volumes: max only (`fused_k3s2`; `fused_s1` takes 2-D planes)
+    debug_assert!(reciprocals.is_empty());
     let (vin, vout) = (s.d * pin, s.od * pout);
     let mut pooled = vec![F::zero(); s.d * pout];
     for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
@@ -989,11 +993,26 @@ fn fused_body<F: FastFloat>(
             .fold(false, |e, (xp, yp)| {
                 fused_plane(s, reduce, &[], &[], xp, yp) | e
             });
-        fold_depth(s, reduce, exact, depth, &pooled, divisors, yv);
+        fold_depth(s, reduce, exact, depth, &pooled, &[], yv);
     }
 }
 
-multiversion!(fn run_fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce, divisors: &[F], depth: &[Span], x: &[F], y: &mut [MaybeUninit<F>]) -> () = fused_body);
+multiversion!(fn run_fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce, reciprocals: &[F], depth: &[Span], x: &[F], y: &mut [MaybeUninit<F>]) -> () = fused_body);
+
+/// The reciprocals of `divisors` (one for all when they are all equal), which the fused
+/// kernels' sums multiply by: within 1 ulp of the quotient, one operation on the FMA pipes
+/// where a division took the divider, the slowest unit. Measured with per-output divisors
+/// (`PROBE_EXCLUDE=1 PROBE_N=8 plane_probe 192 28 28 3 1 1 avg`: inception_avg_s1 without the
+/// padding in the divisor, ONNX's default; 1 thread, two rounds alternating with the build
+/// before, ns per plane): 132 → 112–115 (one divisor for all: 105), AVX2 208–238 → 197–217;
+/// `.. 64 56 56 7 1 3 avg` 961–979 → 909–921, AVX2 about even.
+fn reciprocals_of<F: FastFloat>(divisors: &[F]) -> Vec<F> {
+    let one = F::from_i64(1);
+    match single_value(divisors) {
+        Some(d) => vec![one / d],
+        None => divisors.iter().map(|&d| one / d).collect(),
+    }
+}
 
 /// A scratch buffer of `len` values equal to `fill` whose start is on a 64-byte boundary (a
 /// 512-bit access to a misaligned address spans two cache lines and costs two): `(storage,
@@ -1232,17 +1251,17 @@ pub(crate) fn forward<F: FastFloat>(
         .max((x.len() / pin).div_ceil(threads * 4))
         .max(1);
     if fused::<F>(s, reduce) {
-        // one divisor for every output when they are all equal (count_include_pad with
-        // half-window padding): no divisor plane read beside the input
-        let divisors = single_value(&divisors).map_or(divisors, |d| vec![d]);
+        // one reciprocal for every output when the divisors are all equal (count_include_pad
+        // with half-window padding): no plane of them read beside the input
+        let reciprocals = reciprocals_of(&divisors);
         // SAFETY: the fused kernels store computed values only, into every output element.
         let y = unsafe { y.uninit() };
         if parallel {
             x.par_chunks(pin * per_task)
                 .zip(y.par_chunks_mut(pout * per_task))
-                .for_each(|(xs, ys)| run_fused::<F>(isa, s, reduce, &divisors, depth, xs, ys));
+                .for_each(|(xs, ys)| run_fused::<F>(isa, s, reduce, &reciprocals, depth, xs, ys));
         } else {
-            run_fused::<F>(isa, s, reduce, &divisors, depth, x, y);
+            run_fused::<F>(isa, s, reduce, &reciprocals, depth, x, y);
         }
     } else if parallel {
         // a fresh output is zeroed task by task, just before the task writes it
@@ -1323,16 +1342,15 @@ fn backward_body<F: FastFloat>(
         // 523–528 → 414–418 and 707–738 → 549–576. Otherwise the fused kernel divides the
         // gradient of each output as it loads it, as the reference divides it, then sums (no
         // padded copy, no W-pass rows, no scaled copy).
-        let single = single_value(divisors);
-        let (divisors, input_divisors) = match single.as_ref() {
-            Some(d) => (std::slice::from_ref(d), &[][..]),
-            None => (&[][..], divisors),
+        let (reciprocals, input_divisors) = match single_value(divisors) {
+            Some(d) => (reciprocals_of(&[d]), &[][..]),
+            None => (Vec::new(), divisors),
         };
         for (src, gxp) in gy.chunks_exact(pin).zip(gx.chunks_exact_mut(pout)) {
             fused_plane(
                 s,
                 Reduce::Sum(Divisor::Real),
-                divisors,
+                &reciprocals,
                 input_divisors,
                 src,
                 gxp,

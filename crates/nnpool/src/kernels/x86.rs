@@ -1430,8 +1430,9 @@ pub(crate) unsafe fn max_k3s2_strip<
 ///   a fold per row in turn made a chain of `K − 1` dependent folds.
 ///
 /// `MODE`: 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value
-/// read is NaN), 2 = sum, from +0, then divided by `divisors` (one per output, `oh × ow`; one
-/// for every output; or none). Both max rules are order-free (the earlier group wins ties,
+/// read is NaN), 2 = sum, from +0, then divided by the windows' divisors: multiplied by
+/// `reciprocals`, their reciprocals (one per output, `oh × ow`; one for every output; or
+/// none), fused with the `+ 0` as [`finish_window`] does, within 1 ulp of the quotient. Both max rules are order-free (the earlier group wins ties,
 /// the later group's NaN wins), so the values are the reference's; sums are grouped as above
 /// (3×3: the reference's row-by-row order) and differ from it only by rounding.
 ///
@@ -1479,7 +1480,7 @@ pub(crate) unsafe fn ks1_strip<
     ow: usize,
     v0: usize,
     check: bool,
-    divisors: &[f32],
+    reciprocals: &[f32],
     input_divisors: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
@@ -1490,7 +1491,7 @@ pub(crate) unsafe fn ks1_strip<
             && (1..=4).contains(&V)
             && w >= 1
             && y.len() == oh * ow
-            && (divisors.len() <= 1 || divisors.len() == y.len())
+            && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
             && (input_divisors.len() == 1 || input_divisors.len() == x.len() || !DIVIDE_INPUTS)
             && (MODE == 2 || !DIVIDE_INPUTS)
             && 16 * (v0 + V - 1) < ow
@@ -1588,10 +1589,9 @@ pub(crate) unsafe fn ks1_strip<
     }
     let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
-    // one divisor for all: its reciprocal, once per strip (the compiler left the division in
-    // the loop, one per output row)
-    let reciprocal = _mm512_set1_ps(match divisors {
-        [d] => 1.0 / d,
+    // one reciprocal for all, broadcast once per strip
+    let reciprocal = _mm512_set1_ps(match reciprocals {
+        [r] => *r,
         _ => 1.0,
     });
     // Row pairs P_r = W_r ∘ W_(r+1) for r = i .. i + K − 3 (slots from K − 2 on unused), and
@@ -1619,22 +1619,19 @@ pub(crate) unsafe fn ks1_strip<
             }
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
-            if let (2, [_]) = (MODE, divisors) {
-                // one divisor for all: by its reciprocal, fused with the + 0, as
-                // `finish_window` (its doc has the reasons and the measurements)
-                v = _mm512_fmadd_ps(v, reciprocal, _mm512_setzero_ps());
-            } else if MODE == 2 {
-                // from +0, as the reference's sums (an all −0 window gives +0)
-                v = _mm512_add_ps(v, _mm512_setzero_ps());
-                if !divisors.is_empty() {
-                    // SAFETY: the divisors cover the outputs (asserted); the mask keeps the
-                    // lanes below ow; masked-off lanes divide by 1.
-                    let d = unsafe {
-                        let one = _mm512_set1_ps(1.0);
-                        _mm512_mask_loadu_ps(one, store_masks[u], divisors.as_ptr().add(at))
-                    };
-                    v = _mm512_div_ps(v, d);
-                }
+            if MODE == 2 {
+                // by the reciprocal, fused with the + 0 (from +0, as the reference's sums: an
+                // all −0 window gives +0), as `finish_window` (its doc has the reasons and the
+                // measurements)
+                let r = match reciprocals.len() {
+                    0 | 1 => reciprocal,
+                    // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
+                    // lanes below ow (the others, zero, go to no store).
+                    _ => unsafe {
+                        _mm512_maskz_loadu_ps(store_masks[u], reciprocals.as_ptr().add(at))
+                    },
+                };
+                v = _mm512_fmadd_ps(v, r, _mm512_setzero_ps());
             }
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
