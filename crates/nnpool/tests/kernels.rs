@@ -721,8 +721,8 @@ fn channels_last_3x3_stride_2_depth_windows() {
 
 #[test]
 fn channels_first_3x3_strips() {
-    // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max; stride 1: max, averages and the
-    // 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
+    // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max and averages; stride 1: max,
+    // averages and the 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
     // 8-column vectors, strips of 32 columns, 5×5 and 7×7 16): widths around 1–4 vectors and
     // several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
@@ -738,17 +738,40 @@ fn channels_first_3x3_strips() {
                             .stride(&[stride, stride])
                             .padding(&[p, p])
                             .ceil_mode(ceil);
+                        // max, and averages by the three divisor rules (stride 1: their
+                        // backward is a stride-1 sum)
                         let mut ops = vec![Pooling::max(win)];
-                        if stride == 1 {
-                            // averages (three divisor rules); their backward is a stride-1 sum
-                            ops.extend(ops_for(2, k, 1, p, 1, ceil).into_iter().skip(1));
-                        }
+                        ops.extend(ops_for(2, k, stride, p, 1, ceil).into_iter().skip(1));
                         for op in ops {
                             seed += 1;
                             check::<f32>(&op, &[1, 2, h, w], Layout::ChannelsFirst, seed);
                         }
                     }
                 }
+            }
+        }
+    }
+    // ONNX's asymmetric pads on the 3×3 stride-2 kernel: the windows past the row's end or
+    // below the plane read padding (zeros in a sum) beyond what the padding before implies
+    for (begin, end) in [
+        ([0, 1], [2, 2]),
+        ([1, 0], [0, 2]),
+        ([2, 1], [1, 0]),
+        ([0, 0], [1, 1]),
+    ] {
+        let win = Window::new(&[3, 3]).stride(&[2, 2]).pads(&begin, &end);
+        for w in [17, 33, 66, 129] {
+            let mut ops = vec![Pooling::max(win.clone())];
+            for count_include_pad in [true, false] {
+                ops.push(Pooling::Avg {
+                    window: win.clone(),
+                    count_include_pad,
+                    divisor_override: None,
+                });
+            }
+            for op in ops {
+                seed += 1;
+                check::<f32>(&op, &[2, 3, 9, w], Layout::ChannelsFirst, seed);
             }
         }
     }

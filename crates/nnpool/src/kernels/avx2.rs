@@ -58,7 +58,7 @@ fn fold<const MODE: u8>(acc: __m256, x: __m256) -> __m256 {
 }
 
 /// How far past the rows an output row reads the row-by-row kernels prefetch the input (into
-/// L2) on large problems, as `x86::max_k3s2_strip` does: in the flat input, so that past a
+/// L2) on large problems, as `x86::k3s2_strip` does: in the flat input, so that past a
 /// plane's end it is the next plane's start.
 const PREFETCH_BYTES_AHEAD: usize = 16384;
 
@@ -307,7 +307,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
 
 /// Max pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
 /// above and `PL` ≤ 1 columns before, the rest of every window past the input being padding),
-/// the AVX2 version of `x86::max_k3s2_strip` (no NaN check flag: the plain max always checks).
+/// the AVX2 version of `x86::k3s2_strip` (no NaN check flag: the plain max always checks).
 /// `MODE`: 0 = the exact max rule, 1 = the plain max, which also returns whether any value
 /// read is NaN (the caller then redoes the plane by the exact rule).
 ///

@@ -109,7 +109,7 @@ pub(crate) fn fast_isa() -> Option<isa::Isa> {
 
 /// Inputs at least this large (bytes) are taken to come from memory rather than from the
 /// last-level cache, and the streaming 3×3 stride-2 kernels prefetch them ahead of their
-/// loads (`x86::max_k3s2_strip`, `x86::cl_row_k3s2`). On cache-resident inputs the prefetches
+/// loads (`x86::k3s2_strip`, `x86::cl_row_k3s2`). On cache-resident inputs the prefetches
 /// only cost: alexnet_max nchw (9.3 MB) ran 0.17–0.24 → 0.21–0.32 ms with them
 /// (`PROBE_N=8 plane_probe 96 55 55 3 2 0`, 1 thread, builds run alternately).
 pub(crate) const PREFETCH_FROM_BYTES: usize = 16 << 20;

@@ -18,7 +18,7 @@
 //!   of the input rows it needs, so that the input keeps streaming;
 //! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3, 5×5 and 7×7
 //!   at stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF, large
-//!   averages): both passes in one kernel (`x86::max_k3s2_strip`, `x86::ks1_strip`), the
+//!   averages): both passes in one kernel (`x86::k3s2_strip`, `x86::ks1_strip`), the
 //!   W-pass rows held in registers, not in a buffer;
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
@@ -638,14 +638,15 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
     unreachable!("direct W passes are taken for f32 on x86-64 only")
 }
 
-/// Whether the planes of this shape take the fused 3×3 stride-2 max kernel
-/// (`x86::max_k3s2_strip`, at the AVX2 level `avx2::max_k3s2_plane_avx2`: no W-pass rows in
-/// memory; 2-D planes and the planes of volumes).
+/// Whether the planes of this shape take the fused 3×3 stride-2 kernel (`x86::k3s2_strip`,
+/// at the AVX2 level `avx2::max_k3s2_plane_avx2`: no W-pass rows in memory): max on 2-D
+/// planes and the planes of volumes, sums (AVX-512) on 2-D planes.
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
-    (direct_w::<F>(s) || avx2_f32::<F>(s))
-        && matches!(reduce, Reduce::Max)
-        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
-        && s.pad_left <= 1
+    let kernel = match reduce {
+        Reduce::Max => direct_w::<F>(s) || avx2_f32::<F>(s),
+        Reduce::Sum(_) => direct_w::<F>(s) && (s.d, s.od) == (1, 1),
+    };
+    kernel && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2) && s.pad_left <= 1
 }
 
 /// Whether this is an f32 problem at the AVX2 level (where `avx2::ks1_strip_avx2` runs).
@@ -908,14 +909,14 @@ unsafe fn fused_strip<const V: usize>(
     din: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
-    use super::x86::{ks1_strip, max_k3s2_strip};
+    use super::x86::{k3s2_strip, ks1_strip};
     let (w, pt, oh, ow, check) = (s.w, s.pad_top, s.oh, s.ow, mode == PLAIN_MAX);
     macro_rules! k3s2 {
         ($m:ident, $pl:literal) => {
             if s.prefetch {
-                max_k3s2_strip::<$m, $pl, V, true>(x, w, pt, oh, ow, v0, check, y)
+                k3s2_strip::<$m, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, y)
             } else {
-                max_k3s2_strip::<$m, $pl, V, false>(x, w, pt, oh, ow, v0, check, y)
+                k3s2_strip::<$m, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, y)
             }
         };
     }
@@ -938,6 +939,8 @@ unsafe fn fused_strip<const V: usize>(
         match (s.sw, s.kw, mode, s.pad_left > 0) {
             (2, _, EXACT_MAX, false) => k3s2!(EXACT_MAX, 0),
             (2, _, EXACT_MAX, true) => k3s2!(EXACT_MAX, 1),
+            (2, _, SUM, false) => k3s2!(SUM, 0),
+            (2, _, SUM, true) => k3s2!(SUM, 1),
             (2, _, _, false) => k3s2!(PLAIN_MAX, 0),
             (2, _, _, true) => k3s2!(PLAIN_MAX, 1),
             (_, 3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),

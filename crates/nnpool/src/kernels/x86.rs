@@ -575,7 +575,7 @@ fn prefetch_lines_l2(from: *const u8, bytes: usize) {
     }
 }
 
-/// How far ahead (bytes) [`max_k3s2_strip`] prefetches its plane's input rows into L2 (with
+/// How far ahead (bytes) [`k3s2_strip`] prefetches its plane's input rows into L2 (with
 /// `PREFETCH`: inputs larger than the last-level cache). Measured (`PROBE_N=8 plane_probe 64
 /// 112 112 3 2 1` and `PROBE_D=16 PROBE_N=2 plane_probe 64 56 56 3 2 1`, resnet_stem_max and
 /// max3d nchw, 1 thread, builds run alternately, ms per call): 4 KiB no gain; 16 KiB
@@ -1239,7 +1239,7 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
     _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
-/// Max pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
+/// Pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
 /// above and `PL` ≤ 1 columns before, the rest of every window past the input being padding),
 /// output columns `16 * v0 .. 16 * (v0 + V)` (clipped to `ow`) of every output row, with no
 /// intermediate rows in memory: each input row is loaded once per strip of `V` output vectors,
@@ -1247,7 +1247,13 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 /// W rows `2i, 2i + 1, 2i + 2` (top to bottom: the reference's row-major fold regrouped) and
 /// W row `2i + 2` is carried over to output row `i + 1`. `MODE`: 0 = the exact max rule, 1 = the
 /// plain max (with `check`, returns whether any value read is NaN; the caller then redoes the
-/// plane with the exact rule).
+/// plane with the exact rule), 2 = sum (each window's row sums in column order, then the rows
+/// in order: the reference's sum regrouped), then divided by the windows' divisors: multiplied
+/// by `reciprocals` (theirs, one per output or one for all), fused with the `+ 0` as
+/// [`finish_window`] does. Average 3×3 stride 2, against the W-pass rows, the H pass and a
+/// division pass it took before (`PROBE_N=8 plane_probe 64 112 112 3 2 1 avg`, 1 thread, two
+/// rounds alternating, µs per plane): 4.16–4.28 → 2.41–2.68, the padding in the divisor or
+/// not (`PROBE_EXCLUDE=1`); `.. 96 55 55 3 2 0 avg` 0.49–0.51 → 0.23–0.31.
 ///
 /// Measured (`plane_probe C 112 112 3 2 1`, C = 8 and 16, 1 thread, the time per extra
 /// plane): the W pass into a row buffer and the H pass from it took 1.65 µs a plane, this
@@ -1267,7 +1273,7 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn max_k3s2_strip<
+pub(crate) unsafe fn k3s2_strip<
     const MODE: u8,
     const PL: usize,
     const V: usize,
@@ -1280,11 +1286,13 @@ pub(crate) unsafe fn max_k3s2_strip<
     ow: usize,
     v0: usize,
     check: bool,
+    reciprocals: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
-        MODE < 2
+        MODE <= 2
+            && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
             && PL <= 1
             && (1..=4).contains(&V)
             && w >= 1
@@ -1386,6 +1394,11 @@ pub(crate) unsafe fn max_k3s2_strip<
     }
     let store_masks = row_masks::<4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<f32>();
+    // one reciprocal for all, broadcast once per strip
+    let reciprocal = _mm512_set1_ps(match reciprocals {
+        [r] => *r,
+        _ => 1.0,
+    });
     let (mut carry, mut nan) = wrow!(0);
     let row_bytes = w * std::mem::size_of::<f32>();
     for i in 0..oh {
@@ -1407,9 +1420,21 @@ pub(crate) unsafe fn max_k3s2_strip<
         let (low, n2) = wrow!(2 * i + 2);
         nan |= n1 | n2;
         for u in 0..V {
-            let y = pad_fold::<MODE>(acc[u], low[u]);
+            let at = i * ow + 16 * (v0 + u);
+            let mut y = pad_fold::<MODE>(acc[u], low[u]);
+            if MODE == 2 {
+                let r = match reciprocals.len() {
+                    0 | 1 => reciprocal,
+                    // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
+                    // lanes below ow (the others, zero, go to no store).
+                    _ => unsafe {
+                        _mm512_maskz_loadu_ps(store_masks[u], reciprocals.as_ptr().add(at))
+                    },
+                };
+                y = _mm512_fmadd_ps(y, r, _mm512_setzero_ps());
+            }
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
-            unsafe { _mm512_mask_storeu_ps(dst.add(i * ow + 16 * (v0 + u)), store_masks[u], y) };
+            unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], y) };
         }
         carry = low;
     }
@@ -1418,7 +1443,7 @@ pub(crate) unsafe fn max_k3s2_strip<
 
 /// Pooling `K`×`K` (3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
 /// SPPF, large average windows; the stride-1 sum of an average backward), fused as
-/// [`max_k3s2_strip`] is, every fold in registers:
+/// [`k3s2_strip`] is, every fold in registers:
 /// - the W pass of each input row folds `K` taps of the row's vectors, each shifted by its
 ///   offset `j − PL` columns (`PL` 0 or `K / 2`; one lane shift of two neighbouring vectors,
 ///   none for offset 0). 3×3 folds taps 0, 1, 2 in turn; 5×5 and 7×7 fold pairs of
