@@ -1152,6 +1152,29 @@ fn channels_first_2x2_row_pairs() {
             }
         }
     }
+    // volumes, 2×2×2 at stride 2 (AVX-512: each slice pooled so, the slice pair folded):
+    // one or several output slices, slices of one chunk or several
+    for (d, h, w) in [(2, 2, 2), (4, 6, 8), (2, 14, 14), (6, 8, 30), (4, 48, 64)] {
+        for c in [1, 3] {
+            let win = Window::new(&[2, 2, 2]).stride(&[2, 2, 2]);
+            for op in ops_of(win.clone(), win, -5) {
+                seed += 1;
+                check::<f32>(&op, &[2, c, d, h, w], Layout::ChannelsFirst, seed);
+            }
+        }
+    }
+    // a NaN or an infinity anywhere in a volume: the slice pair's fold takes the exact rule
+    let shape = [1, 2, 4, 6, 10];
+    let win = Window::new(&[2, 2, 2]).stride(&[2, 2, 2]);
+    let plan = PoolPlan::new(&Pooling::max(win), &shape, Layout::ChannelsFirst).unwrap();
+    for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for at in 0..plan.input_len() {
+            assert!(
+                same_with_special_at(&plan, 37, at, special),
+                "{special} at {at} of {shape:?}"
+            );
+        }
+    }
     // a NaN or an infinity anywhere in the first and the last planes: every row (the first,
     // the last of a chunk, the one past a short row's end) must see it
     let (n, c, h, w) = (1, 12, 14, 14);
