@@ -721,8 +721,8 @@ fn channels_last_3x3_stride_2_depth_windows() {
 
 #[test]
 fn channels_first_3x3_strips() {
-    // the fused 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max and averages; stride 1: max,
-    // averages and the 3×3 average backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
+    // the fused 2×2, 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max and averages; stride 1: max,
+    // averages and their backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
     // 8-column vectors, strips of 32 columns, 5×5 and 7×7 16): widths around 1–4 vectors and
     // several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
@@ -733,7 +733,13 @@ fn channels_first_3x3_strips() {
         for h in [1, 2, 3, 6, 7] {
             for p in [0, 1] {
                 for ceil in [false, true] {
-                    for (k, stride, p) in [(3, 1, p), (3, 2, p), (5, 1, 2 * p), (7, 1, 3 * p)] {
+                    for (k, stride, p) in [
+                        (2, 1, p),
+                        (3, 1, p),
+                        (3, 2, p),
+                        (5, 1, 2 * p),
+                        (7, 1, 3 * p),
+                    ] {
                         let win = Window::new(&[k, k])
                             .stride(&[stride, stride])
                             .padding(&[p, p])
@@ -753,13 +759,21 @@ fn channels_first_3x3_strips() {
     }
     // ONNX's asymmetric pads on the 3×3 stride-2 kernel: the windows past the row's end or
     // below the plane read padding (zeros in a sum) beyond what the padding before implies
-    for (begin, end) in [
-        ([0, 1], [2, 2]),
-        ([1, 0], [0, 2]),
-        ([2, 1], [1, 0]),
-        ([0, 0], [1, 1]),
-    ] {
-        let win = Window::new(&[3, 3]).stride(&[2, 2]).pads(&begin, &end);
+    // and on the 2×2 stride-1 kernel (YOLOv3-tiny's SAME_UPPER pooling: one column and row of
+    // padding after)
+    let asymmetric = [
+        (3, 2, [0, 1], [2, 2]),
+        (3, 2, [1, 0], [0, 2]),
+        (3, 2, [2, 1], [1, 0]),
+        (3, 2, [0, 0], [1, 1]),
+        (2, 1, [0, 0], [1, 1]),
+        (2, 1, [1, 1], [0, 0]),
+        (2, 1, [0, 1], [1, 0]),
+    ];
+    for (k, stride, begin, end) in asymmetric {
+        let win = Window::new(&[k, k])
+            .stride(&[stride, stride])
+            .pads(&begin, &end);
         for w in [17, 33, 66, 129] {
             let mut ops = vec![Pooling::max(win.clone())];
             for count_include_pad in [true, false] {
@@ -789,6 +803,8 @@ fn channels_first_3x3_strips() {
         (4, 9, 3, 1),
         (6, 17, 5, 1),
         (8, 19, 7, 1),
+        (4, 18, 2, 1),
+        (3, 33, 2, 1),
     ] {
         for p in [0, k / 2] {
             let win = Window::new(&[k, k])

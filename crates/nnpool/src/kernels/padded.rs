@@ -657,13 +657,15 @@ fn avx2_f32<F: FastFloat>(s: &PlaneShape) -> bool {
 }
 
 /// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`, or
-/// `avx2::ks1_strip_avx2` at the AVX2 level): 3×3, 5×5 or 7×7, no padding or half the window; 2-D planes only (3-D volumes fold their depth
-/// after the planes' passes).
+/// `avx2::ks1_strip_avx2` at the AVX2 level): 2×2 (AVX-512), 3×3, 5×5 or 7×7, no padding or
+/// half the window; 2-D planes only (3-D volumes fold their depth after the planes' passes).
 fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
     (direct_w::<F>(s) || avx2_f32::<F>(s))
         && (s.sh, s.sw) == (1, 1)
         && (s.d, s.od) == (1, 1)
         && match (s.kh, s.kw) {
+            // AVX-512 only (`ks1_strip_avx2` takes 3, 5 and 7)
+            (2, 2) => direct_w::<F>(s) && s.pad_left <= 1,
             (3, 3) => s.pad_left <= 1,
             (5, 5) => s.pad_left == 0 || s.pad_left == 2,
             (7, 7) => s.pad_left == 0 || s.pad_left == 3,
@@ -943,6 +945,12 @@ unsafe fn fused_strip<const V: usize>(
             (2, _, SUM, true) => k3s2!(SUM, 1),
             (2, _, _, false) => k3s2!(PLAIN_MAX, 0),
             (2, _, _, true) => k3s2!(PLAIN_MAX, 1),
+            (_, 2, EXACT_MAX, false) => s1!(EXACT_MAX, 2, 0),
+            (_, 2, EXACT_MAX, true) => s1!(EXACT_MAX, 2, 1),
+            (_, 2, PLAIN_MAX, false) => s1!(PLAIN_MAX, 2, 0),
+            (_, 2, PLAIN_MAX, true) => s1!(PLAIN_MAX, 2, 1),
+            (_, 2, _, false) => sum!(2, 0),
+            (_, 2, _, true) => sum!(2, 1),
             (_, 3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),
             (_, 3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
             (_, 3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),

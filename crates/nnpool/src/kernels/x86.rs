@@ -1441,12 +1441,12 @@ pub(crate) unsafe fn k3s2_strip<
     nan != 0
 }
 
-/// Pooling `K`×`K` (3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
+/// Pooling `K`×`K` (2, 3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
 /// SPPF, large average windows; the stride-1 sum of an average backward), fused as
 /// [`k3s2_strip`] is, every fold in registers:
 /// - the W pass of each input row folds `K` taps of the row's vectors, each shifted by its
 ///   offset `j − PL` columns (`PL` 0 or `K / 2`; one lane shift of two neighbouring vectors,
-///   none for offset 0). 3×3 folds taps 0, 1, 2 in turn; 5×5 and 7×7 fold pairs of
+///   none for offset 0). 2×2 and 3×3 fold their taps in turn; 5×5 and 7×7 fold pairs of
 ///   neighbouring columns, once per input vector, then taps (0, 1), (2, 3), (4, 5) as shifted
 ///   pairs and the last tap alone: 3 or 4 folds and shifts per output instead of 4 or 6;
 /// - the H pass likewise: row pairs `P_r = W_r ∘ W_(r+1)`, each formed once, and output row
@@ -1482,6 +1482,11 @@ pub(crate) unsafe fn k3s2_strip<
 /// 0.13–0.18 ms, inception_avg_s1_bwd (its stride-1 sum) 0.60–0.61 → 0.34 / 0.36–0.40 →
 /// 0.19–0.24 ms.
 ///
+/// 2×2 (YOLOv3-tiny's stride-1 max), against the W-pass rows and the H pass it took before
+/// (`PROBE_N=8 plane_probe 64 56 56 2 1 0 [avg]`, 1 thread, two rounds alternating, ns per
+/// plane): max 653–663 → 333–339, padded by 1 705–723 → 354–355, average 997–1025 → 354–356,
+/// average backward (`PROBE_BWD=1`) 1565–1744 → 365–368.
+///
 /// Measured (`plane_probe 256 20 20 5 1 2`, 1 thread, same run; per plane): 263 → 169 ns.
 /// `nnpool bench --layout nchw` (same run, two rounds, 1 / 2 threads): sppf_max5 0.42–0.61 →
 /// 0.29–0.38 / 0.22–0.33 → 0.15–0.20 ms; large_avg (7×7) 0.96–1.34 → 0.69–0.96 / 0.65–0.81 →
@@ -1511,7 +1516,7 @@ pub(crate) unsafe fn ks1_strip<
 ) -> bool {
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
-        (K == 3 || K == 5 || K == 7)
+        (K == 2 || K == 3 || K == 5 || K == 7)
             && (PL == 0 || PL == K / 2)
             && (1..=4).contains(&V)
             && w >= 1
@@ -1581,7 +1586,13 @@ pub(crate) unsafe fn ks1_strip<
                     xs
                 };
                 let pl = PL as isize;
-                if K == 3 {
+                if K == 2 {
+                    // taps 0 and 1
+                    for (u, o) in out.iter_mut().enumerate() {
+                        let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
+                        *o = pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
+                    }
+                } else if K == 3 {
                     // taps 0, 1, 2 in turn: pairs would cost more shifts than they save
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
@@ -1635,7 +1646,8 @@ pub(crate) unsafe fn ks1_strip<
         let (low, n) = wrow!(i + K - 1);
         nan |= n;
         for u in 0..V {
-            let mut v = row_pairs[0][u];
+            // 2×2: the last W row and the new one
+            let mut v = if K == 2 { last[u] } else { row_pairs[0][u] };
             if K >= 5 {
                 v = pad_fold::<MODE>(v, row_pairs[2][u]);
             }
@@ -1661,11 +1673,13 @@ pub(crate) unsafe fn ks1_strip<
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
         }
-        let newest: [__m512; V] = std::array::from_fn(|u| pad_fold::<MODE>(last[u], low[u]));
-        for t in 0..K - 3 {
-            row_pairs[t] = row_pairs[t + 1];
+        if K >= 3 {
+            let newest: [__m512; V] = std::array::from_fn(|u| pad_fold::<MODE>(last[u], low[u]));
+            for t in 0..K - 3 {
+                row_pairs[t] = row_pairs[t + 1];
+            }
+            row_pairs[K - 3] = newest;
         }
-        row_pairs[K - 3] = newest;
         last = low;
     }
     nan != 0
