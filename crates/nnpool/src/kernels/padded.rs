@@ -639,12 +639,12 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
 }
 
 /// Whether the planes of this shape take the fused 3×3 stride-2 kernel (`x86::k3s2_strip`,
-/// at the AVX2 level `avx2::max_k3s2_plane_avx2`: no W-pass rows in memory): max on 2-D
-/// planes and the planes of volumes, sums (AVX-512) on 2-D planes.
+/// at the AVX2 level `avx2::max_k3s2_plane_avx2`: no W-pass rows in memory), on 2-D planes
+/// and the planes of volumes: max, and sums (AVX-512).
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
     let kernel = match reduce {
         Reduce::Max => direct_w::<F>(s) || avx2_f32::<F>(s),
-        Reduce::Sum(_) => direct_w::<F>(s) && (s.d, s.od) == (1, 1),
+        Reduce::Sum(_) => direct_w::<F>(s),
     };
     kernel && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2) && s.pad_left <= 1
 }
@@ -991,8 +991,8 @@ fn fused_body<F: FastFloat>(
         }
         return;
     }
-    // 3-D volumes: max only (`fused_k3s2`; `fused_s1` takes 2-D planes)
-    debug_assert!(reciprocals.is_empty());
+    // 3-D volumes (`fused_k3s2`; `fused_s1` takes 2-D planes): the planes pooled, sums not
+    // divided yet, then folded along the depth, then the sums divided
     let (vin, vout) = (s.d * pin, s.od * pout);
     let mut pooled = vec![F::zero(); s.d * pout];
     for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
@@ -1005,6 +1005,17 @@ fn fused_body<F: FastFloat>(
                 fused_plane(s, reduce, &[], &[], xp, yp) | e
             });
         fold_depth(s, reduce, exact, depth, &pooled, &[], yv);
+        if matches!(reduce, Reduce::Sum(_)) {
+            // SAFETY: `fold_depth` stored every output of the volume.
+            let yv = unsafe { super::out::assume_init_mut(yv) };
+            match reciprocals {
+                [r] => yv.iter_mut().for_each(|v| *v = *v * *r),
+                _ => yv
+                    .iter_mut()
+                    .zip(reciprocals)
+                    .for_each(|(v, r)| *v = *v * *r),
+            }
+        }
     }
 }
 
@@ -1102,7 +1113,7 @@ fn direct_banded<F: FastFloat>(
 
 /// Output slice `o` of a volume = the fold of its pooled planes `depth[o].first ..` (in
 /// order: with the W and H folds before it, the reference's row-major order regrouped), then
-/// divided (sums).
+/// divided by `divisors` (sums; none given: the caller divides).
 #[inline(always)]
 fn fold_depth<F: FastFloat>(
     s: &PlaneShape,
@@ -1145,7 +1156,7 @@ fn fold_depth<F: FastFloat>(
                 }
             }
         }
-        if matches!(reduce, Reduce::Sum(_)) {
+        if matches!(reduce, Reduce::Sum(_)) && !d32.is_empty() {
             // SAFETY: every output slice was just stored (`depth` has one span per slice);
             // AVX-512F as above; the divisors cover the volume's outputs.
             unsafe { super::x86::divide_avx512(super::out::assume_init_mut(y32), d32) };
