@@ -131,7 +131,6 @@ pub(crate) unsafe fn as_uninit_mut<T>(y: &mut [T]) -> &mut [MaybeUninit<T>] {
 ///
 /// # Safety
 /// Every element of `buf` is initialised.
-#[cfg(target_arch = "x86_64")] // (its one caller is an x86 kernel's)
 pub(crate) unsafe fn assume_init_mut<T>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
     // SAFETY: `MaybeUninit<T>` has the layout of `T`; the caller vouches for every element.
     unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len()) }
