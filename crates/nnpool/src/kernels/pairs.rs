@@ -110,15 +110,26 @@ pub(crate) fn forward<F: FastFloat>(
             _ = chunk(reduce, div, w, xc, t, yc);
         }
     };
-    let per_task = chunk_in * 8;
-    if super::split_over_threads(x32.len(), 1 << 16) {
-        x32.par_chunks(per_task)
-            .zip(y32.par_chunks_mut(per_task / 4))
+    over_tasks(x32, y32, chunk_in * 8, 4, run);
+    true
+}
+
+/// `run` over tasks of `per_task` input values (the last one shorter) and their outputs,
+/// `shrink` times fewer, in parallel when the input is large enough.
+fn over_tasks(
+    x: &[f32],
+    y: &mut [MaybeUninit<f32>],
+    per_task: usize,
+    shrink: usize,
+    run: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync,
+) {
+    if super::split_over_threads(x.len(), 1 << 16) {
+        x.par_chunks(per_task)
+            .zip(y.par_chunks_mut(per_task / shrink))
             .for_each(|(xs, ys)| run(xs, ys));
     } else {
-        run(x32, y32);
+        run(x, y);
     }
-    true
 }
 
 /// The 2×2×2 stride-2 windows of volumes of even sides (`g.in3`): each pair of input slices
@@ -175,13 +186,7 @@ fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f
     };
     // whole slice pairs per task, about 64 Ki input values
     let per_task = (2 * pin) * ((1 << 16) / (2 * pin)).max(1);
-    if super::split_over_threads(x.len(), 1 << 16) {
-        x.par_chunks(per_task)
-            .zip(y.par_chunks_mut(per_task / 8))
-            .for_each(|(xs, ys)| run(xs, ys));
-    } else {
-        run(x, y);
-    }
+    over_tasks(x, y, per_task, 8, run);
 }
 
 /// One chunk of whole row pairs: with AVX-512 the W pass into `t` (half as many values as

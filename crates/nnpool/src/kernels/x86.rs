@@ -1055,6 +1055,32 @@ pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f3
     _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
+/// A sum's window results `v` from their fold (outputs `at ..`, lanes `mask`), divided by
+/// their divisors as [`finish_window`] divides (its doc has the reasons and the measurements):
+/// multiplied by the reciprocal, fused with the `+ 0` (from +0, as the reference's sums: an
+/// all −0 window gives +0). `reciprocals` holds one per output, or one for all (or none)
+/// broadcast in `broadcast`.
+///
+/// # Safety
+/// With one reciprocal per output, lanes `mask` of `reciprocals[at..]` lie in it (the others
+/// are zero: their results must go to no store).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_sum(
+    v: __m512,
+    broadcast: __m512,
+    reciprocals: &[f32],
+    at: usize,
+    mask: __mmask16,
+) -> __m512 {
+    let r = match reciprocals.len() {
+        0 | 1 => broadcast,
+        // SAFETY: the caller's: lanes `mask` of `reciprocals[at..]` lie in it.
+        _ => unsafe { _mm512_maskz_loadu_ps(mask, reciprocals.as_ptr().add(at)) },
+    };
+    _mm512_fmadd_ps(v, r, _mm512_setzero_ps())
+}
+
 /// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
 /// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`.
 ///
@@ -1423,15 +1449,9 @@ pub(crate) unsafe fn k3s2_strip<
             let at = i * ow + 16 * (v0 + u);
             let mut y = pad_fold::<MODE>(acc[u], low[u]);
             if MODE == 2 {
-                let r = match reciprocals.len() {
-                    0 | 1 => reciprocal,
-                    // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
-                    // lanes below ow (the others, zero, go to no store).
-                    _ => unsafe {
-                        _mm512_maskz_loadu_ps(store_masks[u], reciprocals.as_ptr().add(at))
-                    },
-                };
-                y = _mm512_fmadd_ps(y, r, _mm512_setzero_ps());
+                // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
+                // lanes below ow.
+                y = unsafe { finish_sum(y, reciprocal, reciprocals, at, store_masks[u]) };
             }
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], y) };
@@ -1657,18 +1677,9 @@ pub(crate) unsafe fn ks1_strip<
             v = pad_fold::<MODE>(v, low[u]);
             let at = i * ow + 16 * (v0 + u);
             if MODE == 2 {
-                // by the reciprocal, fused with the + 0 (from +0, as the reference's sums: an
-                // all −0 window gives +0), as `finish_window` (its doc has the reasons and the
-                // measurements)
-                let r = match reciprocals.len() {
-                    0 | 1 => reciprocal,
-                    // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
-                    // lanes below ow (the others, zero, go to no store).
-                    _ => unsafe {
-                        _mm512_maskz_loadu_ps(store_masks[u], reciprocals.as_ptr().add(at))
-                    },
-                };
-                v = _mm512_fmadd_ps(v, r, _mm512_setzero_ps());
+                // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
+                // lanes below ow.
+                v = unsafe { finish_sum(v, reciprocal, reciprocals, at, store_masks[u]) };
             }
             // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
             unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
