@@ -13,11 +13,10 @@
 //! into a scratch pair, then fold the pair along the depth (`x86::fold_planes`).
 //!
 //! Folds keep the reference's row-major order (each row's pair, then the two rows, then the
-//! two slices), so max
-//! values and NaNs are its bits: a chunk is folded with the plain max and checked for NaN or
-//! ±inf on the same loads, and folded again by the exact rule if it holds one. Sums differ
-//! from the reference's sequential sum by rounding only, then are divided by the same
-//! divisor.
+//! two slices), so max values and NaNs are its bits: a chunk is folded with the plain max and
+//! checked for NaN or ±inf on the same loads, and folded again by the exact rule if it holds
+//! one. Sums differ from the reference's sequential sum by rounding only, then are divided by
+//! the same divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
 
 use super::cast;
 use super::out::Out;
