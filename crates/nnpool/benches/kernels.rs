@@ -116,3 +116,18 @@ fn copy_same_bytes(b: Bencher, name: &str) {
     b.counter(divan::counter::BytesCount::new(n * 8))
         .bench_local(|| dst.copy_from_slice(black_box(&src)));
 }
+
+/// The f16 and bf16 forward (the f32 kernels on widened parts, rounded once at the end).
+#[divan::bench(
+    args = ["resnet_stem_max/nchw", "inception_avg_s1/nchw", "inception_avg_s1/nhwc"],
+    types = [half::f16, half::bf16],
+)]
+fn fast_half<T: nnpool::Element>(b: Bencher, name: &str) {
+    let (p, x) = find(name);
+    let x: Vec<T> = x.iter().map(|&v| T::from_f64(v as f64)).collect();
+    let mut y = vec![T::default(); p.output_len()];
+    b.counter(divan::counter::BytesCount::new(
+        (p.input_len() + p.output_len()) * std::mem::size_of::<T>(),
+    ))
+    .bench_local(|| p.forward(black_box(&x), &mut y, None).unwrap());
+}

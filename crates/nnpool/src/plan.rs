@@ -197,7 +197,6 @@ impl Geom {
     pub fn out_plane(&self) -> usize {
         self.out3.iter().product()
     }
-    #[allow(dead_code)]
     pub fn planes(&self) -> usize {
         self.batch * self.channels
     }

@@ -46,7 +46,8 @@ fn best_available() -> Isa {
     Isa::Portable
 }
 
-fn clamp_to_available(want: Isa) -> Isa {
+/// `want`, or the best level this CPU has when it lacks `want`.
+pub(crate) fn clamp_to_available(want: Isa) -> Isa {
     let have = best_available();
     let rank = |i: Isa| match i {
         Isa::Portable => 0,

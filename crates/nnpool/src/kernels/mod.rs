@@ -53,6 +53,7 @@ macro_rules! block_windows {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+mod convert;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
 pub(crate) mod isa;
@@ -68,8 +69,8 @@ pub(crate) mod window;
 pub(crate) mod x86;
 
 use crate::element::{DType, Element};
+use crate::layout::Layout;
 use crate::plan::Geom;
-use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use out::Out;
 use rayon::prelude::*;
@@ -240,78 +241,132 @@ pub(crate) fn window_forward<T: Element>(
             &mut y.cast().unwrap(),
             idx,
         ),
-        DType::F16 | DType::BF16 => {
-            // Widen to f32 (exact), run the f32 kernel (f32 is also PyTorch's accumulator for
-            // these types), round once at the end. The conversions are `half`'s slice
-            // conversions (F16C when the CPU has it), split over the threads.
-            let mut xf = vec![0f32; x.len()];
-            widen(x, &mut xf);
-            let mut yf = vec![0f32; y.len()];
-            if !window::forward::<f32>(isa, g, axes, reduce, &xf, &mut Out::from_init(&mut yf), idx)
-            {
-                return false;
-            }
-            narrow(&yf, y.init());
-            true
-        }
+        DType::F16 | DType::BF16 => half_forward(isa, g, axes, reduce, x, y, idx),
         _ => false,
     }
 }
 
-/// Values per task of the f16/bf16 conversions.
-const CONVERT_CHUNK: usize = 1 << 16;
+/// f32 values per part of the f16/bf16 forward: a part's input and output, widened, stay in
+/// the core's L2 cache between the widening, the f32 kernel and the rounding.
+const HALF_PART_VALUES: usize = 1 << 15;
+
+/// The f16/bf16 forward: the f32 kernel (f32 is also PyTorch's accumulator for these types)
+/// on parts of whole planes (channels-first) or images (channels-last), each widened (exact)
+/// into a reused scratch buffer and rounded once at the end, the parts over the threads.
+/// Whole-tensor f32 copies cost a fresh 2× and 4× buffer each call, mostly in page faults.
+///
+/// Averages: the f32 kernels multiply by the divisor's reciprocal, within 1 ulp of the
+/// quotient; where the quotient is exactly a tie of the rounding to f16/bf16 that ulp picks
+/// the other neighbour. So they sum only (divisor 1, exact) and the quotient is taken here,
+/// as the reference takes it.
+fn half_forward<T: Element>(
+    isa: isa::Isa,
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[T],
+    y: &mut Out<T>,
+    idx: Option<&mut [i64]>,
+) -> bool {
+    let divisors: Option<Vec<f32>> = match reduce {
+        Reduce::Sum(div) if div != crate::plan::Divisor::PerAxis => {
+            window::window_divisors(axes, div).map(|d| d.iter().map(|&d| d as f32).collect())
+        }
+        _ => None,
+    };
+    let kernel_reduce = match divisors {
+        Some(_) => Reduce::Sum(crate::plan::Divisor::Override(1)),
+        None => reduce,
+    };
+    let (units, in_unit, out_unit) = match g.layout {
+        Layout::ChannelsFirst => (g.planes(), g.in_plane(), g.out_plane()),
+        Layout::ChannelsLast => (
+            g.batch,
+            g.in_plane() * g.channels,
+            g.out_plane() * g.channels,
+        ),
+    };
+    if units == 0 || in_unit == 0 || out_unit == 0 {
+        return false;
+    }
+    let per_part = (HALF_PART_VALUES / in_unit).clamp(1, units);
+    let parts = units.div_ceil(per_part);
+    let idx_parts: Vec<Option<&mut [i64]>> = match idx {
+        Some(i) => i.chunks_mut(per_part * out_unit).map(Some).collect(),
+        None => (0..parts).map(|_| None).collect(),
+    };
+    let handled = std::sync::atomic::AtomicBool::new(true);
+    y.par_chunks_init(per_part * out_unit)
+        .zip(x.par_chunks(per_part * in_unit))
+        .zip(idx_parts)
+        .for_each(|((ys, xs), idx)| {
+            let n = xs.len() / in_unit;
+            let part = match g.layout {
+                Layout::ChannelsFirst => Geom {
+                    batch: 1,
+                    channels: n,
+                    ..*g
+                },
+                Layout::ChannelsLast => Geom { batch: n, ..*g },
+            };
+            let mut xf = Scratch::new(xs.len());
+            let xf = &mut xf[..xs.len()];
+            widen(xs, xf);
+            let mut yf = Scratch::new(ys.len());
+            let yf = &mut yf[..ys.len()];
+            let mut out = Out::from_init(&mut *yf);
+            if !window::forward::<f32>(isa, &part, axes, kernel_reduce, xf, &mut out, idx) {
+                handled.store(false, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            if let Some(d) = &divisors {
+                divide_sums(isa, g, d, yf);
+            }
+            narrow(yf, ys);
+        });
+    handled.into_inner()
+}
+
+/// `y[o] = y[o] / d[s]` in f32 for every output `o` (whole planes or images) at spatial
+/// position `s` (a divisor of 0, only that of a window without input elements, gives 0), as
+/// the reference divides.
+fn divide_sums(isa: isa::Isa, g: &Geom, divisors: &[f32], y: &mut [f32]) {
+    match g.layout {
+        Layout::ChannelsFirst => y
+            .chunks_mut(divisors.len().max(1))
+            .for_each(|p| convert::divide(isa, p, divisors)),
+        Layout::ChannelsLast => y
+            .chunks_mut(g.channels.max(1))
+            .zip(divisors.iter().cycle())
+            .for_each(|(px, &d)| convert::divide(isa, px, &[d])),
+    }
+}
 
 /// `dst = src` as f32 for f16/bf16 `T` (exact).
 fn widen<T: Element>(src: &[T], dst: &mut [f32]) {
+    let isa = fast_isa().unwrap_or(isa::Isa::Portable);
     if let Some(h) = cast::<T, f16>(src) {
-        widen_half(h, dst);
+        convert::widen_f16(isa, h, dst);
     } else if let Some(b) = cast::<T, bf16>(src) {
-        widen_half(b, dst);
+        convert::widen_bf16(b, dst);
     } else {
         dst.iter_mut()
             .zip(src)
-            .for_each(|(d, s)| *d = s.to_acc_f32());
+            .for_each(|(d, s)| *d = s.to_f64() as f32);
     }
 }
 
 /// `dst = src` rounded to nearest, for f16/bf16 `T`.
 fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
+    let isa = fast_isa().unwrap_or(isa::Isa::Portable);
     if let Some(h) = cast_mut::<T, f16>(dst) {
-        narrow_half(src, h);
+        convert::narrow_f16(isa, src, h);
     } else if let Some(b) = cast_mut::<T, bf16>(dst) {
-        narrow_half(src, b);
+        convert::narrow_bf16(src, b);
     } else {
         dst.iter_mut()
             .zip(src)
             .for_each(|(d, s)| *d = T::from_f64(*s as f64));
-    }
-}
-
-fn widen_half<H: Sync>(src: &[H], dst: &mut [f32])
-where
-    [H]: HalfFloatSliceExt,
-{
-    dst.par_chunks_mut(CONVERT_CHUNK)
-        .zip(src.par_chunks(CONVERT_CHUNK))
-        .for_each(|(d, s)| s.convert_to_f32_slice(d));
-}
-
-fn narrow_half<H: Send>(src: &[f32], dst: &mut [H])
-where
-    [H]: HalfFloatSliceExt,
-{
-    dst.par_chunks_mut(CONVERT_CHUNK)
-        .zip(src.par_chunks(CONVERT_CHUNK))
-        .for_each(|(d, s)| d.convert_from_f32_slice(s));
-}
-
-trait ToF32 {
-    fn to_acc_f32(self) -> f32;
-}
-
-impl<T: Element> ToF32 for T {
-    fn to_acc_f32(self) -> f32 {
-        self.to_f64() as f32
     }
 }
 

@@ -828,6 +828,22 @@ fn fused_plane_avx2(
     })
 }
 
+/// `$kernel!(MODE, LEFT_PADDING $(, SIZE)?)` instantiated for the combine `$mode` and
+/// whether the rows are padded on the left (by `$pl`): the dispatch of the fused strips.
+#[cfg(target_arch = "x86_64")]
+macro_rules! strip_kernel {
+    ($mode:expr, $padded:expr, $kernel:ident, $pl:literal $(, $k:literal)?) => {
+        match ($mode, $padded) {
+            (EXACT_MAX, false) => $kernel!(EXACT_MAX, 0 $(, $k)?),
+            (EXACT_MAX, true) => $kernel!(EXACT_MAX, $pl $(, $k)?),
+            (SUM, false) => $kernel!(SUM, 0 $(, $k)?),
+            (SUM, true) => $kernel!(SUM, $pl $(, $k)?),
+            (_, false) => $kernel!(PLAIN_MAX, 0 $(, $k)?),
+            (_, true) => $kernel!(PLAIN_MAX, $pl $(, $k)?),
+        }
+    };
+}
+
 /// Runs the passes of a fused plane, `pass(mode)` returning whether it saw a NaN: sums once;
 /// max by the plain max with its NaN check, then, when the plane holds a NaN, again by the
 /// exact rule (over every output). Returns whether the exact rule ran.
@@ -864,31 +880,17 @@ unsafe fn strip_avx2<const V: usize>(
     use super::avx2::ks1_strip_avx2;
     let (w, pt, oh, ow) = (s.w, s.pad_top, s.oh, s.ow);
     macro_rules! s1 {
-        ($m:ident, $k:literal, $pl:literal) => {
+        ($m:ident, $pl:literal, $k:literal) => {
             ks1_strip_avx2::<$m, $k, $pl, V>(x, w, pt, oh, ow, v0, reciprocals, y)
         };
     }
     // SAFETY: the caller's (AVX2); the kernel asserts its bounds.
     unsafe {
-        match (s.kw, mode, s.pad_left > 0) {
-            (3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),
-            (3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
-            (3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),
-            (3, PLAIN_MAX, true) => s1!(PLAIN_MAX, 3, 1),
-            (3, _, false) => s1!(SUM, 3, 0),
-            (3, _, true) => s1!(SUM, 3, 1),
-            (5, EXACT_MAX, false) => s1!(EXACT_MAX, 5, 0),
-            (5, EXACT_MAX, true) => s1!(EXACT_MAX, 5, 2),
-            (5, PLAIN_MAX, false) => s1!(PLAIN_MAX, 5, 0),
-            (5, PLAIN_MAX, true) => s1!(PLAIN_MAX, 5, 2),
-            (5, _, false) => s1!(SUM, 5, 0),
-            (5, _, true) => s1!(SUM, 5, 2),
-            (_, EXACT_MAX, false) => s1!(EXACT_MAX, 7, 0),
-            (_, EXACT_MAX, true) => s1!(EXACT_MAX, 7, 3),
-            (_, PLAIN_MAX, false) => s1!(PLAIN_MAX, 7, 0),
-            (_, PLAIN_MAX, true) => s1!(PLAIN_MAX, 7, 3),
-            (_, _, false) => s1!(SUM, 7, 0),
-            (_, _, true) => s1!(SUM, 7, 3),
+        let padded = s.pad_left > 0;
+        match s.kw {
+            3 => strip_kernel!(mode, padded, s1, 1, 3),
+            5 => strip_kernel!(mode, padded, s1, 2, 5),
+            _ => strip_kernel!(mode, padded, s1, 3, 7),
         }
     }
 }
@@ -923,52 +925,23 @@ unsafe fn fused_strip<const V: usize>(
         };
     }
     macro_rules! s1 {
-        ($m:ident, $k:literal, $pl:literal) => {
-            ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, &[], y)
-        };
-    }
-    macro_rules! sum {
-        ($k:literal, $pl:literal) => {
-            if din.is_empty() {
-                s1!(SUM, $k, $pl)
-            } else {
+        ($m:ident, $pl:literal, $k:literal) => {
+            if $m == SUM && !din.is_empty() {
                 ks1_strip::<SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, din, y)
+            } else {
+                ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, &[], y)
             }
         };
     }
     // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
     unsafe {
-        match (s.sw, s.kw, mode, s.pad_left > 0) {
-            (2, _, EXACT_MAX, false) => k3s2!(EXACT_MAX, 0),
-            (2, _, EXACT_MAX, true) => k3s2!(EXACT_MAX, 1),
-            (2, _, SUM, false) => k3s2!(SUM, 0),
-            (2, _, SUM, true) => k3s2!(SUM, 1),
-            (2, _, _, false) => k3s2!(PLAIN_MAX, 0),
-            (2, _, _, true) => k3s2!(PLAIN_MAX, 1),
-            (_, 2, EXACT_MAX, false) => s1!(EXACT_MAX, 2, 0),
-            (_, 2, EXACT_MAX, true) => s1!(EXACT_MAX, 2, 1),
-            (_, 2, PLAIN_MAX, false) => s1!(PLAIN_MAX, 2, 0),
-            (_, 2, PLAIN_MAX, true) => s1!(PLAIN_MAX, 2, 1),
-            (_, 2, _, false) => sum!(2, 0),
-            (_, 2, _, true) => sum!(2, 1),
-            (_, 3, EXACT_MAX, false) => s1!(EXACT_MAX, 3, 0),
-            (_, 3, EXACT_MAX, true) => s1!(EXACT_MAX, 3, 1),
-            (_, 3, PLAIN_MAX, false) => s1!(PLAIN_MAX, 3, 0),
-            (_, 3, PLAIN_MAX, true) => s1!(PLAIN_MAX, 3, 1),
-            (_, 3, _, false) => sum!(3, 0),
-            (_, 3, _, true) => sum!(3, 1),
-            (_, 5, EXACT_MAX, false) => s1!(EXACT_MAX, 5, 0),
-            (_, 5, EXACT_MAX, true) => s1!(EXACT_MAX, 5, 2),
-            (_, 5, PLAIN_MAX, false) => s1!(PLAIN_MAX, 5, 0),
-            (_, 5, PLAIN_MAX, true) => s1!(PLAIN_MAX, 5, 2),
-            (_, 5, _, false) => sum!(5, 0),
-            (_, 5, _, true) => sum!(5, 2),
-            (_, _, EXACT_MAX, false) => s1!(EXACT_MAX, 7, 0),
-            (_, _, EXACT_MAX, true) => s1!(EXACT_MAX, 7, 3),
-            (_, _, PLAIN_MAX, false) => s1!(PLAIN_MAX, 7, 0),
-            (_, _, PLAIN_MAX, true) => s1!(PLAIN_MAX, 7, 3),
-            (_, _, _, false) => sum!(7, 0),
-            (_, _, _, true) => sum!(7, 3),
+        let padded = s.pad_left > 0;
+        match (s.sw, s.kw) {
+            (2, _) => strip_kernel!(mode, padded, k3s2, 1),
+            (_, 2) => strip_kernel!(mode, padded, s1, 1, 2),
+            (_, 3) => strip_kernel!(mode, padded, s1, 1, 3),
+            (_, 5) => strip_kernel!(mode, padded, s1, 2, 5),
+            _ => strip_kernel!(mode, padded, s1, 3, 7),
         }
     }
 }
