@@ -348,7 +348,7 @@ fn widen<T: Element>(src: &[T], dst: &mut [f32]) {
     if let Some(h) = cast::<T, f16>(src) {
         convert::widen_f16(isa, h, dst);
     } else if let Some(b) = cast::<T, bf16>(src) {
-        convert::widen_bf16(b, dst);
+        convert::widen_bf16(isa, b, dst);
     } else {
         dst.iter_mut()
             .zip(src)
@@ -362,7 +362,7 @@ fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
     if let Some(h) = cast_mut::<T, f16>(dst) {
         convert::narrow_f16(isa, src, h);
     } else if let Some(b) = cast_mut::<T, bf16>(dst) {
-        convert::narrow_bf16(src, b);
+        convert::narrow_bf16(isa, src, b);
     } else {
         dst.iter_mut()
             .zip(src)

@@ -231,32 +231,45 @@ impl<A: Accumulator> TapSums<A> {
     /// 23.0, bf16 channels-first 17.9 → 16.5, f16 `64 56 56 2 2 0 avg` 5.8 → 5.1.
     /// Taps past the input land in the padding, which [`unpad_into`](Self::unpad_into)
     /// leaves out.
-    fn spread(&mut self, deltas: &[A], add: impl Fn(&mut A, A)) {
+    ///
+    /// All the taps of the input rows one output row reaches (in one input slice) are added
+    /// in one call, `add_taps(rows, rows' layout, deltas, W axis)`: in each row, `acc[x] +=
+    /// deltas[x + (k − 1)·dilation − kw·dilation]` for `kw` from `k − 1` down to 0, `deltas`
+    /// the output row's deltas with `(k − 1)·dilation` zeros on each side (adding +0 leaves a
+    /// value as it is, see above); with a stride, spread out to the input's spacing with +0
+    /// between. Each element is then loaded and stored once per output row, not once per
+    /// tap (f16 stores of rows shifted by one tap, read back at once, each cost a
+    /// store-forwarding stall), and the rows' rounding chains are independent.
+    fn spread(&mut self, deltas: &[A], add_taps: impl Fn(&mut [A], TapRows, &[A], &AxisGeometry)) {
         let [gd, gh, gw] = &self.axes;
         let [_, lh, lw] = self.sides;
         self.padded.fill(A::zero());
         let ow = gw.output;
+        if ow == 0 {
+            return;
+        }
+        let margin = (gw.kernel - 1) * gw.dilation;
+        let spaced_len = (ow - 1) * gw.stride + 1;
+        let span = spaced_len + margin;
+        let mut spaced = vec![A::zero(); span + margin];
         for od in 0..gd.output {
             for oh in 0..gh.output {
                 let row = &deltas[(od * gh.output + oh) * ow..][..ow];
+                for (j, &v) in row.iter().enumerate() {
+                    spaced[margin + j * gw.stride] = v;
+                }
                 for kd in 0..gd.kernel {
-                    for kh in 0..gh.kernel {
-                        let d = od * gd.stride + kd * gd.dilation;
-                        let h = oh * gh.stride + kh * gh.dilation;
-                        let base = (d * lh + h) * lw;
-                        for kw in (0..gw.kernel).rev() {
-                            let at = base + kw * gw.dilation;
-                            if gw.stride == 1 {
-                                for (a, &v) in self.padded[at..at + ow].iter_mut().zip(row) {
-                                    add(a, v);
-                                }
-                            } else {
-                                for (j, &v) in row.iter().enumerate() {
-                                    add(&mut self.padded[at + j * gw.stride], v);
-                                }
-                            }
-                        }
-                    }
+                    let d = od * gd.stride + kd * gd.dilation;
+                    let h = oh * gh.stride;
+                    let first = (d * lh + h) * lw;
+                    let row_step = gh.dilation * lw;
+                    let end = first + (gh.kernel - 1) * row_step + span;
+                    let rows = TapRows {
+                        count: gh.kernel,
+                        step: row_step,
+                        span,
+                    };
+                    add_taps(&mut self.padded[first..end], rows, &spaced, gw);
                 }
             }
         }
@@ -495,6 +508,9 @@ pub(crate) fn avg_backward<T: Element>(
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
     let cache = WindowCache::new(g, table);
+    let divisors = (matches!(table, WindowTable::Shared(_)) && div != Divisor::PerAxis)
+        .then(|| plane_divisors(&cache, div, pout))
+        .flatten();
     par_units(g, gx, pin, |u, planes, gxu| {
         let per_unit = gxu.len() / pin;
         let gyu = &gy[u * pout * per_unit..][..pout * per_unit];
@@ -504,32 +520,132 @@ pub(crate) fn avg_backward<T: Element>(
         // sliding windows: the deltas of a plane first, then spread tap by tap
         let mut spread = TapSums::<T::Acc>::new(table);
         let mut deltas = vec![T::Acc::zero(); if spread.is_some() { pout } else { 0 }];
+        // and, with one divisor per window (shared by the planes) and f32 sums, the deltas
+        // divided in one vector loop: a division per output, its divisor formed anew, was
+        // most of the f16 and bf16 average backward once the adds were vector loops
+        let divisors = divisors.as_ref().filter(|_| spread.is_some());
         for pl in planes {
             if spread.is_none() {
                 // (the spread's `unpad_into` writes every element)
                 acc.fill(T::Acc::zero());
             }
-            cache.with(pl.index, |w| {
-                w.for_each(|o, s| {
-                    // PyTorch computes the delta in T, then adds it in T
+            if let (Some(d), Some(q)) = (divisors, super::cast_mut::<T::Acc, f32>(&mut deltas)) {
+                let wide = wide.and_then(super::cast::<T::Acc, f32>);
+                for (o, q) in q.iter_mut().enumerate() {
                     let at = pl.base + o * pl.step;
-                    let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
-                    let delta = T::round_acc(divide_spans(gout, div, s));
-                    if spread.is_some() {
-                        deltas[o] = delta;
-                    } else {
-                        for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
-                    }
-                })
-            });
+                    *q = wide.map_or_else(|| gyu[at].to_f64() as f32, |wide| wide[at]);
+                }
+                let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
+                super::convert::divide(isa, q, d);
+            } else {
+                cache.with(pl.index, |w| {
+                    w.for_each(|o, s| {
+                        // PyTorch computes the delta in T, then adds it in T
+                        let at = pl.base + o * pl.step;
+                        let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
+                        let delta = divide_spans(gout, div, s);
+                        if spread.is_some() {
+                            // (rounded to T below, all at once)
+                            deltas[o] = delta;
+                        } else {
+                            let delta = T::round_acc(delta);
+                            for_each_tap(g.in3, s, |i| add_in::<T>(&mut acc[i], delta));
+                        }
+                    })
+                });
+            }
             if let Some(spread) = spread.as_mut() {
-                spread.spread(&deltas, |a, v| add_in::<T>(a, v));
+                round_row::<T>(&mut deltas);
+                spread.spread(&deltas, add_taps_rounded::<T>);
                 spread.unpad_into(&mut acc);
             }
             store_plane::<T>(&acc, &pl, gxu);
         }
     });
     true
+}
+
+/// The divisor of each output of a plane, as f32, where every plane shares its windows and
+/// each window has one divisor (`None` otherwise).
+fn plane_divisors(cache: &WindowCache, div: Divisor, pout: usize) -> Option<Vec<f32>> {
+    let mut d = vec![0f32; pout];
+    let mut all = true;
+    cache.with(0, |w| {
+        w.for_each(|o, s| match super::window::window_divisor(div, s) {
+            Some(v) => d[o] = v as f32,
+            None => all = false,
+        })
+    });
+    all.then_some(d)
+}
+
+/// The input rows [`TapSums::spread`] adds one output row's taps into: `count` rows of
+/// `span` elements, `step` apart.
+#[derive(Clone, Copy)]
+struct TapRows {
+    count: usize,
+    step: usize,
+    span: usize,
+}
+
+/// The taps of the input rows one output row reaches, in `T`'s arithmetic (see
+/// `reference::add_in` and [`TapSums::spread`]): in each row, `acc[x] += deltas[x + m −
+/// kw·dilation]` for `kw` from `k − 1` down to 0, `m = (k − 1)·dilation`; for f16 and bf16
+/// each sum rounded to `T`, in vector loops (`convert`). With the deltas divided in one
+/// vector loop (`plane_divisors`), against a scalar rounding per add, one tap at a time, and
+/// a division per output (`PROBE_BWD=1 PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`, two
+/// rounds alternating, µs per plane): `192 28 28 3 1 1 avg` f16 13.4 → 2.8, bf16 10.6–10.7 →
+/// 3.2; `64 56 56 2 2 0 avg` f16 9.8–10.0 → 2.8–2.9, bf16 8.3 → 3.9.
+fn add_taps_rounded<T: Element>(
+    acc: &mut [T::Acc],
+    rows: TapRows,
+    deltas: &[T::Acc],
+    w: &AxisGeometry,
+) {
+    let (k, dilation) = (w.kernel, w.dilation);
+    let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
+    if let (Some(a), Some(d)) = (
+        super::cast_mut::<T::Acc, f32>(acc),
+        super::cast::<T::Acc, f32>(deltas),
+    ) {
+        let taps = super::convert::Taps {
+            rows: rows.count,
+            row_step: rows.step,
+            span: rows.span,
+            k,
+            dilation,
+        };
+        match T::DTYPE {
+            crate::element::DType::F16 => {
+                return super::convert::add_taps_rounded_f16(isa, a, d, taps)
+            }
+            crate::element::DType::BF16 => {
+                return super::convert::add_taps_rounded_bf16(isa, a, d, taps)
+            }
+            _ => {}
+        }
+    }
+    let m = (k - 1) * dilation;
+    for r in 0..rows.count {
+        for (x, a) in acc[r * rows.step..][..rows.span].iter_mut().enumerate() {
+            for kw in (0..k).rev() {
+                add_in::<T>(a, deltas[x + m - kw * dilation]);
+            }
+        }
+    }
+}
+
+/// `v[i]` rounded to `T` (see [`add_taps_rounded`]).
+fn round_row<T: Element>(v: &mut [T::Acc]) {
+    let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
+    if let Some(w) = super::cast_mut::<T::Acc, f32>(v) {
+        match T::DTYPE {
+            crate::element::DType::F16 => return super::convert::round_f16(isa, w),
+            crate::element::DType::BF16 => return super::convert::round_bf16(w),
+            _ => {}
+        }
+    }
+    v.iter_mut().for_each(|a| *a = T::round_acc(*a));
 }
 
 /// Max-type backward from plane-local indices (see `reference::scatter_by_index`) where the
@@ -556,7 +672,14 @@ pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: 
                 let i = iu[at];
                 if (0..pin as i64).contains(&i) {
                     let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
-                    add_in::<T>(&mut acc[i as usize], gout);
+                    let a = &mut acc[i as usize];
+                    if *a == T::Acc::zero() {
+                        // the common case, an element's first gradient: +0 + g is g (a value of
+                        // T, so no rounding), −0 made +0 (an element never holds −0)
+                        *a = gout + T::Acc::zero();
+                    } else {
+                        add_in::<T>(a, gout);
+                    }
                 }
             }
             store_plane::<T>(&acc, &pl, gxu);
