@@ -1364,3 +1364,52 @@ fn half_precision_backward_gives_the_reference_bits() {
     }
     assert!(checked > 1000, "only {checked} problems were valid");
 }
+
+/// The f16/bf16 forward runs the f32 kernels on parts of whole planes (channels-first) or
+/// images (channels-last) of about 32 Ki values: inputs of several parts, the last one
+/// short, give the reference's bits (values and indices) at 1 and 2 threads, with NaN, ±inf
+/// and ties in the data.
+#[test]
+fn half_precision_forward_in_parts() {
+    fn run<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
+        let plan = PoolPlan::new(op, shape, layout).unwrap();
+        let desc = problem_desc(op, shape, layout);
+        let x: Vec<T> = fine_data(plan.input_len(), seed, true);
+        let with_idx = op.has_indices();
+        let mut yr = vec![T::default(); plan.output_len()];
+        let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
+        plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..]))
+            .unwrap();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let y = pool.install(|| plan.forward_to_vec(&x)).unwrap();
+            assert!(same_bits(&y, &yr), "{desc}: {threads} threads");
+            if with_idx {
+                let (y, i) = pool
+                    .install(|| plan.forward_with_indices_to_vec(&x))
+                    .unwrap();
+                assert!(same_bits(&y, &yr) && i == ir, "{desc}: indices");
+            }
+        }
+    }
+    let w = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[1, 1]);
+    let s1 = Window::new(&[3, 3]).padding(&[1, 1]);
+    let mut ops = ops_of(w.clone(), w, 7);
+    ops.extend(ops_of(s1.clone(), s1, -3));
+    // 3600 values a plane: 9 planes a part, 30 planes in 4 parts; 28 800 an image: 1 a part
+    let shapes = [
+        (vec![3, 10, 60, 60], Layout::ChannelsFirst),
+        (vec![1, 2, 190, 190], Layout::ChannelsFirst),
+        (vec![3, 30, 30, 32], Layout::ChannelsLast),
+        (vec![5, 12, 12, 230], Layout::ChannelsLast),
+    ];
+    for (k, op) in ops.iter().enumerate() {
+        for (shape, layout) in &shapes {
+            run::<f16>(op, shape, *layout, k as u64);
+            run::<bf16>(op, shape, *layout, k as u64 + 100);
+        }
+    }
+}
