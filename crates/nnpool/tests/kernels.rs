@@ -38,6 +38,15 @@ fn problem_desc(op: &Pooling, shape: &[usize], layout: Layout) -> String {
     format!("{op:?} shape {shape:?} {layout:?}")
 }
 
+/// The reference's forward of `x`: values, and indices when `with_idx` (else none).
+fn reference_forward<T: Element>(plan: &PoolPlan, x: &[T], with_idx: bool) -> (Vec<T>, Vec<i64>) {
+    let mut yr = vec![T::default(); plan.output_len()];
+    let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
+    plan.forward_reference(x, &mut yr, with_idx.then_some(&mut ir[..]))
+        .unwrap();
+    (yr, ir)
+}
+
 fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
     let Ok(plan) = PoolPlan::new(op, shape, layout) else {
         return;
@@ -45,10 +54,7 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
     let desc = problem_desc(op, shape, layout);
     let x: Vec<T> = data(plan.input_len(), seed, true);
     let with_idx = op.has_indices();
-    let mut yr = vec![T::default(); plan.output_len()];
-    let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
-    plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..]))
-        .unwrap();
+    let (yr, ir) = reference_forward(&plan, &x, with_idx);
     let mut first: Option<(Vec<T>, Vec<i64>)> = None;
     for threads in [1, 2, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -1376,10 +1382,7 @@ fn half_precision_forward_in_parts() {
         let desc = problem_desc(op, shape, layout);
         let x: Vec<T> = fine_data(plan.input_len(), seed, true);
         let with_idx = op.has_indices();
-        let mut yr = vec![T::default(); plan.output_len()];
-        let mut ir = vec![0i64; if with_idx { plan.output_len() } else { 0 }];
-        plan.forward_reference(&x, &mut yr, with_idx.then_some(&mut ir[..]))
-            .unwrap();
+        let (yr, ir) = reference_forward(&plan, &x, with_idx);
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

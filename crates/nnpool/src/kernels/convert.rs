@@ -320,76 +320,85 @@ mod x86 {
 
     const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+    /// `dst[i] = convert(src[i])`: `$block` on each whole block of `$n` values (`$s` the
+    /// source block, `$d` the destination block), `$one` on each value of the tail (`$x`).
+    macro_rules! in_blocks {
+        ($src:expr, $dst:expr, $n:literal, |$s:ident, $d:ident| $block:expr, |$x:ident| $one:expr) => {{
+            let mut s = $src.chunks_exact($n);
+            let mut d = $dst.chunks_exact_mut($n);
+            for ($s, $d) in (&mut s).zip(&mut d) {
+                // SAFETY: `$s` holds `$n` source values and `$d` `$n` destination values, the
+                // block's loads and stores reach no further (unaligned accesses).
+                unsafe { $block }
+            }
+            for (d, $x) in d.into_remainder().iter_mut().zip(s.remainder()) {
+                *d = $one;
+            }
+        }};
+    }
+
     /// # Safety
     /// The CPU must support AVX-512F; `dst.len() == src.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn widen_f16_avx512(src: &[f16], dst: &mut [f32]) {
-        let mut s = src.chunks_exact(16);
-        let mut d = dst.chunks_exact_mut(16);
-        for (s, d) in (&mut s).zip(&mut d) {
-            // SAFETY: `s` holds 16 f16 (32 bytes) and `d` 16 f32; unaligned accesses.
-            unsafe {
+        in_blocks!(
+            src,
+            dst,
+            16,
+            |s, d| {
                 let h = _mm256_loadu_si256(s.as_ptr().cast());
-                _mm512_storeu_ps(d.as_mut_ptr(), _mm512_cvtph_ps(h));
-            }
-        }
-        for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-            *d = s.to_f32();
-        }
+                _mm512_storeu_ps(d.as_mut_ptr(), _mm512_cvtph_ps(h))
+            },
+            |x| x.to_f32()
+        );
     }
 
     /// # Safety
     /// The CPU must support AVX-512F; `dst.len() == src.len()`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn narrow_f16_avx512(src: &[f32], dst: &mut [f16]) {
-        let mut s = src.chunks_exact(16);
-        let mut d = dst.chunks_exact_mut(16);
-        for (s, d) in (&mut s).zip(&mut d) {
-            // SAFETY: `s` holds 16 f32 and `d` 16 f16 (32 bytes); unaligned accesses.
-            unsafe {
+        in_blocks!(
+            src,
+            dst,
+            16,
+            |s, d| {
                 let h = _mm512_cvtps_ph::<NEAREST>(_mm512_loadu_ps(s.as_ptr()));
-                _mm256_storeu_si256(d.as_mut_ptr().cast(), h);
-            }
-        }
-        for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-            *d = f16::from_f32(*s);
-        }
+                _mm256_storeu_si256(d.as_mut_ptr().cast(), h)
+            },
+            |x| f16::from_f32(*x)
+        );
     }
 
     /// # Safety
     /// The CPU must support AVX and F16C; `dst.len() == src.len()`.
     #[target_feature(enable = "avx,f16c")]
     pub(super) unsafe fn widen_f16_f16c(src: &[f16], dst: &mut [f32]) {
-        let mut s = src.chunks_exact(8);
-        let mut d = dst.chunks_exact_mut(8);
-        for (s, d) in (&mut s).zip(&mut d) {
-            // SAFETY: `s` holds 8 f16 (16 bytes) and `d` 8 f32; unaligned accesses.
-            unsafe {
+        in_blocks!(
+            src,
+            dst,
+            8,
+            |s, d| {
                 let h = _mm_loadu_si128(s.as_ptr().cast());
-                _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h));
-            }
-        }
-        for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-            *d = s.to_f32();
-        }
+                _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h))
+            },
+            |x| x.to_f32()
+        );
     }
 
     /// # Safety
     /// The CPU must support AVX and F16C; `dst.len() == src.len()`.
     #[target_feature(enable = "avx,f16c")]
     pub(super) unsafe fn narrow_f16_f16c(src: &[f32], dst: &mut [f16]) {
-        let mut s = src.chunks_exact(8);
-        let mut d = dst.chunks_exact_mut(8);
-        for (s, d) in (&mut s).zip(&mut d) {
-            // SAFETY: `s` holds 8 f32 and `d` 8 f16 (16 bytes); unaligned accesses.
-            unsafe {
+        in_blocks!(
+            src,
+            dst,
+            8,
+            |s, d| {
                 let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(s.as_ptr()));
-                _mm_storeu_si128(d.as_mut_ptr().cast(), h);
-            }
-        }
-        for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-            *d = f16::from_f32(*s);
-        }
+                _mm_storeu_si128(d.as_mut_ptr().cast(), h)
+            },
+            |x| f16::from_f32(*x)
+        );
     }
 }
 
