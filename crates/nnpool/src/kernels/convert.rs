@@ -158,6 +158,11 @@ pub(crate) fn add_taps_rounded_f16(isa: Isa, acc: &mut [f32], d: &[f32], taps: T
         // SAFETY: `Isa::Avx512` is chosen only where AVX-512F was detected; sizes asserted.
         return unsafe { x86::add_taps_rounded_avx512::<false>(acc, d, taps) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: AVX and F16C were detected (`Isa::Avx2` implies AVX2); sizes asserted.
+        return unsafe { x86::add_taps_rounded_f16c(acc, d, taps) };
+    }
     let _ = isa;
     add_taps_body(acc, d, taps, |s| f16::from_f32(s).to_f32());
 }
@@ -250,6 +255,38 @@ mod x86 {
                 }
             }
             x += 16;
+        }
+    }
+
+    /// [`super::add_taps_rounded_f16`] with F16C: 8 elements of a row at a time, the row's
+    /// tail one by one.
+    ///
+    /// # Safety
+    /// The CPU must support AVX and F16C; `taps.fit(acc, d)`.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn add_taps_rounded_f16c(acc: &mut [f32], d: &[f32], t: super::Taps) {
+        let m = (t.k - 1) * t.dilation;
+        let whole = t.span / 8 * 8;
+        for r in 0..t.rows {
+            let row = &mut acc[r * t.row_step..][..t.span];
+            for x in (0..whole).step_by(8) {
+                // SAFETY: elements x .. x + 8 ≤ span of the row, and of `d` from
+                // x + m − kw·dilation on, below span + m ≤ d.len() (asserted by the caller).
+                unsafe {
+                    let mut v = _mm256_loadu_ps(row.as_ptr().add(x));
+                    for kw in (0..t.k).rev() {
+                        let tap = _mm256_loadu_ps(d.as_ptr().add(x + m - kw * t.dilation));
+                        let s = _mm256_add_ps(v, tap);
+                        v = _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(s));
+                    }
+                    _mm256_storeu_ps(row.as_mut_ptr().add(x), v);
+                }
+            }
+            for (x, a) in row.iter_mut().enumerate().skip(whole) {
+                for kw in (0..t.k).rev() {
+                    *a = f16::from_f32(*a + d[x + m - kw * t.dilation]).to_f32();
+                }
+            }
         }
     }
 

@@ -269,9 +269,19 @@ fn half_forward<T: Element>(
     y: &mut Out<T>,
     idx: Option<&mut [i64]>,
 ) -> bool {
+    // the divisor of every output of one plane (channels-first) or image (channels-last:
+    // each pixel's repeated over the channels)
+    let repeat = match g.layout {
+        Layout::ChannelsFirst => 1,
+        Layout::ChannelsLast => g.channels,
+    };
     let divisors: Option<Vec<f32>> = match reduce {
         Reduce::Sum(div) if div != crate::plan::Divisor::PerAxis => {
-            window::window_divisors(axes, div).map(|d| d.iter().map(|&d| d as f32).collect())
+            window::window_divisors(axes, div).map(|d| {
+                d.iter()
+                    .flat_map(|&d| std::iter::repeat_n(d as f32, repeat))
+                    .collect()
+            })
         }
         _ => None,
     };
@@ -321,26 +331,15 @@ fn half_forward<T: Element>(
                 return;
             }
             if let Some(d) = &divisors {
-                divide_sums(isa, g, d, yf);
+                // as the reference divides (a divisor of 0, only that of a window without
+                // input elements, gives 0)
+                for unit in yf.chunks_mut(out_unit) {
+                    convert::divide(isa, unit, d);
+                }
             }
             narrow(yf, ys);
         });
     handled.into_inner()
-}
-
-/// `y[o] = y[o] / d[s]` in f32 for every output `o` (whole planes or images) at spatial
-/// position `s` (a divisor of 0, only that of a window without input elements, gives 0), as
-/// the reference divides.
-fn divide_sums(isa: isa::Isa, g: &Geom, divisors: &[f32], y: &mut [f32]) {
-    match g.layout {
-        Layout::ChannelsFirst => y
-            .chunks_mut(divisors.len().max(1))
-            .for_each(|p| convert::divide(isa, p, divisors)),
-        Layout::ChannelsLast => y
-            .chunks_mut(g.channels.max(1))
-            .zip(divisors.iter().cycle())
-            .for_each(|(px, &d)| convert::divide(isa, px, &[d])),
-    }
 }
 
 /// `dst = src` as f32 for f16/bf16 `T` (exact).
