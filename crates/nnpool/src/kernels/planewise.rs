@@ -16,6 +16,7 @@
 //! f16 max backward from indices (`PROBE_DTYPE=f16 PROBE_BWD=1 .. 64 56 56 3 2 1`) 4.8–5.6 /
 //! 4.8–5.5 → 4.7 / 2.5, where `half`'s conversions (one call each way per add) are most of it.
 
+use super::convert::Taps;
 use crate::element::{Accumulator, Element};
 use crate::geometry::{AxisGeometry, AxisSpans, Span};
 use crate::layout::Layout;
@@ -233,14 +234,14 @@ impl<A: Accumulator> TapSums<A> {
     /// leaves out.
     ///
     /// All the taps of the input rows one output row reaches (in one input slice) are added
-    /// in one call, `add_taps(rows, rows' layout, deltas, W axis)`: in each row, `acc[x] +=
+    /// in one call, `add_taps(rows, their Taps, deltas)`: in each row, `acc[x] +=
     /// deltas[x + (k − 1)·dilation − kw·dilation]` for `kw` from `k − 1` down to 0, `deltas`
     /// the output row's deltas with `(k − 1)·dilation` zeros on each side (adding +0 leaves a
     /// value as it is, see above); with a stride, spread out to the input's spacing with +0
     /// between. Each element is then loaded and stored once per output row, not once per
     /// tap (f16 stores of rows shifted by one tap, read back at once, each cost a
     /// store-forwarding stall), and the rows' rounding chains are independent.
-    fn spread(&mut self, deltas: &[A], add_taps: impl Fn(&mut [A], TapRows, &[A], &AxisGeometry)) {
+    fn spread(&mut self, deltas: &[A], add_taps: impl Fn(&mut [A], Taps, &[A])) {
         let [gd, gh, gw] = &self.axes;
         let [_, lh, lw] = self.sides;
         self.padded.fill(A::zero());
@@ -264,12 +265,14 @@ impl<A: Accumulator> TapSums<A> {
                     let first = (d * lh + h) * lw;
                     let row_step = gh.dilation * lw;
                     let end = first + (gh.kernel - 1) * row_step + span;
-                    let rows = TapRows {
-                        count: gh.kernel,
-                        step: row_step,
+                    let taps = Taps {
+                        rows: gh.kernel,
+                        row_step,
                         span,
+                        k: gw.kernel,
+                        dilation: gw.dilation,
                     };
-                    add_taps(&mut self.padded[first..end], rows, &spaced, gw);
+                    add_taps(&mut self.padded[first..end], taps, &spaced);
                 }
             }
         }
@@ -579,15 +582,6 @@ fn plane_divisors(cache: &WindowCache, div: Divisor, pout: usize) -> Option<Vec<
     all.then_some(d)
 }
 
-/// The input rows [`TapSums::spread`] adds one output row's taps into: `count` rows of
-/// `span` elements, `step` apart.
-#[derive(Clone, Copy)]
-struct TapRows {
-    count: usize,
-    step: usize,
-    span: usize,
-}
-
 /// The taps of the input rows one output row reaches, in `T`'s arithmetic (see
 /// `reference::add_in` and [`TapSums::spread`]): in each row, `acc[x] += deltas[x + m −
 /// kw·dilation]` for `kw` from `k − 1` down to 0, `m = (k − 1)·dilation`; for f16 and bf16
@@ -596,25 +590,12 @@ struct TapRows {
 /// a division per output (`PROBE_BWD=1 PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`, two
 /// rounds alternating, µs per plane): `192 28 28 3 1 1 avg` f16 13.4 → 2.8, bf16 10.6–10.7 →
 /// 3.2; `64 56 56 2 2 0 avg` f16 9.8–10.0 → 2.8–2.9, bf16 8.3 → 3.9.
-fn add_taps_rounded<T: Element>(
-    acc: &mut [T::Acc],
-    rows: TapRows,
-    deltas: &[T::Acc],
-    w: &AxisGeometry,
-) {
-    let (k, dilation) = (w.kernel, w.dilation);
+fn add_taps_rounded<T: Element>(acc: &mut [T::Acc], taps: Taps, deltas: &[T::Acc]) {
     let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
     if let (Some(a), Some(d)) = (
         super::cast_mut::<T::Acc, f32>(acc),
         super::cast::<T::Acc, f32>(deltas),
     ) {
-        let taps = super::convert::Taps {
-            rows: rows.count,
-            row_step: rows.step,
-            span: rows.span,
-            k,
-            dilation,
-        };
         match T::DTYPE {
             crate::element::DType::F16 => {
                 return super::convert::add_taps_rounded_f16(isa, a, d, taps)
@@ -625,11 +606,11 @@ fn add_taps_rounded<T: Element>(
             _ => {}
         }
     }
-    let m = (k - 1) * dilation;
-    for r in 0..rows.count {
-        for (x, a) in acc[r * rows.step..][..rows.span].iter_mut().enumerate() {
-            for kw in (0..k).rev() {
-                add_in::<T>(a, deltas[x + m - kw * dilation]);
+    let m = (taps.k - 1) * taps.dilation;
+    for r in 0..taps.rows {
+        for (x, a) in acc[r * taps.row_step..][..taps.span].iter_mut().enumerate() {
+            for kw in (0..taps.k).rev() {
+                add_in::<T>(a, deltas[x + m - kw * taps.dilation]);
             }
         }
     }
