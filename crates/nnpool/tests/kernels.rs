@@ -1416,3 +1416,64 @@ fn half_precision_forward_in_parts() {
         }
     }
 }
+
+#[test]
+fn channels_last_few_channels_as_planes() {
+    // Fewer than 16 channels channels-last: each image transposed into planes, pooled by the
+    // channels-first kernels and transposed back, images grouped into parts of about 32 Ki
+    // values. Every channel count of that path (1–15) and the first past it; images small
+    // enough to share a part, and large enough to fill one each (several parts, a short last).
+    let window = |k: usize, s: usize, p: usize, d: usize| {
+        Window::new(&[k, k])
+            .stride(&[s, s])
+            .padding(&[p, p])
+            .dilation(&[d, d])
+    };
+    let ops = |ceil: bool| {
+        let mut ops = ops_of(window(3, 2, 1, 1).ceil_mode(ceil), window(3, 2, 1, 1), 4);
+        ops.extend(ops_of(window(2, 2, 0, 1), window(3, 1, 1, 1), 7));
+        ops.push(Pooling::max(window(2, 1, 1, 2)));
+        ops.push(Pooling::avg(window(2, 2, 1, 2).ceil_mode(ceil)));
+        ops.push(Pooling::adaptive_avg(&[3, 4]));
+        ops
+    };
+    let dilated_avg = Pooling::avg(window(2, 2, 1, 2));
+    assert!(PoolPlan::new(&dilated_avg, &[1, 7, 9, 3], Layout::ChannelsLast).is_ok());
+    let mut seed = 9000;
+    for c in 1..=16 {
+        for op in ops(c % 2 == 0) {
+            for shape in [[0, 5, 6, c], [2, 7, 9, c], [1, 1, 1, c]] {
+                if let Ok(plan) = PoolPlan::new(&op, &shape, Layout::ChannelsLast) {
+                    assert_eq!(plan.output_shape()[3], c);
+                }
+                seed += 1;
+                check::<f32>(&op, &shape, Layout::ChannelsLast, seed);
+            }
+        }
+    }
+    // parts: 40×40×5 images share parts of four (the last of one); 60×60×15 fill one each
+    for op in ops(true) {
+        for shape in [[9, 40, 40, 5], [3, 60, 60, 15], [1, 70, 50, 3]] {
+            seed += 1;
+            check::<f32>(&op, &shape, Layout::ChannelsLast, seed);
+        }
+    }
+    for op in ops(false) {
+        seed += 1;
+        check::<f64>(&op, &[3, 9, 8, 3], Layout::ChannelsLast, seed);
+        check::<f16>(&op, &[3, 9, 8, 3], Layout::ChannelsLast, seed);
+    }
+    // 1-D and 3-D
+    let win1 = Window::new(&[3]).stride(&[2]).padding(&[1]);
+    let win3 = Window::new(&[3, 3, 3])
+        .stride(&[2, 2, 2])
+        .padding(&[1, 1, 1]);
+    for op in ops_of(win1.clone(), win1, 2) {
+        seed += 1;
+        check::<f32>(&op, &[2, 33, 4], Layout::ChannelsLast, seed);
+    }
+    for op in ops_of(win3.clone(), win3, 2) {
+        seed += 1;
+        check::<f32>(&op, &[2, 5, 7, 6, 3], Layout::ChannelsLast, seed);
+    }
+}

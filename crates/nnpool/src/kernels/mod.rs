@@ -8,6 +8,8 @@
 //! - [`plane`]: channels-first planes reduced as flat arrays;
 //! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512, and AVX2
 //!   for channel counts that are multiples of 8);
+//! - [`few_channels`]: channels-last tensors with fewer than 16 channels, transposed into
+//!   channels-first planes and pooled by those kernels;
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32, AVX-512; AVX2 in one pass);
 //! - [`scatter`]: backward passes;
@@ -56,6 +58,7 @@ pub(crate) mod avx2;
 mod convert;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
+pub(crate) mod few_channels;
 pub(crate) mod isa;
 pub(crate) mod out;
 pub(crate) mod padded;

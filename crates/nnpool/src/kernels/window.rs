@@ -850,13 +850,11 @@ pub(crate) fn divide_row<F: FastFloat>(
     }
     let fa = F::from_i64(outer as i64);
     if c == 1 {
-        for ow in 0..n {
-            let d = fa * F::from_i64(per_w[ow] as i64);
-            row[ow] = if d == F::zero() {
-                F::zero()
-            } else {
-                row[ow] / d
-            };
+        // (branch-free, so that it vectorises: a divisor of 0 gives 0)
+        for (v, &w) in row[..n].iter_mut().zip(&per_w[..n]) {
+            let d = fa * F::from_i64(w as i64);
+            let q = *v / d;
+            *v = if d == F::zero() { F::zero() } else { q };
         }
     } else {
         for ow in 0..n {
@@ -913,7 +911,7 @@ pub(crate) fn forward<F: FastFloat>(
     reduce: Reduce,
     x: &[F],
     out: &mut Out<F>,
-    idx: Option<&mut [i64]>,
+    mut idx: Option<&mut [i64]>,
 ) -> bool {
     if axes.iter().any(AxisPlan::has_empty_window) || g.in_plane() > i32::MAX as usize {
         return false;
@@ -939,6 +937,11 @@ pub(crate) fn forward<F: FastFloat>(
     #[cfg(target_arch = "x86_64")]
     if super::direct::applies(g, axes, reduce, idx.is_some())
         && super::direct::forward::<F>(isa, g, axes, reduce, x, out)
+    {
+        return true;
+    }
+    if super::few_channels::applies(g)
+        && super::few_channels::forward::<F>(isa, g, axes, reduce, x, out, idx.as_deref_mut())
     {
         return true;
     }

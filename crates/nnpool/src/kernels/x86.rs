@@ -470,6 +470,37 @@ pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
     }
 }
 
+/// `y[f] += a[f]` for every `f`, 16 at a time, the tail masked.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn add_assign_avx512(y: &mut [f32], a: &[f32]) {
+    assert!(a.len() >= y.len());
+    let n = y.len();
+    let (yp, ap) = (y.as_mut_ptr(), a.as_ptr());
+    let mut f = 0;
+    while f + 16 <= n {
+        // SAFETY: f + 16 <= n <= a.len().
+        unsafe {
+            let v = _mm512_add_ps(_mm512_loadu_ps(yp.add(f)), _mm512_loadu_ps(ap.add(f)));
+            _mm512_storeu_ps(yp.add(f), v);
+        }
+        f += 16;
+    }
+    if f < n {
+        let m = lanes_below(n - f);
+        // SAFETY: the mask enables only the lanes below n.
+        unsafe {
+            let v = _mm512_add_ps(
+                _mm512_maskz_loadu_ps(m, yp.add(f)),
+                _mm512_maskz_loadu_ps(m, ap.add(f)),
+            );
+            _mm512_mask_storeu_ps(yp.add(f), m, v);
+        }
+    }
+}
+
 /// Whether `x` holds a NaN or an infinity: those are exactly the values whose magnitude bits
 /// (as an unsigned integer) reach the infinity's, so the check is an integer max of the
 /// magnitudes (one-cycle operations, four independent chains) and one compare at the end.
