@@ -556,6 +556,17 @@ impl<F: FastFloat> SpacedDeltas<F> {
         }
         let w = row.len();
         let base = m + self.pad;
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 {
+            if let (Some(row), Some(z)) = (
+                super::cast_mut::<F, f32>(&mut *row),
+                super::cast::<F, f32>(&self.z),
+            ) {
+                // SAFETY: `Isa::Avx512` is only chosen where the CPU has AVX-512F.
+                unsafe { super::x86::sum_shifted_avx512(row, z, base, self.d, self.k) };
+                return;
+            }
+        }
         row.copy_from_slice(&self.z[base..base + w]);
         for j in 1..self.k {
             let from = base - j * self.d;

@@ -470,6 +470,48 @@ pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
     }
 }
 
+/// `y[f] = Σ_{j<k} z[base − j·step + f]` for every `f` (the sum in `j` order), 16 at a time,
+/// the tail masked: each output vector summed in a register and stored once.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sum_shifted_avx512(
+    y: &mut [f32],
+    z: &[f32],
+    base: usize,
+    step: usize,
+    k: usize,
+) {
+    let n = y.len();
+    assert!(k >= 1 && (k - 1) * step <= base && base + n <= z.len());
+    let (yp, zp) = (y.as_mut_ptr(), z.as_ptr());
+    let mut f = 0;
+    while f + 16 <= n {
+        // SAFETY: every load reads z[base − j·step + f ..][..16] with j < k, within z by the
+        // assertion; the store writes y[f..f + 16], f + 16 <= n.
+        unsafe {
+            let mut v = _mm512_loadu_ps(zp.add(base + f));
+            for j in 1..k {
+                v = _mm512_add_ps(v, _mm512_loadu_ps(zp.add(base - j * step + f)));
+            }
+            _mm512_storeu_ps(yp.add(f), v);
+        }
+        f += 16;
+    }
+    if f < n {
+        let m = lanes_below(n - f);
+        // SAFETY: the mask enables only the lanes below n, as above.
+        unsafe {
+            let mut v = _mm512_maskz_loadu_ps(m, zp.add(base + f));
+            for j in 1..k {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, zp.add(base - j * step + f)));
+            }
+            _mm512_mask_storeu_ps(yp.add(f), m, v);
+        }
+    }
+}
+
 /// `y[f] += a[f]` for every `f`, 16 at a time, the tail masked.
 ///
 /// # Safety
