@@ -439,35 +439,58 @@ pub(crate) unsafe fn pad_hpass<const MODE: u8, const K: usize>(
     }
 }
 
-/// `y[f] /= d[f]` for every `f`, 16 at a time, the tail masked.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
-    assert!(d.len() >= y.len());
+/// `y[f] = op(y[f], a[f])` for every `f`, 16 at a time, the tail masked (the tail of `a`
+/// loaded with `a_pad` in the lanes past `y`'s end, which are not stored).
+#[inline(always)]
+unsafe fn update_with_avx512(
+    y: &mut [f32],
+    a: &[f32],
+    a_pad: f32,
+    op: impl Fn(__m512, __m512) -> __m512,
+) {
+    assert!(a.len() >= y.len());
     let n = y.len();
-    let (yp, dp) = (y.as_mut_ptr(), d.as_ptr());
+    let (yp, ap) = (y.as_mut_ptr(), a.as_ptr());
     let mut f = 0;
     while f + 16 <= n {
-        // SAFETY: f + 16 <= n <= d.len().
+        // SAFETY: f + 16 <= n <= a.len(); the caller has AVX-512F.
         unsafe {
-            let v = _mm512_div_ps(_mm512_loadu_ps(yp.add(f)), _mm512_loadu_ps(dp.add(f)));
+            let v = op(_mm512_loadu_ps(yp.add(f)), _mm512_loadu_ps(ap.add(f)));
             _mm512_storeu_ps(yp.add(f), v);
         }
         f += 16;
     }
     if f < n {
         let m = lanes_below(n - f);
-        // SAFETY: the mask enables only the lanes below n.
+        // SAFETY: the mask enables only the lanes below n; the caller has AVX-512F.
         unsafe {
-            let v = _mm512_div_ps(
+            let v = op(
                 _mm512_maskz_loadu_ps(m, yp.add(f)),
-                _mm512_mask_loadu_ps(_mm512_set1_ps(1.0), m, dp.add(f)),
+                _mm512_mask_loadu_ps(_mm512_set1_ps(a_pad), m, ap.add(f)),
             );
             _mm512_mask_storeu_ps(yp.add(f), m, v);
         }
     }
+}
+
+/// `y[f] /= d[f]` for every `f`, 16 at a time, the tail masked.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn divide_avx512(y: &mut [f32], d: &[f32]) {
+    // SAFETY: the caller vouches for AVX-512F.
+    unsafe { update_with_avx512(y, d, 1.0, |y, d| _mm512_div_ps(y, d)) }
+}
+
+/// `y[f] += a[f]` for every `f`, 16 at a time, the tail masked.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn add_assign_avx512(y: &mut [f32], a: &[f32]) {
+    // SAFETY: the caller vouches for AVX-512F.
+    unsafe { update_with_avx512(y, a, 0.0, |y, a| _mm512_add_ps(y, a)) }
 }
 
 /// `y[f] = Σ_{j<k} z[base − j·step + f]` for every `f` (the sum in `j` order), 16 at a time,
@@ -507,37 +530,6 @@ pub(crate) unsafe fn sum_shifted_avx512(
             for j in 1..k {
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, zp.add(base - j * step + f)));
             }
-            _mm512_mask_storeu_ps(yp.add(f), m, v);
-        }
-    }
-}
-
-/// `y[f] += a[f]` for every `f`, 16 at a time, the tail masked.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn add_assign_avx512(y: &mut [f32], a: &[f32]) {
-    assert!(a.len() >= y.len());
-    let n = y.len();
-    let (yp, ap) = (y.as_mut_ptr(), a.as_ptr());
-    let mut f = 0;
-    while f + 16 <= n {
-        // SAFETY: f + 16 <= n <= a.len().
-        unsafe {
-            let v = _mm512_add_ps(_mm512_loadu_ps(yp.add(f)), _mm512_loadu_ps(ap.add(f)));
-            _mm512_storeu_ps(yp.add(f), v);
-        }
-        f += 16;
-    }
-    if f < n {
-        let m = lanes_below(n - f);
-        // SAFETY: the mask enables only the lanes below n.
-        unsafe {
-            let v = _mm512_add_ps(
-                _mm512_maskz_loadu_ps(m, yp.add(f)),
-                _mm512_maskz_loadu_ps(m, ap.add(f)),
-            );
             _mm512_mask_storeu_ps(yp.add(f), m, v);
         }
     }
