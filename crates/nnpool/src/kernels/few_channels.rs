@@ -113,9 +113,7 @@ pub(crate) fn forward<F: FastFloat>(
             let images = xs.len() / in_image;
             let mut planes = Work::<F>::new(xs.len());
             let planes = planes.values();
-            for (image, p) in xs.chunks(in_image).zip(planes.chunks_mut(in_image)) {
-                to_planes(isa, image, c, p);
-            }
+            images_to_planes(isa, xs, in_image, c, planes);
             let mut pooled = Work::<F>::new(ys.len());
             let pooled = pooled.values();
             let mut pooled_idx = idx.as_ref().map(|i| vec![0i64; i.len()]);
@@ -132,15 +130,10 @@ pub(crate) fn forward<F: FastFloat>(
                 handled.store(false, Ordering::Relaxed);
                 return;
             }
-            for (p, image) in pooled.chunks(out_image).zip(ys.chunks_mut(out_image)) {
-                to_pixels(isa, p, c, image);
-            }
+            planes_to_images(isa, pooled, out_image, c, ys);
             if let (Some(dst), Some(src)) = (idx, pooled_idx) {
-                // SAFETY: `to_pixels` writes initialised values into every element.
-                let dst = unsafe { as_uninit_mut(dst) };
-                for (p, image) in src.chunks(out_image).zip(dst.chunks_mut(out_image)) {
-                    to_pixels(isa, p, c, image);
-                }
+                // SAFETY: `planes_to_images` writes initialised values into every element.
+                planes_to_images(isa, &src, out_image, c, unsafe { as_uninit_mut(dst) });
             }
         });
     handled.into_inner()
@@ -171,9 +164,7 @@ pub(crate) fn avg_backward<F: FastFloat>(
             let images = gys.len() / out_image;
             let mut planes = Work::<F>::new(gys.len());
             let planes = planes.values();
-            for (image, p) in gys.chunks(out_image).zip(planes.chunks_mut(out_image)) {
-                to_planes(isa, image, c, p);
-            }
+            images_to_planes(isa, gys, out_image, c, planes);
             let mut grads = Work::<F>::new(gxs.len());
             let grads = grads.values();
             super::scatter::avg_backward::<F>(
@@ -184,10 +175,30 @@ pub(crate) fn avg_backward<F: FastFloat>(
                 planes,
                 &mut Out::from_init(&mut *grads),
             );
-            for (p, image) in grads.chunks(in_image).zip(gxs.chunks_mut(in_image)) {
-                to_pixels(isa, p, c, image);
-            }
+            planes_to_images(isa, grads, in_image, c, gxs);
         });
+}
+
+/// The images of `pixels` (`image` values each, `c` channels) as their channel planes, in
+/// `planes`.
+fn images_to_planes<T: Copy>(isa: Isa, pixels: &[T], image: usize, c: usize, planes: &mut [T]) {
+    for (src, dst) in pixels.chunks(image).zip(planes.chunks_mut(image)) {
+        to_planes(isa, src, c, dst);
+    }
+}
+
+/// The images of `planes` (`image` values each, `c` planes) as pixels, in `pixels`: every
+/// element written.
+fn planes_to_images<T: Copy>(
+    isa: Isa,
+    planes: &[T],
+    image: usize,
+    c: usize,
+    pixels: &mut [MaybeUninit<T>],
+) {
+    for (src, dst) in planes.chunks(image).zip(pixels.chunks_mut(image)) {
+        to_pixels(isa, src, c, dst);
+    }
 }
 
 /// Runs `$run::<T, C>($src, $dst)` with the channel count `$c` as the constant `C` (1 to
