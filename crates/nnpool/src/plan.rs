@@ -1044,9 +1044,7 @@ impl PoolPlan {
             Some(r) => r.err(),
             None => {
                 let gx = grad_input.init();
-                if !kernels::planewise::scatter_by_index(&g, indices, grad_output, gx) {
-                    reference::scatter_by_index(&g, indices, grad_output, gx);
-                }
+                reference::scatter_by_index(&g, indices, grad_output, gx);
                 indices
                     .iter()
                     .copied()

@@ -902,18 +902,18 @@ fn channels_first_global_average_short_planes() {
 }
 
 /// Max backward by its definition: per plane, `grad_input[idx] += grad_output` in output
-/// order, from zeros.
-fn scatter_by_definition(
+/// order, from zeros, each sum rounded to `T` (f16 and bf16 add in f32, as PyTorch does).
+fn scatter_by_definition<T: Element>(
     plan: &PoolPlan,
     shape: &[usize],
     layout: Layout,
     idx: &[i64],
-    gy: &[f32],
-) -> Vec<f32> {
+    gy: &[T],
+) -> Vec<T> {
     let (rank, n, cl) = (shape.len() - 2, shape[0], layout == Layout::ChannelsLast);
     let c = if cl { shape[rank + 1] } else { shape[1] };
     let (plane_in, plane_out) = (plan.input_len() / (n * c), plan.output_len() / (n * c));
-    let mut want = vec![0f32; plan.input_len()];
+    let mut want = vec![T::default().to_acc(); plan.input_len()];
     for b in 0..n {
         for ch in 0..c {
             for o in 0..plane_out {
@@ -926,16 +926,17 @@ fn scatter_by_definition(
                     true => (b * plane_in + i) * c + ch,
                     false => (b * c + ch) * plane_in + i,
                 };
-                want[at] += gy[k];
+                want[at] = T::round_acc(want[at] + gy[k].to_acc());
             }
         }
     }
-    want
+    want.into_iter().map(T::from_acc).collect()
 }
 
 /// Max backward from indices a caller made up, not the forward pass's: any position in the
 /// plane, repeated, behind and far ahead of the last, must sum in output order into exactly
 /// the elements named (the scatter's prefetch and plane split must not care where they point).
+/// f16 and bf16 round every sum, from gradients with fine fractions.
 #[test]
 fn max_backward_from_any_indices_in_the_plane() {
     for (shape, layout) in [
@@ -949,49 +950,68 @@ fn max_backward_from_any_indices_in_the_plane() {
         (vec![1, 257, 258, 64], Layout::ChannelsLast),
         (vec![2, 64, 200, 170], Layout::ChannelsFirst),
     ] {
-        let rank = shape.len() - 2;
-        let op = Pooling::max(Window::new(&vec![3; rank]).stride(&vec![2; rank]));
-        let plan = PoolPlan::new(&op, &shape, layout).unwrap();
-        let (n, cl) = (shape[0], layout == Layout::ChannelsLast);
-        let c = if cl { shape[rank + 1] } else { shape[1] };
-        let plane_in = plan.input_len() / (n * c);
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
-        // a few positions many times (ties), or anywhere
-        let idx: Vec<i64> = (0..plan.output_len())
-            .map(|_| match next() % 4 {
-                0 => (next() % 3) as i64,
-                _ => (next() % plane_in as u64) as i64,
-            })
-            .collect();
-        let gy: Vec<f32> = data(plan.output_len(), 77, false);
-        let want = scatter_by_definition(&plan, &shape, layout, &idx, &gy);
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut got = vec![f32::NAN; plan.input_len()];
-            pool.install(|| plan.backward_with_indices(&idx, &gy, &mut got))
-                .unwrap();
-            assert!(same_bits(&got, &want), "{shape:?} {layout:?} {threads}");
-            let fresh = pool
-                .install(|| plan.backward_with_indices_to_vec(&idx, &gy))
-                .unwrap();
-            assert!(same_bits(&fresh, &want), "{shape:?} {layout:?} fresh");
-            // one index past the plane: an error naming it, whatever the threads
-            let mut stray = idx.clone();
-            stray[idx.len() / 2] = plane_in as i64;
-            let err = pool
-                .install(|| plan.backward_with_indices(&stray, &gy, &mut got))
-                .unwrap_err();
-            assert!(err.to_string().contains(&plane_in.to_string()), "{err}");
-        }
+        scatter_any_indices::<f32>(&shape, layout, data(shape.iter().product(), 77, false));
+    }
+    for (shape, layout) in [
+        (vec![2, 3, 9, 11], Layout::ChannelsFirst),
+        (vec![3, 40, 40, 64], Layout::ChannelsLast),
+        (vec![2, 5, 6, 7, 8], Layout::ChannelsLast),
+        // 16 MiB of f16 gradient: the ring
+        (vec![1, 363, 364, 64], Layout::ChannelsLast),
+        (vec![2, 64, 300, 220], Layout::ChannelsFirst),
+    ] {
+        let len = shape.iter().product();
+        scatter_any_indices::<f16>(&shape, layout, fine_data(len, 78, true));
+        scatter_any_indices::<bf16>(&shape, layout, fine_data(len, 79, false));
+    }
+}
+
+/// [`max_backward_from_any_indices_in_the_plane`] for one problem, with the output
+/// gradients taken from the front of `values`.
+fn scatter_any_indices<T: Element>(shape: &[usize], layout: Layout, values: Vec<T>) {
+    let rank = shape.len() - 2;
+    let op = Pooling::max(Window::new(&vec![3; rank]).stride(&vec![2; rank]));
+    let plan = PoolPlan::new(&op, shape, layout).unwrap();
+    let (n, cl) = (shape[0], layout == Layout::ChannelsLast);
+    let c = if cl { shape[rank + 1] } else { shape[1] };
+    let plane_in = plan.input_len() / (n * c);
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    // a few positions many times (ties), or anywhere
+    let idx: Vec<i64> = (0..plan.output_len())
+        .map(|_| match next() % 4 {
+            0 => (next() % 3) as i64,
+            _ => (next() % plane_in as u64) as i64,
+        })
+        .collect();
+    let gy = &values[..plan.output_len()];
+    let want = scatter_by_definition(&plan, shape, layout, &idx, gy);
+    let desc = format!("{shape:?} {layout:?} {:?}", T::DTYPE);
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut got = vec![T::from_f64(f64::NAN); plan.input_len()];
+        pool.install(|| plan.backward_with_indices(&idx, gy, &mut got))
+            .unwrap();
+        assert!(same_bits(&got, &want), "{desc} {threads}");
+        let fresh = pool
+            .install(|| plan.backward_with_indices_to_vec(&idx, gy))
+            .unwrap();
+        assert!(same_bits(&fresh, &want), "{desc} fresh");
+        // one index past the plane: an error naming it, whatever the threads
+        let mut stray = idx.clone();
+        stray[idx.len() / 2] = plane_in as i64;
+        let err = pool
+            .install(|| plan.backward_with_indices(&stray, gy, &mut got))
+            .unwrap_err();
+        assert!(err.to_string().contains(&plane_in.to_string()), "{err}");
     }
 }
 
@@ -1043,26 +1063,44 @@ fn max_backward_streams_large_gradients() {
     }
 }
 
-/// The streaming ring in f64 (half the elements to a line and to the ring): the reference's
-/// bits from the forward pass's indices, channels-last and channels-first.
+/// Max backward on large gradients in f64 (half the elements to a line and to the ring) and
+/// in f16 and bf16 (twice as many, every sum rounded): the reference's bits from the forward
+/// pass's indices, into fresh memory and through the streaming ring (a caller's buffer),
+/// channels-last and channels-first.
 #[test]
-fn max_backward_streams_large_gradients_f64() {
-    let w = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[1, 1]);
-    for (shape, layout) in [
-        (vec![1, 257, 258, 32], Layout::ChannelsLast),
-        (vec![1, 64, 181, 182], Layout::ChannelsFirst),
-    ] {
-        let plan = PoolPlan::new(&Pooling::max(w.clone()), &shape, layout).unwrap();
-        assert!(plan.input_len() * 8 >= 16 << 20);
-        let x: Vec<f64> = data(plan.input_len(), 12, true);
-        let mut idx = vec![0i64; plan.output_len()];
-        let mut y = vec![0f64; plan.output_len()];
-        plan.forward(&x, &mut y, Some(&mut idx)).unwrap();
-        let gy: Vec<f64> = data(plan.output_len(), 13, true);
-        let mut want = vec![0f64; plan.input_len()];
+fn max_backward_streams_large_gradients_f64_f16_bf16() {
+    fn run<T: Element>(shape: &[usize], layout: Layout) {
+        let w = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[1, 1]);
+        let plan = PoolPlan::new(&Pooling::max(w), shape, layout).unwrap();
+        assert!(plan.input_len() * size_of::<T>() >= 16 << 20);
+        let x: Vec<T> = fine_data(plan.input_len(), 12, true);
+        let (_, idx) = plan.forward_with_indices_to_vec(&x).unwrap();
+        let gy: Vec<T> = fine_data(plan.output_len(), 13, true);
+        let mut want = vec![T::default(); plan.input_len()];
         plan.backward_reference(&x, &gy, &mut want).unwrap();
         let got = plan.backward_with_indices_to_vec(&idx, &gy).unwrap();
-        assert!(same_bits(&got, &want), "{shape:?} {layout:?}");
+        assert!(
+            same_bits(&got, &want),
+            "{shape:?} {layout:?} {:?}",
+            T::DTYPE
+        );
+        // a caller's buffer: the ring
+        let mut got = vec![T::from_f64(f64::NAN); plan.input_len()];
+        plan.backward_with_indices(&idx, &gy, &mut got).unwrap();
+        assert!(
+            same_bits(&got, &want),
+            "{shape:?} {layout:?} {:?} ring",
+            T::DTYPE
+        );
+    }
+    run::<f64>(&[1, 257, 258, 32], Layout::ChannelsLast);
+    run::<f64>(&[1, 64, 181, 182], Layout::ChannelsFirst);
+    for (shape, layout) in [
+        (vec![1, 363, 364, 64], Layout::ChannelsLast),
+        (vec![1, 64, 363, 364], Layout::ChannelsFirst),
+    ] {
+        run::<f16>(&shape, layout);
+        run::<bf16>(&shape, layout);
     }
 }
 
@@ -1369,6 +1407,42 @@ fn half_precision_backward_gives_the_reference_bits() {
         }
     }
     assert!(checked > 1000, "only {checked} problems were valid");
+}
+
+/// The f16/bf16 average backward of channels-last samples adds a pixel's channels side by
+/// side (a vector's worth and a masked tail): channel counts around the vector width, ranks
+/// 1–3, padding, ceil mode, dilation, the divisor rules and adaptive windows, batches of 0, 1
+/// and 3 (large enough to split over threads), give the reference's bits.
+#[test]
+fn half_precision_average_backward_channels_last() {
+    let mut seed = 501;
+    let mut checked = 0;
+    for rank in 1..=3 {
+        let mut ops = Vec::new();
+        for (k, s, p, d, ceil) in [(3, 1, 1, 1, false), (3, 2, 1, 1, true), (2, 2, 0, 2, false)] {
+            let w = Window::new(&vec![k; rank])
+                .stride(&vec![s; rank])
+                .padding(&vec![p; rank])
+                .dilation(&vec![d; rank])
+                .ceil_mode(ceil);
+            ops.extend(ops_of(w.clone(), w, 5).into_iter().skip(1));
+        }
+        ops.push(Pooling::adaptive_avg(&vec![3; rank]));
+        for c in [2, 16, 17, 35] {
+            for (batch, side) in [(0, 5), (1, 6), (3, 9 - rank)] {
+                let mut shape = vec![batch];
+                shape.extend(std::iter::repeat_n(side + rank, rank));
+                shape.push(c);
+                for op in &ops {
+                    seed += 1;
+                    let layout = Layout::ChannelsLast;
+                    checked += check_exact::<f16>(op, &shape, layout, seed) as usize;
+                    checked += check_exact::<bf16>(op, &shape, layout, seed) as usize;
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} problems were valid");
 }
 
 /// The f16/bf16 forward runs the f32 kernels on parts of whole planes (channels-first) or

@@ -414,6 +414,22 @@ pub(crate) fn max_backward<T: Element>(
             cast(gy).unwrap(),
             &mut gx.cast().unwrap(),
         ),
+        DType::F16 => scatter::max_backward::<f16>(
+            isa,
+            g,
+            reach,
+            idx,
+            cast(gy).unwrap(),
+            &mut gx.cast().unwrap(),
+        ),
+        DType::BF16 => scatter::max_backward::<bf16>(
+            isa,
+            g,
+            reach,
+            idx,
+            cast(gy).unwrap(),
+            &mut gx.cast().unwrap(),
+        ),
         _ => return None,
     };
     Some(bad.map_or(Ok(()), Err))

@@ -1,6 +1,7 @@
 //! Exact plane-by-plane kernels for what has no SIMD kernel: Lp pooling (finite p), forward
-//! and backward, and the backward passes of f16 and bf16, whose gradients PyTorch rounds after
-//! every add (the SIMD backward kernels take f32 and f64). Each computes what `reference`
+//! and backward, and the average backward of f16 and bf16, whose gradients PyTorch rounds
+//! after every add (the SIMD average backward takes f32 and f64; the max scatter takes all
+//! four, `scatter::ScatterElem`). Each computes what `reference`
 //! computes, from the same scalar helpers and in the same order, so its results are the
 //! reference's bits. What differs is the cost:
 //! - planes (channels-first) or samples (channels-last) are rayon tasks;
@@ -12,9 +13,7 @@
 //! Measured (`plane_probe`, `PROBE_N=8`, against `NNPOOL_KERNEL=reference`, the path before,
 //! ms, 1 / 2 threads): Lp p = 2 on inception_avg_s1's shape (`192 28 28 3 1 1 lp`) forward
 //! 116 / 116 → 10.5 / 5.4, backward (`PROBE_BWD=1`) 252 / 251 → 28.1 / 14.1; the bf16 average
-//! backward on that shape (`PROBE_DTYPE=bf16 PROBE_BWD=1 .. avg`) 154 / 154 → 34.3 / 17.4; the
-//! f16 max backward from indices (`PROBE_DTYPE=f16 PROBE_BWD=1 .. 64 56 56 3 2 1`) 4.8–5.6 /
-//! 4.8–5.5 → 4.7 / 2.5, where `half`'s conversions (one call each way per add) are most of it.
+//! backward on that shape (`PROBE_DTYPE=bf16 PROBE_BWD=1 .. avg`) 154 / 154 → 34.3 / 17.4.
 
 use super::convert::Taps;
 use crate::element::{Accumulator, Element};
@@ -511,6 +510,13 @@ pub(crate) fn avg_backward<T: Element>(
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
     let cache = WindowCache::new(g, table);
+    if g.layout == Layout::ChannelsLast && g.channels > 1 {
+        if let WindowCache::Shared(windows) = &cache {
+            if avg_backward_channels_last(g, windows, div, gy, gx) {
+                return true;
+            }
+        }
+    }
     let divisors = (matches!(table, WindowTable::Shared(_)) && div != Divisor::PerAxis)
         .then(|| plane_divisors(&cache, div, pout))
         .flatten();
@@ -565,6 +571,90 @@ pub(crate) fn avg_backward<T: Element>(
             store_plane::<T>(&acc, &pl, gxu);
         }
     });
+    true
+}
+
+/// [`avg_backward`] of channels-last f16 or bf16 samples, a pixel's channels side by side
+/// (`false` for other types): per output pixel, in output order, the deltas `T(gy / divisor)`
+/// of all its channels, added into each tap pixel's channels with every sum rounded to `T`.
+/// Each element receives its contributions in output order from +0, as in the reference,
+/// so the results are its bits; the adds are vector loops over the channels, where the
+/// plane-by-plane loops read every plane's values `C` apart.
+///
+/// Measured against the plane-by-plane loops (`PROBE_DTYPE=f16|bf16 PROBE_NHWC=1 PROBE_BWD=1
+/// PROBE_N=8 plane_probe .. avg`, two rounds alternating, µs per plane, 1 / 2 threads):
+/// `64 56 56 3 2 1` f16 8.7–8.8 / 4.3–4.4 → 1.54–1.58 / 0.85–0.91, bf16 7.9–8.0 / 3.9 →
+/// 1.98–1.99 / 1.00–1.06; `192 28 28 3 1 1` f16 4.1 / 2.0 → 1.19–1.20 / 0.54–0.55, bf16 4.0
+/// / 2.0 → 1.60–1.62 / 0.78–0.79.
+fn avg_backward_channels_last<T: Element>(
+    g: &Geom,
+    windows: &Windows,
+    div: Divisor,
+    gy: &[T],
+    gx: &mut [T],
+) -> bool {
+    type Add = fn(super::isa::Isa, &mut [f32], &[f32], Taps);
+    type Round = fn(super::isa::Isa, &mut [f32]);
+    let (add, round): (Add, Round) = match T::DTYPE {
+        crate::element::DType::F16 => (
+            super::convert::add_taps_rounded_f16,
+            super::convert::round_f16,
+        ),
+        crate::element::DType::BF16 => (super::convert::add_taps_rounded_bf16, |_, v| {
+            super::convert::round_bf16(v)
+        }),
+        _ => return false,
+    };
+    let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
+    let (c, [_, ih, iw]) = (g.channels, g.in3);
+    let (sample_in, sample_out) = (g.in_plane() * c, g.out_plane() * c);
+    if sample_in == 0 || sample_out == 0 {
+        gx.fill(T::default());
+        return true;
+    }
+    let sample = |(gxs, gys): (&mut [T], &[T])| {
+        let mut wide = vec![0f32; sample_out];
+        super::widen(gys, &mut wide);
+        let mut acc = vec![0f32; sample_in];
+        let mut deltas = vec![0f32; c];
+        windows.for_each(|o, s| {
+            deltas.copy_from_slice(&wide[o * c..][..c]);
+            match super::window::window_divisor(div, s) {
+                Some(d) => super::convert::divide(isa, &mut deltas, &[d as f32]),
+                None => deltas
+                    .iter_mut()
+                    .for_each(|q| *q = divide_spans(*q, div, s)),
+            }
+            round(isa, &mut deltas);
+            let [sd, sh, sw] = s;
+            if sw.count == 0 {
+                return;
+            }
+            let row = Taps {
+                rows: sw.count,
+                row_step: sw.step * c,
+                span: c,
+                k: 1,
+                dilation: 1,
+            };
+            for dd in sd.taps() {
+                for hh in sh.taps() {
+                    let first = (dd * ih + hh) * iw + sw.first;
+                    add(isa, &mut acc[first * c..], &deltas, row);
+                }
+            }
+        });
+        super::narrow(&acc, gxs);
+    };
+    if gx.len() >= MIN_TASK_VALUES {
+        gx.par_chunks_mut(sample_in)
+            .zip(gy.par_chunks(sample_out))
+            .for_each(sample);
+    } else {
+        gx.chunks_mut(sample_in)
+            .zip(gy.chunks(sample_out))
+            .for_each(sample);
+    }
     true
 }
 
@@ -627,44 +717,4 @@ fn round_row<T: Element>(v: &mut [T::Acc]) {
         }
     }
     v.iter_mut().for_each(|a| *a = T::round_acc(*a));
-}
-
-/// Max-type backward from plane-local indices (see `reference::scatter_by_index`) where the
-/// SIMD scatter declines (f16, bf16); `false` when not taken. Indices outside the
-/// plane are skipped, as there (the caller reports them).
-pub(crate) fn scatter_by_index<T: Element>(g: &Geom, idx: &[i64], gy: &[T], gx: &mut [T]) -> bool {
-    if !enabled() {
-        return false;
-    }
-    let (pin, pout) = (g.in_plane(), g.out_plane());
-    par_units(g, gx, pin, |u, planes, gxu| {
-        let per_unit = gxu.len() / pin;
-        let (iu, gyu) = (
-            &idx[u * pout * per_unit..][..pout * per_unit],
-            &gy[u * pout * per_unit..][..pout * per_unit],
-        );
-        let mut buf = Vec::new();
-        let wide = widened(gyu, &mut buf);
-        let mut acc = vec![T::Acc::zero(); pin];
-        for pl in planes {
-            acc.fill(T::Acc::zero());
-            for o in 0..pout {
-                let at = pl.base + o * pl.step;
-                let i = iu[at];
-                if (0..pin as i64).contains(&i) {
-                    let gout = wide.map_or_else(|| gyu[at].to_acc(), |wide| wide[at]);
-                    let a = &mut acc[i as usize];
-                    if *a == T::Acc::zero() {
-                        // the common case, an element's first gradient: +0 + g is g (a value of
-                        // T, so no rounding), −0 made +0 (an element never holds −0)
-                        *a = gout + T::Acc::zero();
-                    } else {
-                        add_in::<T>(a, gout);
-                    }
-                }
-            }
-            store_plane::<T>(&acc, &pl, gxu);
-        }
-    });
-    true
 }

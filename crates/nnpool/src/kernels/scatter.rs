@@ -3,8 +3,9 @@
 //! - Max-type ops: `grad_input[idx] += grad_output` plane by plane (channels-first) or sample
 //!   by sample (channels-last), each in output order, so every gradient element receives its
 //!   contributions in the same order whatever the thread count (deterministic, and identical to
-//!   the reference).
-//! - Average: the transpose of the separable forward. Per output row, deltas `gy / divisor`
+//!   the reference). f32, f64, f16 and bf16 ([`ScatterElem`]).
+//! - Average (f32, f64; f16 and bf16 in `planewise`):
+//!   the transpose of the separable forward. Per output row, deltas `gy / divisor`
 //!   are spread along W into one row buffer, which is added into every input row of the
 //!   window (then along D for 3-d). Only one row of scratch per task; sums are grouped by output
 //!   row, so results match the reference within rounding.
@@ -12,6 +13,7 @@
 use super::isa::{multiversion, Isa};
 use super::out::{fill_zero, Out};
 use super::window::{divide_row, AxisPlan, FastFloat};
+use crate::element::Element;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
@@ -23,6 +25,57 @@ fn inner_of(g: &Geom) -> usize {
         Layout::ChannelsLast => g.channels,
     }
 }
+
+/// A gradient element the max scatter adds into in place, as `reference::add_in` does: f32
+/// and f64 in their own arithmetic; f16 and bf16 in f32, rounded after every add (PyTorch's
+/// `Half` and `BFloat16` arithmetic), so the sums are the reference's bits in every type.
+/// Zero bits are +0 in each.
+///
+/// f16 and bf16 went through `planewise`'s plane-by-plane loops before, which read a
+/// channels-last sample's values `C` apart. Measured (`PROBE_DTYPE=f16|bf16 PROBE_BWD=1
+/// PROBE_N=8 plane_probe 64 112 112 3 2 1`, two rounds alternating, µs per plane, 1 / 2
+/// threads): channels-last f16 49–51 / 25 → 5.5–5.6 / 2.7, bf16 39–40 / 20 → 6.1 / 2.9–3.0;
+/// channels-first f16 12.8–13.0 / 6.7–6.8 → 5.2–5.5 / 2.5–2.8, bf16 11.0–11.2 / 6.0–6.2 →
+/// 5.2–5.3 / 2.6.
+pub(crate) trait ScatterElem: Element {
+    /// `*slot = *slot + g`, rounded to `Self`.
+    fn add_in(slot: &mut Self, g: Self);
+}
+
+impl ScatterElem for f32 {
+    #[inline(always)]
+    fn add_in(slot: &mut f32, g: f32) {
+        *slot += g;
+    }
+}
+
+impl ScatterElem for f64 {
+    #[inline(always)]
+    fn add_in(slot: &mut f64, g: f64) {
+        *slot += g;
+    }
+}
+
+/// `add_in` for a 16-bit float whose bits `exp` are its exponent: the common case, an
+/// element's first gradient (`+0 + g`), is `g` itself without the conversions, except for
+/// −0 (the sum is +0) and NaN (the add quietens it).
+macro_rules! half_add_in {
+    ($t:ty, $exp:literal) => {
+        impl ScatterElem for $t {
+            #[inline(always)]
+            fn add_in(slot: &mut $t, g: $t) {
+                let (a, b) = (slot.to_bits(), g.to_bits());
+                *slot = if a == 0 && b != 0x8000 && b & 0x7fff <= $exp {
+                    g
+                } else {
+                    <$t>::from_f32(slot.to_f32() + g.to_f32())
+                };
+            }
+        }
+    };
+}
+half_add_in!(half::f16, 0x7c00);
+half_add_in!(half::bf16, 0x7f80);
 
 /// Bytes the scatter prefetches ahead of the indices and output gradients it reads. With two
 /// input streams and a read-modify-write scattered over the plane, the hardware prefetcher
@@ -102,7 +155,7 @@ const ZERO_STEP_BYTES: usize = 4096;
 /// 1.24–1.28 at 2; vgg_max_224_bwd (`64 224 224 2 2 0`) 11.6–12.2 → 10.0–11.0. The zeroing
 /// step alone gave 3–5 %. Channels-first about even.
 #[inline(always)]
-fn scatter_unit<F: FastFloat>(
+fn scatter_unit<F: ScatterElem>(
     inner: usize,
     plane: usize,
     idx: &[i64],
@@ -121,7 +174,7 @@ fn scatter_unit<F: FastFloat>(
             if ($i as u64) < ready as u64 {
                 let slot = &mut gx[$i as usize * inner + $c];
                 // SAFETY: pixel `i` lies below `ready`, whose values were all zeroed.
-                unsafe { *slot.assume_init_mut() += $g };
+                unsafe { F::add_in(slot.assume_init_mut(), $g) };
             } else {
                 let at = ($at, $i, $c, $g);
                 ready = zero_ahead(gx, (inner, plane), (ready, step), at, &mut bad);
@@ -139,7 +192,7 @@ fn scatter_unit<F: FastFloat>(
 /// outside the plane (`bad` keeps the one earliest in the indices). Returns the new `ready`.
 #[cold]
 #[inline(never)]
-fn zero_ahead<F: FastFloat>(
+fn zero_ahead<F: ScatterElem>(
     gx: &mut [MaybeUninit<F>],
     (inner, plane): (usize, usize),
     (ready, step): (usize, usize),
@@ -156,11 +209,11 @@ fn zero_ahead<F: FastFloat>(
     fill_zero(&mut gx[ready * inner..to * inner]);
     let slot = &mut gx[i as usize * inner + c];
     // SAFETY: pixel `i` lies below `to`, whose values are all zeroed now.
-    unsafe { *slot.assume_init_mut() += g };
+    unsafe { F::add_in(slot.assume_init_mut(), g) };
     to
 }
 
-multiversion!(fn scatter_task<F: FastFloat>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
+multiversion!(fn scatter_task<F: ScatterElem>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
 /// A caller's output gradient at least this large (bytes), in units (planes or samples) of at
 /// least [`RING_UNIT_FROM_BYTES`], is scattered through an L2-sized ring and streamed out
@@ -207,7 +260,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's ring of `len` zeros.
-fn with_zero_ring<F: FastFloat, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
+fn with_zero_ring<F: ScatterElem, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
     let words = (len * size_of::<F>()).div_ceil(8);
     let mut buf = ZERO_RING.with(|r| r.take());
     if buf.len() < words {
@@ -232,7 +285,7 @@ fn with_zero_ring<F: FastFloat, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) ->
 /// output order from +0.0, so the sums are the reference's bits. Elements no index reaches
 /// are streamed out as zeros. Leaves the ring all zeros. Returns the first stray index.
 #[inline(always)]
-fn scatter_ring_unit<F: FastFloat>(
+fn scatter_ring_unit<F: ScatterElem>(
     isa: Isa,
     (inner, plane): (usize, usize),
     idx: &[i64],
@@ -259,7 +312,7 @@ fn scatter_ring_unit<F: FastFloat>(
                 let e = $i as usize * inner + $c;
                 if e.wrapping_sub(lo) < len {
                     // SAFETY: `e & mask` is below `len`, the ring's length.
-                    unsafe { *ring.get_unchecked_mut(e & mask) += $g };
+                    unsafe { F::add_in(ring.get_unchecked_mut(e & mask), $g) };
                 } else {
                     lo = ring_miss(isa, (gx, &mut *ring), (n, lo, flush), e, $g);
                 }
@@ -280,7 +333,7 @@ fn scatter_ring_unit<F: FastFloat>(
 /// window `lo..lo + ring.len()`. Returns the window's new start.
 #[cold]
 #[inline(never)]
-fn ring_miss<F: FastFloat>(
+fn ring_miss<F: ScatterElem>(
     isa: Isa,
     (gx, ring): (&mut [MaybeUninit<F>], &mut [F]),
     (n, lo, flush): (usize, usize, usize),
@@ -290,7 +343,7 @@ fn ring_miss<F: FastFloat>(
     let len = ring.len();
     if e < lo {
         // SAFETY: elements below `lo` were all streamed out (written) already.
-        unsafe { *gx[e].assume_init_mut() += g };
+        unsafe { F::add_in(gx[e].assume_init_mut(), g) };
         return lo;
     }
     // the least whole-flush start whose window holds `e` (past `lo`: `e >= lo + len`)
@@ -299,13 +352,13 @@ fn ring_miss<F: FastFloat>(
     flush_ring(isa, (&mut *gx, &mut *ring), (lo, kept), flush);
     // elements between the old window and the new one received nothing
     stream_out(isa, &mut gx[kept..new_lo.min(n)], None);
-    ring[e & (len - 1)] += g;
+    F::add_in(&mut ring[e & (len - 1)], g);
     new_lo
 }
 
 /// Streams the ring's elements `from..to` (`from` a multiple of `flush`) into `gx`, zeroing
 /// them in the ring.
-fn flush_ring<F: FastFloat>(
+fn flush_ring<F: ScatterElem>(
     isa: Isa,
     (gx, ring): (&mut [MaybeUninit<F>], &mut [F]),
     (from, to): (usize, usize),
@@ -322,7 +375,7 @@ fn flush_ring<F: FastFloat>(
 
 /// Writes `src` into `dst` (zeros when `None`) with non-temporal stores where the target has
 /// them, and zeroes `src`. Call [`stream_fence`] before the task ends.
-fn stream_out<F: FastFloat>(isa: Isa, dst: &mut [MaybeUninit<F>], mut src: Option<&mut [F]>) {
+fn stream_out<F: ScatterElem>(isa: Isa, dst: &mut [MaybeUninit<F>], mut src: Option<&mut [F]>) {
     let n = dst.len();
     let size = size_of::<F>();
     let head = match dst.as_ptr().cast::<u8>().align_offset(64) {
@@ -334,8 +387,8 @@ fn stream_out<F: FastFloat>(isa: Isa, dst: &mut [MaybeUninit<F>], mut src: Optio
     let mut scalar = |range: std::ops::Range<usize>| {
         for k in range {
             let v = match src.as_deref_mut() {
-                Some(s) => std::mem::replace(&mut s[k], F::zero()),
-                None => F::zero(),
+                Some(s) => std::mem::take(&mut s[k]),
+                None => F::default(),
             };
             dst[k].write(v);
         }
@@ -424,12 +477,12 @@ stream_lines!(
     _mm_stream_si128
 );
 
-multiversion!(fn scatter_ring_task<F: FastFloat>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
+multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
 /// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
 /// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
-pub(crate) fn max_backward<F: FastFloat>(
+pub(crate) fn max_backward<F: ScatterElem>(
     isa: Isa,
     g: &Geom,
     reach: impl FnOnce() -> Option<usize>,
