@@ -20,7 +20,6 @@ use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most channels a channels-last problem may have to be pooled as planes. From 16 channels
 /// (f32) a pixel fills an AVX-512 vector, and the channels-last kernels do better than the
@@ -29,10 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// slower, still faster than the channels-last path: 15 channels, 3×3 stride-1 average on
 /// 56², 7.7 → 3.4 µs per plane.)
 pub(crate) const MAX_CHANNELS: usize = 15;
-
-/// Input values per part (whole images): a part's input, its planes and their outputs stay in
-/// the core's L2 cache between the transposes and the pooling.
-const PART_VALUES: usize = 1 << 15;
 
 /// Whether the problem is channels-last with 1 to [`MAX_CHANNELS`] channels, and not empty.
 pub(crate) fn applies(g: &Geom) -> bool {
@@ -77,7 +72,7 @@ fn as_planes(g: &Geom, images: usize) -> Geom {
 
 /// Images per part.
 fn parts(g: &Geom) -> usize {
-    (PART_VALUES / (g.in_plane() * g.channels)).clamp(1, g.batch)
+    (super::PART_VALUES / (g.in_plane() * g.channels)).clamp(1, g.batch)
 }
 
 /// Window pooling of a problem [`applies`] takes. Returns `false` (nothing written) when the
@@ -98,45 +93,38 @@ pub(crate) fn forward<F: FastFloat>(
     }
     let (in_image, out_image) = (g.in_plane() * c, g.out_plane() * c);
     let per_part = parts(g);
-    let idx_parts: Vec<Option<&mut [i64]>> = match idx {
-        Some(i) => i.chunks_mut(per_part * out_image).map(Some).collect(),
-        None => (0..g.batch.div_ceil(per_part)).map(|_| None).collect(),
-    };
-    let handled = AtomicBool::new(true);
+    let (in_part, out_part) = (per_part * in_image, per_part * out_image);
     // SAFETY: each part below stores every element of its chunk (`to_pixels` writes every
     // pixel of every image) with initialised values, or reports the problem not handled.
     let y = unsafe { out.uninit() };
-    y.par_chunks_mut(per_part * out_image)
-        .zip(x.par_chunks(per_part * in_image))
-        .zip(idx_parts)
-        .for_each(|((ys, xs), idx)| {
-            let images = xs.len() / in_image;
-            let mut planes = Work::<F>::new(xs.len());
-            let planes = planes.values();
-            images_to_planes(isa, xs, in_image, c, planes);
-            let mut pooled = Work::<F>::new(ys.len());
-            let pooled = pooled.values();
-            let mut pooled_idx = idx.as_ref().map(|i| vec![0i64; i.len()]);
-            let done = super::window::forward::<F>(
-                isa,
-                &as_planes(g, images),
-                axes,
-                reduce,
-                planes,
-                &mut Out::from_init(&mut *pooled),
-                pooled_idx.as_deref_mut(),
-            );
-            if !done {
-                handled.store(false, Ordering::Relaxed);
-                return;
-            }
-            planes_to_images(isa, pooled, out_image, c, ys);
-            if let (Some(dst), Some(src)) = (idx, pooled_idx) {
-                // SAFETY: `planes_to_images` writes initialised values into every element.
-                planes_to_images(isa, &src, out_image, c, unsafe { as_uninit_mut(dst) });
-            }
-        });
-    handled.into_inner()
+    let ys = y.par_chunks_mut(out_part);
+    super::for_each_part(x, in_part, ys, idx, out_part, |xs, ys, idx| {
+        let images = xs.len() / in_image;
+        let mut planes = Work::<F>::new(xs.len());
+        let planes = planes.values();
+        images_to_planes(isa, xs, in_image, c, planes);
+        let mut pooled = Work::<F>::new(ys.len());
+        let pooled = pooled.values();
+        let mut pooled_idx = idx.as_ref().map(|i| vec![0i64; i.len()]);
+        let done = super::window::forward::<F>(
+            isa,
+            &as_planes(g, images),
+            axes,
+            reduce,
+            planes,
+            &mut Out::from_init(&mut *pooled),
+            pooled_idx.as_deref_mut(),
+        );
+        if !done {
+            return false;
+        }
+        planes_to_images(isa, pooled, out_image, c, ys);
+        if let (Some(dst), Some(src)) = (idx, pooled_idx) {
+            // SAFETY: `planes_to_images` writes initialised values into every element.
+            planes_to_images(isa, &src, out_image, c, unsafe { as_uninit_mut(dst) });
+        }
+        true
+    })
 }
 
 /// The average backward of a problem [`applies`] takes (the scatter's, on planes).

@@ -249,9 +249,11 @@ pub(crate) fn window_forward<T: Element>(
     }
 }
 
-/// f32 values per part of the f16/bf16 forward: a part's input and output, widened, stay in
-/// the core's L2 cache between the widening, the f32 kernel and the rounding.
-const HALF_PART_VALUES: usize = 1 << 15;
+/// Values per part of the paths that work on copies of parts of the problem (whole planes or
+/// whole images): the f16/bf16 forward (a part's input and output, widened to f32) and
+/// channels-last images with few channels (`few_channels`: a part's input, its planes and
+/// their outputs). A part and its copies stay in the core's L2 cache between the steps.
+pub(crate) const PART_VALUES: usize = 1 << 15;
 
 /// The f16/bf16 forward: the f32 kernel (f32 is also PyTorch's accumulator for these types)
 /// on parts of whole planes (channels-first) or images (channels-last), each widened (exact)
@@ -308,50 +310,69 @@ fn half_forward<T: Element>(
     if units == 0 || in_unit == 0 || out_unit == 0 {
         return false;
     }
-    let per_part = (HALF_PART_VALUES / in_unit).clamp(1, units);
-    let parts = units.div_ceil(per_part);
-    let idx_parts: Vec<Option<&mut [i64]>> = match idx {
-        Some(i) => i.chunks_mut(per_part * out_unit).map(Some).collect(),
-        None => (0..parts).map(|_| None).collect(),
-    };
-    let handled = std::sync::atomic::AtomicBool::new(true);
-    y.par_chunks_init(per_part * out_unit)
-        .zip(x.par_chunks(per_part * in_unit))
-        .zip(idx_parts)
-        .for_each(|((ys, xs), idx)| {
-            let n = xs.len() / in_unit;
-            let part = match g.layout {
-                Layout::ChannelsFirst => Geom {
-                    batch: 1,
-                    channels: n,
-                    ..*g
-                },
-                Layout::ChannelsLast => Geom { batch: n, ..*g },
-            };
-            let mut xf = Scratch::new(xs.len());
-            let xf = &mut xf[..xs.len()];
-            widen(xs, xf);
-            let mut yf = Scratch::new(ys.len());
-            let yf = &mut yf[..ys.len()];
-            let mut out = Out::from_init(&mut *yf);
-            if !window::forward::<f32>(isa, &part, axes, kernel_reduce, xf, &mut out, idx) {
-                handled.store(false, std::sync::atomic::Ordering::Relaxed);
-                return;
-            }
-            if let Some(d) = &divisors {
-                // as the reference divides (a divisor of 0, only that of a window without
-                // input elements, gives 0)
-                if g.layout == Layout::ChannelsFirst || repeat > 1 {
-                    for unit in yf.chunks_mut(out_unit) {
-                        convert::divide(isa, unit, d);
-                    }
-                } else {
-                    for (pixel, d) in yf.chunks_mut(g.channels).zip(d.iter().cycle()) {
-                        convert::divide(isa, pixel, &[*d]);
-                    }
+    let per_part = (PART_VALUES / in_unit).clamp(1, units);
+    let (in_part, out_part) = (per_part * in_unit, per_part * out_unit);
+    let ys = y.par_chunks_init(out_part);
+    for_each_part(x, in_part, ys, idx, out_part, |xs, ys, idx| {
+        let n = xs.len() / in_unit;
+        let part = match g.layout {
+            Layout::ChannelsFirst => Geom {
+                batch: 1,
+                channels: n,
+                ..*g
+            },
+            Layout::ChannelsLast => Geom { batch: n, ..*g },
+        };
+        let mut xf = Scratch::new(xs.len());
+        let xf = &mut xf[..xs.len()];
+        widen(xs, xf);
+        let mut yf = Scratch::new(ys.len());
+        let yf = &mut yf[..ys.len()];
+        let mut out = Out::from_init(&mut *yf);
+        if !window::forward::<f32>(isa, &part, axes, kernel_reduce, xf, &mut out, idx) {
+            return false;
+        }
+        if let Some(d) = &divisors {
+            // as the reference divides (a divisor of 0, only that of a window without
+            // input elements, gives 0)
+            if g.layout == Layout::ChannelsFirst || repeat > 1 {
+                for unit in yf.chunks_mut(out_unit) {
+                    convert::divide(isa, unit, d);
+                }
+            } else {
+                for (pixel, d) in yf.chunks_mut(g.channels).zip(d.iter().cycle()) {
+                    convert::divide(isa, pixel, &[*d]);
                 }
             }
-            narrow(yf, ys);
+        }
+        narrow(yf, ys);
+        true
+    })
+}
+
+/// Runs `f(x_part, y_part, idx_part)` over the parts of a problem in parallel: `x` in chunks
+/// of `in_part` values; `ys` the output's chunks in step with them, `out_part` values each;
+/// the indices, when asked for, in the same chunks as the output. Returns whether `f` handled
+/// every part (a part it declines may be left unwritten: the caller then takes another path).
+fn for_each_part<X: Sync, Y: Send>(
+    x: &[X],
+    in_part: usize,
+    ys: impl IndexedParallelIterator<Item = Y>,
+    idx: Option<&mut [i64]>,
+    out_part: usize,
+    f: impl Fn(&[X], Y, Option<&mut [i64]>) -> bool + Sync + Send,
+) -> bool {
+    let idx_parts: Vec<Option<&mut [i64]>> = match idx {
+        Some(i) => i.chunks_mut(out_part).map(Some).collect(),
+        None => (0..x.len().div_ceil(in_part)).map(|_| None).collect(),
+    };
+    let handled = std::sync::atomic::AtomicBool::new(true);
+    ys.zip(x.par_chunks(in_part))
+        .zip(idx_parts)
+        .for_each(|((ys, xs), idx)| {
+            if !f(xs, ys, idx) {
+                handled.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
         });
     handled.into_inner()
 }

@@ -161,9 +161,12 @@ fn split_phases<F: FastFloat>(x: &[F], s: usize, plen: usize, phases: &mut [F]) 
                 return;
             }
         }
-        for i in 0..full {
-            p0[i] = x[2 * i];
-            p1[i] = x[2 * i + 1];
+        // (iterators, not indexing: the indexed loop kept its bounds checks and ran a value at
+        // a time, half of f64's time on `64 112 112 3 2 1`)
+        let pairs = x.chunks_exact(2).zip(p0.iter_mut().zip(p1.iter_mut()));
+        for (pair, (e, o)) in pairs {
+            *e = pair[0];
+            *o = pair[1];
         }
         if x.len() % 2 == 1 {
             p0[full] = x[2 * full];
