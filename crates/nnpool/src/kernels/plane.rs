@@ -161,8 +161,8 @@ fn split_phases<F: FastFloat>(x: &[F], s: usize, plen: usize, phases: &mut [F]) 
                 return;
             }
         }
-        // (iterators, not indexing: the indexed loop kept its bounds checks and ran a value at
-        // a time, half of f64's time on `64 112 112 3 2 1`)
+        // (iterators, not indexing: the compiler turns this loop into permutes; f64's time
+        // on `64 112 112 3 2 1` stayed the same, 16.7–16.9 µs per plane, its loads waiting)
         let pairs = x.chunks_exact(2).zip(p0.iter_mut().zip(p1.iter_mut()));
         for (pair, (e, o)) in pairs {
             *e = pair[0];
