@@ -405,6 +405,20 @@ fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
     }
 }
 
+/// Evaluates `$body` with the type alias `$F` for the float type `$T` is, among those listed
+/// (`DType` variant => type), or `$other` for any other type.
+macro_rules! by_float {
+    ($T:ty, [$($dt:ident => $ty:ty),*], |$F:ident| $body:expr, _ => $other:expr) => {
+        match <$T as Element>::DTYPE {
+            $(DType::$dt => {
+                type $F = $ty;
+                $body
+            })*
+            _ => $other,
+        }
+    };
+}
+
 /// Max-type backward from indices on the fast path. `Some(Err(i))`: index `i` lies outside the
 /// plane; `None`: not handled here.
 ///
@@ -418,41 +432,10 @@ pub(crate) fn max_backward<T: Element>(
     gx: &mut Out<T>,
 ) -> Option<Result<(), i64>> {
     let isa = fast_isa()?;
-    let bad = match T::DTYPE {
-        DType::F32 => scatter::max_backward::<f32>(
-            isa,
-            g,
-            reach,
-            idx,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        DType::F64 => scatter::max_backward::<f64>(
-            isa,
-            g,
-            reach,
-            idx,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        DType::F16 => scatter::max_backward::<f16>(
-            isa,
-            g,
-            reach,
-            idx,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        DType::BF16 => scatter::max_backward::<bf16>(
-            isa,
-            g,
-            reach,
-            idx,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        _ => return None,
-    };
+    let bad = by_float!(T, [F32 => f32, F64 => f64, F16 => f16, BF16 => bf16], |F| {
+        let gy = cast(gy).unwrap();
+        scatter::max_backward::<F>(isa, g, reach, idx, gy, &mut gx.cast().unwrap())
+    }, _ => return None);
     Some(bad.map_or(Ok(()), Err))
 }
 
@@ -465,25 +448,10 @@ pub(crate) fn avg_backward<T: Element>(
     gx: &mut Out<T>,
 ) -> bool {
     let Some(isa) = fast_isa() else { return false };
-    match T::DTYPE {
-        DType::F32 => scatter::avg_backward::<f32>(
-            isa,
-            g,
-            axes,
-            div,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        DType::F64 => scatter::avg_backward::<f64>(
-            isa,
-            g,
-            axes,
-            div,
-            cast(gy).unwrap(),
-            &mut gx.cast().unwrap(),
-        ),
-        _ => return false,
-    }
+    by_float!(T, [F32 => f32, F64 => f64], |F| {
+        let gy = cast(gy).unwrap();
+        scatter::avg_backward::<F>(isa, g, axes, div, gy, &mut gx.cast().unwrap())
+    }, _ => return false);
     true
 }
 
