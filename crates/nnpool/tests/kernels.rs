@@ -191,16 +191,21 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
     }
 }
 
-fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<Pooling> {
-    let w = Window::new(&vec![k; rank])
+/// A window of side `k`, stride `s`, padding `pad` and dilation `d` on every one of `rank`
+/// axes, in ceil mode or not.
+fn cube_window(rank: usize, (k, s, pad, d, ceil): (usize, usize, usize, usize, bool)) -> Window {
+    Window::new(&vec![k; rank])
         .stride(&vec![s; rank])
-        .padding(&vec![p; rank])
+        .padding(&vec![pad; rank])
         .dilation(&vec![d; rank])
-        .ceil_mode(ceil);
-    let wa = Window::new(&vec![k; rank])
-        .stride(&vec![s; rank])
-        .padding(&vec![p; rank])
-        .ceil_mode(ceil);
+        .ceil_mode(ceil)
+}
+
+/// Max over the dilated window, then average (no dilation: PyTorch's has none) by the three
+/// divisor rules.
+fn ops_for(rank: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<Pooling> {
+    let w = cube_window(rank, (k, s, p, d, ceil));
+    let wa = cube_window(rank, (k, s, p, 1, ceil));
     ops_of(w, wa, -3)
 }
 
@@ -1347,11 +1352,7 @@ fn lp_pooling_gives_the_reference_bits() {
             (2, 1, 0, 2, false),
         ] {
             // padding and dilation: ONNX's LpPool takes them, PyTorch's refuses them
-            let w = Window::new(&vec![k; rank])
-                .stride(&vec![s; rank])
-                .padding(&vec![pad; rank])
-                .dilation(&vec![d; rank])
-                .ceil_mode(ceil);
+            let w = cube_window(rank, (k, s, pad, d, ceil));
             for p in [1.0, 2.0, 3.0, 0.5, 1.5, -1.0] {
                 for variant in [nnpool::LpVariant::Torch, nnpool::LpVariant::Onnx] {
                     let op = Pooling::Lp {
@@ -1385,12 +1386,7 @@ fn half_precision_backward_gives_the_reference_bits() {
     for rank in 1..=3 {
         let mut ops = Vec::new();
         for (k, s, p, d, ceil) in [(3, 1, 1, 1, false), (3, 2, 1, 1, true), (2, 1, 0, 2, false)] {
-            let w = Window::new(&vec![k; rank])
-                .stride(&vec![s; rank])
-                .padding(&vec![p; rank])
-                .ceil_mode(ceil);
-            ops.push(Pooling::max(w.clone().dilation(&vec![d; rank])));
-            ops.extend(ops_of(w.clone(), w, -3).into_iter().skip(1));
+            ops.extend(ops_for(rank, k, s, p, d, ceil));
         }
         for out in [1, 3] {
             ops.push(Pooling::adaptive_max(&vec![out; rank]));
@@ -1419,12 +1415,8 @@ fn half_precision_average_backward_channels_last() {
     let mut checked = 0;
     for rank in 1..=3 {
         let mut ops = Vec::new();
-        for (k, s, p, d, ceil) in [(3, 1, 1, 1, false), (3, 2, 1, 1, true), (2, 2, 0, 2, false)] {
-            let w = Window::new(&vec![k; rank])
-                .stride(&vec![s; rank])
-                .padding(&vec![p; rank])
-                .dilation(&vec![d; rank])
-                .ceil_mode(ceil);
+        for params in [(3, 1, 1, 1, false), (3, 2, 1, 1, true), (2, 2, 0, 2, false)] {
+            let w = cube_window(rank, params);
             ops.extend(ops_of(w.clone(), w, 5).into_iter().skip(1));
         }
         ops.push(Pooling::adaptive_avg(&vec![3; rank]));

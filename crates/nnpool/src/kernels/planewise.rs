@@ -607,15 +607,13 @@ fn avg_backward_channels_last<T: Element>(
     };
     let isa = super::fast_isa().unwrap_or(super::isa::Isa::Portable);
     let (c, [_, ih, iw]) = (g.channels, g.in3);
-    let (sample_in, sample_out) = (g.in_plane() * c, g.out_plane() * c);
-    if sample_in == 0 || sample_out == 0 {
-        gx.fill(T::default());
-        return true;
-    }
-    let sample = |(gxs, gys): (&mut [T], &[T])| {
+    let sample_out = g.out_plane() * c;
+    // (a sample is a unit channels-last; one without outputs is stored as zeros)
+    par_units(g, gx, g.in_plane(), |u, _, gxs| {
+        let gys = &gy[u * sample_out..][..sample_out];
         let mut wide = vec![0f32; sample_out];
         super::widen(gys, &mut wide);
-        let mut acc = vec![0f32; sample_in];
+        let mut acc = vec![0f32; gxs.len()];
         let mut deltas = vec![0f32; c];
         windows.for_each(|o, s| {
             deltas.copy_from_slice(&wide[o * c..][..c]);
@@ -645,16 +643,7 @@ fn avg_backward_channels_last<T: Element>(
             }
         });
         super::narrow(&acc, gxs);
-    };
-    if gx.len() >= MIN_TASK_VALUES {
-        gx.par_chunks_mut(sample_in)
-            .zip(gy.par_chunks(sample_out))
-            .for_each(sample);
-    } else {
-        gx.chunks_mut(sample_in)
-            .zip(gy.chunks(sample_out))
-            .for_each(sample);
-    }
+    });
     true
 }
 
