@@ -16,7 +16,8 @@
 //! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
 //!   the f16/bf16 backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
-//! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call.
+//! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call (`lanes`: the vector
+//!   type that `x86`'s fused channels-first kernels are written over, f32 or f64).
 
 /// Longest run of values the van Herk / Gil-Werman block kernels (`fold_row_w`,
 /// `fold_rows_blocked` of `x86` and `avx2`) load per block: `2 K − 1` for the largest window
@@ -60,6 +61,8 @@ mod convert;
 pub(crate) mod direct;
 pub(crate) mod few_channels;
 pub(crate) mod isa;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub(crate) mod out;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]

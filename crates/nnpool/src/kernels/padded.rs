@@ -162,7 +162,7 @@ pub(crate) fn applies<F: FastFloat>(
         avx2: super::isa::avx2_level(),
         prefetch: false,
     };
-    let limit = if direct_w::<F>(&shape) || (avx2_f32::<F>(&shape) && fused::<F>(&shape, reduce)) {
+    let limit = if direct_w::<F>(&shape) || fused::<F>(&shape, reduce) {
         MAX_DIRECT_PLANE
     } else if flat {
         MAX_PLANE
@@ -587,6 +587,19 @@ fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
         && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
 }
 
+/// Whether the fused kernels' AVX-512 versions (`x86::k3s2_strip`, `x86::ks1_strip`; f32 and
+/// f64) take this shape's type and rows: as [`direct_w`], for either type. f64 took the flat
+/// path of `plane.rs` or the padded copies before, 5–24× f32's time per plane where the bytes
+/// are 2× (see [`fused_plane`]).
+fn fused_avx512<F: FastFloat>(s: &PlaneShape) -> bool {
+    use std::any::TypeId;
+    let t = TypeId::of::<F>();
+    s.avx512
+        && (s.sw == 1 || s.sw == 2)
+        && s.ow.div_ceil(16) <= 8
+        && (t == TypeId::of::<f32>() || t == TypeId::of::<f64>())
+}
+
 /// The body of [`plane_w_direct`] for one stride.
 #[cfg(target_arch = "x86_64")]
 macro_rules! direct_modes {
@@ -649,8 +662,8 @@ fn plane_w_direct<F: FastFloat>(s: &PlaneShape, reduce: Reduce, x: &[F], t: &mut
 /// and the planes of volumes: max, and sums (AVX-512).
 fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
     let kernel = match reduce {
-        Reduce::Max => direct_w::<F>(s) || avx2_f32::<F>(s),
-        Reduce::Sum(_) => direct_w::<F>(s),
+        Reduce::Max => fused_avx512::<F>(s) || avx2_f32::<F>(s),
+        Reduce::Sum(_) => fused_avx512::<F>(s),
     };
     kernel && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2) && s.pad_left <= 1
 }
@@ -666,12 +679,12 @@ fn avx2_f32<F: FastFloat>(s: &PlaneShape) -> bool {
 /// `avx2::ks1_strip_avx2` at the AVX2 level): 2×2 (AVX-512), 3×3, 5×5 or 7×7, no padding or
 /// half the window; 2-D planes only (3-D volumes fold their depth after the planes' passes).
 fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
-    (direct_w::<F>(s) || avx2_f32::<F>(s))
+    (fused_avx512::<F>(s) || avx2_f32::<F>(s))
         && (s.sh, s.sw) == (1, 1)
         && (s.d, s.od) == (1, 1)
         && match (s.kh, s.kw) {
             // AVX-512 only (`ks1_strip_avx2` takes 3, 5 and 7)
-            (2, 2) => direct_w::<F>(s) && s.pad_left <= 1,
+            (2, 2) => fused_avx512::<F>(s) && s.pad_left <= 1,
             (3, 3) => s.pad_left <= 1,
             (5, 5) => s.pad_left == 0 || s.pad_left == 2,
             (7, 7) => s.pad_left == 0 || s.pad_left == 3,
@@ -712,42 +725,78 @@ fn fused_plane<F: FastFloat>(
     y: &mut [MaybeUninit<F>],
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(x), Some(d), Some(din), Some(y)) = (
-        cast::<F, f32>(x),
-        cast::<F, f32>(reciprocals),
-        cast::<F, f32>(input_divisors),
-        cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
-    ) {
-        if !s.avx512 {
-            return fused_plane_avx2(s, reduce, d, din, x, y);
-        }
-        let vectors = s.ow.div_ceil(16);
-        // strips of up to 4 output vectors, the last one shorter. 7×7: of 2, so that the 6 W
-        // rows a strip keeps stay in registers: with 4, reloads of spilled registers stalled
-        // behind the stores into an existing output (large_avg nchw, `PROBE_N=8 plane_probe
-        // 64 56 56 7 1 3 avg`, same run, ms: into a buffer 0.83–1.11 → 0.54–0.78 at 1 thread,
-        // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.76 and 0.45–0.55 →
-        // 0.37–0.41)
-        let step = if s.kw == 7 { 2 } else { 4 };
-        return plain_then_exact(reduce, |mode| {
-            let mut nan = false;
-            for v0 in (0..vectors).step_by(step) {
-                // SAFETY: `fused` holds (AVX-512F was detected); the kernels assert the rest.
-                nan |= unsafe {
-                    match (vectors - v0).min(step) {
-                        1 => fused_strip::<1>(s, mode, v0, x, d, din, y),
-                        2 => fused_strip::<2>(s, mode, v0, x, d, din, y),
-                        3 => fused_strip::<3>(s, mode, v0, x, d, din, y),
-                        _ => fused_strip::<4>(s, mode, v0, x, d, din, y),
-                    }
-                };
+    {
+        use super::lanes::{F32x16, F64x8};
+        if let (Some(x), Some(d), Some(din), Some(y)) = (
+            cast::<F, f32>(x),
+            cast::<F, f32>(reciprocals),
+            cast::<F, f32>(input_divisors),
+            cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
+        ) {
+            if !s.avx512 {
+                return fused_plane_avx2(s, reduce, d, din, x, y);
             }
-            nan
-        });
+            // SAFETY: `s.avx512`: AVX-512F was detected.
+            return unsafe { fused_plane_avx512::<F32x16>(s, reduce, d, din, x, y) };
+        }
+        if let (Some(x), Some(d), Some(din), Some(y)) = (
+            cast::<F, f64>(x),
+            cast::<F, f64>(reciprocals),
+            cast::<F, f64>(input_divisors),
+            cast_mut::<MaybeUninit<F>, MaybeUninit<f64>>(y),
+        ) {
+            // (`fused` holds for f64 only with AVX-512: `fused_avx512`)
+            assert!(s.avx512, "f64 takes the fused kernels with AVX-512 only");
+            // SAFETY: `s.avx512`: AVX-512F was detected.
+            return unsafe { fused_plane_avx512::<F64x8>(s, reduce, d, din, x, y) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, reduce, reciprocals, input_divisors, x, y);
-    unreachable!("the fused kernels are taken for f32 on x86-64 only")
+    unreachable!("the fused kernels are taken for f32 and f64 on x86-64 only")
+}
+
+/// [`fused_plane`] with AVX-512, in strips of output vectors (`L::N` columns each).
+///
+/// f64, against the paths it took before (the flat path of `plane.rs` at stride 2, the
+/// padded copies at stride 1), `PROBE_DTYPE=f64 PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`,
+/// ns per plane: see BENCHMARKS.md (twenty-ninth session).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fused_plane_avx512<L: super::lanes::Lanes>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    d: &[L::E],
+    din: &[L::E],
+    x: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    let vectors = s.ow.div_ceil(L::N);
+    // strips of up to 4 output vectors, the last one shorter. 7×7: of 2, so that the 6 W
+    // rows a strip keeps stay in registers: with 4, reloads of spilled registers stalled
+    // behind the stores into an existing output (large_avg nchw, `PROBE_N=8 plane_probe
+    // 64 56 56 7 1 3 avg`, same run, ms: into a buffer 0.83–1.11 → 0.54–0.78 at 1 thread,
+    // 0.47–0.56 → 0.37–0.53 at 2; allocating 0.56–0.80 → 0.56–0.76 and 0.45–0.55 →
+    // 0.37–0.41)
+    let step = if s.kw == 7 { 2 } else { 4 };
+    plain_then_exact(reduce, |mode| {
+        let mut nan = false;
+        for v0 in (0..vectors).step_by(step) {
+            // SAFETY: the caller's (AVX-512F); the kernels assert the rest.
+            nan |= unsafe {
+                match (vectors - v0).min(step) {
+                    1 => fused_strip::<L, 1>(s, mode, v0, x, d, din, y),
+                    2 => fused_strip::<L, 2>(s, mode, v0, x, d, din, y),
+                    3 => fused_strip::<L, 3>(s, mode, v0, x, d, din, y),
+                    _ => fused_strip::<L, 4>(s, mode, v0, x, d, din, y),
+                }
+            };
+        }
+        nan
+    })
 }
 
 /// [`fused_plane`] at the AVX2 level: max 2×2 and 3×3 at stride 2 by
@@ -901,7 +950,7 @@ unsafe fn strip_avx2<const V: usize>(
     }
 }
 
-/// Output vectors `v0 .. v0 + V` of every row of a [`fused`] plane, by the kernel for its
+/// Output vectors `v0 .. v0 + V` (`L::N` columns each) of every row of a [`fused`] plane, by the kernel for its
 /// window and padding, combining by `mode` (the plain max also checks for NaN and returns
 /// whether it saw one); sums multiplied by the reciprocals `r` and their inputs divided by
 /// `din` (see [`fused_plane`]).
@@ -910,32 +959,32 @@ unsafe fn strip_avx2<const V: usize>(
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn fused_strip<const V: usize>(
+unsafe fn fused_strip<L: super::lanes::Lanes, const V: usize>(
     s: &PlaneShape,
     mode: u8,
     v0: usize,
-    x: &[f32],
-    r: &[f32],
-    din: &[f32],
-    y: &mut [MaybeUninit<f32>],
+    x: &[L::E],
+    r: &[L::E],
+    din: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
 ) -> bool {
     use super::x86::{k3s2_strip, ks1_strip};
     let (w, pt, oh, ow, check) = (s.w, s.pad_top, s.oh, s.ow, mode == PLAIN_MAX);
     macro_rules! k3s2 {
         ($m:ident, $pl:literal) => {
             if s.prefetch {
-                k3s2_strip::<$m, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, y)
+                k3s2_strip::<L, $m, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, y)
             } else {
-                k3s2_strip::<$m, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, y)
+                k3s2_strip::<L, $m, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, y)
             }
         };
     }
     macro_rules! s1 {
         ($m:ident, $pl:literal, $k:literal) => {
             if $m == SUM && !din.is_empty() {
-                ks1_strip::<SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, din, y)
+                ks1_strip::<L, SUM, $k, $pl, V, true>(x, w, pt, oh, ow, v0, check, r, din, y)
             } else {
-                ks1_strip::<$m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, &[], y)
+                ks1_strip::<L, $m, $k, $pl, V, false>(x, w, pt, oh, ow, v0, check, r, &[], y)
             }
         };
     }
@@ -1107,47 +1156,89 @@ fn fold_depth<F: FastFloat>(
     y: &mut [MaybeUninit<F>],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(p32), Some(y32), Some(d32)) = (
-        cast::<F, f32>(pooled),
-        cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
-        cast::<F, f32>(divisors),
-    ) {
-        let pout = s.oh * s.ow;
-        for (o, sp) in depth.iter().enumerate() {
-            let out = &mut y32[o * pout..(o + 1) * pout];
-            let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];
+    {
+        use super::lanes::{F32x16, F64x8};
+        if let (Some(p32), Some(y32), Some(d32)) = (
+            cast::<F, f32>(pooled),
+            cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
+            cast::<F, f32>(divisors),
+        ) {
             if !s.avx512 {
                 use super::avx2::fold_planes_avx2 as fold;
-                // SAFETY: without AVX-512 the volumes come here from the AVX2 fused max kernel
-                // only (`fused_k3s2`), where `s.avx2` holds: AVX2 was detected.
-                unsafe {
-                    match reduce {
-                        Reduce::Max if exact => fold::<EXACT_MAX>(planes, pout, out),
-                        Reduce::Max => fold::<PLAIN_MAX>(planes, pout, out),
-                        Reduce::Sum(_) => unreachable!("3-D sums take the AVX-512 direct path"),
+                let pout = s.oh * s.ow;
+                for (o, sp) in depth.iter().enumerate() {
+                    let out = &mut y32[o * pout..(o + 1) * pout];
+                    let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];
+                    // SAFETY: without AVX-512 the volumes come here from the AVX2 fused max
+                    // kernel only (`fused_k3s2`), where `s.avx2` holds: AVX2 was detected.
+                    unsafe {
+                        match reduce {
+                            Reduce::Max if exact => fold::<EXACT_MAX>(planes, pout, out),
+                            Reduce::Max => fold::<PLAIN_MAX>(planes, pout, out),
+                            Reduce::Sum(_) => unreachable!("3-D sums take the AVX-512 paths"),
+                        }
                     }
                 }
-                continue;
+                return;
             }
-            // SAFETY: the direct path runs only where AVX-512F was detected (`direct_w`).
-            unsafe {
-                match reduce {
-                    Reduce::Sum(_) => super::x86::fold_planes::<SUM>(planes, pout, out),
-                    Reduce::Max if exact => super::x86::fold_planes::<EXACT_MAX>(planes, pout, out),
-                    Reduce::Max => super::x86::fold_planes::<PLAIN_MAX>(planes, pout, out),
-                }
+            // SAFETY: `s.avx512`: AVX-512F was detected.
+            unsafe { fold_depth_avx512::<F32x16>(s, reduce, exact, depth, p32, y32) };
+            if matches!(reduce, Reduce::Sum(_)) && !d32.is_empty() {
+                // SAFETY: every output slice was just stored (`depth` has one span per
+                // slice); AVX-512F as above; the divisors cover the volume's outputs.
+                unsafe { super::x86::divide_avx512(super::out::assume_init_mut(y32), d32) };
             }
+            return;
         }
-        if matches!(reduce, Reduce::Sum(_)) && !d32.is_empty() {
-            // SAFETY: every output slice was just stored (`depth` has one span per slice);
-            // AVX-512F as above; the divisors cover the volume's outputs.
-            unsafe { super::x86::divide_avx512(super::out::assume_init_mut(y32), d32) };
+        if let (Some(p64), Some(y64)) = (
+            cast::<F, f64>(pooled),
+            cast_mut::<MaybeUninit<F>, MaybeUninit<f64>>(y),
+        ) {
+            // (f64 volumes come from the fused kernels, with AVX-512 only: `fused_avx512`)
+            assert!(s.avx512, "f64 volumes are folded with AVX-512 only");
+            // SAFETY: `s.avx512`: AVX-512F was detected.
+            unsafe { fold_depth_avx512::<F64x8>(s, reduce, exact, depth, p64, y64) };
+            if matches!(reduce, Reduce::Sum(_)) && !divisors.is_empty() {
+                // SAFETY: every output slice was just stored, as above.
+                let y = unsafe { super::out::assume_init_mut(y) };
+                y.iter_mut().zip(divisors).for_each(|(v, d)| *v = *v / *d);
+            }
+            return;
         }
-        return;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (s, reduce, exact, depth, pooled, divisors, y);
-    unreachable!("depth folding is done on the direct path (f32, x86-64) only")
+    unreachable!("depth folding is done on the AVX-512 and AVX2 paths (x86-64) only")
+}
+
+/// [`fold_depth`]'s folds with AVX-512 (sums not divided).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn fold_depth_avx512<L: super::lanes::Lanes>(
+    s: &PlaneShape,
+    reduce: Reduce,
+    exact: bool,
+    depth: &[Span],
+    pooled: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) {
+    use super::x86::fold_planes;
+    let pout = s.oh * s.ow;
+    for (o, sp) in depth.iter().enumerate() {
+        let out = &mut y[o * pout..(o + 1) * pout];
+        let planes = &pooled[sp.first * pout..(sp.first + sp.count) * pout];
+        // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
+        unsafe {
+            match reduce {
+                Reduce::Sum(_) => fold_planes::<L, SUM>(planes, pout, out),
+                Reduce::Max if exact => fold_planes::<L, EXACT_MAX>(planes, pout, out),
+                Reduce::Max => fold_planes::<L, PLAIN_MAX>(planes, pout, out),
+            }
+        }
+    }
 }
 
 #[inline(always)]

@@ -141,6 +141,7 @@ fn over_tasks(
 /// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2
 /// 0`) ran at about the same rate in the same minutes.
 fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f32>]) {
+    use super::lanes::F32x16;
     use super::x86::fold_planes;
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;
@@ -170,9 +171,9 @@ fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f
             // `pout` values and `out` as many.
             unsafe {
                 match reduce {
-                    Reduce::Sum(_) => fold_planes::<SUM>(&pooled, pout, out),
-                    Reduce::Max if exact => fold_planes::<EXACT_MAX>(&pooled, pout, out),
-                    Reduce::Max => fold_planes::<PLAIN_MAX>(&pooled, pout, out),
+                    Reduce::Sum(_) => fold_planes::<F32x16, SUM>(&pooled, pout, out),
+                    Reduce::Max if exact => fold_planes::<F32x16, EXACT_MAX>(&pooled, pout, out),
+                    Reduce::Max => fold_planes::<F32x16, PLAIN_MAX>(&pooled, pout, out),
                 }
             }
             if matches!(reduce, Reduce::Sum(_)) {

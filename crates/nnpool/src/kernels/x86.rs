@@ -1,5 +1,6 @@
 //! Explicit x86-64 SIMD for the few data movements LLVM does not vectorise well on short rows.
 
+use super::lanes::{self, F32x16, Lanes};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
@@ -156,92 +157,66 @@ pub(crate) unsafe fn copy_short_avx512(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Start value and combine step of the padded-plane passes (`padded.rs`). `MODE`: 0 = the
-/// exact max rule (the later value wins when greater or NaN), 1 = max of values without NaN
-/// (`vmaxps` with the later value first: on equal values it keeps the earlier one), 2 = sum.
+/// Start value and combine step of the padded-plane passes (`padded.rs`), in f32: `MODE` 0 =
+/// the exact max rule, 1 = the plain max, 2 = sum (see [`lanes::start`] and [`lanes::fold`]).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn pad_start<const MODE: u8>() -> __m512 {
-    if MODE == 2 {
-        _mm512_setzero_ps()
-    } else {
-        _mm512_set1_ps(f32::NEG_INFINITY)
-    }
+    // SAFETY: this function runs with AVX-512F only (its target feature).
+    lanes::start::<F32x16, MODE>(unsafe { F32x16::new() })
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
-    match MODE {
-        2 => _mm512_add_ps(acc, x),
-        1 => _mm512_max_ps(x, acc),
-        _ => {
-            let take =
-                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-            _mm512_mask_mov_ps(acc, take, x)
-        }
-    }
+    // SAFETY: as in `pad_start`.
+    lanes::fold::<F32x16, MODE>(unsafe { F32x16::new() }, acc, x)
 }
 
 /// The input vectors `xs` of a [`ks1_strip`] row (slot `t`: vector `v0 − 1 + t` of the row
 /// starting at `row_start`, lanes `masks[t]`), each divided by its divisors: one for all, or
 /// one per input (laid out as the input). Lanes outside the row (padding, +0) divide by 1, and
 /// slots with none in it are left as they are.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn divide_row(
-    xs: &[__m512; 6],
-    divisors: &[f32],
+#[inline(always)]
+fn divide_row<L: Lanes>(
+    l: L,
+    xs: &[L::V; 6],
+    divisors: &[L::E],
     row_start: usize,
     v0: usize,
-    masks: &[__mmask16; 6],
-) -> [__m512; 6] {
+    masks: &[L::M; 6],
+) -> [L::V; 6] {
+    let none = L::M::default();
     if let [d] = divisors {
-        let d = _mm512_set1_ps(*d);
+        let d = l.splat(*d);
         // slots without lanes in the row hold padding (+0): nothing to divide
         return std::array::from_fn(|t| {
-            if masks[t] == 0 {
+            if masks[t] == none {
                 xs[t]
             } else {
-                _mm512_div_ps(xs[t], d)
+                l.div(xs[t], d)
             }
         });
     }
     let row = divisors[row_start..].as_ptr();
-    let one = _mm512_set1_ps(1.0);
+    let one = l.splat(L::ONE);
     std::array::from_fn(|t| {
-        if masks[t] == 0 {
+        if masks[t] == none {
             return xs[t];
         }
         let i = (v0 + t) as isize - 1;
         // SAFETY: the divisors lie as the input does (`ks1_strip` asserts it), so the row's
         // own mask keeps the load within the row (masked-off lanes are not read; the address
         // is only formed, wrapping).
-        let d = unsafe { _mm512_mask_loadu_ps(one, masks[t], row.wrapping_offset(16 * i)) };
-        _mm512_div_ps(xs[t], d)
+        let d = unsafe { l.load_masked(one, masks[t], row.wrapping_offset(L::N as isize * i)) };
+        l.div(xs[t], d)
     })
-}
-
-/// Slot `t < count` holds the lanes of vector `first + t` (columns `16 (first + t) ..`) of a
-/// row of `w` values that lie in the row; none for vectors before or past it (slots from
-/// `count` on stay empty).
-#[inline]
-fn row_masks<const N: usize>(w: usize, first: isize, count: usize) -> [__mmask16; N] {
-    let mut masks = [0; N];
-    let inputs = w.div_ceil(16) as isize;
-    for (t, m) in masks.iter_mut().enumerate().take(count) {
-        let i = first + t as isize;
-        if (0..inputs).contains(&i) {
-            *m = lanes_below(w - 16 * i as usize);
-        }
-    }
-    masks
 }
 
 /// The lanes below `n` (all 16 from `n >= 16` on).
 #[inline]
 fn lanes_below(n: usize) -> __mmask16 {
-    ((1u32 << n.min(16)) - 1) as __mmask16
+    F32x16::lanes_below(n)
 }
 
 /// A window's result from its fold: max as it is; a sum (folded in an order that may not
@@ -1129,21 +1104,21 @@ pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f3
 /// # Safety
 /// With one reciprocal per output, lanes `mask` of `reciprocals[at..]` lie in it (the others
 /// are zero: their results must go to no store).
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn finish_sum(
-    v: __m512,
-    broadcast: __m512,
-    reciprocals: &[f32],
+#[inline(always)]
+unsafe fn finish_sum<L: Lanes>(
+    l: L,
+    v: L::V,
+    broadcast: L::V,
+    reciprocals: &[L::E],
     at: usize,
-    mask: __mmask16,
-) -> __m512 {
+    mask: L::M,
+) -> L::V {
     let r = match reciprocals.len() {
         0 | 1 => broadcast,
         // SAFETY: the caller's: lanes `mask` of `reciprocals[at..]` lie in it.
-        _ => unsafe { _mm512_maskz_loadu_ps(mask, reciprocals.as_ptr().add(at)) },
+        _ => unsafe { l.load_masked_zero(mask, reciprocals.as_ptr().add(at)) },
     };
-    _mm512_fmadd_ps(v, r, _mm512_setzero_ps())
+    l.fmadd(v, r, l.zero())
 }
 
 /// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
@@ -1365,21 +1340,25 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn k3s2_strip<
+    L: Lanes,
     const MODE: u8,
     const PL: usize,
     const V: usize,
     const PREFETCH: bool,
 >(
-    x: &[f32],
+    x: &[L::E],
     w: usize,
     pad_top: usize,
     oh: usize,
     ow: usize,
     v0: usize,
     check: bool,
-    reciprocals: &[f32],
-    y: &mut [MaybeUninit<f32>],
+    reciprocals: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
 ) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let lane_count = L::N;
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
         MODE <= 2
@@ -1388,15 +1367,19 @@ pub(crate) unsafe fn k3s2_strip<
             && (1..=4).contains(&V)
             && w >= 1
             && y.len() == oh * ow
-            && 16 * (v0 + V - 1) < ow
+            && lane_count * (v0 + V - 1) < ow
     );
-    let pad = pad_start::<MODE>();
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let pad = lanes::start::<L, MODE>(l);
+    // (a macro, not a closure: see `wrow`)
+    macro_rules! fold {
+        ($acc:expr, $x:expr) => {
+            lanes::fold::<L, MODE>(l, $acc, $x)
+        };
+    }
     // phases first .. first + V + 1 (phase p: even and odd columns of input vectors 2p and
     // 2p + 1); with PL = 1 the phase before the strip gives the first tap's last lane
     let first = (v0 + 1 - PL) as isize - 1;
-    let masks = row_masks::<{ 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
+    let masks = lanes::row_masks::<L, { 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
     // W pass of padded row r for the strip's V output vectors, and the lanes holding a NaN.
     // A macro, not a closure: a closure here is compiled as a call, outside the AVX-512
     // context. Each phase is made just before the outputs that need it (few live registers).
@@ -1404,7 +1387,7 @@ pub(crate) unsafe fn k3s2_strip<
         ($r:expr) => {{
             let r: usize = $r;
             let mut out = [pad; V];
-            let mut nan: __mmask16 = 0;
+            let mut nan = L::M::default();
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
                 // phase t of the strip: (even, odd) columns of input vectors 2(first + t) and
@@ -1416,52 +1399,45 @@ pub(crate) unsafe fn k3s2_strip<
                         // past the row (narrow rows: AlexNet's 55 columns in 4 vectors):
                         // padding, no loads, permutes or check (every other phase holds
                         // columns of the row; the branch is the same on every row)
-                        if PL == 0 && $t == V && masks[2 * $t] | masks[2 * $t + 1] == 0 {
-                            (pad, pad, 0)
+                        if PL == 0 && $t == V && masks[2 * $t] | masks[2 * $t + 1] == L::M::default() {
+                            (pad, pad, L::M::default())
                         } else {
-                            // SAFETY: the masks enable only lanes of columns 16i .. that lie in
+                            // SAFETY: the masks enable only lanes of columns N i .. that lie in
                             // row r - pad_top (masked-off lanes are not read; the addresses are
                             // only formed, wrapping); phases wholly outside the row hold padding.
                             let (a, b) = unsafe {
                                 (
-                                    _mm512_mask_loadu_ps(
+                                    l.load_masked(
                                         pad,
                                         masks[2 * $t],
-                                        row.wrapping_offset(16 * i),
+                                        row.wrapping_offset(lane_count as isize * i),
                                     ),
-                                    _mm512_mask_loadu_ps(
+                                    l.load_masked(
                                         pad,
                                         masks[2 * $t + 1],
-                                        row.wrapping_offset(16 * i + 16),
+                                        row.wrapping_offset(lane_count as isize * (i + 1)),
                                     ),
                                 )
                             };
                             let nan = if check {
-                                _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b)
+                                l.unordered(a, b)
                             } else {
-                                0
+                                L::M::default()
                             };
-                            (
-                                _mm512_permutex2var_ps(a, even, b),
-                                _mm512_permutex2var_ps(a, odd, b),
-                                nan,
-                            )
+                            (l.even(a, b), l.odd(a, b), nan)
                         }
                     }};
                 }
                 if PL == 1 {
                     // window columns 2c - 1, 2c, 2c + 1 of output column c: the odd column
-                    // before (lane 15 of the phase before), the even and the odd one; the
+                    // before (the last lane of the phase before), the even and the odd one; the
                     // phase before the strip is checked with the strip before it
                     let mut before = if first >= 0 { phase!(0).1 } else { pad };
                     for (u, o) in out.iter_mut().enumerate() {
                         let at = phase!(u + 1);
                         nan |= at.2;
-                        let left = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(
-                            _mm512_castps_si512(at.1),
-                            _mm512_castps_si512(before),
-                        ));
-                        *o = pad_fold::<MODE>(pad_fold::<MODE>(left, at.0), at.1);
+                        let left = l.shifted(before, at.1, at.1, -1);
+                        *o = fold!(fold!(left, at.0), at.1);
                         before = at.1;
                     }
                 } else {
@@ -1471,11 +1447,8 @@ pub(crate) unsafe fn k3s2_strip<
                     for (u, o) in out.iter_mut().enumerate() {
                         let after = phase!(u + 1);
                         nan |= after.2;
-                        let right = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
-                            _mm512_castps_si512(after.0),
-                            _mm512_castps_si512(at.0),
-                        ));
-                        *o = pad_fold::<MODE>(pad_fold::<MODE>(at.0, at.1), right);
+                        let right = l.shifted(at.0, at.0, after.0, 1);
+                        *o = fold!(fold!(at.0, at.1), right);
                         at = after;
                     }
                 }
@@ -1483,15 +1456,15 @@ pub(crate) unsafe fn k3s2_strip<
             (out, nan)
         }};
     }
-    let store_masks = row_masks::<4>(ow, v0 as isize, V);
-    let dst = y.as_mut_ptr().cast::<f32>();
+    let store_masks = lanes::row_masks::<L, 4>(ow, v0 as isize, V);
+    let dst = y.as_mut_ptr().cast::<L::E>();
     // one reciprocal for all, broadcast once per strip
-    let reciprocal = _mm512_set1_ps(match reciprocals {
+    let reciprocal = l.splat(match reciprocals {
         [r] => *r,
-        _ => 1.0,
+        _ => L::ONE,
     });
     let (mut carry, mut nan) = wrow!(0);
-    let row_bytes = w * std::mem::size_of::<f32>();
+    let row_bytes = w * std::mem::size_of::<L::E>();
     for i in 0..oh {
         if PREFETCH && v0 == 0 {
             // the two input rows PREFETCH_BYTES_AHEAD past the ones this output row reads
@@ -1506,24 +1479,24 @@ pub(crate) unsafe fn k3s2_strip<
         let (mid, n1) = wrow!(2 * i + 1);
         let mut acc = [pad; V];
         for u in 0..V {
-            acc[u] = pad_fold::<MODE>(carry[u], mid[u]);
+            acc[u] = fold!(carry[u], mid[u]);
         }
         let (low, n2) = wrow!(2 * i + 2);
         nan |= n1 | n2;
         for u in 0..V {
-            let at = i * ow + 16 * (v0 + u);
-            let mut y = pad_fold::<MODE>(acc[u], low[u]);
+            let at = i * ow + lane_count * (v0 + u);
+            let mut y = fold!(acc[u], low[u]);
             if MODE == 2 {
                 // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
                 // lanes below ow.
-                y = unsafe { finish_sum(y, reciprocal, reciprocals, at, store_masks[u]) };
+                y = unsafe { finish_sum(l, y, reciprocal, reciprocals, at, store_masks[u]) };
             }
-            // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
-            unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], y) };
+            // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask).
+            unsafe { l.store_masked(dst.add(at), store_masks[u], y) };
         }
         carry = low;
     }
-    nan != 0
+    nan != L::M::default()
 }
 
 /// Pooling `K`×`K` (2, 3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
@@ -1582,23 +1555,28 @@ pub(crate) unsafe fn k3s2_strip<
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn ks1_strip<
+    L: Lanes,
     const MODE: u8,
     const K: usize,
     const PL: usize,
     const V: usize,
     const DIVIDE_INPUTS: bool,
 >(
-    x: &[f32],
+    x: &[L::E],
     w: usize,
     pad_top: usize,
     oh: usize,
     ow: usize,
     v0: usize,
     check: bool,
-    reciprocals: &[f32],
-    input_divisors: &[f32],
-    y: &mut [MaybeUninit<f32>],
+    reciprocals: &[L::E],
+    input_divisors: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
 ) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let lane_count = L::N;
+    let none = L::M::default();
     let h = x.len().checked_div(w).unwrap_or(0);
     assert!(
         (K == 2 || K == 3 || K == 5 || K == 7)
@@ -1609,45 +1587,35 @@ pub(crate) unsafe fn ks1_strip<
             && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
             && (input_divisors.len() == 1 || input_divisors.len() == x.len() || !DIVIDE_INPUTS)
             && (MODE == 2 || !DIVIDE_INPUTS)
-            && 16 * (v0 + V - 1) < ow
+            && lane_count * (v0 + V - 1) < ow
     );
-    let pad = pad_start::<MODE>();
-    let masks = row_masks::<{ 4 + 2 }>(w, v0 as isize - 1, V + 2);
-    // lanes l + s of (before, at, after) for −16 < s < 16
+    let pad = lanes::start::<L, MODE>(l);
+    let masks = lanes::row_masks::<L, { 4 + 2 }>(w, v0 as isize - 1, V + 2);
+    // (macros, not closures: see `wrow`)
+    macro_rules! fold {
+        ($acc:expr, $x:expr) => {
+            lanes::fold::<L, MODE>(l, $acc, $x)
+        };
+    }
+    // lanes l + s of (before, at, after) for −N < s < N
     macro_rules! shifted {
-        ($before:expr, $at:expr, $after:expr, $s:expr) => {{
-            let (b, a, n) = (
-                _mm512_castps_si512($before),
-                _mm512_castps_si512($at),
-                _mm512_castps_si512($after),
-            );
-            _mm512_castsi512_ps(match $s {
-                -3 => _mm512_alignr_epi32::<13>(a, b),
-                -2 => _mm512_alignr_epi32::<14>(a, b),
-                -1 => _mm512_alignr_epi32::<15>(a, b),
-                0 => a,
-                1 => _mm512_alignr_epi32::<1>(n, a),
-                2 => _mm512_alignr_epi32::<2>(n, a),
-                3 => _mm512_alignr_epi32::<3>(n, a),
-                4 => _mm512_alignr_epi32::<4>(n, a),
-                5 => _mm512_alignr_epi32::<5>(n, a),
-                _ => _mm512_alignr_epi32::<6>(n, a),
-            })
-        }};
+        ($before:expr, $at:expr, $after:expr, $s:expr) => {
+            l.shifted($before, $at, $after, $s)
+        };
     }
     // The W pass of input row r (padding rows: `pad`) for the strip's V output vectors
     macro_rules! wrow {
         ($r:expr) => {{
             let r: usize = $r;
             let mut out = [pad; V];
-            let mut nan: __mmask16 = 0;
+            let mut nan = none;
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
                 // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
-                let xs: [__m512; 4 + 2] = std::array::from_fn(|t| {
+                let xs: [L::V; 4 + 2] = std::array::from_fn(|t| {
                     if t >= V + 2
                         || (t == 0 && PL == 0)
-                        || ((t == 0 || t == V + 1) && masks[t] == 0)
+                        || ((t == 0 || t == V + 1) && masks[t] == none)
                     {
                         // past the strip, not read (offsets start at 0), or wholly outside
                         // the row (the vector before the first strip, the one after the last;
@@ -1655,18 +1623,19 @@ pub(crate) unsafe fn ks1_strip<
                         return pad;
                     }
                     let i = (v0 + t) as isize - 1;
-                    // SAFETY: the mask enables only lanes of columns 16i .. that lie in row
+                    // SAFETY: the mask enables only lanes of columns N i .. that lie in row
                     // r - pad_top (masked-off lanes are not read; the address is only
                     // formed, wrapping).
-                    let v =
-                        unsafe { _mm512_mask_loadu_ps(pad, masks[t], row.wrapping_offset(16 * i)) };
+                    let v = unsafe {
+                        l.load_masked(pad, masks[t], row.wrapping_offset(lane_count as isize * i))
+                    };
                     if check {
-                        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                        nan |= l.unordered(v, v);
                     }
                     v
                 });
                 let xs = if DIVIDE_INPUTS {
-                    divide_row(&xs, input_divisors, (r - pad_top) * w, v0, &masks)
+                    divide_row(l, &xs, input_divisors, (r - pad_top) * w, v0, &masks)
                 } else {
                     xs
                 };
@@ -1675,45 +1644,45 @@ pub(crate) unsafe fn ks1_strip<
                     // taps 0 and 1
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
-                        *o = pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
+                        *o = fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
                     }
                 } else if K == 3 {
                     // taps 0, 1, 2 in turn: pairs would cost more shifts than they save
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
                         let acc =
-                            pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
-                        *o = pad_fold::<MODE>(acc, shifted!(b, a, n, 2 - pl));
+                            fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
+                        *o = fold!(acc, shifted!(b, a, n, 2 - pl));
                     }
                 } else {
                     // pair folds: lane l of slot t folds columns l and l + 1 of vector
-                    // v0 − 1 + t (the last slot's lane 15 folds padding: no shift reaches it)
-                    let pairs: [__m512; 4 + 2] = std::array::from_fn(|t| {
+                    // v0 − 1 + t (the last slot's last lane folds padding: no shift reaches it)
+                    let pairs: [L::V; 4 + 2] = std::array::from_fn(|t| {
                         let next = if t + 1 < V + 2 { xs[t + 1] } else { pad };
-                        pad_fold::<MODE>(xs[t], shifted!(xs[t], xs[t], next, 1))
+                        fold!(xs[t], shifted!(xs[t], xs[t], next, 1))
                     });
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (pairs[u], pairs[u + 1], pairs[u + 2]);
                         // taps 0, 1 | 2, 3 | (4, 5 |) as pairs, then the last tap on its own
                         let mut acc =
-                            pad_fold::<MODE>(shifted!(b, a, n, -pl), shifted!(b, a, n, 2 - pl));
+                            fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 2 - pl));
                         if K == 7 {
-                            acc = pad_fold::<MODE>(acc, shifted!(b, a, n, 4 - pl));
+                            acc = fold!(acc, shifted!(b, a, n, 4 - pl));
                         }
                         let last = shifted!(xs[u], xs[u + 1], xs[u + 2], (K - 1) as isize - pl);
-                        *o = pad_fold::<MODE>(acc, last);
+                        *o = fold!(acc, last);
                     }
                 }
             }
             (out, nan)
         }};
     }
-    let store_masks = row_masks::<4>(ow, v0 as isize, V);
-    let dst = y.as_mut_ptr().cast::<f32>();
+    let store_masks = lanes::row_masks::<L, 4>(ow, v0 as isize, V);
+    let dst = y.as_mut_ptr().cast::<L::E>();
     // one reciprocal for all, broadcast once per strip
-    let reciprocal = _mm512_set1_ps(match reciprocals {
+    let reciprocal = l.splat(match reciprocals {
         [r] => *r,
-        _ => 1.0,
+        _ => L::ONE,
     });
     // Row pairs P_r = W_r ∘ W_(r+1) for r = i .. i + K − 3 (slots from K − 2 on unused), and
     // the last W row, W_(i + K − 2): output row i folds P_i, P_(i+2), .., W_(i + K − 1)
@@ -1723,7 +1692,7 @@ pub(crate) unsafe fn ks1_strip<
         let (next, n) = wrow!(r + 1);
         nan |= n;
         for u in 0..V {
-            slot[u] = pad_fold::<MODE>(last[u], next[u]);
+            slot[u] = fold!(last[u], next[u]);
         }
         last = next;
     }
@@ -1734,23 +1703,23 @@ pub(crate) unsafe fn ks1_strip<
             // 2×2: the last W row and the new one
             let mut v = if K == 2 { last[u] } else { row_pairs[0][u] };
             if K >= 5 {
-                v = pad_fold::<MODE>(v, row_pairs[2][u]);
+                v = fold!(v, row_pairs[2][u]);
             }
             if K == 7 {
-                v = pad_fold::<MODE>(v, row_pairs[4][u]);
+                v = fold!(v, row_pairs[4][u]);
             }
-            v = pad_fold::<MODE>(v, low[u]);
-            let at = i * ow + 16 * (v0 + u);
+            v = fold!(v, low[u]);
+            let at = i * ow + lane_count * (v0 + u);
             if MODE == 2 {
                 // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps the
                 // lanes below ow.
-                v = unsafe { finish_sum(v, reciprocal, reciprocals, at, store_masks[u]) };
+                v = unsafe { finish_sum(l, v, reciprocal, reciprocals, at, store_masks[u]) };
             }
-            // SAFETY: output row i < oh, columns 16 (v0 + u) .. below ow (the store mask).
-            unsafe { _mm512_mask_storeu_ps(dst.add(at), store_masks[u], v) };
+            // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask).
+            unsafe { l.store_masked(dst.add(at), store_masks[u], v) };
         }
         if K >= 3 {
-            let newest: [__m512; V] = std::array::from_fn(|u| pad_fold::<MODE>(last[u], low[u]));
+            let newest: [L::V; V] = std::array::from_fn(|u| fold!(last[u], low[u]));
             for t in 0..K - 3 {
                 row_pairs[t] = row_pairs[t + 1];
             }
@@ -1758,10 +1727,10 @@ pub(crate) unsafe fn ks1_strip<
         }
         last = low;
     }
-    nan != 0
+    nan != none
 }
 
-/// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, 16 values
+/// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, a vector
 /// at a time, the tail masked (the depth passes of `padded.rs` and of channels-last 3×3
 /// stride-2 rows). The fold starts from the first plane, so that under the plain max a NaN
 /// there survives (`vmaxps` returns the accumulator's NaN, not a new value's); sums start
@@ -1770,32 +1739,34 @@ pub(crate) unsafe fn ks1_strip<
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_planes<const MODE: u8>(
-    planes: &[f32],
+pub(crate) unsafe fn fold_planes<L: Lanes, const MODE: u8>(
+    planes: &[L::E],
     n: usize,
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<L::E>],
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let count = planes.len().checked_div(n).unwrap_or(0);
     assert!(count >= 1 && out.len() >= n);
-    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let (src, dst) = (planes.as_ptr(), out.as_mut_ptr().cast::<L::E>());
     let mut f = 0;
     while f < n {
-        let m: __mmask16 = lanes_below(n - f);
+        let m = L::lanes_below(n - f);
         // SAFETY: the mask enables lanes f + l < n of plane 0, inside planes.
-        let first = unsafe { _mm512_maskz_loadu_ps(m, src.add(f)) };
+        let first = unsafe { l.load_masked_zero(m, src.add(f)) };
         let mut acc = if MODE == 2 {
-            _mm512_add_ps(_mm512_setzero_ps(), first)
+            l.add(l.zero(), first)
         } else {
             first
         };
         for i in 1..count {
             // SAFETY: the mask enables lanes f + l < n of plane i < count, inside planes.
-            let v = unsafe { _mm512_maskz_loadu_ps(m, src.add(i * n + f)) };
-            acc = pad_fold::<MODE>(acc, v);
+            let v = unsafe { l.load_masked_zero(m, src.add(i * n + f)) };
+            acc = lanes::fold::<L, MODE>(l, acc, v);
         }
         // SAFETY: lanes below n <= out.len().
-        unsafe { _mm512_mask_storeu_ps(dst.add(f), m, acc) };
-        f += 16;
+        unsafe { l.store_masked(dst.add(f), m, acc) };
+        f += L::N;
     }
 }
 

@@ -1,0 +1,332 @@
+//! 512-bit vectors of f32 (16 lanes) or f64 (8 lanes) behind one trait, so that an AVX-512
+//! kernel whose steps are the same for both element types (masked row loads, lane shifts,
+//! even/odd splits, the max and sum folds) is written once: the fused channels-first strips
+//! of `x86.rs` (`k3s2_strip`, `ks1_strip`) and its depth fold (`fold_planes`).
+//!
+//! A value of a [`Lanes`] type is a token: it exists only where AVX-512F was detected
+//! ([`Lanes::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
+//! `#[inline(always)]`: inlined into a kernel compiled with the `avx512f` target feature, the
+//! intrinsics it calls are inlined there too (a method left as a call would run outside that
+//! context).
+
+use std::arch::x86_64::*;
+use std::ops::{BitOr, BitOrAssign};
+
+/// One 512-bit vector type and its lane mask (see the module's documentation).
+pub(crate) trait Lanes: Copy + 'static {
+    /// The element type.
+    type E: Copy + 'static;
+    /// A vector of [`Lanes::N`] elements.
+    type V: Copy;
+    /// One bit per lane, bit `l` for lane `l`.
+    type M: Copy + PartialEq + Default + BitOr<Output = Self::M> + BitOrAssign;
+    /// Lanes per vector.
+    const N: usize;
+    const NEG_INFINITY: Self::E;
+    const ONE: Self::E;
+
+    /// The token.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    unsafe fn new() -> Self;
+    fn splat(self, v: Self::E) -> Self::V;
+    fn zero(self) -> Self::V;
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b + c`, rounded once.
+    fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `vmaxps`/`vmaxpd`: per lane `a > b ? a : b` (`b` when either is NaN or both are zero).
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The lanes where `x > acc` or `x` is NaN.
+    fn greater_or_nan(self, x: Self::V, acc: Self::V) -> Self::M;
+    /// The lanes where `a` or `b` is NaN.
+    fn unordered(self, a: Self::V, b: Self::V) -> Self::M;
+    /// `acc` with lanes `m` taken from `x`.
+    fn select(self, acc: Self::V, m: Self::M, x: Self::V) -> Self::V;
+    /// Lane `l` of the result is lane `l + s` of the vectors `before`, `at`, `after` laid end
+    /// to end (`at` in the middle), for `−N < s < N` (`before` is read for `s < 0` only,
+    /// `after` for `s > 0` only).
+    fn shifted(self, before: Self::V, at: Self::V, after: Self::V, s: isize) -> Self::V;
+    /// The even lanes of `a` then of `b` (lanes `0, 2, ..` of the `2 N` values `a`, `b`).
+    fn even(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The odd lanes of `a` then of `b`.
+    fn odd(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The lanes below `n` (all from `n >= N` on).
+    fn lanes_below(n: usize) -> Self::M;
+    /// Lanes `m` loaded from `p`, the others from `src`.
+    ///
+    /// # Safety
+    /// Lanes `m` of `p ..` are valid for reads (the others are not read).
+    unsafe fn load_masked(self, src: Self::V, m: Self::M, p: *const Self::E) -> Self::V;
+    /// Lanes `m` loaded from `p`, the others zero.
+    ///
+    /// # Safety
+    /// As [`Lanes::load_masked`].
+    unsafe fn load_masked_zero(self, m: Self::M, p: *const Self::E) -> Self::V;
+    /// Lanes `m` of `v` stored at `p ..`.
+    ///
+    /// # Safety
+    /// Lanes `m` of `p ..` are valid for writes (the others are not written).
+    unsafe fn store_masked(self, p: *mut Self::E, m: Self::M, v: Self::V);
+}
+
+/// f32, 16 lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x16(());
+
+/// f64, 8 lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct F64x8(());
+
+impl Lanes for F32x16 {
+    type E = f32;
+    type V = __m512;
+    type M = __mmask16;
+    const N: usize = 16;
+    const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    const ONE: f32 = 1.0;
+
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        F32x16(())
+    }
+    // SAFETY (every `unsafe` block of the arithmetic below): `self` exists only where
+    // AVX-512F was detected (`new`'s contract); these intrinsics touch no memory.
+    #[inline(always)]
+    fn splat(self, v: f32) -> __m512 {
+        unsafe { _mm512_set1_ps(v) }
+    }
+    #[inline(always)]
+    fn zero(self) -> __m512 {
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn greater_or_nan(self, x: __m512, acc: __m512) -> __mmask16 {
+        unsafe {
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x)
+        }
+    }
+    #[inline(always)]
+    fn unordered(self, a: __m512, b: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b) }
+    }
+    #[inline(always)]
+    fn select(self, acc: __m512, m: __mmask16, x: __m512) -> __m512 {
+        unsafe { _mm512_mask_mov_ps(acc, m, x) }
+    }
+    #[inline(always)]
+    fn shifted(self, before: __m512, at: __m512, after: __m512, s: isize) -> __m512 {
+        unsafe {
+            let (b, a, n) = (
+                _mm512_castps_si512(before),
+                _mm512_castps_si512(at),
+                _mm512_castps_si512(after),
+            );
+            _mm512_castsi512_ps(match s {
+                -3 => _mm512_alignr_epi32::<13>(a, b),
+                -2 => _mm512_alignr_epi32::<14>(a, b),
+                -1 => _mm512_alignr_epi32::<15>(a, b),
+                0 => a,
+                1 => _mm512_alignr_epi32::<1>(n, a),
+                2 => _mm512_alignr_epi32::<2>(n, a),
+                3 => _mm512_alignr_epi32::<3>(n, a),
+                4 => _mm512_alignr_epi32::<4>(n, a),
+                5 => _mm512_alignr_epi32::<5>(n, a),
+                6 => _mm512_alignr_epi32::<6>(n, a),
+                _ => unreachable!("lane shifts of −3 ..= 6 only"),
+            })
+        }
+    }
+    #[inline(always)]
+    fn even(self, a: __m512, b: __m512) -> __m512 {
+        unsafe {
+            let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            _mm512_permutex2var_ps(a, idx, b)
+        }
+    }
+    #[inline(always)]
+    fn odd(self, a: __m512, b: __m512) -> __m512 {
+        unsafe {
+            let idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            _mm512_permutex2var_ps(a, idx, b)
+        }
+    }
+    #[inline(always)]
+    fn lanes_below(n: usize) -> __mmask16 {
+        ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn load_masked(self, src: __m512, m: __mmask16, p: *const f32) -> __m512 {
+        // SAFETY: AVX-512F (the token); lanes `m` readable (the caller's).
+        unsafe { _mm512_mask_loadu_ps(src, m, p) }
+    }
+    #[inline(always)]
+    unsafe fn load_masked_zero(self, m: __mmask16, p: *const f32) -> __m512 {
+        // SAFETY: as `load_masked`.
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, m: __mmask16, v: __m512) {
+        // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
+    }
+}
+
+impl Lanes for F64x8 {
+    type E = f64;
+    type V = __m512d;
+    type M = __mmask8;
+    const N: usize = 8;
+    const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    const ONE: f64 = 1.0;
+
+    #[inline(always)]
+    unsafe fn new() -> Self {
+        F64x8(())
+    }
+    // SAFETY (every `unsafe` block of the arithmetic below): as for `F32x16`.
+    #[inline(always)]
+    fn splat(self, v: f64) -> __m512d {
+        unsafe { _mm512_set1_pd(v) }
+    }
+    #[inline(always)]
+    fn zero(self) -> __m512d {
+        unsafe { _mm512_setzero_pd() }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_add_pd(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_div_pd(a, b) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        unsafe { _mm512_fmadd_pd(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_max_pd(a, b) }
+    }
+    #[inline(always)]
+    fn greater_or_nan(self, x: __m512d, acc: __m512d) -> __mmask8 {
+        unsafe {
+            _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(x, x)
+        }
+    }
+    #[inline(always)]
+    fn unordered(self, a: __m512d, b: __m512d) -> __mmask8 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(a, b) }
+    }
+    #[inline(always)]
+    fn select(self, acc: __m512d, m: __mmask8, x: __m512d) -> __m512d {
+        unsafe { _mm512_mask_mov_pd(acc, m, x) }
+    }
+    #[inline(always)]
+    fn shifted(self, before: __m512d, at: __m512d, after: __m512d, s: isize) -> __m512d {
+        unsafe {
+            let (b, a, n) = (
+                _mm512_castpd_si512(before),
+                _mm512_castpd_si512(at),
+                _mm512_castpd_si512(after),
+            );
+            _mm512_castsi512_pd(match s {
+                -3 => _mm512_alignr_epi64::<5>(a, b),
+                -2 => _mm512_alignr_epi64::<6>(a, b),
+                -1 => _mm512_alignr_epi64::<7>(a, b),
+                0 => a,
+                1 => _mm512_alignr_epi64::<1>(n, a),
+                2 => _mm512_alignr_epi64::<2>(n, a),
+                3 => _mm512_alignr_epi64::<3>(n, a),
+                4 => _mm512_alignr_epi64::<4>(n, a),
+                5 => _mm512_alignr_epi64::<5>(n, a),
+                6 => _mm512_alignr_epi64::<6>(n, a),
+                _ => unreachable!("lane shifts of −3 ..= 6 only"),
+            })
+        }
+    }
+    #[inline(always)]
+    fn even(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b) }
+    }
+    #[inline(always)]
+    fn odd(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_permutex2var_pd(a, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b) }
+    }
+    #[inline(always)]
+    fn lanes_below(n: usize) -> __mmask8 {
+        ((1u32 << n.min(8)) - 1) as __mmask8
+    }
+    #[inline(always)]
+    unsafe fn load_masked(self, src: __m512d, m: __mmask8, p: *const f64) -> __m512d {
+        // SAFETY: AVX-512F (the token); lanes `m` readable (the caller's).
+        unsafe { _mm512_mask_loadu_pd(src, m, p) }
+    }
+    #[inline(always)]
+    unsafe fn load_masked_zero(self, m: __mmask8, p: *const f64) -> __m512d {
+        // SAFETY: as `load_masked`.
+        unsafe { _mm512_maskz_loadu_pd(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f64, m: __mmask8, v: __m512d) {
+        // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
+        unsafe { _mm512_mask_storeu_pd(p, m, v) }
+    }
+}
+
+/// Start value of a fold by `MODE` (0 = the exact max rule, 1 = the plain max, 2 = sum): −∞
+/// for max, +0 for sums; also the value of padding.
+#[inline(always)]
+pub(crate) fn start<L: Lanes, const MODE: u8>(l: L) -> L::V {
+    if MODE == 2 {
+        l.zero()
+    } else {
+        l.splat(L::NEG_INFINITY)
+    }
+}
+
+/// One step of a fold by `MODE`, `acc` holding the earlier values: 0 = the exact max rule (the
+/// later value wins when greater or NaN), 1 = the max of values without NaN (`vmax` with the
+/// later value first: on equal values it keeps the earlier one), 2 = sum.
+#[inline(always)]
+pub(crate) fn fold<L: Lanes, const MODE: u8>(l: L, acc: L::V, x: L::V) -> L::V {
+    match MODE {
+        2 => l.add(acc, x),
+        1 => l.max(x, acc),
+        _ => l.select(acc, l.greater_or_nan(x, acc), x),
+    }
+}
+
+/// Slot `t < count` holds the lanes of vector `first + t` (columns `N (first + t) ..`) of a
+/// row of `w` values that lie in the row; none for vectors before or past it (slots from
+/// `count` on stay empty).
+#[inline(always)]
+pub(crate) fn row_masks<L: Lanes, const S: usize>(w: usize, first: isize, count: usize) -> [L::M; S] {
+    let mut masks = [L::M::default(); S];
+    let inputs = w.div_ceil(L::N) as isize;
+    for (t, m) in masks.iter_mut().enumerate().take(count) {
+        let i = first + t as isize;
+        if (0..inputs).contains(&i) {
+            *m = L::lanes_below(w - L::N * i as usize);
+        }
+    }
+    masks
+}
