@@ -230,11 +230,11 @@ fn ops_of(w: Window, wa: Window, divisor_override: i64) -> Vec<Pooling> {
 
 /// Whether the fast forward gives the reference's bits on data (of `seed`, no specials) with
 /// `special` at flat input position `at`.
-fn same_with_special_at(plan: &PoolPlan, seed: u64, at: usize, special: f32) -> bool {
-    let mut x: Vec<f32> = data(plan.input_len(), seed, false);
-    x[at] = special;
-    let mut fast = vec![0f32; plan.output_len()];
-    let mut reference = vec![0f32; plan.output_len()];
+fn same_with_special_at<T: Element>(plan: &PoolPlan, seed: u64, at: usize, special: f64) -> bool {
+    let mut x: Vec<T> = data(plan.input_len(), seed, false);
+    x[at] = T::from_f64(special);
+    let mut fast = vec![T::default(); plan.output_len()];
+    let mut reference = vec![T::default(); plan.output_len()];
     plan.forward(&x, &mut fast, None).unwrap();
     plan.forward_reference(&x, &mut reference, None).unwrap();
     same_bits(&fast, &reference)
@@ -243,18 +243,18 @@ fn same_with_special_at(plan: &PoolPlan, seed: u64, at: usize, special: f32) -> 
 /// Puts a NaN, then +inf, at each of the `w` columns of rows 1 and 2 in turn (`at(row, col)`:
 /// its flat position in the input) and checks the fast forward against the reference, bit
 /// for bit: every kernel that checks its own loads for NaN must see each column.
-fn special_in_every_column(
+fn special_in_every_column<T: Element>(
     plan: &PoolPlan,
     w: usize,
     seed: u64,
     at: impl Fn(usize, usize) -> usize,
     what: &str,
 ) {
-    for special in [f32::NAN, f32::INFINITY] {
+    for special in [f64::NAN, f64::INFINITY] {
         for row in [1, 2] {
             for col in 0..w {
                 assert!(
-                    same_with_special_at(plan, seed, at(row, col), special),
+                    same_with_special_at::<T>(plan, seed, at(row, col), special),
                     "{what}: {special} at row {row} column {col}"
                 );
             }
@@ -343,6 +343,8 @@ fn f32_3d() {
 #[test]
 fn f64_f16_bf16() {
     sweep::<f64>(2, &[3, 17], &[1, 9]);
+    // (3-D: channels-first volumes whose planes take the fused 3×3 stride-2 kernel)
+    sweep::<f64>(3, &[6, 9], &[2]);
     sweep::<f16>(2, &[3, 17], &[1, 9]);
     sweep::<bf16>(2, &[5, 16], &[2, 16]);
 }
@@ -367,6 +369,8 @@ fn large_problems_split_over_threads() {
         };
         for op in ops_for(3, 3, 2, 1, 1, false) {
             check::<f32>(&op, &shape3, layout, 9);
+            // (channels-first f64 folds its pooled planes along the depth in 8-lane vectors)
+            check::<f64>(&op, &shape3, layout, 9);
         }
         // channels-last with 16 or more channels: the 3×3 stride-2 kernel's output slices
         // (each task pools its first window's slices again), strides 1–3 in depth
@@ -561,7 +565,7 @@ fn channels_last_separable_stride_1() {
         let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
         let at = |row, col| (row * w + col) * c + 17;
-        special_in_every_column(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
+        special_in_every_column::<f32>(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
     }
     // blocks of k output rows (the ring's 2k − 1 rows folded together) and blocks of k output
     // columns (their 2k − 1 pixels), the border columns' running folds: a NaN or −inf at
@@ -576,11 +580,11 @@ fn channels_last_separable_stride_1() {
     ] {
         let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
-        for special in [f32::NAN, f32::NEG_INFINITY] {
+        for special in [f64::NAN, f64::NEG_INFINITY] {
             for (row, col) in (0..h).flat_map(|row| (0..w).map(move |col| (row, col))) {
                 let at = (row * w + col) * c + (row + col) % c;
                 assert!(
-                    same_with_special_at(&plan, 98, at, special),
+                    same_with_special_at::<f32>(&plan, 98, at, special),
                     "k {k} p {p} c {c}: {special} at row {row} column {col}"
                 );
             }
@@ -610,7 +614,7 @@ fn channels_last_3x3_column_tiles() {
         let win = Window::new(&[3, 3]).stride(&[s, s]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
         let at = |row, col| (row * w + col) * c + 50;
-        special_in_every_column(&plan, w, 99, at, &format!("s {s} p {p}"));
+        special_in_every_column::<f32>(&plan, w, 99, at, &format!("s {s} p {p}"));
     }
 }
 
@@ -643,13 +647,13 @@ fn channels_last_3x3_stride_2_shared_rows() {
     for (h, w, c, p) in [(9, 7, 24, 1), (8, 8, 16, 0), (7, 9, 64, 1), (7, 8, 80, 0)] {
         let win = Window::new(&[3, 3]).stride(&[2, 2]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[2, h, w, c], Layout::ChannelsLast).unwrap();
-        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             for sample in 0..2 {
                 for row in 0..h {
                     for col in 0..w {
                         let at = ((sample * h + row) * w + col) * c + c - 3;
                         assert!(
-                            same_with_special_at(&plan, 77, at, special),
+                            same_with_special_at::<f32>(&plan, 77, at, special),
                             "{h}x{w}x{c} p {p}: {special} at sample {sample} row {row} column {col}"
                         );
                     }
@@ -720,10 +724,10 @@ fn channels_last_3x3_stride_2_depth_windows() {
         .stride(&[2, 2, 2])
         .padding(&[1, 1, 1]);
     let plan = PoolPlan::new(&Pooling::max(win), &[1, d, h, w, c], Layout::ChannelsLast).unwrap();
-    for special in [f32::NAN, f32::NEG_INFINITY] {
+    for special in [f64::NAN, f64::NEG_INFINITY] {
         for at in 0..d * h * w {
             assert!(
-                same_with_special_at(&plan, 78, at * c + 5, special),
+                same_with_special_at::<f32>(&plan, 78, at * c + 5, special),
                 "{special} at pixel {at}"
             );
         }
@@ -732,6 +736,17 @@ fn channels_last_3x3_stride_2_depth_windows() {
 
 #[test]
 fn channels_first_3x3_strips() {
+    strips::<f32>();
+}
+
+#[test]
+fn channels_first_3x3_strips_f64() {
+    // f64 takes the same kernels with AVX-512, in vectors of 8 (strips of 32 columns, 7×7
+    // 16): the widths below lie around those too
+    strips::<f64>();
+}
+
+fn strips<T: Element>() {
     // the fused 2×2, 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max and averages; stride 1: max,
     // averages and their backward) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
     // 8-column vectors, strips of 32 columns, 5×5 and 7×7 16): widths around 1–4 vectors and
@@ -761,7 +776,7 @@ fn channels_first_3x3_strips() {
                         ops.extend(ops_for(2, k, stride, p, 1, ceil).into_iter().skip(1));
                         for op in ops {
                             seed += 1;
-                            check::<f32>(&op, &[1, 2, h, w], Layout::ChannelsFirst, seed);
+                            check::<T>(&op, &[1, 2, h, w], Layout::ChannelsFirst, seed);
                         }
                     }
                 }
@@ -796,7 +811,7 @@ fn channels_first_3x3_strips() {
             }
             for op in ops {
                 seed += 1;
-                check::<f32>(&op, &[2, 3, 9, w], Layout::ChannelsFirst, seed);
+                check::<T>(&op, &[2, 3, 9, w], Layout::ChannelsFirst, seed);
             }
         }
     }
@@ -825,7 +840,7 @@ fn channels_first_3x3_strips() {
                 PoolPlan::new(&Pooling::max(win), &[1, 2, h, w], Layout::ChannelsFirst).unwrap();
             let at = |row, col| h * w + row * w + col; // in the second plane
             let what = format!("{h}x{w} k {k} s {stride} p {p}");
-            special_in_every_column(&plan, w, 98, at, &what);
+            special_in_every_column::<T>(&plan, w, 98, at, &what);
         }
     }
 }
@@ -1232,10 +1247,10 @@ fn channels_first_2x2_row_pairs() {
     let shape = [1, 2, 4, 6, 10];
     let win = Window::new(&[2, 2, 2]).stride(&[2, 2, 2]);
     let plan = PoolPlan::new(&Pooling::max(win), &shape, Layout::ChannelsFirst).unwrap();
-    for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+    for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         for at in 0..plan.input_len() {
             assert!(
-                same_with_special_at(&plan, 37, at, special),
+                same_with_special_at::<f32>(&plan, 37, at, special),
                 "{special} at {at} of {shape:?}"
             );
         }
@@ -1245,11 +1260,11 @@ fn channels_first_2x2_row_pairs() {
     let (n, c, h, w) = (1, 12, 14, 14);
     let win = Window::new(&[2, 2]).stride(&[2, 2]);
     let plan = PoolPlan::new(&Pooling::max(win), &[n, c, h, w], Layout::ChannelsFirst).unwrap();
-    for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+    for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         for plane in [0, 5, c - 1] {
             for at in plane * h * w..(plane + 1) * h * w {
                 assert!(
-                    same_with_special_at(&plan, 31, at, special),
+                    same_with_special_at::<f32>(&plan, 31, at, special),
                     "{special} at {at} of {c}x{h}x{w}"
                 );
             }
