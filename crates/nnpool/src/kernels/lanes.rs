@@ -1,7 +1,8 @@
 //! 512-bit vectors of f32 (16 lanes) or f64 (8 lanes) behind one trait, so that an AVX-512
 //! kernel whose steps are the same for both element types (masked row loads, lane shifts,
 //! even/odd splits, the max and sum folds) is written once: the fused channels-first strips
-//! of `x86.rs` (`k3s2_strip`, `ks1_strip`) and its depth fold (`fold_planes`).
+//! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`) and the 2×2
+//! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`).
 //!
 //! A value of a [`Lanes`] type is a token: it exists only where AVX-512F was detected
 //! ([`Lanes::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
@@ -9,19 +10,22 @@
 //! intrinsics it calls are inlined there too (a method left as a call would run outside that
 //! context).
 
+use super::window::FastFloat;
 use std::arch::x86_64::*;
 use std::ops::{BitOr, BitOrAssign};
 
 /// One 512-bit vector type and its lane mask (see the module's documentation).
 pub(crate) trait Lanes: Copy + 'static {
     /// The element type.
-    type E: Copy + 'static;
+    type E: FastFloat;
     /// A vector of [`Lanes::N`] elements.
     type V: Copy;
     /// One bit per lane, bit `l` for lane `l`.
     type M: Copy + PartialEq + Default + BitOr<Output = Self::M> + BitOrAssign;
     /// Lanes per vector.
     const N: usize;
+    /// Every lane.
+    const ALL: Self::M;
     const NEG_INFINITY: Self::E;
     const ONE: Self::E;
 
@@ -54,6 +58,24 @@ pub(crate) trait Lanes: Copy + 'static {
     fn odd(self, a: Self::V, b: Self::V) -> Self::V;
     /// The lanes below `n` (all from `n >= N` on).
     fn lanes_below(n: usize) -> Self::M;
+    /// Per 64-bit lane, the larger of `top` and the magnitudes of `v`'s values as unsigned
+    /// integers (their bits without the sign): folded over the values of a plane, with
+    /// [`Lanes::any_nan_or_inf`] it tells whether any is NaN or ±inf, one integer max per
+    /// vector (NaN and ±inf have the largest magnitudes).
+    fn magnitude_max(self, top: __m512i, v: Self::V) -> __m512i;
+    /// Whether `top` (from [`Lanes::magnitude_max`], starting from zero) holds the magnitude
+    /// of a NaN or an infinity.
+    fn any_nan_or_inf(self, top: __m512i) -> bool;
+    /// The vector at `p`.
+    ///
+    /// # Safety
+    /// `p .. p + N` is valid for reads.
+    unsafe fn load(self, p: *const Self::E) -> Self::V;
+    /// `v` stored at `p`.
+    ///
+    /// # Safety
+    /// `p .. p + N` is valid for writes.
+    unsafe fn store(self, p: *mut Self::E, v: Self::V);
     /// Lanes `m` loaded from `p`, the others from `src`.
     ///
     /// # Safety
@@ -84,6 +106,7 @@ impl Lanes for F32x16 {
     type V = __m512;
     type M = __mmask16;
     const N: usize = 16;
+    const ALL: __mmask16 = 0xFFFF;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
     const ONE: f32 = 1.0;
 
@@ -173,6 +196,27 @@ impl Lanes for F32x16 {
         ((1u32 << n.min(16)) - 1) as __mmask16
     }
     #[inline(always)]
+    fn magnitude_max(self, top: __m512i, v: __m512) -> __m512i {
+        unsafe {
+            let magnitude = _mm512_set1_epi32(0x7fff_ffff);
+            _mm512_max_epu32(top, _mm512_and_si512(_mm512_castps_si512(v), magnitude))
+        }
+    }
+    #[inline(always)]
+    fn any_nan_or_inf(self, top: __m512i) -> bool {
+        unsafe { _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m512 {
+        // SAFETY: AVX-512F (the token); `p ..` readable (the caller's).
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m512) {
+        // SAFETY: AVX-512F (the token); `p ..` writable (the caller's).
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     unsafe fn load_masked(self, src: __m512, m: __mmask16, p: *const f32) -> __m512 {
         // SAFETY: AVX-512F (the token); lanes `m` readable (the caller's).
         unsafe { _mm512_mask_loadu_ps(src, m, p) }
@@ -194,6 +238,7 @@ impl Lanes for F64x8 {
     type V = __m512d;
     type M = __mmask8;
     const N: usize = 8;
+    const ALL: __mmask8 = 0xFF;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     const ONE: f64 = 1.0;
 
@@ -276,6 +321,27 @@ impl Lanes for F64x8 {
         ((1u32 << n.min(8)) - 1) as __mmask8
     }
     #[inline(always)]
+    fn magnitude_max(self, top: __m512i, v: __m512d) -> __m512i {
+        unsafe {
+            let magnitude = _mm512_set1_epi64(0x7fff_ffff_ffff_ffff);
+            _mm512_max_epu64(top, _mm512_and_si512(_mm512_castpd_si512(v), magnitude))
+        }
+    }
+    #[inline(always)]
+    fn any_nan_or_inf(self, top: __m512i) -> bool {
+        unsafe { _mm512_cmpge_epu64_mask(top, _mm512_set1_epi64(0x7ff0_0000_0000_0000)) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f64) -> __m512d {
+        // SAFETY: AVX-512F (the token); `p ..` readable (the caller's).
+        unsafe { _mm512_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64, v: __m512d) {
+        // SAFETY: AVX-512F (the token); `p ..` writable (the caller's).
+        unsafe { _mm512_storeu_pd(p, v) }
+    }
+    #[inline(always)]
     unsafe fn load_masked(self, src: __m512d, m: __mmask8, p: *const f64) -> __m512d {
         // SAFETY: AVX-512F (the token); lanes `m` readable (the caller's).
         unsafe { _mm512_mask_loadu_pd(src, m, p) }
@@ -315,11 +381,26 @@ pub(crate) fn fold<L: Lanes, const MODE: u8>(l: L, acc: L::V, x: L::V) -> L::V {
     }
 }
 
+/// A window's result from its fold (see `x86::finish_window`, whose reasons hold for both
+/// types): max as it is; a sum `a · reciprocal + 0`.
+#[inline(always)]
+pub(crate) fn finish_window<L: Lanes, const MODE: u8>(l: L, a: L::V, reciprocal: L::E) -> L::V {
+    if MODE == 2 {
+        l.fmadd(a, l.splat(reciprocal), l.zero())
+    } else {
+        a
+    }
+}
+
 /// Slot `t < count` holds the lanes of vector `first + t` (columns `N (first + t) ..`) of a
 /// row of `w` values that lie in the row; none for vectors before or past it (slots from
 /// `count` on stay empty).
 #[inline(always)]
-pub(crate) fn row_masks<L: Lanes, const S: usize>(w: usize, first: isize, count: usize) -> [L::M; S] {
+pub(crate) fn row_masks<L: Lanes, const S: usize>(
+    w: usize,
+    first: isize,
+    count: usize,
+) -> [L::M; S] {
     let mut masks = [L::M::default(); S];
     let inputs = w.div_ceil(L::N) as isize;
     for (t, m) in masks.iter_mut().enumerate().take(count) {

@@ -18,9 +18,11 @@
 //! one. Sums differ from the reference's sequential sum by rounding only, then are divided by
 //! the same divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
 
-use super::cast;
+use super::lanes::Lanes;
 use super::out::Out;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
+use super::{cast, cast_mut};
+use crate::element::{Accumulator, Element};
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
@@ -50,10 +52,11 @@ pub(crate) fn applies<F: FastFloat>(
             && a.spans.len() * 2 == n
             && a.spans.iter().all(|sp| sp.count == 2)
     };
-    // AVX2: inputs smaller than the last-level cache (`avx2::pairs_rows_avx2`)
+    // AVX2: inputs smaller than the last-level cache (`avx2::pairs_rows_avx2`, f32 only)
     let small = g.planes() * g.in_plane() * 4 < super::PREFETCH_FROM_BYTES;
-    std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
-        && (super::isa::has_avx512() || super::isa::avx2_level() && small)
+    let f32 = std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>();
+    let f64 = std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>();
+    (super::isa::has_avx512() && (f32 || f64) || f32 && super::isa::avx2_level() && small)
         && g.layout == Layout::ChannelsFirst
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
@@ -66,7 +69,7 @@ pub(crate) fn applies<F: FastFloat>(
 
 /// Runs the problem (see [`applies`]), storing every element of `y`; tasks take whole row
 /// pairs, so results do not depend on the thread count. Returns `false` (nothing written)
-/// unless `F` is f32.
+/// unless `F` is f32 or f64.
 pub(crate) fn forward<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
@@ -74,53 +77,70 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut Out<F>,
 ) -> bool {
-    let (Some(x32), Some(mut y32)) = (cast::<F, f32>(x), y.cast::<f32>()) else {
-        return false;
-    };
-    // SAFETY: the H pass stores computed values only, every output row of every chunk (the
-    // chunks of `y` follow those of `x`: half the rows, half the width).
-    let y32 = unsafe { y32.uninit() };
+    use super::lanes::{F32x16, F64x8};
+    if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
+        // SAFETY: the H pass stores computed values only, every output row of every chunk
+        // (the chunks of `y` follow those of `x`: half the rows, half the width).
+        forward_lanes::<F32x16>(g, axes, reduce, x, unsafe { y.uninit() });
+        return true;
+    }
+    if let (Some(x), Some(mut y)) = (cast::<F, f64>(x), y.cast::<f64>()) {
+        // SAFETY: as above.
+        forward_lanes::<F64x8>(g, axes, reduce, x, unsafe { y.uninit() });
+        return true;
+    }
+    false
+}
+
+/// [`forward`] in vectors of `L`: f32 (with AVX-512, or at the AVX2 level), f64 (AVX-512).
+fn forward_lanes<L: Lanes>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) {
     let div = match reduce {
         Reduce::Sum(d) => {
             let spans = [axes[0].spans[0], axes[1].spans[0], axes[2].spans[0]];
-            window_divisor(d, spans).unwrap_or(1) as f32
+            window_divisor(d, spans).unwrap_or(1)
         }
-        Reduce::Max => 1.0,
+        Reduce::Max => 1,
     };
+    let div = L::E::from_i64(div);
     let w = g.in3[2];
     if g.in3[0] > 1 {
-        volumes(reduce, div, g, x32, y32);
-        return true;
+        volumes::<L>(reduce, div, g, x, y);
+        return;
     }
     let pair_in = 2 * w; // the input of one output row
     let pairs_per_chunk = (CHUNK / pair_in).max(1);
     let chunk_in = pairs_per_chunk * pair_in;
     let chunk_out = pairs_per_chunk * (w / 2);
-    let run = |xs: &[f32], ys: &mut [MaybeUninit<f32>]| {
+    let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
         let scratch_len = if super::isa::has_avx512() {
             chunk_in / 2
         } else {
             0
         };
-        let mut scratch = vec![0f32; scratch_len];
+        let mut scratch = vec![L::E::default(); scratch_len];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
             let t = scratch.get_mut(..xc.len() / 2).unwrap_or_default();
-            _ = chunk(reduce, div, w, xc, t, yc);
+            _ = chunk::<L>(reduce, div, w, xc, t, yc);
         }
     };
-    over_tasks(x32, y32, chunk_in * 8, 4, run);
-    true
+    over_tasks(x, y, chunk_in * 8, 4, run);
 }
 
 /// `run` over tasks of `per_task` input values (the last one shorter) and their outputs,
 /// `shrink` times fewer, in parallel when the input is large enough.
-fn over_tasks(
-    x: &[f32],
-    y: &mut [MaybeUninit<f32>],
+fn over_tasks<E: Send + Sync>(
+    x: &[E],
+    y: &mut [MaybeUninit<E>],
     per_task: usize,
     shrink: usize,
-    run: impl Fn(&[f32], &mut [MaybeUninit<f32>]) + Sync,
+    run: impl Fn(&[E], &mut [MaybeUninit<E>]) + Sync,
 ) {
     if super::split_over_threads(x.len(), 1 << 16) {
         x.par_chunks(per_task)
@@ -140,20 +160,19 @@ fn over_tasks(
 /// depth fold, two rounds alternating, ns per input slice): max 852–930 → 563–626, average
 /// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2
 /// 0`) ran at about the same rate in the same minutes.
-fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f32>]) {
-    use super::lanes::F32x16;
+fn volumes<L: Lanes>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [MaybeUninit<L::E>]) {
     use super::x86::fold_planes;
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;
     const SUM: u8 = 2;
     let [_, h, w] = g.in3;
     let (pin, pout) = (h * w, (h / 2) * (w / 2));
-    let reciprocal = 1.0 / div;
-    let run = |xs: &[f32], ys: &mut [MaybeUninit<f32>]| {
+    let reciprocal = L::ONE / div;
+    let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         // row pairs of about CHUNK input values, as the 2-D path takes them
         let rows = (CHUNK / w).clamp(2, h) / 2 * 2;
-        let mut scratch = vec![0f32; rows * w / 2];
-        let mut pooled = vec![0f32; 2 * pout];
+        let mut scratch = vec![L::E::default(); rows * w / 2];
+        let mut pooled = vec![L::E::default(); 2 * pout];
         for (pair, out) in xs.chunks_exact(2 * pin).zip(ys.chunks_exact_mut(pout)) {
             let mut exact = false;
             for (slice, into) in pair.chunks_exact(pin).zip(pooled.chunks_exact_mut(pout)) {
@@ -164,22 +183,22 @@ fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f
                     .zip(into.chunks_mut(rows / 2 * (w / 2)))
                 {
                     let t = &mut scratch[..xc.len() / 2];
-                    exact |= chunk(reduce, 1.0, w, xc, t, yc);
+                    exact |= chunk::<L>(reduce, L::ONE, w, xc, t, yc);
                 }
             }
             // SAFETY: `applies` checked AVX-512F for volumes; `pooled` holds two slices of
             // `pout` values and `out` as many.
             unsafe {
                 match reduce {
-                    Reduce::Sum(_) => fold_planes::<F32x16, SUM>(&pooled, pout, out),
-                    Reduce::Max if exact => fold_planes::<F32x16, EXACT_MAX>(&pooled, pout, out),
-                    Reduce::Max => fold_planes::<F32x16, PLAIN_MAX>(&pooled, pout, out),
+                    Reduce::Sum(_) => fold_planes::<L, SUM>(&pooled, pout, out),
+                    Reduce::Max if exact => fold_planes::<L, EXACT_MAX>(&pooled, pout, out),
+                    Reduce::Max => fold_planes::<L, PLAIN_MAX>(&pooled, pout, out),
                 }
             }
             if matches!(reduce, Reduce::Sum(_)) {
                 // SAFETY: `fold_planes` stored every value of `out`.
                 for v in unsafe { super::out::assume_init_mut(out) } {
-                    *v *= reciprocal;
+                    *v = *v * reciprocal;
                 }
             }
         }
@@ -193,13 +212,13 @@ fn volumes(reduce: Reduce, div: f32, g: &Geom, x: &[f32], y: &mut [MaybeUninit<f
 /// `x`), then the H pass into `y`; with AVX2 both passes at once (`t` unused, empty). Returns
 /// whether the max took the exact rule (the chunk holds a NaN or an infinity).
 #[must_use]
-fn chunk(
+fn chunk<L: Lanes>(
     reduce: Reduce,
-    div: f32,
+    div: L::E,
     w: usize,
-    x: &[f32],
-    t: &mut [f32],
-    y: &mut [MaybeUninit<f32>],
+    x: &[L::E],
+    t: &mut [L::E],
+    y: &mut [MaybeUninit<L::E>],
 ) -> bool {
     use super::avx2::pairs_rows_avx2 as both;
     use super::x86::{pairs_h, pairs_w};
@@ -208,6 +227,11 @@ fn chunk(
     const SUM: u8 = 2;
     let half = w / 2;
     if !super::isa::has_avx512() {
+        // (`applies` takes f32 only without AVX-512)
+        let (Some(x), Some(y)) = (cast::<L::E, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
+            unreachable!("without AVX-512 this path takes f32 only")
+        };
+        let div = div.to_f64() as f32;
         // SAFETY: `applies` checked AVX2 (the level, where AVX-512 is not); the kernel
         // asserts its bounds (whole row pairs: the chunks of `x` are).
         return unsafe {
@@ -231,17 +255,17 @@ fn chunk(
     unsafe {
         match reduce {
             Reduce::Sum(_) => {
-                pairs_w::<SUM>(x, false, t);
-                pairs_h::<SUM>(t, half, div, y);
+                pairs_w::<L, SUM>(x, false, t);
+                pairs_h::<L, SUM>(t, half, div, y);
                 false
             }
             Reduce::Max => {
-                let special = pairs_w::<PLAIN_MAX>(x, true, t);
+                let special = pairs_w::<L, PLAIN_MAX>(x, true, t);
                 if special {
-                    pairs_w::<EXACT_MAX>(x, false, t);
-                    pairs_h::<EXACT_MAX>(t, half, div, y);
+                    pairs_w::<L, EXACT_MAX>(x, false, t);
+                    pairs_h::<L, EXACT_MAX>(t, half, div, y);
                 } else {
-                    pairs_h::<PLAIN_MAX>(t, half, div, y);
+                    pairs_h::<L, PLAIN_MAX>(t, half, div, y);
                 }
                 special
             }

@@ -230,11 +230,8 @@ fn lanes_below(n: usize) -> __mmask16 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn finish_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
-    if MODE == 2 {
-        _mm512_fmadd_ps(a, _mm512_set1_ps(reciprocal), _mm512_setzero_ps())
-    } else {
-        a
-    }
+    // SAFETY: this function runs with AVX-512F only (its target feature).
+    lanes::finish_window::<F32x16, MODE>(unsafe { F32x16::new() }, a, reciprocal)
 }
 
 /// `v + 0` for sums (−0 becomes +0, every other value stays), `v` for max.
@@ -1049,50 +1046,49 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_w<const MODE: u8>(x: &[f32], check: bool, t: &mut [f32]) -> bool {
+pub(crate) unsafe fn pairs_w<L: Lanes, const MODE: u8>(
+    x: &[L::E],
+    check: bool,
+    t: &mut [L::E],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let n = x.len() / 2;
     assert!(t.len() >= n);
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
     let mut top = [_mm512_setzero_si512(); 2];
     let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
-    // outputs i .. i + 16 from inputs 2i .. 2i + 32 (the masks cover the tail)
-    let mut step = |i: usize, ma: __mmask16, mb: __mmask16, mo: __mmask16| {
+    // outputs i .. i + N from inputs 2i .. 2i + 2N (the masks cover the tail)
+    let mut step = |i: usize, ma: L::M, mb: L::M, mo: L::M| {
         // SAFETY: the masks enable inputs below 2n <= x.len() (callers below).
         let (a, b) = unsafe {
             (
-                _mm512_maskz_loadu_ps(ma, src.add(2 * i)),
-                _mm512_maskz_loadu_ps(mb, src.add(2 * i + 16)),
+                l.load_masked_zero(ma, src.add(2 * i)),
+                l.load_masked_zero(mb, src.add(2 * i + L::N)),
             )
         };
         if check {
-            top[0] = _mm512_max_epu32(top[0], _mm512_and_si512(_mm512_castps_si512(a), magnitude));
-            top[1] = _mm512_max_epu32(top[1], _mm512_and_si512(_mm512_castps_si512(b), magnitude));
+            top[0] = l.magnitude_max(top[0], a);
+            top[1] = l.magnitude_max(top[1], b);
         }
-        let (e, o) = (
-            _mm512_permutex2var_ps(a, even, b),
-            _mm512_permutex2var_ps(a, odd, b),
-        );
+        let (e, o) = (l.even(a, b), l.odd(a, b));
         // SAFETY: the mask enables outputs below n <= t.len().
-        unsafe { _mm512_mask_storeu_ps(dst.add(i), mo, pad_fold::<MODE>(e, o)) };
+        unsafe { l.store_masked(dst.add(i), mo, lanes::fold::<L, MODE>(l, e, o)) };
     };
     let mut i = 0;
-    while i + 16 <= n {
-        step(i, 0xFFFF, 0xFFFF, 0xFFFF);
-        i += 16;
+    while i + L::N <= n {
+        step(i, L::ALL, L::ALL, L::ALL);
+        i += L::N;
     }
     if i < n {
         let left = n - i;
         step(
             i,
-            lanes_below(2 * left),
-            lanes_below((2 * left).saturating_sub(16)),
-            lanes_below(left),
+            L::lanes_below(2 * left),
+            L::lanes_below((2 * left).saturating_sub(L::N)),
+            L::lanes_below(left),
         );
     }
-    let top = _mm512_max_epu32(top[0], top[1]);
-    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
+    l.any_nan_or_inf(top[0]) || l.any_nan_or_inf(top[1])
 }
 
 /// A sum's window results `v` from their fold (outputs `at ..`, lanes `mask`), divided by
@@ -1127,38 +1123,42 @@ unsafe fn finish_sum<L: Lanes>(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_h<const MODE: u8>(
-    t: &[f32],
+pub(crate) unsafe fn pairs_h<L: Lanes, const MODE: u8>(
+    t: &[L::E],
     w: usize,
-    div: f32,
-    y: &mut [MaybeUninit<f32>],
+    div: L::E,
+    y: &mut [MaybeUninit<L::E>],
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let rows = t.len().checked_div(2 * w).unwrap_or(0);
     assert!(y.len() >= rows * w);
-    let reciprocal = 1.0 / div;
-    let finish = |a: __m512| finish_window::<MODE>(a, reciprocal);
-    let (src, dst) = (t.as_ptr(), y.as_mut_ptr().cast::<f32>());
-    let full = w / 16 * 16;
-    let tail = lanes_below(w - full);
+    let reciprocal = L::ONE / div;
+    let (src, dst) = (t.as_ptr(), y.as_mut_ptr().cast::<L::E>());
+    let full = w / L::N * L::N;
+    let tail = L::lanes_below(w - full);
     for r in 0..rows {
         let (a_row, b_row, y_row) = (2 * r * w, (2 * r + 1) * w, r * w);
-        // SAFETY (both blocks): lanes j .. j + 16 <= w (then the tail's below w) of rows
+        // SAFETY (both blocks): lanes j .. j + N <= w (then the tail's below w) of rows
         // 2r, 2r + 1 < 2 * rows of t and of row r < rows of y.
         let mut j = 0;
         while j < full {
             unsafe {
-                let a = _mm512_loadu_ps(src.add(a_row + j));
-                let b = _mm512_loadu_ps(src.add(b_row + j));
-                _mm512_storeu_ps(dst.add(y_row + j), finish(pad_fold::<MODE>(a, b)));
+                let a = l.load(src.add(a_row + j));
+                let b = l.load(src.add(b_row + j));
+                let out =
+                    lanes::finish_window::<L, MODE>(l, lanes::fold::<L, MODE>(l, a, b), reciprocal);
+                l.store(dst.add(y_row + j), out);
             }
-            j += 16;
+            j += L::N;
         }
-        if tail != 0 {
+        if tail != L::M::default() {
             unsafe {
-                let a = _mm512_maskz_loadu_ps(tail, src.add(a_row + j));
-                let b = _mm512_maskz_loadu_ps(tail, src.add(b_row + j));
-                let out = finish(pad_fold::<MODE>(a, b));
-                _mm512_mask_storeu_ps(dst.add(y_row + j), tail, out);
+                let a = l.load_masked_zero(tail, src.add(a_row + j));
+                let b = l.load_masked_zero(tail, src.add(b_row + j));
+                let out =
+                    lanes::finish_window::<L, MODE>(l, lanes::fold::<L, MODE>(l, a, b), reciprocal);
+                l.store_masked(dst.add(y_row + j), tail, out);
             }
         }
     }
@@ -1399,7 +1399,10 @@ pub(crate) unsafe fn k3s2_strip<
                         // past the row (narrow rows: AlexNet's 55 columns in 4 vectors):
                         // padding, no loads, permutes or check (every other phase holds
                         // columns of the row; the branch is the same on every row)
-                        if PL == 0 && $t == V && masks[2 * $t] | masks[2 * $t + 1] == L::M::default() {
+                        if PL == 0
+                            && $t == V
+                            && masks[2 * $t] | masks[2 * $t + 1] == L::M::default()
+                        {
                             (pad, pad, L::M::default())
                         } else {
                             // SAFETY: the masks enable only lanes of columns N i .. that lie in
@@ -1650,8 +1653,7 @@ pub(crate) unsafe fn ks1_strip<
                     // taps 0, 1, 2 in turn: pairs would cost more shifts than they save
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
-                        let acc =
-                            fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
+                        let acc = fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 1 - pl));
                         *o = fold!(acc, shifted!(b, a, n, 2 - pl));
                     }
                 } else {
@@ -1664,8 +1666,7 @@ pub(crate) unsafe fn ks1_strip<
                     for (u, o) in out.iter_mut().enumerate() {
                         let (b, a, n) = (pairs[u], pairs[u + 1], pairs[u + 2]);
                         // taps 0, 1 | 2, 3 | (4, 5 |) as pairs, then the last tap on its own
-                        let mut acc =
-                            fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 2 - pl));
+                        let mut acc = fold!(shifted!(b, a, n, -pl), shifted!(b, a, n, 2 - pl));
                         if K == 7 {
                             acc = fold!(acc, shifted!(b, a, n, 4 - pl));
                         }
