@@ -831,7 +831,7 @@ impl PoolPlan {
         }
     }
 
-    /// The average backward of a channels-last f32 problem at stride 1 without dilation as a
+    /// The average backward of a channels-last f32 or f64 problem at stride 1 without dilation as a
     /// forward pool: `grad_input[x]` sums `grad_output[o] / divisor[o]` over the outputs `o`
     /// whose window holds `x` — along each axis the `k` outputs ending at `x + pad_begin`,
     /// which is a sum pool of the (scaled) output gradient, stride 1, padded by
@@ -849,7 +849,7 @@ impl PoolPlan {
         grad_output: &[T],
         grad_input: &mut Out<T>,
     ) -> Result<bool> {
-        let (Kind::Sliding(axes), Layout::ChannelsLast, DType::F32, Some(_)) =
+        let (Kind::Sliding(axes), Layout::ChannelsLast, DType::F32 | DType::F64, Some(_)) =
             (&self.kind, self.input.layout, T::DTYPE, kernels::fast_isa())
         else {
             // (the reference backward, the oracle, scatters as the definition reads)
@@ -892,11 +892,21 @@ impl PoolPlan {
         // each output pixel's gradient divided by its window's divisor (all channels alike)
         let c = self.input.channels;
         let mut scaled = grad_output.to_vec();
-        let values = kernels::cast_mut::<T, f32>(&mut scaled).expect("f32 checked above");
-        for (pixel, &d) in values.chunks_exact_mut(c).zip(divisors.iter().cycle()) {
-            let d = d as f32;
-            for v in pixel {
-                *v /= d;
+        if let Some(values) = kernels::cast_mut::<T, f32>(&mut scaled) {
+            for (pixel, &d) in values.chunks_exact_mut(c).zip(divisors.iter().cycle()) {
+                let d = d as f32;
+                for v in pixel {
+                    *v /= d;
+                }
+            }
+        } else {
+            let values =
+                kernels::cast_mut::<T, f64>(&mut scaled).expect("f32 or f64 checked above");
+            for (pixel, &d) in values.chunks_exact_mut(c).zip(divisors.iter().cycle()) {
+                let d = d as f64;
+                for v in pixel {
+                    *v /= d;
+                }
             }
         }
         plan.forward_into(&scaled, grad_input, None)?;

@@ -350,6 +350,50 @@ fn f64_f16_bf16() {
 }
 
 #[test]
+fn channels_last_f64_windows_from_their_taps() {
+    // f64 with AVX-512 folds each channels-last window from its taps, 8 channels a vector
+    // (16 channels and more; a masked tail), each input row checked for NaN and ±inf once;
+    // a stride-1 average backward is a sum pool of the output gradient there. Channel
+    // counts around the vectors, windows with padding, dilation, ceil mode, 2-D and 3-D.
+    let mut seed = 15000;
+    for c in [8, 16, 17, 24, 35, 64] {
+        for (rank, n) in [(2, 9), (2, 14), (3, 6)] {
+            for (k, s, p, d, ceil) in [
+                (3, 2, 1, 1, false),
+                (3, 1, 1, 1, false),
+                (2, 2, 0, 1, true),
+                (3, 2, 0, 1, true),
+                (2, 1, 1, 2, false),
+                (2, 1, 0, 1, false),
+            ] {
+                let mut shape = vec![2];
+                shape.extend(std::iter::repeat_n(n, rank));
+                shape.push(c);
+                for op in ops_for(rank, k, s, p, d, ceil) {
+                    seed += 1;
+                    check::<f64>(&op, &shape, Layout::ChannelsLast, seed);
+                }
+            }
+        }
+    }
+    // a NaN or an infinity in any input row: the rows that read it fold by the exact rule
+    let plan = PoolPlan::new(
+        &Pooling::max(cube_window(2, (3, 2, 1, 1, false))),
+        &[1, 7, 9, 17],
+        Layout::ChannelsLast,
+    )
+    .unwrap();
+    for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for pixel in 0..7 * 9 {
+            assert!(
+                same_with_special_at::<f64>(&plan, 41, pixel * 17 + 16, special),
+                "{special} at pixel {pixel}"
+            );
+        }
+    }
+}
+
+#[test]
 fn large_problems_split_over_threads() {
     // big enough for the parallel split (rows of one plane/sample spread over tasks)
     for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {

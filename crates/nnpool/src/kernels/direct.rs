@@ -36,7 +36,9 @@ use super::isa::multiversion;
 use super::isa::Isa;
 use super::out::{as_uninit_mut, Out};
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
+use super::zmm::{F32x16, F64x8, Zmm};
 use super::{cast, cast_mut, Scratch};
+use crate::element::Element;
 use crate::geometry::Span;
 use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
@@ -323,7 +325,7 @@ impl StrideTwoRows {
                 };
             }
             if nan {
-                pixels(g, axes, Reduce::Max, 0, xs, [sd, sh], 0..ow_n, offs, out);
+                pixels::<F32x16>(g, axes, Reduce::Max, 0, xs, [sd, sh], 0..ow_n, offs, out);
                 continue;
             }
             if let Some(tf) = fused {
@@ -375,8 +377,17 @@ const UNCHECKED: u8 = 0;
 const FINITE: u8 = 1;
 const SPECIAL: u8 = 2;
 
-/// Whether this path takes the problem.
-pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indices: bool) -> bool {
+/// Whether this path takes the problem. f64 (AVX-512, 8 channels a vector) takes the windows
+/// folded from their taps only ([`pixel_rows`]), not the separable ones.
+pub(crate) fn applies<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    with_indices: bool,
+) -> bool {
+    use std::any::TypeId;
+    let f32 = TypeId::of::<F>() == TypeId::of::<f32>();
+    let f64 = TypeId::of::<F>() == TypeId::of::<f64>();
     let taps = axes
         .iter()
         .map(|a| a.spans.iter().map(|s| s.count).max().unwrap_or(0))
@@ -385,9 +396,9 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, with_indic
     g.layout == Layout::ChannelsLast
         && !(with_indices && reduce == Reduce::Max)
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
-        && (wide(g) || narrow(g))
+        && (f32 && (wide(g) || narrow(g)) || f64 && wide(g))
         && (((1..=MAX_TAPS).contains(&taps) && taps <= MAX_LOADS_PER_INPUT * strides)
-            || separable_s1(g, axes).is_some())
+            || f32 && separable_s1(g, axes).is_some())
 }
 
 /// Whether the AVX-512 kernels take the problem: 16 channels or more (a pixel fills a vector).
@@ -741,6 +752,9 @@ fn rows_body<F: FastFloat>(
     y: &mut [MaybeUninit<F>],
 ) {
     let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
+        if let (Some(x), Some(y)) = (cast::<F, f64>(x), cast_mut::<_, MaybeUninit<f64>>(y)) {
+            pixel_rows::<F64x8>(g, axes, reduce, x, row0, y);
+        }
         return;
     };
     let [_, h_in, w_in] = g.in3;
@@ -1015,7 +1029,7 @@ fn rows_body<F: FastFloat>(
                 sh.first..sh.first + sh.count,
             ) {
                 // a NaN in the window's rows: the exact rule, window by window
-                pixels(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
+                pixels::<F32x16>(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
             } else {
                 match reduce {
                     Reduce::Max => ring.h_fold(mode, sh, 0..ow_n, c, None, out),
@@ -1032,22 +1046,85 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
-        let rows_read = (0..sd.count).flat_map(|a| {
-            (0..sh.count).map(move |b| (sd.first + a * sd.step) * h_in + sh.first + b * sh.step)
-        });
-        let mode = row_mode(reduce, &mut row_state, in_row, xs, rows_read);
         let out = &mut y32[r * row_len..(r + 1) * row_len];
-        pixels(g, axes, reduce, mode, xs, [sd, sh], 0..ow_n, &mut offs, out);
+        pixel_row::<F32x16>(
+            g,
+            axes,
+            reduce,
+            xs,
+            [sd, sh],
+            &mut row_state,
+            &mut offs,
+            out,
+        );
         r += 1;
     }
+}
+
+/// Output rows from `row0` on into `y` (whole rows), every pixel folded from its taps: the
+/// path's rows in f64, and its rows without a kernel of their own in f32.
+fn pixel_rows<L: Zmm>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[L::E],
+    row0: usize,
+    y: &mut [MaybeUninit<L::E>],
+) {
+    let [od_n, oh_n, ow_n] = g.out3;
+    let row_len = ow_n * g.channels;
+    let sample = g.in_plane() * g.channels;
+    let mut offs = [0usize; MAX_PIXEL_TAPS];
+    let mut row_state = vec![UNCHECKED; g.in3[0] * g.in3[1]];
+    let mut checked_sample = usize::MAX;
+    for (r, out) in y.chunks_exact_mut(row_len).enumerate() {
+        let flat = row0 + r; // (n, od, oh) flattened
+        let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
+        if n != checked_sample {
+            row_state.fill(UNCHECKED);
+            checked_sample = n;
+        }
+        let xs = &x[n * sample..(n + 1) * sample];
+        let spans = [axes[0].spans[od], axes[1].spans[oh]];
+        pixel_row::<L>(g, axes, reduce, xs, spans, &mut row_state, &mut offs, out);
+    }
+}
+
+/// One output row (`out`), every pixel folded from its taps, by the plain max where the input
+/// rows it reads hold neither NaN nor ±inf (checked here the first time a row is read; `state`
+/// remembers each row of the sample `xs`), else by the exact rule; sums divided.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pixel_row<L: Zmm>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    xs: &[L::E],
+    [sd, sh]: [Span; 2],
+    state: &mut [u8],
+    offs: &mut [usize; MAX_PIXEL_TAPS],
+    out: &mut [MaybeUninit<L::E>],
+) {
+    let h_in = g.in3[1];
+    let rows_read = (0..sd.count).flat_map(|a| {
+        (0..sh.count).map(move |b| (sd.first + a * sd.step) * h_in + sh.first + b * sh.step)
+    });
+    let in_row = g.in3[2] * g.channels;
+    let mode = row_mode::<L>(reduce, state, in_row, xs, rows_read);
+    pixels::<L>(g, axes, reduce, mode, xs, [sd, sh], 0..g.out3[2], offs, out);
 }
 
 /// The divisor of a window with these spans (1 for max; adaptive problems, which have no
 /// single divisor, do not take this path).
 fn divisor(reduce: Reduce, spans: [Span; 3]) -> f32 {
+    divisor_as::<f32>(reduce, spans)
+}
+
+/// [`divisor`] in the element type `E`.
+fn divisor_as<E: FastFloat>(reduce: Reduce, spans: [Span; 3]) -> E {
     match reduce {
-        Reduce::Sum(d) => window_divisor(d, spans).unwrap_or(1) as f32,
-        Reduce::Max => 1.0,
+        Reduce::Sum(d) => E::from_i64(window_divisor(d, spans).unwrap_or(1)),
+        Reduce::Max => E::from_i64(1),
     }
 }
 
@@ -1063,11 +1140,11 @@ fn exact_mode(reduce: Reduce) -> u8 {
 /// sample `xs`: 2 = sum, 1 = plain max, 0 = max by the exact rule (a NaN or an infinity is
 /// there). `state` remembers each input row's check.
 #[inline(always)]
-fn row_mode(
+fn row_mode<L: Zmm>(
     reduce: Reduce,
     state: &mut [u8],
     in_row: usize,
-    xs: &[f32],
+    xs: &[L::E],
     rows: impl Iterator<Item = usize>,
 ) -> u8 {
     match reduce {
@@ -1077,12 +1154,14 @@ fn row_mode(
             for row in rows {
                 if state[row] == UNCHECKED {
                     let values = &xs[row * in_row..(row + 1) * in_row];
-                    // SAFETY: `applies` checked AVX-512F or AVX2, whichever is called.
+                    // SAFETY: `applies` checked AVX-512F or AVX2 (f32 only), whichever is
+                    // called.
                     let hit = unsafe {
-                        if super::isa::has_avx512() {
-                            super::x86::any_nan_or_inf_avx512(values)
-                        } else {
-                            super::avx2::any_nan_or_inf_avx2(values)
+                        match cast::<L::E, f32>(values) {
+                            Some(v) if !super::isa::has_avx512() => {
+                                super::avx2::any_nan_or_inf_avx2(v)
+                            }
+                            _ => super::x86::any_nan_or_inf_avx512::<L>(values),
                         }
                     };
                     state[row] = if hit { SPECIAL } else { FINITE };
@@ -1137,16 +1216,16 @@ fn two_by_two(g: &Geom, axes: &[AxisPlan; 3]) -> bool {
 /// Output pixels `cols` of one output row (`out`: the whole row) folded from their taps.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn pixels(
+fn pixels<L: Zmm>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     mode: u8,
-    xs: &[f32],
+    xs: &[L::E],
     [sd, sh]: [Span; 2],
     cols: impl Iterator<Item = usize>,
     offs: &mut [usize; MAX_PIXEL_TAPS],
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<L::E>],
 ) {
     let [_, h_in, w_in] = g.in3;
     let c = g.channels;
@@ -1162,16 +1241,33 @@ fn pixels(
                 }
             }
         }
-        let div = divisor(reduce, [sd, sh, sw]);
+        let div = divisor_as::<L::E>(reduce, [sd, sh, sw]);
         let out = &mut out[ow * c..(ow + 1) * c];
-        // SAFETY: `applies` checked the level `cl_kernel!` calls (and, for AVX2, that 8
-        // divides c); every tap is an in-bounds pixel of the sample
-        // (spans are clipped to the input), so off * c + c <= sample length.
+        let offs = &offs[..t];
+        // SAFETY: `applies` checked AVX-512F, or AVX2 (f32 only, and that 8 divides c);
+        // every tap is an in-bounds pixel of the sample (spans are clipped to the input), so
+        // off * c + c <= sample length.
         unsafe {
-            match mode {
-                0 => cl_kernel!(cl_pixel::<0>(xs, &offs[..t], c, div, out)),
-                1 => cl_kernel!(cl_pixel::<1>(xs, &offs[..t], c, div, out)),
-                _ => cl_kernel!(cl_pixel::<2>(xs, &offs[..t], c, div, out)),
+            if super::isa::has_avx512() {
+                use super::x86::cl_pixel;
+                match mode {
+                    0 => cl_pixel::<L, 0>(xs, offs, c, div, out),
+                    1 => cl_pixel::<L, 1>(xs, offs, c, div, out),
+                    _ => cl_pixel::<L, 2>(xs, offs, c, div, out),
+                }
+            } else {
+                use super::avx2::cl_pixel;
+                let (Some(xs), Some(out)) =
+                    (cast::<L::E, f32>(xs), cast_mut::<_, MaybeUninit<f32>>(out))
+                else {
+                    unreachable!("without AVX-512 this path takes f32 only")
+                };
+                let div = div.to_f64() as f32;
+                match mode {
+                    0 => cl_pixel::<0>(xs, offs, c, div, out),
+                    1 => cl_pixel::<1>(xs, offs, c, div, out),
+                    _ => cl_pixel::<2>(xs, offs, c, div, out),
+                }
             }
         }
     }
@@ -1193,13 +1289,14 @@ fn border_pixels(
 ) {
     let aw = &axes[2];
     let border = (0..aw.lo).chain(aw.hi..g.out3[2]);
-    pixels(g, axes, reduce, mode, xs, spans, border, offs, out);
+    pixels::<F32x16>(g, axes, reduce, mode, xs, spans, border, offs, out);
 }
 
 multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [MaybeUninit<F>]) -> () = rows_body);
 
 /// Runs the problem, storing every element of `y`; output rows are split over threads
-/// (results do not depend on the split). Returns `false` (nothing written) unless `F` is f32.
+/// (results do not depend on the split). Returns `false` (nothing written) unless `F` is f32
+/// or f64.
 pub(crate) fn forward<F: FastFloat>(
     isa: Isa,
     g: &Geom,
@@ -1208,7 +1305,7 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut Out<F>,
 ) -> bool {
-    if cast::<F, f32>(x).is_none() {
+    if cast::<F, f32>(x).is_none() && cast::<F, f64>(x).is_none() {
         return false;
     }
     // SAFETY: the kernels store only computed values, and every output element: each output

@@ -16,7 +16,7 @@
 //! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
 //!   the f16/bf16 backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
-//! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call (`lanes`: the vector
+//! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call (`zmm`: the vector
 //!   type that `x86`'s fused channels-first kernels are written over, f32 or f64).
 
 /// Longest run of values the van Herk / Gil-Werman block kernels (`fold_row_w`,
@@ -61,8 +61,6 @@ mod convert;
 pub(crate) mod direct;
 pub(crate) mod few_channels;
 pub(crate) mod isa;
-#[cfg(target_arch = "x86_64")]
-mod lanes;
 pub(crate) mod out;
 pub(crate) mod padded;
 #[cfg(target_arch = "x86_64")]
@@ -73,6 +71,8 @@ pub(crate) mod scatter;
 pub(crate) mod window;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
+#[cfg(target_arch = "x86_64")]
+mod zmm;
 
 use crate::element::{DType, Element};
 use crate::layout::Layout;

@@ -302,9 +302,14 @@ fn load16<F: FastFloat>(s: &[F], at: usize) -> [F; 16] {
 fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     if avx512 {
+        use super::zmm::{F32x16, F64x8};
         if let Some(x32) = cast::<F, f32>(x) {
             // SAFETY: `avx512` is true only when AVX-512F was detected.
-            return unsafe { super::x86::any_nan_or_inf_avx512(x32) };
+            return unsafe { super::x86::any_nan_or_inf_avx512::<F32x16>(x32) };
+        }
+        if let Some(x64) = cast::<F, f64>(x) {
+            // SAFETY: as above.
+            return unsafe { super::x86::any_nan_or_inf_avx512::<F64x8>(x64) };
         }
     }
     let _ = avx512;
@@ -726,7 +731,7 @@ fn fused_plane<F: FastFloat>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::lanes::{F32x16, F64x8};
+        use super::zmm::{F32x16, F64x8};
         if let (Some(x), Some(d), Some(din), Some(y)) = (
             cast::<F, f32>(x),
             cast::<F, f32>(reciprocals),
@@ -766,7 +771,7 @@ fn fused_plane<F: FastFloat>(
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn fused_plane_avx512<L: super::lanes::Lanes>(
+unsafe fn fused_plane_avx512<L: super::zmm::Zmm>(
     s: &PlaneShape,
     reduce: Reduce,
     d: &[L::E],
@@ -959,7 +964,7 @@ unsafe fn strip_avx2<const V: usize>(
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn fused_strip<L: super::lanes::Lanes, const V: usize>(
+unsafe fn fused_strip<L: super::zmm::Zmm, const V: usize>(
     s: &PlaneShape,
     mode: u8,
     v0: usize,
@@ -1157,7 +1162,7 @@ fn fold_depth<F: FastFloat>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::lanes::{F32x16, F64x8};
+        use super::zmm::{F32x16, F64x8};
         if let (Some(p32), Some(y32), Some(d32)) = (
             cast::<F, f32>(pooled),
             cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
@@ -1217,7 +1222,7 @@ fn fold_depth<F: FastFloat>(
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn fold_depth_avx512<L: super::lanes::Lanes>(
+unsafe fn fold_depth_avx512<L: super::zmm::Zmm>(
     s: &PlaneShape,
     reduce: Reduce,
     exact: bool,

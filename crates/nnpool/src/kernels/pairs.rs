@@ -18,9 +18,9 @@
 //! one. Sums differ from the reference's sequential sum by rounding only, then are divided by
 //! the same divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
 
-use super::lanes::Lanes;
 use super::out::Out;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
+use super::zmm::Zmm;
 use super::{cast, cast_mut};
 use crate::element::{Accumulator, Element};
 use crate::layout::Layout;
@@ -77,7 +77,7 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut Out<F>,
 ) -> bool {
-    use super::lanes::{F32x16, F64x8};
+    use super::zmm::{F32x16, F64x8};
     if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
         // SAFETY: the H pass stores computed values only, every output row of every chunk
         // (the chunks of `y` follow those of `x`: half the rows, half the width).
@@ -93,7 +93,7 @@ pub(crate) fn forward<F: FastFloat>(
 }
 
 /// [`forward`] in vectors of `L`: f32 (with AVX-512, or at the AVX2 level), f64 (AVX-512).
-fn forward_lanes<L: Lanes>(
+fn forward_lanes<L: Zmm>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
@@ -160,7 +160,7 @@ fn over_tasks<E: Send + Sync>(
 /// depth fold, two rounds alternating, ns per input slice): max 852–930 → 563–626, average
 /// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2
 /// 0`) ran at about the same rate in the same minutes.
-fn volumes<L: Lanes>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [MaybeUninit<L::E>]) {
+fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [MaybeUninit<L::E>]) {
     use super::x86::fold_planes;
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;
@@ -212,7 +212,7 @@ fn volumes<L: Lanes>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [M
 /// `x`), then the H pass into `y`; with AVX2 both passes at once (`t` unused, empty). Returns
 /// whether the max took the exact rule (the chunk holds a NaN or an infinity).
 #[must_use]
-fn chunk<L: Lanes>(
+fn chunk<L: Zmm>(
     reduce: Reduce,
     div: L::E,
     w: usize,

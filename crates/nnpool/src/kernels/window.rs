@@ -935,7 +935,7 @@ pub(crate) fn forward<F: FastFloat>(
         return true;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::direct::applies(g, axes, reduce, idx.is_some())
+    if super::direct::applies::<F>(g, axes, reduce, idx.is_some())
         && super::direct::forward::<F>(isa, g, axes, reduce, x, out)
     {
         return true;

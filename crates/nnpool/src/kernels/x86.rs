@@ -1,6 +1,6 @@
 //! Explicit x86-64 SIMD for the few data movements LLVM does not vectorise well on short rows.
 
-use super::lanes::{self, F32x16, Lanes};
+use super::zmm::{self, F32x16, Zmm};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
@@ -158,19 +158,19 @@ pub(crate) unsafe fn copy_short_avx512(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Start value and combine step of the padded-plane passes (`padded.rs`), in f32: `MODE` 0 =
-/// the exact max rule, 1 = the plain max, 2 = sum (see [`lanes::start`] and [`lanes::fold`]).
+/// the exact max rule, 1 = the plain max, 2 = sum (see [`zmm::start`] and [`zmm::fold`]).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn pad_start<const MODE: u8>() -> __m512 {
     // SAFETY: this function runs with AVX-512F only (its target feature).
-    lanes::start::<F32x16, MODE>(unsafe { F32x16::new() })
+    zmm::start::<F32x16, MODE>(unsafe { F32x16::new() })
 }
 
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
     // SAFETY: as in `pad_start`.
-    lanes::fold::<F32x16, MODE>(unsafe { F32x16::new() }, acc, x)
+    zmm::fold::<F32x16, MODE>(unsafe { F32x16::new() }, acc, x)
 }
 
 /// The input vectors `xs` of a [`ks1_strip`] row (slot `t`: vector `v0 − 1 + t` of the row
@@ -178,7 +178,7 @@ fn pad_fold<const MODE: u8>(acc: __m512, x: __m512) -> __m512 {
 /// one per input (laid out as the input). Lanes outside the row (padding, +0) divide by 1, and
 /// slots with none in it are left as they are.
 #[inline(always)]
-fn divide_row<L: Lanes>(
+fn divide_row<L: Zmm>(
     l: L,
     xs: &[L::V; 6],
     divisors: &[L::E],
@@ -231,7 +231,7 @@ fn lanes_below(n: usize) -> __mmask16 {
 #[target_feature(enable = "avx512f")]
 fn finish_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
     // SAFETY: this function runs with AVX-512F only (its target feature).
-    lanes::finish_window::<F32x16, MODE>(unsafe { F32x16::new() }, a, reciprocal)
+    zmm::finish_window::<F32x16, MODE>(unsafe { F32x16::new() }, a, reciprocal)
 }
 
 /// `v + 0` for sums (−0 becomes +0, every other value stays), `v` for max.
@@ -514,32 +514,27 @@ pub(crate) unsafe fn sum_shifted_avx512(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
+pub(crate) unsafe fn any_nan_or_inf_avx512<L: Zmm>(x: &[L::E]) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let n = x.len();
     let p = x.as_ptr();
-    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
     let mut acc = [_mm512_setzero_si512(); 4];
     let mut f = 0;
-    while f + 64 <= n {
+    while f + 4 * L::N <= n {
         for (q, a) in acc.iter_mut().enumerate() {
-            // SAFETY: f + 16q + 16 <= f + 64 <= n.
-            let v = unsafe { _mm512_loadu_si512(p.add(f + 16 * q).cast()) };
-            *a = _mm512_max_epu32(*a, _mm512_and_si512(v, magnitude));
+            // SAFETY: f + N q + N <= f + 4 N <= n.
+            *a = l.magnitude_max(*a, unsafe { l.load(p.add(f + L::N * q)) });
         }
-        f += 64;
+        f += 4 * L::N;
     }
     while f < n {
-        let m: __mmask16 = lanes_below(n - f);
         // SAFETY: the mask enables only the lanes below n.
-        let v = unsafe { _mm512_maskz_loadu_epi32(m, p.add(f).cast()) };
-        acc[0] = _mm512_max_epu32(acc[0], _mm512_and_si512(v, magnitude));
-        f += 16;
+        let v = unsafe { l.load_masked_zero(L::lanes_below(n - f), p.add(f)) };
+        acc[0] = l.magnitude_max(acc[0], v);
+        f += L::N;
     }
-    let top = _mm512_max_epu32(
-        _mm512_max_epu32(acc[0], acc[1]),
-        _mm512_max_epu32(acc[2], acc[3]),
-    );
-    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
+    acc.iter().any(|&a| l.any_nan_or_inf(a))
 }
 
 /// One output pixel of a channels-last window problem, folded straight from the input: for
@@ -550,50 +545,60 @@ pub(crate) unsafe fn any_nan_or_inf_avx512(x: &[f32]) -> bool {
 /// # Safety
 /// The CPU must support AVX-512F. Every `off * c + c <= x.len()` and `out.len() >= c`.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_pixel<const MODE: u8>(
-    x: &[f32],
+pub(crate) unsafe fn cl_pixel<L: Zmm, const MODE: u8>(
+    x: &[L::E],
     offs: &[usize],
     c: usize,
-    div: f32,
-    out: &mut [MaybeUninit<f32>],
+    div: L::E,
+    out: &mut [MaybeUninit<L::E>],
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let n = L::N;
     assert!(out.len() >= c && offs.iter().all(|&o| o * c + c <= x.len()));
-    let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>());
-    let finish = |a: __m512| {
-        if MODE == 2 {
-            _mm512_div_ps(a, _mm512_set1_ps(div))
-        } else {
-            a
-        }
-    };
+    let (src, dst) = (x.as_ptr(), out.as_mut_ptr().cast::<L::E>());
+    // (macros, not closures: a closure here is compiled outside the AVX-512 context)
+    macro_rules! finish {
+        ($a:expr) => {
+            if MODE == 2 {
+                l.div($a, l.splat(div))
+            } else {
+                $a
+            }
+        };
+    }
+    macro_rules! fold {
+        ($acc:expr, $x:expr) => {
+            zmm::fold::<L, MODE>(l, $acc, $x)
+        };
+    }
     let mut ch = 0;
-    while ch + 64 <= c {
-        let mut acc = [pad_start::<MODE>(); 4];
+    while ch + 4 * n <= c {
+        let mut acc = [zmm::start::<L, MODE>(l); 4];
         for &o in offs {
             let p = o * c + ch;
             for (q, a) in acc.iter_mut().enumerate() {
-                // SAFETY: p + 16q + 16 <= o*c + c <= x.len() (asserted).
-                *a = pad_fold::<MODE>(*a, unsafe { _mm512_loadu_ps(src.add(p + 16 * q)) });
+                // SAFETY: p + N q + N <= o*c + c <= x.len() (asserted).
+                *a = fold!(*a, unsafe { l.load(src.add(p + n * q)) });
             }
         }
         for (q, a) in acc.iter().enumerate() {
-            // SAFETY: ch + 16q + 16 <= c <= out.len().
-            unsafe { _mm512_storeu_ps(dst.add(ch + 16 * q), finish(*a)) };
+            // SAFETY: ch + N q + N <= c <= out.len().
+            unsafe { l.store(dst.add(ch + n * q), finish!(*a)) };
         }
-        ch += 64;
+        ch += 4 * n;
     }
     while ch < c {
-        let n = (c - ch).min(16);
-        let m: __mmask16 = lanes_below(n);
-        let mut a = pad_start::<MODE>();
+        let m = L::lanes_below(c - ch);
+        let mut a = zmm::start::<L, MODE>(l);
         for &o in offs {
             // SAFETY: the mask enables lanes ch..ch+n <= c of pixel o, inside x (asserted); the
             // masked-off lanes hold 0 (sums) or are never stored.
-            let v = unsafe { _mm512_maskz_loadu_ps(m, src.add(o * c + ch)) };
-            a = pad_fold::<MODE>(a, v);
+            let v = unsafe { l.load_masked_zero(m, src.add(o * c + ch)) };
+            a = fold!(a, v);
         }
-        // SAFETY: lanes below n only, ch + n <= c <= out.len().
-        unsafe { _mm512_mask_storeu_ps(dst.add(ch), m, finish(a)) };
+        // SAFETY: lanes below c - ch only, inside out (c <= out.len()).
+        unsafe { l.store_masked(dst.add(ch), m, finish!(a)) };
         ch += n;
     }
 }
@@ -1046,7 +1051,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_w<L: Lanes, const MODE: u8>(
+pub(crate) unsafe fn pairs_w<L: Zmm, const MODE: u8>(
     x: &[L::E],
     check: bool,
     t: &mut [L::E],
@@ -1072,7 +1077,7 @@ pub(crate) unsafe fn pairs_w<L: Lanes, const MODE: u8>(
         }
         let (e, o) = (l.even(a, b), l.odd(a, b));
         // SAFETY: the mask enables outputs below n <= t.len().
-        unsafe { l.store_masked(dst.add(i), mo, lanes::fold::<L, MODE>(l, e, o)) };
+        unsafe { l.store_masked(dst.add(i), mo, zmm::fold::<L, MODE>(l, e, o)) };
     };
     let mut i = 0;
     while i + L::N <= n {
@@ -1101,7 +1106,7 @@ pub(crate) unsafe fn pairs_w<L: Lanes, const MODE: u8>(
 /// With one reciprocal per output, lanes `mask` of `reciprocals[at..]` lie in it (the others
 /// are zero: their results must go to no store).
 #[inline(always)]
-unsafe fn finish_sum<L: Lanes>(
+unsafe fn finish_sum<L: Zmm>(
     l: L,
     v: L::V,
     broadcast: L::V,
@@ -1123,7 +1128,7 @@ unsafe fn finish_sum<L: Lanes>(
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_h<L: Lanes, const MODE: u8>(
+pub(crate) unsafe fn pairs_h<L: Zmm, const MODE: u8>(
     t: &[L::E],
     w: usize,
     div: L::E,
@@ -1147,7 +1152,7 @@ pub(crate) unsafe fn pairs_h<L: Lanes, const MODE: u8>(
                 let a = l.load(src.add(a_row + j));
                 let b = l.load(src.add(b_row + j));
                 let out =
-                    lanes::finish_window::<L, MODE>(l, lanes::fold::<L, MODE>(l, a, b), reciprocal);
+                    zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, a, b), reciprocal);
                 l.store(dst.add(y_row + j), out);
             }
             j += L::N;
@@ -1157,7 +1162,7 @@ pub(crate) unsafe fn pairs_h<L: Lanes, const MODE: u8>(
                 let a = l.load_masked_zero(tail, src.add(a_row + j));
                 let b = l.load_masked_zero(tail, src.add(b_row + j));
                 let out =
-                    lanes::finish_window::<L, MODE>(l, lanes::fold::<L, MODE>(l, a, b), reciprocal);
+                    zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, a, b), reciprocal);
                 l.store_masked(dst.add(y_row + j), tail, out);
             }
         }
@@ -1340,7 +1345,7 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn k3s2_strip<
-    L: Lanes,
+    L: Zmm,
     const MODE: u8,
     const PL: usize,
     const V: usize,
@@ -1369,17 +1374,17 @@ pub(crate) unsafe fn k3s2_strip<
             && y.len() == oh * ow
             && lane_count * (v0 + V - 1) < ow
     );
-    let pad = lanes::start::<L, MODE>(l);
+    let pad = zmm::start::<L, MODE>(l);
     // (a macro, not a closure: see `wrow`)
     macro_rules! fold {
         ($acc:expr, $x:expr) => {
-            lanes::fold::<L, MODE>(l, $acc, $x)
+            zmm::fold::<L, MODE>(l, $acc, $x)
         };
     }
     // phases first .. first + V + 1 (phase p: even and odd columns of input vectors 2p and
     // 2p + 1); with PL = 1 the phase before the strip gives the first tap's last lane
     let first = (v0 + 1 - PL) as isize - 1;
-    let masks = lanes::row_masks::<L, { 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
+    let masks = zmm::row_masks::<L, { 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
     // W pass of padded row r for the strip's V output vectors, and the lanes holding a NaN.
     // A macro, not a closure: a closure here is compiled as a call, outside the AVX-512
     // context. Each phase is made just before the outputs that need it (few live registers).
@@ -1459,7 +1464,7 @@ pub(crate) unsafe fn k3s2_strip<
             (out, nan)
         }};
     }
-    let store_masks = lanes::row_masks::<L, 4>(ow, v0 as isize, V);
+    let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<L::E>();
     // one reciprocal for all, broadcast once per strip
     let reciprocal = l.splat(match reciprocals {
@@ -1558,7 +1563,7 @@ pub(crate) unsafe fn k3s2_strip<
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn ks1_strip<
-    L: Lanes,
+    L: Zmm,
     const MODE: u8,
     const K: usize,
     const PL: usize,
@@ -1592,12 +1597,12 @@ pub(crate) unsafe fn ks1_strip<
             && (MODE == 2 || !DIVIDE_INPUTS)
             && lane_count * (v0 + V - 1) < ow
     );
-    let pad = lanes::start::<L, MODE>(l);
-    let masks = lanes::row_masks::<L, { 4 + 2 }>(w, v0 as isize - 1, V + 2);
+    let pad = zmm::start::<L, MODE>(l);
+    let masks = zmm::row_masks::<L, { 4 + 2 }>(w, v0 as isize - 1, V + 2);
     // (macros, not closures: see `wrow`)
     macro_rules! fold {
         ($acc:expr, $x:expr) => {
-            lanes::fold::<L, MODE>(l, $acc, $x)
+            zmm::fold::<L, MODE>(l, $acc, $x)
         };
     }
     // lanes l + s of (before, at, after) for −N < s < N
@@ -1678,7 +1683,7 @@ pub(crate) unsafe fn ks1_strip<
             (out, nan)
         }};
     }
-    let store_masks = lanes::row_masks::<L, 4>(ow, v0 as isize, V);
+    let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
     let dst = y.as_mut_ptr().cast::<L::E>();
     // one reciprocal for all, broadcast once per strip
     let reciprocal = l.splat(match reciprocals {
@@ -1740,7 +1745,7 @@ pub(crate) unsafe fn ks1_strip<
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_planes<L: Lanes, const MODE: u8>(
+pub(crate) unsafe fn fold_planes<L: Zmm, const MODE: u8>(
     planes: &[L::E],
     n: usize,
     out: &mut [MaybeUninit<L::E>],
@@ -1763,7 +1768,7 @@ pub(crate) unsafe fn fold_planes<L: Lanes, const MODE: u8>(
         for i in 1..count {
             // SAFETY: the mask enables lanes f + l < n of plane i < count, inside planes.
             let v = unsafe { l.load_masked_zero(m, src.add(i * n + f)) };
-            acc = lanes::fold::<L, MODE>(l, acc, v);
+            acc = zmm::fold::<L, MODE>(l, acc, v);
         }
         // SAFETY: lanes below n <= out.len().
         unsafe { l.store_masked(dst.add(f), m, acc) };

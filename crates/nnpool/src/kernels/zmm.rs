@@ -1,11 +1,12 @@
 //! 512-bit vectors of f32 (16 lanes) or f64 (8 lanes) behind one trait, so that an AVX-512
 //! kernel whose steps are the same for both element types (masked row loads, lane shifts,
 //! even/odd splits, the max and sum folds) is written once: the fused channels-first strips
-//! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`) and the 2×2
-//! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`).
+//! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`), the 2×2
+//! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`), the channels-last window folded from
+//! its taps (`cl_pixel`) and the NaN/±inf check (`any_nan_or_inf_avx512`).
 //!
-//! A value of a [`Lanes`] type is a token: it exists only where AVX-512F was detected
-//! ([`Lanes::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
+//! A value of a [`Zmm`] type is a token: it exists only where AVX-512F was detected
+//! ([`Zmm::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
 //! `#[inline(always)]`: inlined into a kernel compiled with the `avx512f` target feature, the
 //! intrinsics it calls are inlined there too (a method left as a call would run outside that
 //! context).
@@ -15,10 +16,10 @@ use std::arch::x86_64::*;
 use std::ops::{BitOr, BitOrAssign};
 
 /// One 512-bit vector type and its lane mask (see the module's documentation).
-pub(crate) trait Lanes: Copy + 'static {
+pub(crate) trait Zmm: Copy + 'static {
     /// The element type.
     type E: FastFloat;
-    /// A vector of [`Lanes::N`] elements.
+    /// A vector of [`Zmm::N`] elements.
     type V: Copy;
     /// One bit per lane, bit `l` for lane `l`.
     type M: Copy + PartialEq + Default + BitOr<Output = Self::M> + BitOrAssign;
@@ -60,10 +61,10 @@ pub(crate) trait Lanes: Copy + 'static {
     fn lanes_below(n: usize) -> Self::M;
     /// Per 64-bit lane, the larger of `top` and the magnitudes of `v`'s values as unsigned
     /// integers (their bits without the sign): folded over the values of a plane, with
-    /// [`Lanes::any_nan_or_inf`] it tells whether any is NaN or ±inf, one integer max per
+    /// [`Zmm::any_nan_or_inf`] it tells whether any is NaN or ±inf, one integer max per
     /// vector (NaN and ±inf have the largest magnitudes).
     fn magnitude_max(self, top: __m512i, v: Self::V) -> __m512i;
-    /// Whether `top` (from [`Lanes::magnitude_max`], starting from zero) holds the magnitude
+    /// Whether `top` (from [`Zmm::magnitude_max`], starting from zero) holds the magnitude
     /// of a NaN or an infinity.
     fn any_nan_or_inf(self, top: __m512i) -> bool;
     /// The vector at `p`.
@@ -84,7 +85,7 @@ pub(crate) trait Lanes: Copy + 'static {
     /// Lanes `m` loaded from `p`, the others zero.
     ///
     /// # Safety
-    /// As [`Lanes::load_masked`].
+    /// As [`Zmm::load_masked`].
     unsafe fn load_masked_zero(self, m: Self::M, p: *const Self::E) -> Self::V;
     /// Lanes `m` of `v` stored at `p ..`.
     ///
@@ -101,7 +102,7 @@ pub(crate) struct F32x16(());
 #[derive(Clone, Copy)]
 pub(crate) struct F64x8(());
 
-impl Lanes for F32x16 {
+impl Zmm for F32x16 {
     type E = f32;
     type V = __m512;
     type M = __mmask16;
@@ -233,7 +234,7 @@ impl Lanes for F32x16 {
     }
 }
 
-impl Lanes for F64x8 {
+impl Zmm for F64x8 {
     type E = f64;
     type V = __m512d;
     type M = __mmask8;
@@ -361,7 +362,7 @@ impl Lanes for F64x8 {
 /// Start value of a fold by `MODE` (0 = the exact max rule, 1 = the plain max, 2 = sum): −∞
 /// for max, +0 for sums; also the value of padding.
 #[inline(always)]
-pub(crate) fn start<L: Lanes, const MODE: u8>(l: L) -> L::V {
+pub(crate) fn start<L: Zmm, const MODE: u8>(l: L) -> L::V {
     if MODE == 2 {
         l.zero()
     } else {
@@ -373,7 +374,7 @@ pub(crate) fn start<L: Lanes, const MODE: u8>(l: L) -> L::V {
 /// later value wins when greater or NaN), 1 = the max of values without NaN (`vmax` with the
 /// later value first: on equal values it keeps the earlier one), 2 = sum.
 #[inline(always)]
-pub(crate) fn fold<L: Lanes, const MODE: u8>(l: L, acc: L::V, x: L::V) -> L::V {
+pub(crate) fn fold<L: Zmm, const MODE: u8>(l: L, acc: L::V, x: L::V) -> L::V {
     match MODE {
         2 => l.add(acc, x),
         1 => l.max(x, acc),
@@ -384,7 +385,7 @@ pub(crate) fn fold<L: Lanes, const MODE: u8>(l: L, acc: L::V, x: L::V) -> L::V {
 /// A window's result from its fold (see `x86::finish_window`, whose reasons hold for both
 /// types): max as it is; a sum `a · reciprocal + 0`.
 #[inline(always)]
-pub(crate) fn finish_window<L: Lanes, const MODE: u8>(l: L, a: L::V, reciprocal: L::E) -> L::V {
+pub(crate) fn finish_window<L: Zmm, const MODE: u8>(l: L, a: L::V, reciprocal: L::E) -> L::V {
     if MODE == 2 {
         l.fmadd(a, l.splat(reciprocal), l.zero())
     } else {
@@ -396,11 +397,7 @@ pub(crate) fn finish_window<L: Lanes, const MODE: u8>(l: L, a: L::V, reciprocal:
 /// row of `w` values that lie in the row; none for vectors before or past it (slots from
 /// `count` on stay empty).
 #[inline(always)]
-pub(crate) fn row_masks<L: Lanes, const S: usize>(
-    w: usize,
-    first: isize,
-    count: usize,
-) -> [L::M; S] {
+pub(crate) fn row_masks<L: Zmm, const S: usize>(w: usize, first: isize, count: usize) -> [L::M; S] {
     let mut masks = [L::M::default(); S];
     let inputs = w.div_ceil(L::N) as isize;
     for (t, m) in masks.iter_mut().enumerate().take(count) {
