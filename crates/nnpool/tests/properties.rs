@@ -65,6 +65,25 @@ fn to_nhwc(a: &ArrayD<f64>) -> ArrayD<f64> {
         .into_owned()
 }
 
+/// Whether two results of `op` are the same numbers: max-type results bit for bit (NaN
+/// only where NaN), sums (averages, Lp norms and their gradients) within a few ulps. The
+/// layouts' fast paths group a window's sum differently (channels-first f64 planes sum each
+/// row then the rows, channels-last pixels sum in the reference's row-major order), which the
+/// library documents as within rounding; a value from a wrong element or window differs by far
+/// more (the inputs are small integers).
+fn same_numbers(op: &Pooling, a: &ArrayD<f64>, b: &ArrayD<f64>) -> bool {
+    let exact = matches!(
+        op,
+        Pooling::Max { .. } | Pooling::AdaptiveMax { .. } | Pooling::GlobalMax { .. }
+    );
+    a.shape() == b.shape()
+        && a.iter().zip(b).all(|(&x, &y)| {
+            x.to_bits() == y.to_bits()
+                || (x.is_nan() && y.is_nan())
+                || !exact && (x - y).abs() <= 1e-12 * (1.0 + y.abs())
+        })
+}
+
 fn ops(w: &Window) -> Vec<Pooling> {
     vec![
         Pooling::max(w.clone()),
@@ -103,14 +122,14 @@ proptest! {
         for op in ops(&w) {
             let Ok((y, idx)) = forward(&op, x.view(), Layout::ChannelsFirst) else { continue };
             let (yl, idxl) = forward(&op, xl.view(), Layout::ChannelsLast).unwrap();
-            prop_assert_eq!(to_nhwc(&y), yl, "{:?}", op);
+            prop_assert!(same_numbers(&op, &to_nhwc(&y), &yl), "{:?}: {} vs {}", op, to_nhwc(&y), yl);
             if let (Some(i), Some(il)) = (idx, idxl) {
                 prop_assert_eq!(to_nhwc(&i.mapv(|v| v as f64)), il.mapv(|v| v as f64));
             }
             let gy = ArrayD::from_shape_vec(IxDyn(y.shape()), values(y.len(), seed ^ 7)).unwrap();
             let gx = backward(&op, x.view(), gy.view(), Layout::ChannelsFirst).unwrap();
             let gxl = backward(&op, xl.view(), to_nhwc(&gy).view(), Layout::ChannelsLast).unwrap();
-            prop_assert_eq!(to_nhwc(&gx), gxl, "backward {:?}", op);
+            prop_assert!(same_numbers(&op, &to_nhwc(&gx), &gxl), "backward {:?}: {} vs {}", op, to_nhwc(&gx), gxl);
         }
     }
 
