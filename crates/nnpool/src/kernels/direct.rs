@@ -287,7 +287,16 @@ impl StrideTwoRows {
                         let inner = &mut row[aw.lo * c..aw.hi * c];
                         let none = (1.0, [&[][..], &[]]);
                         *nan = self.row::<1, false, false>(g, axes, xs, ([n, d], sh), none, inner);
-                        border_pixels(g, axes, Reduce::Max, 0, xs, [one(d), sh], offs, row);
+                        border_pixels::<F32x16>(
+                            g,
+                            axes,
+                            Reduce::Max,
+                            0,
+                            xs,
+                            [one(d), sh],
+                            offs,
+                            row,
+                        );
                     }
                     pool.held[slot] = Some(slice);
                     slot
@@ -331,7 +340,7 @@ impl StrideTwoRows {
             if let Some(tf) = fused {
                 // SAFETY: the kernel stores computed values only.
                 let edge = unsafe { as_uninit_mut(&mut pool.edge) };
-                border_pixels(
+                border_pixels::<F32x16>(
                     g,
                     axes,
                     Reduce::Max,
@@ -377,8 +386,8 @@ const UNCHECKED: u8 = 0;
 const FINITE: u8 = 1;
 const SPECIAL: u8 = 2;
 
-/// Whether this path takes the problem. f64 (AVX-512, 8 channels a vector) takes the windows
-/// folded from their taps only ([`pixel_rows`]), not the separable ones.
+/// Whether this path takes the problem. f64 (AVX-512, 8 channels a vector) takes neither the
+/// separable problems nor the 3×3 stride-2 rows' kernel (see [`rows`]).
 pub(crate) fn applies<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
@@ -751,19 +760,33 @@ fn rows_body<F: FastFloat>(
     row0: usize,
     y: &mut [MaybeUninit<F>],
 ) {
-    let (Some(x32), Some(y32)) = (cast::<F, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
-        if let (Some(x), Some(y)) = (cast::<F, f64>(x), cast_mut::<_, MaybeUninit<f64>>(y)) {
-            pixel_rows::<F64x8>(g, axes, reduce, x, row0, y);
-        }
-        return;
-    };
+    if let (Some(x), Some(y)) = (cast::<F, f32>(x), cast_mut::<_, MaybeUninit<f32>>(&mut *y)) {
+        rows::<F32x16>(g, axes, reduce, x, row0, y);
+    } else if let (Some(x), Some(y)) = (cast::<F, f64>(x), cast_mut::<_, MaybeUninit<f64>>(y)) {
+        rows::<F64x8>(g, axes, reduce, x, row0, y);
+    }
+}
+
+/// Output rows from `row0` on into `y` (whole rows), in vectors of `L`. The 3×3 stride-2 rows
+/// ([`StrideTwoRows`]) and the separable ones ([`WRing`]) have kernels in f32 only; f64 folds
+/// those windows from their taps (and [`applies`] leaves it the separable problems).
+#[inline(always)]
+fn rows<L: Zmm>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[L::E],
+    row0: usize,
+    y: &mut [MaybeUninit<L::E>],
+) {
+    let f32_kernels = std::any::TypeId::of::<L::E>() == std::any::TypeId::of::<f32>();
     let [_, h_in, w_in] = g.in3;
     let [od_n, oh_n, ow_n] = g.out3;
     let c = g.channels;
     let sample = g.in_plane() * c;
     let mut offs = [0usize; MAX_PIXEL_TAPS];
     let row_len = ow_n * c;
-    let rows = y32.len() / row_len;
+    let rows = y.len() / row_len;
     // Whether each input row (of sample `checked_sample`) holds a NaN or an infinity, found
     // the first time an output row reads it, just before its windows load it again (the
     // check then brings the row into cache for them rather than costing a pass of its own).
@@ -775,21 +798,30 @@ fn rows_body<F: FastFloat>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let mut ring = separable_s1(g, axes).map(|k| WRing::new(k, aw, row_len, y32.as_ptr().cast()));
-    let mut k3s2 = stride_two_3x3(g, axes, reduce)
-        .then(|| StrideTwoRows::new(g, axes, std::mem::size_of_val(x32)));
+    let mut ring = separable_s1(g, axes)
+        .filter(|_| f32_kernels)
+        .map(|k| WRing::new(k, aw, row_len, y.as_ptr().cast()));
+    let mut k3s2 = (f32_kernels && stride_two_3x3(g, axes, reduce))
+        .then(|| StrideTwoRows::new(g, axes, std::mem::size_of_val(x)));
     let slices_whole = slice_ready(axes);
     let mut r = 0;
     while r < rows {
         let flat = row0 + r; // (n, od, oh) flattened
         let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
-        let xs = &x32[n * sample..(n + 1) * sample];
+        let xs = &x[n * sample..(n + 1) * sample];
         let (sd, sh) = (axes[0].spans[od], ah.spans[oh]);
         if n != checked_sample {
             row_state.fill(UNCHECKED);
             checked_sample = n;
         }
         if let Some(k3s2) = k3s2.as_mut() {
+            // (f32 only: `f32_kernels`)
+            let (Some(xs), Some(y32)) = (
+                cast::<L::E, f32>(xs),
+                cast_mut::<_, MaybeUninit<f32>>(&mut *y),
+            ) else {
+                unreachable!("the 3×3 stride-2 rows are taken in f32 only")
+            };
             if k3s2.pooled.is_some() {
                 if oh == 0 && r + oh_n <= rows && slices_whole {
                     // 3-D: one output slice, its depth window's slices pooled whole
@@ -815,7 +847,7 @@ fn rows_body<F: FastFloat>(
                         }
                     }
                 }
-                border_pixels(
+                border_pixels::<F32x16>(
                     g,
                     axes,
                     reduce,
@@ -836,8 +868,9 @@ fn rows_body<F: FastFloat>(
         };
         if let Some(edge) = pair_edge {
             // two output rows of a 3×3 stride-1 window: their input rows are loaded once
-            let divs = [oh, oh + 1].map(|o| divisor(reduce, [sd, ah.spans[o], aw.spans[aw.lo]]));
-            let (out0, out1) = y32[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
+            let divs = [oh, oh + 1]
+                .map(|o| divisor_as::<L::E>(reduce, [sd, ah.spans[o], aw.spans[aw.lo]]));
+            let (out0, out1) = y[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
             // the input row above the pair's first output row (where there is one)
             let top = ah.spans[oh + 1].first as isize - 1;
             let rows_at = [0, 1, 2, 3]
@@ -852,15 +885,15 @@ fn rows_body<F: FastFloat>(
             macro_rules! k3 {
                 ($mode:literal) => {
                     match edge {
-                        ROWS_NO_TOP => cl_kernel!(cl_rows2_k3::<$mode, ROWS_NO_TOP>(
-                            xs, rows_at, c, col0, cols, divs, o0, o1
-                        )),
-                        ROWS_NO_BOTTOM => cl_kernel!(cl_rows2_k3::<$mode, ROWS_NO_BOTTOM>(
-                            xs, rows_at, c, col0, cols, divs, o0, o1
-                        )),
-                        _ => cl_kernel!(cl_rows2_k3::<$mode, ROWS_ALL>(
-                            xs, rows_at, c, col0, cols, divs, o0, o1
-                        )),
+                        ROWS_NO_TOP => rows2_k3::<L, $mode, ROWS_NO_TOP>(
+                            xs, rows_at, c, col0, cols, divs, o0, o1,
+                        ),
+                        ROWS_NO_BOTTOM => rows2_k3::<L, $mode, ROWS_NO_BOTTOM>(
+                            xs, rows_at, c, col0, cols, divs, o0, o1,
+                        ),
+                        _ => {
+                            rows2_k3::<L, $mode, ROWS_ALL>(xs, rows_at, c, col0, cols, divs, o0, o1)
+                        }
                     }
                 };
             }
@@ -901,24 +934,22 @@ fn rows_body<F: FastFloat>(
             };
             for (i, out) in [out0, out1].into_iter().enumerate() {
                 let spans = [sd, ah.spans[oh + i]];
-                border_pixels(g, axes, reduce, border_mode, xs, spans, &mut offs, out);
+                border_pixels::<L>(g, axes, reduce, border_mode, xs, spans, &mut offs, out);
             }
             r += 2;
             continue;
         }
         if k2s2 && oh >= ah.lo && oh < ah.hi {
             // a 2×2 stride-2 row: the NaN check rides on the kernel's own loads
-            let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
-            let out = &mut y32[r * row_len..(r + 1) * row_len];
+            let div = divisor_as::<L::E>(reduce, [sd, sh, aw.spans[aw.lo]]);
+            let out = &mut y[r * row_len..(r + 1) * row_len];
             let rows_at = [sh.first * in_row, (sh.first + 1) * in_row];
             let col0 = aw.spans[aw.lo].first;
             let cols = aw.hi - aw.lo;
             let inner = &mut out[aw.lo * c..aw.hi * c];
             macro_rules! k2 {
                 ($mode:literal, $check:expr) => {
-                    cl_kernel!(cl_row_k2s2::<$mode>(
-                        xs, rows_at, c, col0, cols, div, $check, inner
-                    ))
+                    row_k2s2::<L, $mode>(xs, rows_at, c, col0, cols, div, $check, inner)
                 };
             }
             // SAFETY: `applies` checked the level `cl_kernel!` calls; row oh and columns lo..hi have every tap in
@@ -943,11 +974,18 @@ fn rows_body<F: FastFloat>(
             // the border windows read columns the kernel did not (padding, a ceil-mode
             // overhang): they take the exact rule, right whatever the values
             let border_mode = if mode == 1 { exact_mode(reduce) } else { mode };
-            border_pixels(g, axes, reduce, border_mode, xs, [sd, sh], &mut offs, out);
+            border_pixels::<L>(g, axes, reduce, border_mode, xs, [sd, sh], &mut offs, out);
             r += 1;
             continue;
         }
         if let Some(ring) = ring.as_mut() {
+            // (f32 only: `f32_kernels`)
+            let (Some(xs), Some(y32)) = (
+                cast::<L::E, f32>(xs),
+                cast_mut::<_, MaybeUninit<f32>>(&mut *y),
+            ) else {
+                unreachable!("the separable rows are taken in f32 only")
+            };
             // the plain max (a row with a NaN takes the exact rule) or the sum
             let mode = if reduce == Reduce::Max { 1 } else { 2 };
             let kh = ring.kh;
@@ -1046,8 +1084,8 @@ fn rows_body<F: FastFloat>(
             r += 1;
             continue;
         }
-        let out = &mut y32[r * row_len..(r + 1) * row_len];
-        pixel_row::<F32x16>(
+        let out = &mut y[r * row_len..(r + 1) * row_len];
+        pixel_row::<L>(
             g,
             axes,
             reduce,
@@ -1058,35 +1096,6 @@ fn rows_body<F: FastFloat>(
             out,
         );
         r += 1;
-    }
-}
-
-/// Output rows from `row0` on into `y` (whole rows), every pixel folded from its taps: the
-/// path's rows in f64, and its rows without a kernel of their own in f32.
-fn pixel_rows<L: Zmm>(
-    g: &Geom,
-    axes: &[AxisPlan; 3],
-    reduce: Reduce,
-    x: &[L::E],
-    row0: usize,
-    y: &mut [MaybeUninit<L::E>],
-) {
-    let [od_n, oh_n, ow_n] = g.out3;
-    let row_len = ow_n * g.channels;
-    let sample = g.in_plane() * g.channels;
-    let mut offs = [0usize; MAX_PIXEL_TAPS];
-    let mut row_state = vec![UNCHECKED; g.in3[0] * g.in3[1]];
-    let mut checked_sample = usize::MAX;
-    for (r, out) in y.chunks_exact_mut(row_len).enumerate() {
-        let flat = row0 + r; // (n, od, oh) flattened
-        let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
-        if n != checked_sample {
-            row_state.fill(UNCHECKED);
-            checked_sample = n;
-        }
-        let xs = &x[n * sample..(n + 1) * sample];
-        let spans = [axes[0].spans[od], axes[1].spans[oh]];
-        pixel_row::<L>(g, axes, reduce, xs, spans, &mut row_state, &mut offs, out);
     }
 }
 
@@ -1277,19 +1286,84 @@ fn pixels<L: Zmm>(
 /// interior `lo..hi` that the row kernels store.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn border_pixels(
+fn border_pixels<L: Zmm>(
     g: &Geom,
     axes: &[AxisPlan; 3],
     reduce: Reduce,
     mode: u8,
-    xs: &[f32],
+    xs: &[L::E],
     spans: [Span; 2],
     offs: &mut [usize; MAX_PIXEL_TAPS],
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<L::E>],
 ) {
     let aw = &axes[2];
     let border = (0..aw.lo).chain(aw.hi..g.out3[2]);
-    pixels::<F32x16>(g, axes, reduce, mode, xs, spans, border, offs, out);
+    pixels::<L>(g, axes, reduce, mode, xs, spans, border, offs, out);
+}
+
+/// `x86::cl_rows2_k3` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn rows2_k3<L: Zmm, const MODE: u8, const EDGE: u8>(
+    xs: &[L::E],
+    rows: [usize; 4],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    divs: [L::E; 2],
+    o0: &mut [MaybeUninit<L::E>],
+    o1: &mut [MaybeUninit<L::E>],
+) -> bool {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe {
+            super::x86::cl_rows2_k3::<L, MODE, EDGE>(xs, rows, c, col0, cols, divs, o0, o1)
+        };
+    }
+    let (Some(xs), Some(o0), Some(o1)) = (
+        cast::<L::E, f32>(xs),
+        cast_mut::<_, MaybeUninit<f32>>(o0),
+        cast_mut::<_, MaybeUninit<f32>>(o1),
+    ) else {
+        unreachable!("without AVX-512 this path takes f32 only")
+    };
+    let divs = divs.map(|d| d.to_f64() as f32);
+    // SAFETY: the caller's (AVX2 the level).
+    unsafe { super::avx2::cl_rows2_k3::<MODE, EDGE>(xs, rows, c, col0, cols, divs, o0, o1) }
+}
+
+/// `x86::cl_row_k2s2` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
+    xs: &[L::E],
+    rows: [usize; 2],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: L::E,
+    check: bool,
+    out: &mut [MaybeUninit<L::E>],
+) -> bool {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe {
+            super::x86::cl_row_k2s2::<L, MODE>(xs, rows, c, col0, cols, div, check, out)
+        };
+    }
+    let (Some(xs), Some(out)) = (cast::<L::E, f32>(xs), cast_mut::<_, MaybeUninit<f32>>(out))
+    else {
+        unreachable!("without AVX-512 this path takes f32 only")
+    };
+    let div = div.to_f64() as f32;
+    // SAFETY: the caller's (AVX2 the level).
+    unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, check, out) }
 }
 
 multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [MaybeUninit<F>]) -> () = rows_body);

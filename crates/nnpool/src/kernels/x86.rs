@@ -843,16 +843,18 @@ pub(crate) const fn row_read<const EDGE: u8>(b: usize) -> bool {
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
-    x: &[f32],
+pub(crate) unsafe fn cl_rows2_k3<L: Zmm, const MODE: u8, const EDGE: u8>(
+    x: &[L::E],
     rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
-    divs: [f32; 2],
-    out0: &mut [MaybeUninit<f32>],
-    out1: &mut [MaybeUninit<f32>],
+    divs: [L::E; 2],
+    out0: &mut [MaybeUninit<L::E>],
+    out1: &mut [MaybeUninit<L::E>],
 ) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     assert!(
         cols >= 1
             && out0.len() >= cols * c
@@ -866,8 +868,10 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
     // 30.0 / 292 / 87.4 µs, 8 KiB tiles 26.8 / 336 / 76.7, 16 KiB 26.3 / 287 / 75.7, 32 KiB
     // 26.4 / 283 / 82.6.
     const TILE_BYTES: usize = 16 << 10;
-    let tile = (TILE_BYTES / (c * 16)).saturating_sub(2).max(1);
-    let reciprocals = divs.map(|d| 1.0 / d);
+    let tile = (TILE_BYTES / (c * 4 * std::mem::size_of::<L::E>()))
+        .saturating_sub(2)
+        .max(1);
+    let reciprocals = divs.map(|d| L::ONE / d);
     let mut top = _mm512_setzero_si512();
     let mut j0 = 0;
     while j0 < cols {
@@ -875,10 +879,10 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
         let (o0, o1) = (&mut out0[j0 * c..], &mut out1[j0 * c..]);
         let c0 = col0 + j0;
         let mut ch = 0;
-        while ch + 32 <= c {
-            // SAFETY: lanes ch .. ch + 32 <= c of the asserted pixels.
-            top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, EDGE, 2>(
+        while ch + 2 * L::N <= c {
+            // SAFETY: lanes ch .. ch + 2 N <= c of the asserted pixels.
+            top = l.max_magnitudes(top, unsafe {
+                rows2_k3_block::<L, MODE, EDGE, 2>(
                     x,
                     rows,
                     c,
@@ -886,63 +890,75 @@ pub(crate) unsafe fn cl_rows2_k3<const MODE: u8, const EDGE: u8>(
                     n_cols,
                     reciprocals,
                     ch,
-                    0xFFFF,
+                    L::ALL,
                     o0,
                     o1,
                 )
             });
-            ch += 32;
+            ch += 2 * L::N;
         }
         while ch < c {
-            let n = (c - ch).min(16);
-            let m = lanes_below(n);
+            let n = (c - ch).min(L::N);
+            let m = L::lanes_below(n);
             // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
-            top = _mm512_max_epu32(top, unsafe {
-                rows2_k3_block::<MODE, EDGE, 1>(x, rows, c, c0, n_cols, reciprocals, ch, m, o0, o1)
+            top = l.max_magnitudes(top, unsafe {
+                rows2_k3_block::<L, MODE, EDGE, 1>(
+                    x,
+                    rows,
+                    c,
+                    c0,
+                    n_cols,
+                    reciprocals,
+                    ch,
+                    m,
+                    o0,
+                    o1,
+                )
             });
             ch += n;
         }
         j0 += n_cols;
     }
-    _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
+    l.any_nan_or_inf(top)
 }
 
-/// Channels `ch .. ch + 16 * V` (the lanes of `m` in each vector) of [`cl_rows2_k3`].
+/// Channels `ch .. ch + N V` (the lanes of `m` in each vector) of [`cl_rows2_k3`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `cl_rows2_k3`'s assertion holds and the lanes of `m` in
-/// vectors `ch + 16 v` (v < V) lie below `c`.
+/// vectors `ch + N v` (v < V) lie below `c`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
-    x: &[f32],
+unsafe fn rows2_k3_block<L: Zmm, const MODE: u8, const EDGE: u8, const V: usize>(
+    x: &[L::E],
     rows: [usize; 4],
     c: usize,
     col0: usize,
     cols: usize,
-    reciprocals: [f32; 2],
+    reciprocals: [L::E; 2],
     ch: usize,
-    m: __mmask16,
-    out0: &mut [MaybeUninit<f32>],
-    out1: &mut [MaybeUninit<f32>],
+    m: L::M,
+    out0: &mut [MaybeUninit<L::E>],
+    out1: &mut [MaybeUninit<L::E>],
 ) -> __m512i {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let src = x.as_ptr();
-    let magnitude = _mm512_set1_epi32(0x7fff_ffff);
     let mut top = _mm512_setzero_si512();
-    let mut load = |row: usize, col: usize, v: usize| -> __m512 {
+    let mut load = |row: usize, col: usize, v: usize| -> L::V {
         // SAFETY: row + (col + 1) * c <= x.len() (the caller's assertion) and the mask keeps
         // the lanes below c.
-        let a = unsafe { _mm512_maskz_loadu_ps(m, src.add(row + col * c + ch + 16 * v)) };
+        let a = unsafe { l.load_masked_zero(m, src.add(row + col * c + ch + L::N * v)) };
         if MODE == 1 {
-            top = _mm512_max_epu32(top, _mm512_and_si512(_mm512_castps_si512(a), magnitude));
+            top = l.magnitude_max(top, a);
         }
         a
     };
-    let fold = pad_fold::<MODE>;
+    let fold = |a, b| zmm::fold::<L, MODE>(l, a, b);
     // per input row and vector: the last column loaded and the fold of the last two
-    let mut last = [[_mm512_setzero_ps(); V]; 4];
-    let mut pair = [[_mm512_setzero_ps(); V]; 4];
+    let mut last = [[l.zero(); V]; 4];
+    let mut pair = [[l.zero(); V]; 4];
     for b in (0..4).filter(|&b| row_read::<EDGE>(b)) {
         for v in 0..V {
             let (a, z) = (load(rows[b], col0, v), load(rows[b], col0 + 1, v));
@@ -951,13 +967,13 @@ unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
         }
     }
     let (d0, d1) = (
-        out0.as_mut_ptr().cast::<f32>(),
-        out1.as_mut_ptr().cast::<f32>(),
+        out0.as_mut_ptr().cast::<L::E>(),
+        out1.as_mut_ptr().cast::<L::E>(),
     );
     for j in 0..cols {
         let col = col0 + j;
         for v in 0..V {
-            let mut row = [_mm512_setzero_ps(); 4];
+            let mut row = [l.zero(); 4];
             for b in (0..4).filter(|&b| row_read::<EDGE>(b)) {
                 let z = load(rows[b], col + 2, v);
                 row[b] = fold(pair[b][v], z);
@@ -975,11 +991,12 @@ unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
             } else {
                 fold(middle, row[3])
             };
-            let at = j * c + ch + 16 * v;
-            // SAFETY: at + 16 <= cols * c <= out.len() for the lanes of m (below c).
+            let at = j * c + ch + L::N * v;
+            let finish = |y, r| zmm::finish_window::<L, MODE>(l, y, r);
+            // SAFETY: at + N <= cols * c <= out.len() for the lanes of m (below c).
             unsafe {
-                _mm512_mask_storeu_ps(d0.add(at), m, finish_window::<MODE>(y0, reciprocals[0]));
-                _mm512_mask_storeu_ps(d1.add(at), m, finish_window::<MODE>(y1, reciprocals[1]));
+                l.store_masked(d0.add(at), m, finish(y0, reciprocals[0]));
+                l.store_masked(d1.add(at), m, finish(y1, reciprocals[1]));
             }
         }
     }
@@ -999,49 +1016,52 @@ unsafe fn rows2_k3_block<const MODE: u8, const EDGE: u8, const V: usize>(
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
-    x: &[f32],
+pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
+    x: &[L::E],
     rows: [usize; 2],
     c: usize,
     col0: usize,
     cols: usize,
-    div: f32,
+    div: L::E,
     check: bool,
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<L::E>],
 ) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     assert!(
         cols >= 1
             && out.len() >= cols * c
             && rows.iter().all(|&r| r + (col0 + 2 * cols) * c <= x.len())
     );
     let src = x.as_ptr();
-    let dst = out.as_mut_ptr().cast::<f32>();
-    let reciprocal = 1.0 / div;
-    let finish = |a: __m512| finish_window::<MODE>(a, reciprocal);
-    let mut special = _mm512_setzero_ps();
+    let dst = out.as_mut_ptr().cast::<L::E>();
+    let reciprocal = L::ONE / div;
+    let fold = |a, b| zmm::fold::<L, MODE>(l, a, b);
+    let mut special = l.zero();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
         let mut ch = 0;
         while ch < c {
-            let m: __mmask16 = lanes_below(c - ch);
+            let m = L::lanes_below(c - ch);
             // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),
             // lanes ch .. below c; the store writes lanes below c of output pixel j < cols.
             unsafe {
-                let a = _mm512_maskz_loadu_ps(m, src.add(p0 + ch));
-                let b = _mm512_maskz_loadu_ps(m, src.add(p0 + c + ch));
-                let e = _mm512_maskz_loadu_ps(m, src.add(p1 + ch));
-                let f = _mm512_maskz_loadu_ps(m, src.add(p1 + c + ch));
+                let a = l.load_masked_zero(m, src.add(p0 + ch));
+                let b = l.load_masked_zero(m, src.add(p0 + c + ch));
+                let e = l.load_masked_zero(m, src.add(p1 + ch));
+                let f = l.load_masked_zero(m, src.add(p1 + c + ch));
                 if check {
-                    let sum = _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(e, f));
-                    special = _mm512_add_ps(special, _mm512_sub_ps(sum, sum));
+                    let sum = l.add(l.add(a, b), l.add(e, f));
+                    special = l.add(special, l.sub(sum, sum));
                 }
-                let y = pad_fold::<MODE>(pad_fold::<MODE>(pad_fold::<MODE>(a, b), e), f);
-                _mm512_mask_storeu_ps(dst.add(j * c + ch), m, finish(y));
+                let y = fold(fold(fold(a, b), e), f);
+                let y = zmm::finish_window::<L, MODE>(l, y, reciprocal);
+                l.store_masked(dst.add(j * c + ch), m, y);
             }
-            ch += 16;
+            ch += L::N;
         }
     }
-    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(special, special) != 0
+    l.unordered(special, special) != L::M::default()
 }
 
 /// `t[i] = x[2i] ⊕ x[2i + 1]` for `i < x.len() / 2` (the flat W pass of 2×2 stride-2

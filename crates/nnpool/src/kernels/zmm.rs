@@ -3,7 +3,8 @@
 //! even/odd splits, the max and sum folds) is written once: the fused channels-first strips
 //! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`), the 2×2
 //! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`), the channels-last window folded from
-//! its taps (`cl_pixel`) and the NaN/±inf check (`any_nan_or_inf_avx512`).
+//! its taps (`cl_pixel`), the channels-last 3×3 stride-1 row pairs (`cl_rows2_k3`) and 2×2
+//! stride-2 rows (`cl_row_k2s2`), and the NaN/±inf check (`any_nan_or_inf_avx512`).
 //!
 //! A value of a [`Zmm`] type is a token: it exists only where AVX-512F was detected
 //! ([`Zmm::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
@@ -38,6 +39,7 @@ pub(crate) trait Zmm: Copy + 'static {
     fn splat(self, v: Self::E) -> Self::V;
     fn zero(self) -> Self::V;
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a · b + c`, rounded once.
     fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
@@ -67,6 +69,8 @@ pub(crate) trait Zmm: Copy + 'static {
     /// Whether `top` (from [`Zmm::magnitude_max`], starting from zero) holds the magnitude
     /// of a NaN or an infinity.
     fn any_nan_or_inf(self, top: __m512i) -> bool;
+    /// Per lane, the larger of two [`Zmm::magnitude_max`] results.
+    fn max_magnitudes(self, a: __m512i, b: __m512i) -> __m512i;
     /// The vector at `p`.
     ///
     /// # Safety
@@ -128,6 +132,10 @@ impl Zmm for F32x16 {
     #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_sub_ps(a, b) }
     }
     #[inline(always)]
     fn div(self, a: __m512, b: __m512) -> __m512 {
@@ -208,6 +216,10 @@ impl Zmm for F32x16 {
         unsafe { _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0 }
     }
     #[inline(always)]
+    fn max_magnitudes(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_max_epu32(a, b) }
+    }
+    #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m512 {
         // SAFETY: AVX-512F (the token); `p ..` readable (the caller's).
         unsafe { _mm512_loadu_ps(p) }
@@ -259,6 +271,10 @@ impl Zmm for F64x8 {
     #[inline(always)]
     fn add(self, a: __m512d, b: __m512d) -> __m512d {
         unsafe { _mm512_add_pd(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_sub_pd(a, b) }
     }
     #[inline(always)]
     fn div(self, a: __m512d, b: __m512d) -> __m512d {
@@ -331,6 +347,10 @@ impl Zmm for F64x8 {
     #[inline(always)]
     fn any_nan_or_inf(self, top: __m512i) -> bool {
         unsafe { _mm512_cmpge_epu64_mask(top, _mm512_set1_epi64(0x7ff0_0000_0000_0000)) != 0 }
+    }
+    #[inline(always)]
+    fn max_magnitudes(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_max_epu64(a, b) }
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f64) -> __m512d {
