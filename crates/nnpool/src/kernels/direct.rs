@@ -18,7 +18,9 @@
 //! rows check each input row once, just before their windows read it), and their border
 //! windows take the exact max rule, right whatever the values (the 3×3 stride-1 pairs: the
 //! plain max where the kernel's own check covered the border windows' columns). Taken for
-//! f32 with AVX-512 and windows of at most [`MAX_TAPS`] taps that overlap little
+//! f32 and f64 with AVX-512 (the windows folded from their taps, the 3×3 stride-1 pairs and
+//! the 2×2 rows written once over `zmm::Zmm`; the 3×3 stride-2 rows and the separable ones
+//! in f32 only) and windows of at most [`MAX_TAPS`] taps that overlap little
 //! ([`MAX_LOADS_PER_INPUT`]), and for 2-D windows of more taps at stride 1 (5×5, 7×7, ..),
 //! whose rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
 //! then the H fold, both by van Herk / Gil-Werman blocks of `K` outputs).

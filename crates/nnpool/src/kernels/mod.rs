@@ -6,18 +6,18 @@
 //! - [`padded`]: small channels-first planes through a padded copy (forward max without
 //!   indices, average forward, stride-1 average backward);
 //! - [`plane`]: channels-first planes reduced as flat arrays;
-//! - [`direct`]: channels-last windows folded straight from the input (f32, AVX-512, and AVX2
-//!   for channel counts that are multiples of 8);
+//! - [`direct`]: channels-last windows folded straight from the input (f32 and f64 with
+//!   AVX-512, f32 with AVX2 for channel counts that are multiples of 8);
 //! - [`few_channels`]: channels-last tensors with fewer than 16 channels, transposed into
 //!   channels-first planes and pooled by those kernels;
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
-//!   passes (f32, AVX-512; AVX2 in one pass);
+//!   passes (f32 and f64, AVX-512; f32 with AVX2 in one pass);
 //! - [`scatter`]: backward passes;
 //! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
 //!   the f16/bf16 backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
 //! - `x86`, `avx2`: explicit AVX-512 and AVX2 kernels those paths call (`zmm`: the vector
-//!   type that `x86`'s fused channels-first kernels are written over, f32 or f64).
+//!   type, f32 or f64, that most of `x86`'s kernels are written over once for both).
 
 /// Longest run of values the van Herk / Gil-Werman block kernels (`fold_row_w`,
 /// `fold_rows_blocked` of `x86` and `avx2`) load per block: `2 K − 1` for the largest window

@@ -16,10 +16,11 @@
 //! - H pass: `y[i][o] = fold_t t[(i*sh + t)*q + o]`, 16 outputs per vector written straight
 //!   into the output; on the direct path in bands of output rows, each right after the W pass
 //!   of the input rows it needs, so that the input keeps streaming;
-//! - max 3×3 at stride 2 (f32, AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3, 5×5 and 7×7
+//! - max 3×3 at stride 2 (AVX-512; ResNet's stem, 3-D stems, AlexNet), 3×3, 5×5 and 7×7
 //!   at stride 1 (max, sums, the 3×3 average backward's sum; Inception, YOLO's SPPF, large
 //!   averages): both passes in one kernel (`x86::k3s2_strip`, `x86::ks1_strip`), the
-//!   W-pass rows held in registers, not in a buffer;
+//!   W-pass rows held in registers, not in a buffer; in f32 and in f64 (written once over
+//!   `zmm::Zmm`: 16 or 8 lanes a vector; f32 also at the AVX2 level);
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.

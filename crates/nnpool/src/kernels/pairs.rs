@@ -9,6 +9,8 @@
 //! one vector per row) paid for on the general paths. Where AVX2 is the level,
 //! `avx2::pairs_rows_avx2` does both passes at once, 8 outputs from 4 loads.
 //!
+//! f32 and f64 with AVX-512 (the passes written once over `zmm::Zmm`), f32 at the AVX2 level.
+//!
 //! Volumes (2×2×2 at stride 2, C3D's and 3-D U-Net's pooling; AVX-512) pool each slice so,
 //! into a scratch pair, then fold the pair along the depth (`x86::fold_planes`).
 //!
