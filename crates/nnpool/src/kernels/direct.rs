@@ -396,9 +396,7 @@ pub(crate) fn applies<F: FastFloat>(
     reduce: Reduce,
     with_indices: bool,
 ) -> bool {
-    use std::any::TypeId;
-    let f32 = TypeId::of::<F>() == TypeId::of::<f32>();
-    let f64 = TypeId::of::<F>() == TypeId::of::<f64>();
+    let (f32, f64) = (super::same_type::<F, f32>(), super::same_type::<F, f64>());
     let taps = axes
         .iter()
         .map(|a| a.spans.iter().map(|s| s.count).max().unwrap_or(0))
@@ -781,7 +779,7 @@ fn rows<L: Zmm>(
     row0: usize,
     y: &mut [MaybeUninit<L::E>],
 ) {
-    let f32_kernels = std::any::TypeId::of::<L::E>() == std::any::TypeId::of::<f32>();
+    let f32_kernels = super::same_type::<L::E, f32>();
     let [_, h_in, w_in] = g.in3;
     let [od_n, oh_n, ow_n] = g.out3;
     let c = g.channels;

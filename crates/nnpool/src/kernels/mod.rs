@@ -198,6 +198,11 @@ impl Drop for Scratch {
     }
 }
 
+/// Whether `T` and `U` are the same type.
+pub(crate) fn same_type<T: 'static, U: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<U>()
+}
+
 /// Reinterprets a slice of `T` as a slice of `U` when they are the same type.
 pub(crate) fn cast<T: 'static, U: 'static>(x: &[T]) -> Option<&[U]> {
     if TypeId::of::<T>() == TypeId::of::<U>() {

@@ -598,12 +598,10 @@ fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
 /// path of `plane.rs` or the padded copies before, 5–24× f32's time per plane where the bytes
 /// are 2× (see [`fused_plane`]).
 fn fused_avx512<F: FastFloat>(s: &PlaneShape) -> bool {
-    use std::any::TypeId;
-    let t = TypeId::of::<F>();
     s.avx512
         && (s.sw == 1 || s.sw == 2)
         && s.ow.div_ceil(16) <= 8
-        && (t == TypeId::of::<f32>() || t == TypeId::of::<f64>())
+        && (super::same_type::<F, f32>() || super::same_type::<F, f64>())
 }
 
 /// The body of [`plane_w_direct`] for one stride.

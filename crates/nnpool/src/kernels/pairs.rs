@@ -56,8 +56,7 @@ pub(crate) fn applies<F: FastFloat>(
     };
     // AVX2: inputs smaller than the last-level cache (`avx2::pairs_rows_avx2`, f32 only)
     let small = g.planes() * g.in_plane() * 4 < super::PREFETCH_FROM_BYTES;
-    let f32 = std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>();
-    let f64 = std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>();
+    let (f32, f64) = (super::same_type::<F, f32>(), super::same_type::<F, f64>());
     (super::isa::has_avx512() && (f32 || f64) || f32 && super::isa::avx2_level() && small)
         && g.layout == Layout::ChannelsFirst
         && !(with_indices && reduce == Reduce::Max)

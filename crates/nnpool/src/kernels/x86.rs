@@ -879,10 +879,10 @@ pub(crate) unsafe fn cl_rows2_k3<L: Zmm, const MODE: u8, const EDGE: u8>(
         let (o0, o1) = (&mut out0[j0 * c..], &mut out1[j0 * c..]);
         let c0 = col0 + j0;
         let mut ch = 0;
-        while ch + 2 * L::N <= c {
-            // SAFETY: lanes ch .. ch + 2 N <= c of the asserted pixels.
-            top = l.max_magnitudes(top, unsafe {
-                rows2_k3_block::<L, MODE, EDGE, 2>(
+        // `V` vectors of channels from `ch`, the lanes of `m` in each
+        macro_rules! block {
+            ($v:literal, $m:expr) => {
+                rows2_k3_block::<L, MODE, EDGE, $v>(
                     x,
                     rows,
                     c,
@@ -890,31 +890,21 @@ pub(crate) unsafe fn cl_rows2_k3<L: Zmm, const MODE: u8, const EDGE: u8>(
                     n_cols,
                     reciprocals,
                     ch,
-                    L::ALL,
+                    $m,
                     o0,
                     o1,
                 )
-            });
+            };
+        }
+        while ch + 2 * L::N <= c {
+            // SAFETY: lanes ch .. ch + 2 N <= c of the asserted pixels.
+            top = l.max_magnitudes(top, unsafe { block!(2, L::ALL) });
             ch += 2 * L::N;
         }
         while ch < c {
             let n = (c - ch).min(L::N);
-            let m = L::lanes_below(n);
             // SAFETY: lanes ch .. ch + n <= c of the asserted pixels.
-            top = l.max_magnitudes(top, unsafe {
-                rows2_k3_block::<L, MODE, EDGE, 1>(
-                    x,
-                    rows,
-                    c,
-                    c0,
-                    n_cols,
-                    reciprocals,
-                    ch,
-                    m,
-                    o0,
-                    o1,
-                )
-            });
+            top = l.max_magnitudes(top, unsafe { block!(1, L::lanes_below(n)) });
             ch += n;
         }
         j0 += n_cols;
