@@ -868,8 +868,8 @@ fn rows<L: Zmm>(
         };
         if let Some(edge) = pair_edge {
             // two output rows of a 3×3 stride-1 window: their input rows are loaded once
-            let divs = [oh, oh + 1]
-                .map(|o| divisor_as::<L::E>(reduce, [sd, ah.spans[o], aw.spans[aw.lo]]));
+            let divs =
+                [oh, oh + 1].map(|o| divisor::<L::E>(reduce, [sd, ah.spans[o], aw.spans[aw.lo]]));
             let (out0, out1) = y[r * row_len..(r + 2) * row_len].split_at_mut(row_len);
             // the input row above the pair's first output row (where there is one)
             let top = ah.spans[oh + 1].first as isize - 1;
@@ -941,7 +941,7 @@ fn rows<L: Zmm>(
         }
         if k2s2 && oh >= ah.lo && oh < ah.hi {
             // a 2×2 stride-2 row: the NaN check rides on the kernel's own loads
-            let div = divisor_as::<L::E>(reduce, [sd, sh, aw.spans[aw.lo]]);
+            let div = divisor::<L::E>(reduce, [sd, sh, aw.spans[aw.lo]]);
             let out = &mut y[r * row_len..(r + 1) * row_len];
             let rows_at = [sh.first * in_row, (sh.first + 1) * in_row];
             let col0 = aw.spans[aw.lo].first;
@@ -1125,12 +1125,7 @@ fn pixel_row<L: Zmm>(
 
 /// The divisor of a window with these spans (1 for max; adaptive problems, which have no
 /// single divisor, do not take this path).
-fn divisor(reduce: Reduce, spans: [Span; 3]) -> f32 {
-    divisor_as::<f32>(reduce, spans)
-}
-
-/// [`divisor`] in the element type `E`.
-fn divisor_as<E: FastFloat>(reduce: Reduce, spans: [Span; 3]) -> E {
+fn divisor<E: FastFloat>(reduce: Reduce, spans: [Span; 3]) -> E {
     match reduce {
         Reduce::Sum(d) => E::from_i64(window_divisor(d, spans).unwrap_or(1)),
         Reduce::Max => E::from_i64(1),
@@ -1250,7 +1245,7 @@ fn pixels<L: Zmm>(
                 }
             }
         }
-        let div = divisor_as::<L::E>(reduce, [sd, sh, sw]);
+        let div = divisor::<L::E>(reduce, [sd, sh, sw]);
         let out = &mut out[ow * c..(ow + 1) * c];
         let offs = &offs[..t];
         // SAFETY: `applies` checked AVX-512F, or AVX2 (f32 only, and that 8 divides c);

@@ -587,10 +587,7 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
 /// Whether the W passes of this shape read the input directly (f32 with AVX-512, stride 1 or
 /// 2, rows of up to 8 output vectors): no padded copy at all.
 fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
-    s.avx512
-        && (s.sw == 1 || s.sw == 2)
-        && s.ow.div_ceil(16) <= 8
-        && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+    s.avx512 && (s.sw == 1 || s.sw == 2) && s.ow.div_ceil(16) <= 8 && super::same_type::<F, f32>()
 }
 
 /// Whether the fused kernels' AVX-512 versions (`x86::k3s2_strip`, `x86::ks1_strip`; f32 and
@@ -674,9 +671,7 @@ fn fused_k3s2<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
 
 /// Whether this is an f32 problem at the AVX2 level (where `avx2::ks1_strip_avx2` runs).
 fn avx2_f32<F: FastFloat>(s: &PlaneShape) -> bool {
-    cfg!(target_arch = "x86_64")
-        && s.avx2
-        && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+    cfg!(target_arch = "x86_64") && s.avx2 && super::same_type::<F, f32>()
 }
 
 /// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`, or
@@ -1169,10 +1164,7 @@ fn fold_depth<F: FastFloat>(
         ) {
             if !s.avx512 {
                 use super::avx2::fold_planes_avx2 as fold;
-                let pout = s.oh * s.ow;
-                for (o, sp) in depth.iter().enumerate() {
-                    let out = &mut y32[o * pout..(o + 1) * pout];
-                    let planes = &p32[sp.first * pout..(sp.first + sp.count) * pout];
+                depth_slices(s, depth, p32, y32, |planes, pout, out| {
                     // SAFETY: without AVX-512 the volumes come here from the AVX2 fused max
                     // kernel only (`fused_k3s2`), where `s.avx2` holds: AVX2 was detected.
                     unsafe {
@@ -1182,7 +1174,7 @@ fn fold_depth<F: FastFloat>(
                             Reduce::Sum(_) => unreachable!("3-D sums take the AVX-512 paths"),
                         }
                     }
-                }
+                });
                 return;
             }
             // SAFETY: `s.avx512`: AVX-512F was detected.
@@ -1230,10 +1222,7 @@ unsafe fn fold_depth_avx512<L: super::zmm::Zmm>(
     y: &mut [MaybeUninit<L::E>],
 ) {
     use super::x86::fold_planes;
-    let pout = s.oh * s.ow;
-    for (o, sp) in depth.iter().enumerate() {
-        let out = &mut y[o * pout..(o + 1) * pout];
-        let planes = &pooled[sp.first * pout..(sp.first + sp.count) * pout];
+    depth_slices(s, depth, pooled, y, |planes, pout, out| {
         // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
         unsafe {
             match reduce {
@@ -1242,6 +1231,25 @@ unsafe fn fold_depth_avx512<L: super::zmm::Zmm>(
                 Reduce::Max => fold_planes::<L, PLAIN_MAX>(planes, pout, out),
             }
         }
+    });
+}
+
+/// `fold(planes, pout, out)` for each output slice `o` of a volume: `planes` its depth
+/// window's pooled planes (`depth[o]`, `pout` values each, consecutive in `pooled`), `out`
+/// its slice of `y`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn depth_slices<E>(
+    s: &PlaneShape,
+    depth: &[Span],
+    pooled: &[E],
+    y: &mut [MaybeUninit<E>],
+    mut fold: impl FnMut(&[E], usize, &mut [MaybeUninit<E>]),
+) {
+    let pout = s.oh * s.ow;
+    for (o, sp) in depth.iter().enumerate() {
+        let planes = &pooled[sp.first * pout..(sp.first + sp.count) * pout];
+        fold(planes, pout, &mut y[o * pout..(o + 1) * pout]);
     }
 }
 
