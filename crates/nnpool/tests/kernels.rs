@@ -426,7 +426,8 @@ fn large_problems_split_over_threads() {
             let win = Window::new(&[3, 3, 3])
                 .stride(&[sd, 2, 2])
                 .padding(&[pd, 1, 1]);
-            check::<f32>(&Pooling::max(win), &shape3, layout, 10);
+            check::<f32>(&Pooling::max(win.clone()), &shape3, layout, 10);
+            check::<f64>(&Pooling::max(win), &shape3, layout, 10);
         }
         // one output slice per sample from a depth window of two slices
         let shape3 = match layout {
@@ -554,6 +555,17 @@ fn nan_only_in_border_columns_channels_last() {
 
 #[test]
 fn channels_last_separable_stride_1() {
+    separable_stride_1::<f32>();
+}
+
+#[test]
+fn channels_last_separable_stride_1_f64() {
+    // f64 takes the same passes with AVX-512, 8 channels a vector: the channel counts below
+    // are 2–10 of those vectors, and between
+    separable_stride_1::<f64>();
+}
+
+fn separable_stride_1<T: Element>() {
     // windows of more than 9 taps at stride 1 take the separable passes (a W pass per input
     // row into a ring, then the H fold; border columns from their in-bounds taps): square and
     // oblong windows, no padding up to half the window, ceil mode, channel counts of 1–5
@@ -572,7 +584,7 @@ fn channels_last_separable_stride_1() {
                             .ceil_mode(ceil);
                         for op in ops_of(win.clone(), win, 7) {
                             seed += 1;
-                            check::<f32>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
+                            check::<T>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
                         }
                     }
                 }
@@ -593,10 +605,10 @@ fn channels_last_separable_stride_1() {
                 divisor_override: None,
             };
             seed += 1;
-            check::<f32>(&op, &[2, 8, 11, 32], Layout::ChannelsLast, seed);
+            check::<T>(&op, &[2, 8, 11, 32], Layout::ChannelsLast, seed);
         }
         seed += 1;
-        check::<f32>(
+        check::<T>(
             &Pooling::max(win),
             &[2, 8, 11, 32],
             Layout::ChannelsLast,
@@ -609,7 +621,7 @@ fn channels_last_separable_stride_1() {
         let win = Window::new(&[k, k]).stride(&[1, 1]).padding(&[p, p]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, h, w, c], Layout::ChannelsLast).unwrap();
         let at = |row, col| (row * w + col) * c + 17;
-        special_in_every_column::<f32>(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
+        special_in_every_column::<T>(&plan, w, 97, at, &format!("k {k} p {p} c {c}"));
     }
     // blocks of k output rows (the ring's 2k − 1 rows folded together) and blocks of k output
     // columns (their 2k − 1 pixels), the border columns' running folds: a NaN or −inf at
@@ -628,7 +640,7 @@ fn channels_last_separable_stride_1() {
             for (row, col) in (0..h).flat_map(|row| (0..w).map(move |col| (row, col))) {
                 let at = (row * w + col) * c + (row + col) % c;
                 assert!(
-                    same_with_special_at::<f32>(&plan, 98, at, special),
+                    same_with_special_at::<T>(&plan, 98, at, special),
                     "k {k} p {p} c {c}: {special} at row {row} column {col}"
                 );
             }
@@ -664,6 +676,16 @@ fn channels_last_3x3_column_tiles() {
 
 #[test]
 fn channels_last_3x3_stride_2_shared_rows() {
+    stride_2_shared_rows::<f32>();
+}
+
+#[test]
+fn channels_last_3x3_stride_2_shared_rows_f64() {
+    // f64 takes the same kernel with AVX-512 (from 16 channels on), 8 channels a vector
+    stride_2_shared_rows::<f64>();
+}
+
+fn stride_2_shared_rows<T: Element>() {
     // 3×3 at stride 2 runs one output row at a time, each input row folded along W once: the
     // last input row of one output row is the first of the next, its fold carried over (not
     // across samples or thread tasks). Heights odd and even (the last window 2 or 3 rows
@@ -680,7 +702,7 @@ fn channels_last_3x3_stride_2_shared_rows() {
                         .ceil_mode(ceil);
                     for op in ops_of(win.clone(), win, 5) {
                         seed += 1;
-                        check::<f32>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
+                        check::<T>(&op, &[2, h, w, c], Layout::ChannelsLast, seed);
                     }
                 }
             }
@@ -697,7 +719,7 @@ fn channels_last_3x3_stride_2_shared_rows() {
                     for col in 0..w {
                         let at = ((sample * h + row) * w + col) * c + c - 3;
                         assert!(
-                            same_with_special_at::<f32>(&plan, 77, at, special),
+                            same_with_special_at::<T>(&plan, 77, at, special),
                             "{h}x{w}x{c} p {p}: {special} at sample {sample} row {row} column {col}"
                         );
                     }
@@ -709,6 +731,16 @@ fn channels_last_3x3_stride_2_shared_rows() {
 
 #[test]
 fn channels_last_3x3_stride_2_depth_windows() {
+    stride_2_depth_windows::<f32>();
+}
+
+#[test]
+fn channels_last_3x3_stride_2_depth_windows_f64() {
+    // f64 takes the same kernel with AVX-512, 8 channels a vector
+    stride_2_depth_windows::<f64>();
+}
+
+fn stride_2_depth_windows<T: Element>() {
     // 3-D max with 3×3 stride 2 on H and W: each slice of the depth window pooled in 2-D,
     // then the slices folded; the last slice's pooled rows carried to the next output slice
     // (depth windows of 1–3 slices, strides 1–3, padding, ceil mode, odd and even depths,
@@ -730,7 +762,7 @@ fn channels_last_3x3_stride_2_depth_windows() {
                         .padding(&[pd, 1, 1])
                         .ceil_mode(ceil);
                     seed += 1;
-                    check::<f32>(
+                    check::<T>(
                         &Pooling::max(win),
                         &[2, d, h, w, c],
                         Layout::ChannelsLast,
@@ -748,12 +780,12 @@ fn channels_last_3x3_stride_2_depth_windows() {
             .padding(&[pd, 1, 1]);
         let plan =
             PoolPlan::new(&Pooling::max(win), &[2, 7, 9, 8, 16], Layout::ChannelsLast).unwrap();
-        let x: Vec<f32> = data::<f32>(plan.input_len(), 91, false)
+        let x: Vec<T> = data::<f32>(plan.input_len(), 91, false)
             .into_iter()
-            .map(|v| [0.0, -0.0, -1.0][(v.to_bits() % 3) as usize])
+            .map(|v| T::from_f64([0.0, -0.0, -1.0][(v.to_bits() % 3) as usize]))
             .collect();
-        let mut fast = vec![0f32; plan.output_len()];
-        let mut reference = vec![0f32; plan.output_len()];
+        let mut fast = vec![T::default(); plan.output_len()];
+        let mut reference = vec![T::default(); plan.output_len()];
         plan.forward(&x, &mut fast, None).unwrap();
         plan.forward_reference(&x, &mut reference, None).unwrap();
         assert!(
@@ -771,7 +803,7 @@ fn channels_last_3x3_stride_2_depth_windows() {
     for special in [f64::NAN, f64::NEG_INFINITY] {
         for at in 0..d * h * w {
             assert!(
-                same_with_special_at::<f32>(&plan, 78, at * c + 5, special),
+                same_with_special_at::<T>(&plan, 78, at * c + 5, special),
                 "{special} at pixel {at}"
             );
         }

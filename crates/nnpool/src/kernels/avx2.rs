@@ -621,7 +621,7 @@ pub(crate) unsafe fn any_nan_or_inf_avx2(x: &[f32]) -> bool {
 /// A window's result from its fold: max as it is; a sum (folded in an order that may not
 /// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
 /// reference's does, then divided by the divisor: multiplied by its `$reciprocal` (a vector),
-/// within 1 ulp of the quotient, as `x86::finish_window` (the same bits: both round `a ·
+/// within 1 ulp of the quotient, as `zmm::finish_window` (the same bits: both round `a ·
 /// reciprocal` once). A macro, so that it is compiled in the caller's ISA context.
 macro_rules! finish_window {
     ($mode:expr, $a:expr, $reciprocal:expr) => {

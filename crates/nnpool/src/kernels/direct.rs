@@ -18,15 +18,14 @@
 //! rows check each input row once, just before their windows read it), and their border
 //! windows take the exact max rule, right whatever the values (the 3×3 stride-1 pairs: the
 //! plain max where the kernel's own check covered the border windows' columns). Taken for
-//! f32 and f64 with AVX-512 (the windows folded from their taps, the 3×3 stride-1 pairs and
-//! the 2×2 rows written once over `zmm::Zmm`; the 3×3 stride-2 rows and the separable ones
-//! in f32 only) and windows of at most [`MAX_TAPS`] taps that overlap little
+//! f32 and f64 with AVX-512 (every kernel here written once over `zmm::Zmm`, 16 f32 or 8
+//! f64 channels a vector) and windows of at most [`MAX_TAPS`] taps that overlap little
 //! ([`MAX_LOADS_PER_INPUT`]), and for 2-D windows of more taps at stride 1 (5×5, 7×7, ..),
 //! whose rows take separable passes here ([`separable_s1`]: a W pass per input row into a ring,
 //! then the H fold, both by van Herk / Gil-Werman blocks of `K` outputs).
 //!
 //! Where AVX2 is the level (no AVX-512), every kernel named here has an 8-lane version in
-//! `avx2.rs`, taken for channel counts that are multiples of 8 (`cl_kernel!` picks).
+//! `avx2.rs`, taken for channel counts that are multiples of 8 (wrappers such as [`row_k3s2`] pick).
 //! Before them AVX2 ran the generic window code; measured (`NNPOOL_KERNEL=avx2
 //! RAYON_NUM_THREADS=1 PROBE_N=8 PROBE_NHWC=1 plane_probe`, builds alternating, 3 rounds, µs):
 //! inception_max_s1 540–561 → 288–299, inception_avg_s1 749–804 → 262–396, alexnet_max
@@ -46,19 +45,6 @@ use crate::layout::Layout;
 use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-
-/// Calls channels-last kernel `$f` at the level the path runs at: `x86::$f` with AVX-512, its
-/// AVX2 version `avx2::$f` otherwise ([`applies`] admits no other level). Both take the same
-/// arguments; the AVX2 kernels take channel counts that are multiples of 8 only.
-macro_rules! cl_kernel {
-    ($f:ident::<$($g:tt),*>($($a:expr),* $(,)?)) => {
-        if super::isa::has_avx512() {
-            super::x86::$f::<$($g),*>($($a),*)
-        } else {
-            super::avx2::$f::<$($g),*>($($a),*)
-        }
-    };
-}
 
 /// `$call!(MODE, K)` with the mode and window side of a separable pass as const generics:
 /// `MODE` 1 (the plain max) for `$mode` 1, else 2 (the sum); `K` 2 to 7 (7 for any larger).
@@ -125,12 +111,12 @@ fn stride_two_3x3(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce) -> bool {
 /// - the middle slice straight to the output (no pooled buffer written and read back, and
 ///   the depth fold's loads ride on the kernel's): 2.5–2.9 → 1.8–2.3. The 2-D rows on as
 ///   many input bytes (32 slices of 56×56) take 1.7–1.9.
-struct StrideTwoRows {
+struct StrideTwoRows<L: Zmm> {
     /// The W fold of one input row, that row (`slice * h_in + row`), and whether the call
     /// that made it loaded a NaN.
-    top: (Scratch, Option<usize>, bool),
+    top: (Scratch<L::E>, Option<usize>, bool),
     /// 3-D: the pooled slices.
-    pooled: Option<SlicePool>,
+    pooled: Option<SlicePool<L::E>>,
     /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]).
     prefetch: bool,
 }
@@ -138,16 +124,16 @@ struct StrideTwoRows {
 /// 3-D [`StrideTwoRows`]: up to three pooled input slices (`oh × ow × c` values each), the
 /// slice each holds (`sample * d_in + d`), and
 /// per row whether its making met a NaN.
-struct SlicePool {
-    values: Scratch,
+struct SlicePool<E: FastFloat> {
+    values: Scratch<E>,
     nan: Vec<bool>,
     held: [Option<usize>; 3],
     /// The border columns of the fused slice's pooled row (`ow × c` values, the interior
     /// unused).
-    edge: Scratch,
+    edge: Scratch<E>,
 }
 
-impl StrideTwoRows {
+impl<L: Zmm> StrideTwoRows<L> {
     fn new(g: &Geom, axes: &[AxisPlan; 3], input_bytes: usize) -> Self {
         let aw = &axes[2];
         let len = (aw.hi - aw.lo) * g.channels;
@@ -176,10 +162,10 @@ impl StrideTwoRows {
         &mut self,
         g: &Geom,
         axes: &[AxisPlan; 3],
-        xs: &[f32],
+        xs: &[L::E],
         ([n, d], sh): ([usize; 2], Span),
-        (div, around): (f32, [&[f32]; 2]),
-        inner: &mut [MaybeUninit<f32>],
+        (div, around): (L::E, [&[L::E]; 2]),
+        inner: &mut [MaybeUninit<L::E>],
     ) -> bool {
         let [d_in, h_in, w_in] = g.in3;
         let c = g.channels;
@@ -190,7 +176,7 @@ impl StrideTwoRows {
         let ready = MODE != 0 && *top_row == Some(first_row);
         let carried_nan = ready && *top_nan;
         let at = |i: usize| ((d * h_in + sh.first + i) * w_in) * c;
-        // SAFETY: `applies` checked the level `cl_kernel!` calls; the window rows sh of slice d lie in the
+        // SAFETY: `applies` checked the level the kernels run at; the window rows sh of slice d lie in the
         // sample and columns lo..hi have every tap in bounds (that is what `lo`/`hi` mean),
         // so columns col0 .. col0 + 2 cols + 1 lie in each row; `top` and `inner` hold len =
         // cols × c values, and so do `around`'s rows the const flags name (the caller's).
@@ -199,21 +185,21 @@ impl StrideTwoRows {
             match sh.count {
                 1 => {
                     let rows = [at(0)];
-                    cl_kernel!(cl_row_k3s2::<MODE, 1, PRE, POST>(
-                        xs, rows, c, col0, cols, div, with, top, inner
-                    ))
+                    row_k3s2::<L, MODE, 1, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner,
+                    )
                 }
                 2 => {
                     let rows = [at(0), at(1)];
-                    cl_kernel!(cl_row_k3s2::<MODE, 2, PRE, POST>(
-                        xs, rows, c, col0, cols, div, with, top, inner
-                    ))
+                    row_k3s2::<L, MODE, 2, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner,
+                    )
                 }
                 _ => {
                     let rows = [at(0), at(1), at(2)];
-                    cl_kernel!(cl_row_k3s2::<MODE, 3, PRE, POST>(
-                        xs, rows, c, col0, cols, div, with, top, inner
-                    ))
+                    row_k3s2::<L, MODE, 3, PRE, POST>(
+                        xs, rows, c, col0, cols, div, with, top, inner,
+                    )
                 }
             }
         };
@@ -234,10 +220,10 @@ impl StrideTwoRows {
         &mut self,
         g: &Geom,
         axes: &[AxisPlan; 3],
-        xs: &[f32],
+        xs: &[L::E],
         [n, od]: [usize; 2],
         offs: &mut [usize; MAX_PIXEL_TAPS],
-        out: &mut [MaybeUninit<f32>],
+        out: &mut [MaybeUninit<L::E>],
     ) -> bool {
         let [ad, ah, aw] = axes;
         let (d_in, oh_n, c) = (g.in3[0], g.out3[1], g.channels);
@@ -287,18 +273,9 @@ impl StrideTwoRows {
                         // SAFETY: the kernels store computed values only.
                         let row = unsafe { as_uninit_mut(row) };
                         let inner = &mut row[aw.lo * c..aw.hi * c];
-                        let none = (1.0, [&[][..], &[]]);
+                        let none = (L::ONE, [&[][..], &[]]);
                         *nan = self.row::<1, false, false>(g, axes, xs, ([n, d], sh), none, inner);
-                        border_pixels::<F32x16>(
-                            g,
-                            axes,
-                            Reduce::Max,
-                            0,
-                            xs,
-                            [one(d), sh],
-                            offs,
-                            row,
-                        );
+                        border_pixels::<L>(g, axes, Reduce::Max, 0, xs, [one(d), sh], offs, row);
                     }
                     pool.held[slot] = Some(slice);
                     slot
@@ -322,27 +299,27 @@ impl StrideTwoRows {
                 let args = ([n, sd.first + tf], sh);
                 nan |= match (pre, post) {
                     (true, true) => {
-                        self.row::<1, true, true>(g, axes, xs, args, (1.0, around), inner)
+                        self.row::<1, true, true>(g, axes, xs, args, (L::ONE, around), inner)
                     }
                     (true, false) => {
-                        self.row::<1, true, false>(g, axes, xs, args, (1.0, around), inner)
+                        self.row::<1, true, false>(g, axes, xs, args, (L::ONE, around), inner)
                     }
                     (false, true) => {
-                        self.row::<1, false, true>(g, axes, xs, args, (1.0, around), inner)
+                        self.row::<1, false, true>(g, axes, xs, args, (L::ONE, around), inner)
                     }
                     (false, false) => {
-                        self.row::<1, false, false>(g, axes, xs, args, (1.0, around), inner)
+                        self.row::<1, false, false>(g, axes, xs, args, (L::ONE, around), inner)
                     }
                 };
             }
             if nan {
-                pixels::<F32x16>(g, axes, Reduce::Max, 0, xs, [sd, sh], 0..ow_n, offs, out);
+                pixels::<L>(g, axes, Reduce::Max, 0, xs, [sd, sh], 0..ow_n, offs, out);
                 continue;
             }
             if let Some(tf) = fused {
                 // SAFETY: the kernel stores computed values only.
                 let edge = unsafe { as_uninit_mut(&mut pool.edge) };
-                border_pixels::<F32x16>(
+                border_pixels::<L>(
                     g,
                     axes,
                     Reduce::Max,
@@ -353,7 +330,7 @@ impl StrideTwoRows {
                     edge,
                 );
             }
-            let mut taps: [&[f32]; 3] = [&[]; 3];
+            let mut taps: [&[L::E]; 3] = [&[]; 3];
             for (cols, mode) in [(aw.lo..aw.hi, 1), (0..aw.lo, 0), (aw.hi..ow_n, 0)] {
                 if cols.is_empty() || (mode == 1 && fused.is_some()) {
                     continue;
@@ -366,7 +343,7 @@ impl StrideTwoRows {
                         &pool.values[at(t)..][span.clone()]
                     };
                 }
-                fold_rows(mode, &taps[..count], None, &mut out[span]);
+                fold_rows::<L>(mode, &taps[..count], None, &mut out[span]);
             }
         }
         self.pooled = Some(pool);
@@ -388,8 +365,8 @@ const UNCHECKED: u8 = 0;
 const FINITE: u8 = 1;
 const SPECIAL: u8 = 2;
 
-/// Whether this path takes the problem. f64 (AVX-512, 8 channels a vector) takes neither the
-/// separable problems nor the 3×3 stride-2 rows' kernel (see [`rows`]).
+/// Whether this path takes the problem: f32 with AVX-512 or AVX2, f64 with AVX-512 (8
+/// channels a vector).
 pub(crate) fn applies<F: FastFloat>(
     g: &Geom,
     axes: &[AxisPlan; 3],
@@ -407,7 +384,7 @@ pub(crate) fn applies<F: FastFloat>(
         && !matches!(reduce, Reduce::Sum(Divisor::PerAxis))
         && (f32 && (wide(g) || narrow(g)) || f64 && wide(g))
         && (((1..=MAX_TAPS).contains(&taps) && taps <= MAX_LOADS_PER_INPUT * strides)
-            || f32 && separable_s1(g, axes).is_some())
+            || separable_s1(g, axes).is_some())
 }
 
 /// Whether the AVX-512 kernels take the problem: 16 channels or more (a pixel fills a vector).
@@ -500,16 +477,15 @@ fn separable_s1(g: &Geom, axes: &[AxisPlan; 3]) -> Option<(usize, usize)> {
 /// 0.21 ms). Half a page away stays clear of it whatever the row lengths bring.
 const RING_FROM_OUTPUT: usize = 2048;
 
-/// Bytes by which [`WRing`] can move its rows (a page), and the values it allocates for it.
+/// Bytes by which [`WRing`] can move its rows (a page); it allocates as many more bytes.
 const RING_PLACEMENT_SLACK_BYTES: usize = 4096;
-const RING_PLACEMENT_SLACK: usize = RING_PLACEMENT_SLACK_BYTES / 4;
 
 /// The W-pass rows of a [`separable_s1`] problem: slot `h % slots` holds input row `h` of
 /// the sample named by its tag (`sample * h_in + h`), each row an output row long, and
 /// whether that input row holds a NaN (max only). `2 kh − 1` slots: the input rows of `kh`
 /// consecutive output rows, which [`WRing::h_fold_block`] folds together.
-struct WRing {
-    rows: Scratch,
+struct WRing<L: Zmm> {
+    rows: Scratch<L::E>,
     /// Where slot 0 starts in `rows` ([`RING_FROM_OUTPUT`]).
     base: usize,
     tags: Vec<(usize, bool)>,
@@ -522,7 +498,7 @@ struct WRing {
     right: Vec<usize>,
 }
 
-impl WRing {
+impl<L: Zmm> WRing<L> {
     /// `2 kh − 1`: one slot per tag.
     fn slots(&self) -> usize {
         self.tags.len()
@@ -533,11 +509,12 @@ impl WRing {
         self.base + h % self.slots() * self.len
     }
 
-    fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize, out: *const f32) -> Self {
+    fn new((kh, kw): (usize, usize), aw: &AxisPlan, len: usize, out: *const L::E) -> Self {
         let slots = 2 * kh - 1;
-        let rows = Scratch::new(slots * len + RING_PLACEMENT_SLACK);
+        let size = std::mem::size_of::<L::E>();
+        let rows = Scratch::new(slots * len + RING_PLACEMENT_SLACK_BYTES / size);
         let want = (out as usize).wrapping_add(RING_FROM_OUTPUT);
-        let base = want.wrapping_sub(rows.as_ptr() as usize) % RING_PLACEMENT_SLACK_BYTES / 4;
+        let base = want.wrapping_sub(rows.as_ptr() as usize) % RING_PLACEMENT_SLACK_BYTES / size;
         WRing {
             rows,
             base,
@@ -559,7 +536,7 @@ impl WRing {
     fn fill(
         &mut self,
         mode: u8,
-        xs: &[f32],
+        xs: &[L::E],
         sample: usize,
         [h_in, w_in]: [usize; 2],
         c: usize,
@@ -592,14 +569,14 @@ impl WRing {
             );
             let (src, out) = (row.as_ptr(), dst.as_mut_ptr());
             let (inner, left, right) = ((aw.lo, first, cols), &self.left[..], &self.right[..]);
-            // SAFETY: `applies` checked the level `cl_kernel!` calls; the row holds w_in pixels and the slot
-            // aw.spans.len() outputs, another buffer; the interior windows end at pixel first
+            // SAFETY: `applies` checked the level `fold_row_w` calls; the row holds w_in pixels
+            // and the slot aw.spans.len() outputs, another buffer; the interior windows end at pixel first
             // + cols + kw − 1 <= w_in, the border counts and starts lie in the row (all
             // asserted); kw is 2..=MAX_SEPARABLE_K (`separable_s1`).
             let nan = unsafe {
                 macro_rules! w_pass {
                     ($m:literal, $k:literal) => {
-                        cl_kernel!(fold_row_w::<$m, $k>(src, c, w_in, inner, left, right, out))
+                        fold_row_w::<L, $m, $k>(src, (c, w_in), inner, (left, right), out)
                     };
                 }
                 by_mode_and_side!(mode, self.kw, w_pass)
@@ -619,15 +596,15 @@ impl WRing {
         sh: Span,
         cols: std::ops::Range<usize>,
         c: usize,
-        div: Option<f32>,
-        out: &mut [MaybeUninit<f32>],
+        div: Option<L::E>,
+        out: &mut [MaybeUninit<L::E>],
     ) {
-        let mut taps: [&[f32]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
+        let mut taps: [&[L::E]; MAX_SEPARABLE_K] = [&[]; MAX_SEPARABLE_K];
         for (tap, h) in taps.iter_mut().zip(sh.taps()) {
             *tap = &self.rows[self.slot_start(h)..][cols.start * c..cols.end * c];
         }
         let dst = &mut out[cols.start * c..cols.end * c];
-        fold_rows(mode, &taps[..sh.count], div, dst);
+        fold_rows::<L>(mode, &taps[..sh.count], div, dst);
     }
 
     /// Output columns `cols` of the border rows whose H spans are `spans` (all the `top` ones,
@@ -641,8 +618,8 @@ impl WRing {
         (spans, top): (&[Span], bool),
         cols: std::ops::Range<usize>,
         c: usize,
-        divs: &[f32],
-        out: &mut [MaybeUninit<f32>],
+        divs: &[L::E],
+        out: &mut [MaybeUninit<L::E>],
     ) {
         let rows_n = spans.len();
         let (first_row, read) = if top {
@@ -657,15 +634,15 @@ impl WRing {
                 && read <= self.slots()
                 && cols.end * c <= row_len.min(self.len)
         );
-        let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
+        let mut srcs = [std::ptr::null::<L::E>(); MAX_SEPARABLE_K];
         for (i, p) in srcs.iter_mut().enumerate().take(read) {
             *p = self.rows[self.slot_start(first_row + i) + cols.start * c..].as_ptr();
         }
-        let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
+        let mut dsts = [std::ptr::null_mut::<L::E>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(rows_n) {
             *p = out[r * row_len + cols.start * c..]
                 .as_mut_ptr()
-                .cast::<f32>();
+                .cast::<L::E>();
         }
         let mut bounds = [0usize; MAX_SEPARABLE_K];
         for (b, sp) in bounds.iter_mut().zip(spans) {
@@ -674,15 +651,15 @@ impl WRing {
         let bounds = &bounds[..rows_n];
         let bounds = if top { Ok(bounds) } else { Err(bounds) };
         let (srcs, dsts) = (&srcs[..read], &dsts[..rows_n]);
-        // SAFETY: `applies` checked the level `cl_kernel!` calls; every source is a ring slot and every
+        // SAFETY: `applies` checked the level the kernels run at; every source is a ring slot and every
         // destination an output row, each holding n values from the pointer (asserted: cols
         // lie in both); `separable_s1` checked that the top windows start at row 0 with
         // counts increasing and the bottom ones end at the last row with starts increasing,
         // so the bounds lie in 1..=read (below read for starts).
         unsafe {
             match mode {
-                1 => cl_kernel!(fold_rows_edges::<1>(srcs, n, bounds, divs, dsts)),
-                _ => cl_kernel!(fold_rows_edges::<2>(srcs, n, bounds, divs, dsts)),
+                1 => fold_rows_edges::<L, 1>(srcs, n, bounds, divs, dsts),
+                _ => fold_rows_edges::<L, 2>(srcs, n, bounds, divs, dsts),
             }
         }
     }
@@ -697,30 +674,30 @@ impl WRing {
         first: usize,
         cols: std::ops::Range<usize>,
         c: usize,
-        div: Option<f32>,
-        out: &mut [MaybeUninit<f32>],
+        div: Option<L::E>,
+        out: &mut [MaybeUninit<L::E>],
     ) {
         let n = cols.len() * c;
         let row_len = out.len() / self.kh;
         assert!(self.slots() < 2 * MAX_SEPARABLE_K && cols.end * c <= row_len.min(self.len));
-        let mut srcs = [std::ptr::null::<f32>(); 2 * MAX_SEPARABLE_K - 1];
+        let mut srcs = [std::ptr::null::<L::E>(); 2 * MAX_SEPARABLE_K - 1];
         for (i, p) in srcs.iter_mut().enumerate().take(self.slots()) {
             *p = self.rows[self.slot_start(first + i) + cols.start * c..].as_ptr();
         }
-        let mut dsts = [std::ptr::null_mut::<f32>(); MAX_SEPARABLE_K];
+        let mut dsts = [std::ptr::null_mut::<L::E>(); MAX_SEPARABLE_K];
         for (r, p) in dsts.iter_mut().enumerate().take(self.kh) {
             *p = out[r * row_len + cols.start * c..]
                 .as_mut_ptr()
-                .cast::<f32>();
+                .cast::<L::E>();
         }
         let (srcs, dsts) = (&srcs[..self.slots()], &dsts[..self.kh]);
-        // SAFETY: `applies` checked the level `cl_kernel!` calls; kh is 2..=MAX_SEPARABLE_K; every source is a
+        // SAFETY: `applies` checked the level the kernels run at; kh is 2..=MAX_SEPARABLE_K; every source is a
         // ring slot and every destination an output row, each holding n values from the
         // pointer (asserted: cols lie in both).
         unsafe {
             macro_rules! vh {
                 ($m:literal, $k:literal) => {
-                    cl_kernel!(fold_rows_blocked::<$m, $k>(srcs, n, div, dsts))
+                    fold_rows_blocked::<L, $m, $k>(srcs, n, div, dsts)
                 };
             }
             by_mode_and_side!(mode, self.kh, vh)
@@ -732,21 +709,21 @@ impl WRing {
 /// sum; sums finished and divided by `div` when given): one pass of a [`separable_s1`] row,
 /// or the depth fold of [`StrideTwoRows::slice`].
 #[inline(always)]
-fn fold_rows(mode: u8, taps: &[&[f32]], div: Option<f32>, dst: &mut [MaybeUninit<f32>]) {
+fn fold_rows<L: Zmm>(mode: u8, taps: &[&[L::E]], div: Option<L::E>, dst: &mut [MaybeUninit<L::E>]) {
     let n = dst.len();
     assert!(taps.len() <= MAX_SEPARABLE_K && taps.iter().all(|t| t.len() >= n));
-    let mut srcs = [std::ptr::null::<f32>(); MAX_SEPARABLE_K];
+    let mut srcs = [std::ptr::null::<L::E>(); MAX_SEPARABLE_K];
     for (p, t) in srcs.iter_mut().zip(taps) {
         *p = t.as_ptr();
     }
-    let (srcs, dst) = (&srcs[..taps.len()], dst.as_mut_ptr().cast::<f32>());
-    // SAFETY: `applies` checked the level `cl_kernel!` calls; every tap holds n values and
+    let (srcs, dst) = (&srcs[..taps.len()], dst.as_mut_ptr().cast::<L::E>());
+    // SAFETY: `applies` checked the level the kernels run at; every tap holds n values and
     // `dst` n (asserted), distinct buffers (the input or the ring; the ring or the output).
     unsafe {
         match mode {
-            0 => cl_kernel!(fold_rows::<0>(srcs, n, div, dst)),
-            1 => cl_kernel!(fold_rows::<1>(srcs, n, div, dst)),
-            _ => cl_kernel!(fold_rows::<2>(srcs, n, div, dst)),
+            0 => fold_rows_at::<L, 0>(srcs, n, div, dst),
+            1 => fold_rows_at::<L, 1>(srcs, n, div, dst),
+            _ => fold_rows_at::<L, 2>(srcs, n, div, dst),
         }
     }
 }
@@ -767,9 +744,7 @@ fn rows_body<F: FastFloat>(
     }
 }
 
-/// Output rows from `row0` on into `y` (whole rows), in vectors of `L`. The 3×3 stride-2 rows
-/// ([`StrideTwoRows`]) and the separable ones ([`WRing`]) have kernels in f32 only; f64 folds
-/// those windows from their taps (and [`applies`] leaves it the separable problems).
+/// Output rows from `row0` on into `y` (whole rows), in vectors of `L`.
 #[inline(always)]
 fn rows<L: Zmm>(
     g: &Geom,
@@ -779,7 +754,6 @@ fn rows<L: Zmm>(
     row0: usize,
     y: &mut [MaybeUninit<L::E>],
 ) {
-    let f32_kernels = super::same_type::<L::E, f32>();
     let [_, h_in, w_in] = g.in3;
     let [od_n, oh_n, ow_n] = g.out3;
     let c = g.channels;
@@ -798,11 +772,10 @@ fn rows<L: Zmm>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let mut ring = separable_s1(g, axes)
-        .filter(|_| f32_kernels)
-        .map(|k| WRing::new(k, aw, row_len, y.as_ptr().cast()));
-    let mut k3s2 = (f32_kernels && stride_two_3x3(g, axes, reduce))
-        .then(|| StrideTwoRows::new(g, axes, std::mem::size_of_val(x)));
+    let mut ring =
+        separable_s1(g, axes).map(|k| WRing::<L>::new(k, aw, row_len, y.as_ptr().cast()));
+    let mut k3s2 = stride_two_3x3(g, axes, reduce)
+        .then(|| StrideTwoRows::<L>::new(g, axes, std::mem::size_of_val(x)));
     let slices_whole = slice_ready(axes);
     let mut r = 0;
     while r < rows {
@@ -815,17 +788,10 @@ fn rows<L: Zmm>(
             checked_sample = n;
         }
         if let Some(k3s2) = k3s2.as_mut() {
-            // (f32 only: `f32_kernels`)
-            let (Some(xs), Some(y32)) = (
-                cast::<L::E, f32>(xs),
-                cast_mut::<_, MaybeUninit<f32>>(&mut *y),
-            ) else {
-                unreachable!("the 3×3 stride-2 rows are taken in f32 only")
-            };
             if k3s2.pooled.is_some() {
                 if oh == 0 && r + oh_n <= rows && slices_whole {
                     // 3-D: one output slice, its depth window's slices pooled whole
-                    let out = &mut y32[r * row_len..(r + oh_n) * row_len];
+                    let out = &mut y[r * row_len..(r + oh_n) * row_len];
                     if k3s2.slice(g, axes, xs, [n, od], &mut offs, out) {
                         r += oh_n;
                         continue;
@@ -834,7 +800,7 @@ fn rows<L: Zmm>(
             } else if (1..=3).contains(&sh.count) {
                 // 2-D: one 3×3 stride-2 row (fewer rows at a border)
                 let div = divisor(reduce, [sd, sh, aw.spans[aw.lo]]);
-                let out = &mut y32[r * row_len..(r + 1) * row_len];
+                let out = &mut y[r * row_len..(r + 1) * row_len];
                 let inner = &mut out[aw.lo * c..aw.hi * c];
                 let (at, div) = (([n, 0], sh), (div, [&[][..], &[]]));
                 match reduce {
@@ -847,7 +813,7 @@ fn rows<L: Zmm>(
                         }
                     }
                 }
-                border_pixels::<F32x16>(
+                border_pixels::<L>(
                     g,
                     axes,
                     reduce,
@@ -897,7 +863,7 @@ fn rows<L: Zmm>(
                     }
                 };
             }
-            // SAFETY: `applies` checked the level `cl_kernel!` calls; columns lo..hi of rows oh and oh + 1 have
+            // SAFETY: `applies` checked the level the kernels run at; columns lo..hi of rows oh and oh + 1 have
             // every W tap in bounds (that is what `lo`/`hi` mean), and `row_pair_edge` found
             // the rows' windows to be the input rows it reads (all in bounds), so the rows
             // read and columns col0 .. col0 + cols + 2 lie in the sample. The plain max (mode
@@ -952,7 +918,7 @@ fn rows<L: Zmm>(
                     row_k2s2::<L, $mode>(xs, rows_at, c, col0, cols, div, $check, inner)
                 };
             }
-            // SAFETY: `applies` checked the level `cl_kernel!` calls; row oh and columns lo..hi have every tap in
+            // SAFETY: `applies` checked the level the kernels run at; row oh and columns lo..hi have every tap in
             // bounds (that is what `lo`/`hi` mean), so input rows sh.first, sh.first + 1 and
             // columns col0 .. col0 + 2 cols lie in the sample.
             let mode = unsafe {
@@ -979,13 +945,6 @@ fn rows<L: Zmm>(
             continue;
         }
         if let Some(ring) = ring.as_mut() {
-            // (f32 only: `f32_kernels`)
-            let (Some(xs), Some(y32)) = (
-                cast::<L::E, f32>(xs),
-                cast_mut::<_, MaybeUninit<f32>>(&mut *y),
-            ) else {
-                unreachable!("the separable rows are taken in f32 only")
-            };
             // the plain max (a row with a NaN takes the exact rule) or the sum
             let mode = if reduce == Reduce::Max { 1 } else { 2 };
             let kh = ring.kh;
@@ -994,7 +953,7 @@ fn rows<L: Zmm>(
             if oh >= ah.lo && oh + kh <= ah.hi && r + kh <= rows {
                 let block_rows = sh.first..sh.first + 2 * kh - 1;
                 if !ring.fill(mode, xs, n, [h_in, w_in], c, aw, block_rows) {
-                    let out = &mut y32[r * row_len..(r + kh) * row_len];
+                    let out = &mut y[r * row_len..(r + kh) * row_len];
                     match reduce {
                         Reduce::Max => ring.h_fold_block(mode, sh.first, 0..ow_n, c, None, out),
                         Reduce::Sum(_) => {
@@ -1030,13 +989,13 @@ fn rows<L: Zmm>(
                     first.first..first.first + first.count
                 };
                 if !ring.fill(mode, xs, n, [h_in, w_in], c, aw, read) {
-                    let out = &mut y32[r * row_len..(r + group.len()) * row_len];
+                    let out = &mut y[r * row_len..(r + group.len()) * row_len];
                     match reduce {
                         Reduce::Max => ring.h_fold_edges(mode, (spans, top), 0..ow_n, c, &[], out),
                         Reduce::Sum(_) => {
                             // per row one divisor for the interior columns, each border
                             // column its own
-                            let mut divs = [0f32; MAX_SEPARABLE_K];
+                            let mut divs = [L::ONE; MAX_SEPARABLE_K];
                             let groups = std::iter::once(aw.lo).chain(0..aw.lo).chain(aw.hi..ow_n);
                             for ow in groups {
                                 for (d, &sp) in divs.iter_mut().zip(spans) {
@@ -1056,7 +1015,7 @@ fn rows<L: Zmm>(
                     continue;
                 }
             }
-            let out = &mut y32[r * row_len..(r + 1) * row_len];
+            let out = &mut y[r * row_len..(r + 1) * row_len];
             if ring.fill(
                 mode,
                 xs,
@@ -1067,7 +1026,7 @@ fn rows<L: Zmm>(
                 sh.first..sh.first + sh.count,
             ) {
                 // a NaN in the window's rows: the exact rule, window by window
-                pixels::<F32x16>(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
+                pixels::<L>(g, axes, reduce, 0, xs, [sd, sh], 0..ow_n, &mut offs, out);
             } else {
                 match reduce {
                     Reduce::Max => ring.h_fold(mode, sh, 0..ow_n, c, None, out),
@@ -1328,6 +1287,146 @@ unsafe fn rows2_k3<L: Zmm, const MODE: u8, const EDGE: u8>(
     let divs = divs.map(|d| d.to_f64() as f32);
     // SAFETY: the caller's (AVX2 the level).
     unsafe { super::avx2::cl_rows2_k3::<MODE, EDGE>(xs, rows, c, col0, cols, divs, o0, o1) }
+}
+
+/// `x86::cl_row_k3s2` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn row_k3s2<L: Zmm, const MODE: u8, const R: usize, const PRE: bool, const POST: bool>(
+    xs: &[L::E],
+    rows: [usize; R],
+    c: usize,
+    col0: usize,
+    cols: usize,
+    div: L::E,
+    (ready, around, prefetch): (bool, [&[L::E]; 2], bool),
+    top: &mut [L::E],
+    out: &mut [MaybeUninit<L::E>],
+) -> bool {
+    if super::isa::has_avx512() {
+        let with = (ready, around, prefetch);
+        // SAFETY: the caller's.
+        return unsafe {
+            super::x86::cl_row_k3s2::<L, MODE, R, PRE, POST>(
+                xs, rows, c, col0, cols, div, with, top, out,
+            )
+        };
+    }
+    let (Some(xs), Some(pre), Some(post), Some(top), Some(out)) = (
+        cast::<L::E, f32>(xs),
+        cast::<L::E, f32>(around[0]),
+        cast::<L::E, f32>(around[1]),
+        cast_mut::<L::E, f32>(top),
+        cast_mut::<_, MaybeUninit<f32>>(out),
+    ) else {
+        unreachable!("without AVX-512 this path takes f32 only")
+    };
+    let with = (ready, [pre, post], prefetch);
+    let div = div.to_f64() as f32;
+    // SAFETY: the caller's (AVX2 the level).
+    unsafe {
+        super::avx2::cl_row_k3s2::<MODE, R, PRE, POST>(xs, rows, c, col0, cols, div, with, top, out)
+    }
+}
+
+/// `srcs` as pointers to f32, for the AVX2 kernels (f32 only).
+fn f32_pointers<E: 'static>(srcs: &[*const E]) -> &[*const f32] {
+    cast(srcs).expect("without AVX-512 this path takes f32 only")
+}
+
+/// `dsts` as pointers to f32, for the AVX2 kernels (f32 only).
+fn f32_pointers_mut<E: 'static>(dsts: &[*mut E]) -> &[*mut f32] {
+    cast(dsts).expect("without AVX-512 this path takes f32 only")
+}
+
+/// `x86::fold_rows` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[inline(always)]
+unsafe fn fold_rows_at<L: Zmm, const MODE: u8>(
+    srcs: &[*const L::E],
+    n: usize,
+    div: Option<L::E>,
+    dst: *mut L::E,
+) {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe { super::x86::fold_rows::<L, MODE>(srcs, n, div, dst) };
+    }
+    let (srcs, div) = (f32_pointers(srcs), div.map(|d| d.to_f64() as f32));
+    // SAFETY: the caller's (AVX2 the level); `srcs` are f32 (checked), so `dst` is too.
+    unsafe { super::avx2::fold_rows::<MODE>(srcs, n, div, dst.cast()) }
+}
+
+/// `x86::fold_row_w` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[inline(always)]
+unsafe fn fold_row_w<L: Zmm, const MODE: u8, const K: usize>(
+    src: *const L::E,
+    (c, w): (usize, usize),
+    inner: (usize, usize, usize),
+    (left, right): (&[usize], &[usize]),
+    dst: *mut L::E,
+) -> bool {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe { super::x86::fold_row_w::<L, MODE, K>(src, c, w, inner, left, right, dst) };
+    }
+    assert!(
+        super::same_type::<L::E, f32>(),
+        "without AVX-512 this path takes f32 only"
+    );
+    // SAFETY: the caller's (AVX2 the level); the values are f32 (asserted).
+    unsafe { super::avx2::fold_row_w::<MODE, K>(src.cast(), c, w, inner, left, right, dst.cast()) }
+}
+
+/// `x86::fold_rows_edges` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[inline(always)]
+unsafe fn fold_rows_edges<L: Zmm, const MODE: u8>(
+    srcs: &[*const L::E],
+    n: usize,
+    bounds: Result<&[usize], &[usize]>,
+    divs: &[L::E],
+    dsts: &[*mut L::E],
+) {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe { super::x86::fold_rows_edges::<L, MODE>(srcs, n, bounds, divs, dsts) };
+    }
+    let divs = cast::<L::E, f32>(divs).expect("without AVX-512 this path takes f32 only");
+    let (srcs, dsts) = (f32_pointers(srcs), f32_pointers_mut(dsts));
+    // SAFETY: the caller's (AVX2 the level).
+    unsafe { super::avx2::fold_rows_edges::<MODE>(srcs, n, bounds, divs, dsts) }
+}
+
+/// `x86::fold_rows_blocked` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+///
+/// # Safety
+/// As the kernel's; the level is one [`applies`] checked.
+#[inline(always)]
+unsafe fn fold_rows_blocked<L: Zmm, const MODE: u8, const K: usize>(
+    srcs: &[*const L::E],
+    n: usize,
+    div: Option<L::E>,
+    dsts: &[*mut L::E],
+) {
+    if super::isa::has_avx512() {
+        // SAFETY: the caller's.
+        return unsafe { super::x86::fold_rows_blocked::<L, MODE, K>(srcs, n, div, dsts) };
+    }
+    let (srcs, dsts) = (f32_pointers(srcs), f32_pointers_mut(dsts));
+    let div = div.map(|d| d.to_f64() as f32);
+    // SAFETY: the caller's (AVX2 the level).
+    unsafe { super::avx2::fold_rows_blocked::<MODE, K>(srcs, n, div, dsts) }
 }
 
 /// `x86::cl_row_k2s2` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.

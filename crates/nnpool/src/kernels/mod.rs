@@ -132,9 +132,30 @@ pub(crate) fn split_over_threads(len: usize, min: usize) -> bool {
 thread_local! {
     static SCRATCH_POOL: std::cell::RefCell<Vec<Vec<f32>>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH_POOL_F64: std::cell::RefCell<Vec<Vec<f64>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Buffers a thread keeps for [`Scratch`] at most, and the largest it keeps (bytes).
+/// An element type [`Scratch`] buffers hold: each has a per-thread pool of its own.
+pub(crate) trait ScratchValue: Copy + Default + 'static {
+    /// The current thread's pool of buffers of this type.
+    fn pool() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<Self>>>>;
+}
+
+impl ScratchValue for f32 {
+    fn pool() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<f32>>>> {
+        &SCRATCH_POOL
+    }
+}
+
+impl ScratchValue for f64 {
+    fn pool() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<f64>>>> {
+        &SCRATCH_POOL_F64
+    }
+}
+
+/// Buffers a thread keeps for [`Scratch`] at most (per element type), and the largest it
+/// keeps (bytes).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
 const SCRATCH_KEPT: usize = 4;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
@@ -147,12 +168,12 @@ const SCRATCH_KEPT_BYTES: usize = 16 << 20;
 /// task. The values are whatever the buffer's last user left (zeros when new): its users
 /// track which values they have written and read no others.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
-pub(crate) struct Scratch(Vec<f32>);
+pub(crate) struct Scratch<E: ScratchValue = f32>(Vec<E>);
 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // (its users are x86 kernels)
-impl Scratch {
+impl<E: ScratchValue> Scratch<E> {
     pub(crate) fn new(len: usize) -> Self {
-        let reused = SCRATCH_POOL.with(|pool| {
+        let reused = E::pool().with(|pool| {
             let mut pool = pool.borrow_mut();
             // the smallest kept buffer that is long enough, else the longest (grown below)
             let fits = (0..pool.len())
@@ -163,33 +184,33 @@ impl Scratch {
         });
         let mut buf = reused.unwrap_or_default();
         if buf.len() < len {
-            buf.resize(len, 0.0);
+            buf.resize(len, E::default());
         }
         Scratch(buf)
     }
 }
 
-impl std::ops::Deref for Scratch {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
+impl<E: ScratchValue> std::ops::Deref for Scratch<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for Scratch {
-    fn deref_mut(&mut self) -> &mut [f32] {
+impl<E: ScratchValue> std::ops::DerefMut for Scratch<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
         &mut self.0
     }
 }
 
-impl Drop for Scratch {
+impl<E: ScratchValue> Drop for Scratch<E> {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.0);
-        if buf.len() * std::mem::size_of::<f32>() > SCRATCH_KEPT_BYTES {
+        if std::mem::size_of_val(&buf[..]) > SCRATCH_KEPT_BYTES {
             return;
         }
         // `try_with`: during the thread's teardown the pool may be gone already
-        let _ = SCRATCH_POOL.try_with(|pool| {
+        let _ = E::pool().try_with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() < SCRATCH_KEPT {
                 pool.push(buf);
@@ -470,18 +491,18 @@ mod tests {
     #[test]
     fn scratch_buffers_are_reused_and_grown() {
         let first = {
-            let mut a = Scratch::new(100);
+            let mut a = Scratch::<f32>::new(100);
             assert_eq!(a.len(), 100);
             assert!(a.iter().all(|&v| v == 0.0), "a new buffer holds zeros");
             a[7] = 3.0;
             a.as_ptr()
         };
         // the buffer given back is handed out again, its values as left
-        let b = Scratch::new(50);
+        let b = Scratch::<f32>::new(50);
         assert_eq!(b.as_ptr(), first);
         assert!(b.len() >= 50 && b[7] == 3.0);
         // two at once are distinct; a longer request grows one
-        let c = Scratch::new(1000);
+        let c = Scratch::<f32>::new(1000);
         assert!(c.len() >= 1000);
         assert_ne!(b.as_ptr(), c.as_ptr());
         drop((b, c));
@@ -491,5 +512,11 @@ mod tests {
             .collect();
         drop(many);
         super::SCRATCH_POOL.with(|pool| assert!(pool.borrow().len() <= super::SCRATCH_KEPT));
+        // f64 buffers come from a pool of their own
+        let d = Scratch::<f64>::new(40);
+        assert!(d.len() >= 40);
+        let d_at = d.as_ptr();
+        drop(d);
+        assert_eq!(Scratch::<f64>::new(10).as_ptr(), d_at);
     }
 }

@@ -23,7 +23,10 @@ use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 
 /// Element types with fast window kernels: the accumulator is the type itself.
-pub(crate) trait FastFloat: Element<Acc = Self> + crate::element::Accumulator {}
+pub(crate) trait FastFloat:
+    Element<Acc = Self> + crate::element::Accumulator + super::ScratchValue
+{
+}
 impl FastFloat for f32 {}
 impl FastFloat for f64 {}
 

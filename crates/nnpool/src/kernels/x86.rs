@@ -219,45 +219,6 @@ fn lanes_below(n: usize) -> __mmask16 {
     F32x16::lanes_below(n)
 }
 
-/// A window's result from its fold: max as it is; a sum (folded in an order that may not
-/// start from the reference's +0) plus +0, so that an all −0 window gives +0 as the
-/// reference's does, then divided by the window's divisor: multiplied by its `reciprocal`,
-/// fused with the `+ 0` (`a · reciprocal + 0`), within 1 ulp of the quotient. One operation
-/// on the FMA pipes where the division and the add took two, the division on the divider, the
-/// slowest unit (`ks1_strip`'s 3×3 average: 128 → 112 ns per plane). Callers take the
-/// reciprocal once, outside their loops: left to the compiler, a scalar division stayed in
-/// `ks1_strip`'s row loop (112 → 105 ns per plane without it).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn finish_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
-    // SAFETY: this function runs with AVX-512F only (its target feature).
-    zmm::finish_window::<F32x16, MODE>(unsafe { F32x16::new() }, a, reciprocal)
-}
-
-/// `v + 0` for sums (−0 becomes +0, every other value stays), `v` for max.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn plus_zero<const MODE: u8>(v: __m512) -> __m512 {
-    if MODE == 2 {
-        _mm512_add_ps(v, _mm512_setzero_ps())
-    } else {
-        v
-    }
-}
-
-/// The H pass's [`finish_window`] for sums of W-pass rows made by [`fold_row_w`], which are
-/// never −0 (see there): divided by the divisor (multiplied by its `reciprocal`, as there),
-/// without the `+ 0`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn finish_ring_window<const MODE: u8>(a: __m512, reciprocal: f32) -> __m512 {
-    if MODE == 2 {
-        _mm512_mul_ps(a, _mm512_set1_ps(reciprocal))
-    } else {
-        a
-    }
-}
-
 /// W pass of a padded plane, stride 1: `t[f] = fold_j p[f + j]` for every `f < t.len()`.
 ///
 /// # Safety
@@ -666,21 +627,24 @@ const PREFETCH_ROWS_AHEAD: usize = 2;
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn cl_row_k3s2<
+    L: Zmm,
     const MODE: u8,
     const R: usize,
     const PRE: bool,
     const POST: bool,
 >(
-    x: &[f32],
+    x: &[L::E],
     rows: [usize; R],
     c: usize,
     col0: usize,
     cols: usize,
-    div: f32,
-    (top_ready, around, prefetch): (bool, [&[f32]; 2], bool),
-    top: &mut [f32],
-    out: &mut [MaybeUninit<f32>],
+    div: L::E,
+    (top_ready, around, prefetch): (bool, [&[L::E]; 2], bool),
+    top: &mut [L::E],
+    out: &mut [MaybeUninit<L::E>],
 ) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     assert!(
         (1..=3).contains(&R)
             && cols >= 1
@@ -692,18 +656,27 @@ pub(crate) unsafe fn cl_row_k3s2<
                 .iter()
                 .all(|&r| r + (col0 + 2 * cols + 1) * c <= x.len())
     );
-    let (src, t, dst) = (x.as_ptr(), top.as_mut_ptr(), out.as_mut_ptr().cast::<f32>());
+    let (src, t, dst) = (
+        x.as_ptr(),
+        top.as_mut_ptr(),
+        out.as_mut_ptr().cast::<L::E>(),
+    );
     let (pre, post) = (around[0].as_ptr(), around[1].as_ptr());
-    let fold = pad_fold::<MODE>;
-    let reciprocal = 1.0 / div;
-    let mut nan: __mmask16 = 0;
+    // a macro, not a closure: a closure would be compiled outside the ISA context
+    macro_rules! fold {
+        ($acc:expr, $v:expr) => {
+            zmm::fold::<L, MODE>(l, $acc, $v)
+        };
+    }
+    let reciprocal = L::ONE / div;
+    let mut nan = L::M::default();
     // The loads are masked to the channels below c; every address is inside x (asserted) for
     // those lanes, and masked-off lanes are neither read nor stored.
     macro_rules! load {
         ($row:expr, $col:expr, $ch:expr, $m:expr) => {
             // SAFETY: row + (col + 1) * c <= x.len() for col <= col0 + 2 cols (asserted), and
             // the mask keeps the lanes below c.
-            unsafe { _mm512_maskz_loadu_ps($m, src.add($row + $col * c + $ch)) }
+            unsafe { l.load_masked_zero($m, src.add($row + $col * c + $ch)) }
         };
     }
     // the first column of each row is checked here, the others by the loop's compares
@@ -711,12 +684,12 @@ pub(crate) unsafe fn cl_row_k3s2<
         let first = if top_ready { 1 } else { 0 };
         let mut ch = 0;
         while ch < c {
-            let m = lanes_below(c - ch);
+            let m = L::lanes_below(c - ch);
             for &row in &rows[first..] {
                 let a = load!(row, col0, ch, m);
-                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
+                nan |= l.unordered(a, a);
             }
-            ch += 16;
+            ch += L::N;
         }
     }
     macro_rules! wfold {
@@ -727,49 +700,50 @@ pub(crate) unsafe fn cl_row_k3s2<
                 load!($row, $col + 2, $ch, $m),
             );
             if MODE < 2 {
-                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a1, a2);
+                nan |= l.unordered(a1, a2);
             }
-            fold(fold(a0, a1), a2)
+            fold!(fold!(a0, a1), a2)
         }};
     }
     // `$ready`: a literal, so that the choice between the carried fold and a fresh one is
     // made once per call, outside the loops
     macro_rules! column {
         ($j:expr, $ch:expr, $m:expr, $ready:literal) => {{
-            let (j, ch, m): (usize, usize, __mmask16) = ($j, $ch, $m);
+            let (j, ch, m): (usize, usize, L::M) = ($j, $ch, $m);
             let col = col0 + 2 * j;
             let at = j * c + ch;
             let w0 = if $ready {
-                // SAFETY: at + 16 <= cols * c <= top.len() for the lanes of m (below c).
-                unsafe { _mm512_maskz_loadu_ps(m, t.add(at)) }
+                // SAFETY: at + N <= cols * c <= top.len() for the lanes of m (below c).
+                unsafe { l.load_masked_zero(m, t.add(at)) }
             } else {
                 wfold!(rows[0], col, ch, m)
             };
             let (mut acc, mut last) = (w0, w0);
             for &row in &rows[1..] {
                 last = wfold!(row, col, ch, m);
-                acc = fold(acc, last);
+                acc = fold!(acc, last);
             }
             if PRE {
-                // SAFETY: at + 16 <= cols * c <= around[0].len() for the lanes of m.
-                acc = fold(unsafe { _mm512_maskz_loadu_ps(m, pre.add(at)) }, acc);
+                // SAFETY: at + N <= cols * c <= around[0].len() for the lanes of m.
+                acc = fold!(unsafe { l.load_masked_zero(m, pre.add(at)) }, acc);
             }
             if POST {
-                // SAFETY: at + 16 <= cols * c <= around[1].len() for the lanes of m.
-                acc = fold(acc, unsafe { _mm512_maskz_loadu_ps(m, post.add(at)) });
+                // SAFETY: at + N <= cols * c <= around[1].len() for the lanes of m.
+                acc = fold!(acc, unsafe { l.load_masked_zero(m, post.add(at)) });
             }
-            let y = finish_window::<MODE>(acc, reciprocal);
+            let y = zmm::finish_window::<L, MODE>(l, acc, reciprocal);
             // SAFETY: as above, for top and out (both hold cols * c values).
             unsafe {
-                _mm512_mask_storeu_ps(t.add(at), m, last);
-                _mm512_mask_storeu_ps(dst.add(at), m, y);
+                l.store_masked(t.add(at), m, last);
+                l.store_masked(dst.add(at), m, y);
             }
         }};
     }
-    let whole = c / 16 * 16;
+    let n = L::N;
+    let whole = c / n * n;
     // prefetch: the two new input pixels of column j in the two input rows that output row
     // PREFETCH_ROWS_AHEAD below reads first (interior rows: rows evenly spaced)
-    let pf_bytes = 2 * c * std::mem::size_of::<f32>();
+    let pf_bytes = 2 * c * std::mem::size_of::<L::E>();
     let row_step = if R == 3 && prefetch {
         rows[1] - rows[0]
     } else {
@@ -786,19 +760,19 @@ pub(crate) unsafe fn cl_row_k3s2<
                     }
                 }
                 let mut ch = 0;
-                while ch + 64 <= whole {
-                    column!(j, ch, 0xFFFF, $ready);
-                    column!(j, ch + 16, 0xFFFF, $ready);
-                    column!(j, ch + 32, 0xFFFF, $ready);
-                    column!(j, ch + 48, 0xFFFF, $ready);
-                    ch += 64;
+                while ch + 4 * n <= whole {
+                    column!(j, ch, L::ALL, $ready);
+                    column!(j, ch + n, L::ALL, $ready);
+                    column!(j, ch + 2 * n, L::ALL, $ready);
+                    column!(j, ch + 3 * n, L::ALL, $ready);
+                    ch += 4 * n;
                 }
                 while ch < whole {
-                    column!(j, ch, 0xFFFF, $ready);
-                    ch += 16;
+                    column!(j, ch, L::ALL, $ready);
+                    ch += n;
                 }
                 if ch < c {
-                    column!(j, ch, lanes_below(c - ch), $ready);
+                    column!(j, ch, L::lanes_below(c - ch), $ready);
                 }
             }
         };
@@ -808,7 +782,7 @@ pub(crate) unsafe fn cl_row_k3s2<
     } else {
         columns!(false);
     }
-    nan != 0
+    nan != L::M::default()
 }
 
 /// [`cl_rows2_k3`]: both output rows' windows have all three input rows.
@@ -1107,7 +1081,7 @@ pub(crate) unsafe fn pairs_w<L: Zmm, const MODE: u8>(
 }
 
 /// A sum's window results `v` from their fold (outputs `at ..`, lanes `mask`), divided by
-/// their divisors as [`finish_window`] divides (its doc has the reasons and the measurements):
+/// their divisors as [`zmm::finish_window`] divides (its doc has the reasons and the measurements):
 /// multiplied by the reciprocal, fused with the `+ 0` (from +0, as the reference's sums: an
 /// all −0 window gives +0). `reciprocals` holds one per output, or one for all (or none)
 /// broadcast in `broadcast`.
@@ -1331,7 +1305,7 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
 /// plane with the exact rule), 2 = sum (each window's row sums in column order, then the rows
 /// in order: the reference's sum regrouped), then divided by the windows' divisors: multiplied
 /// by `reciprocals` (theirs, one per output or one for all), fused with the `+ 0` as
-/// [`finish_window`] does. Average 3×3 stride 2, against the W-pass rows, the H pass and a
+/// [`zmm::finish_window`] does. Average 3×3 stride 2, against the W-pass rows, the H pass and a
 /// division pass it took before (`PROBE_N=8 plane_probe 64 112 112 3 2 1 avg`, 1 thread, two
 /// rounds alternating, µs per plane): 4.16–4.28 → 2.41–2.68, the padding in the divisor or
 /// not (`PROBE_EXCLUDE=1`); `.. 96 55 55 3 2 0 avg` 0.49–0.51 → 0.23–0.31.
@@ -1533,7 +1507,7 @@ pub(crate) unsafe fn k3s2_strip<
 /// `MODE`: 0 = the exact max rule, 1 = the plain max (with `check`, returns whether any value
 /// read is NaN), 2 = sum, from +0, then divided by the windows' divisors: multiplied by
 /// `reciprocals`, their reciprocals (one per output, `oh × ow`; one for every output; or
-/// none), fused with the `+ 0` as [`finish_window`] does, within 1 ulp of the quotient. Both max rules are order-free (the earlier group wins ties,
+/// none), fused with the `+ 0` as [`zmm::finish_window`] does, within 1 ulp of the quotient. Both max rules are order-free (the earlier group wins ties,
 /// the later group's NaN wins), so the values are the reference's; sums are grouped as above
 /// (3×3: the reference's row-by-row order) and differ from it only by rounding.
 ///
@@ -1790,7 +1764,7 @@ pub(crate) unsafe fn fold_planes<L: Zmm, const MODE: u8>(
 /// 2: the sum), 64 values at a time, then 16, the last values through a mask. The H pass of
 /// a channels-last separable row short of a block (the taps: the W-pass rows of its window),
 /// and the depth fold of 3-D max rows. With `div`, sums are divided by it
-/// ([`finish_ring_window`]): their taps must be W-pass rows of [`fold_row_w`], never −0. The
+/// ([`zmm::finish_ring_window`]): their taps must be W-pass rows of [`fold_row_w`], never −0. The
 /// plain max keeps the earlier of equal values, so with the W pass then the H pass max values
 /// are the reference's bits when no NaN is involved; sums differ from its sequential sum by
 /// rounding only.
@@ -1799,64 +1773,67 @@ pub(crate) unsafe fn fold_planes<L: Zmm, const MODE: u8>(
 /// The CPU must support AVX-512F; every `srcs[t]` is valid for `n` reads and `dst` for `n`
 /// writes, not overlapping any of them.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_rows<const MODE: u8>(
-    srcs: &[*const f32],
+pub(crate) unsafe fn fold_rows<L: Zmm, const MODE: u8>(
+    srcs: &[*const L::E],
     n: usize,
-    div: Option<f32>,
-    dst: *mut f32,
+    div: Option<L::E>,
+    dst: *mut L::E,
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     debug_assert!(!srcs.is_empty());
-    let reciprocal = div.map(|d| 1.0 / d);
+    let reciprocal = div.map(|d| L::ONE / d);
     // macros, not closures: a closure here would be compiled outside the ISA context
     macro_rules! finish {
         ($a:expr) => {
             match reciprocal {
-                Some(r) if MODE == 2 => finish_ring_window::<MODE>($a, r),
+                Some(r) if MODE == 2 => zmm::finish_ring_window::<L, MODE>(l, $a, r),
                 _ => $a,
             }
         };
     }
     let (first, rest) = srcs.split_first().expect("at least one tap");
+    let v = L::N;
     let mut f = 0;
-    while f + 64 <= n {
-        // SAFETY: f + 64 <= n: inside every source and the destination (the caller's).
+    while f + 4 * v <= n {
+        // SAFETY: f + 4 N <= n: inside every source and the destination (the caller's).
         unsafe {
-            let mut acc = [_mm512_setzero_ps(); 4];
+            let mut acc = [l.zero(); 4];
             for (q, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_loadu_ps(first.add(f + 16 * q));
+                *a = l.load(first.add(f + v * q));
             }
             for &s in rest {
                 for (q, a) in acc.iter_mut().enumerate() {
-                    *a = pad_fold::<MODE>(*a, _mm512_loadu_ps(s.add(f + 16 * q)));
+                    *a = zmm::fold::<L, MODE>(l, *a, l.load(s.add(f + v * q)));
                 }
             }
             for (q, a) in acc.iter().enumerate() {
-                _mm512_storeu_ps(dst.add(f + 16 * q), finish!(*a));
+                l.store(dst.add(f + v * q), finish!(*a));
             }
         }
-        f += 64;
+        f += 4 * v;
     }
-    while f + 16 <= n {
-        // SAFETY: f + 16 <= n, as above.
+    while f + v <= n {
+        // SAFETY: f + N <= n, as above.
         unsafe {
-            let mut a = _mm512_loadu_ps(first.add(f));
+            let mut a = l.load(first.add(f));
             for &s in rest {
-                a = pad_fold::<MODE>(a, _mm512_loadu_ps(s.add(f)));
+                a = zmm::fold::<L, MODE>(l, a, l.load(s.add(f)));
             }
-            _mm512_storeu_ps(dst.add(f), finish!(a));
+            l.store(dst.add(f), finish!(a));
         }
-        f += 16;
+        f += v;
     }
     if f < n {
-        let m = lanes_below(n - f);
+        let m = L::lanes_below(n - f);
         // SAFETY: the mask enables the values f .. n only, inside every source and the
         // destination; the lanes it leaves out are neither read nor stored.
         unsafe {
-            let mut a = _mm512_maskz_loadu_ps(m, first.add(f));
+            let mut a = l.load_masked_zero(m, first.add(f));
             for &s in rest {
-                a = pad_fold::<MODE>(a, _mm512_maskz_loadu_ps(m, s.add(f)));
+                a = zmm::fold::<L, MODE>(l, a, l.load_masked_zero(m, s.add(f)));
             }
-            _mm512_mask_storeu_ps(dst.add(f), m, finish!(a));
+            l.store_masked(dst.add(f), m, finish!(a));
         }
     }
 }
@@ -1876,7 +1853,7 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
 /// Sums are never −0: each takes `+ 0` into one of its values (a block's value `K − 1`, which
 /// all its windows hold; a single window's or a border run's first value), as the reference's
 /// sum starts from +0, so that the H pass need not add it to every output
-/// ([`finish_ring_window`]): one addition per block of `K` outputs instead of one per
+/// ([`zmm::finish_ring_window`]): one addition per block of `K` outputs instead of one per
 /// output. large_avg nhwc (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 56 56 7 1 3 avg`, 1 thread,
 /// builds alternating, the faster half of 10 runs on a busy machine) 584–609 → 571–595 µs.
 /// The sums are otherwise the same bits (`v + 0` is `v` but for −0); the test
@@ -1899,14 +1876,14 @@ pub(crate) unsafe fn fold_rows<const MODE: u8>(
 /// `left.len() == lo`, every count is in `1..=w` and every start below `w`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
-    src: *const f32,
+pub(crate) unsafe fn fold_row_w<L: Zmm, const MODE: u8, const K: usize>(
+    src: *const L::E,
     c: usize,
     w: usize,
     (lo, first, cols): (usize, usize, usize),
     left: &[usize],
     right: &[usize],
-    dst: *mut f32,
+    dst: *mut L::E,
 ) -> bool {
     const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     debug_assert!(
@@ -1915,17 +1892,24 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
             && left.iter().all(|&n| (1..=w).contains(&n))
             && right.iter().all(|&f| f < w)
     );
-    let mut nan: __mmask16 = 0;
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let mut nan = L::M::default();
     // SAFETY (both): the caller's bounds: pixels below w (loads) and outputs below lo + cols
     // + right.len() (stores), lanes `ch + l < c` only.
     macro_rules! load {
         ($col:expr, $ch:expr, $m:expr) => {
-            unsafe { _mm512_maskz_loadu_ps($m, src.add(($col) * c + $ch)) }
+            unsafe { l.load_masked_zero($m, src.add(($col) * c + $ch)) }
         };
     }
     macro_rules! store {
         ($col:expr, $ch:expr, $m:expr, $v:expr) => {
-            unsafe { _mm512_mask_storeu_ps(dst.add(($col) * c + $ch), $m, $v) }
+            unsafe { l.store_masked(dst.add(($col) * c + $ch), $m, $v) }
+        };
+    }
+    macro_rules! fold {
+        ($acc:expr, $v:expr) => {
+            zmm::fold::<L, MODE>(l, $acc, $v)
         };
     }
     // block by block, all the channels of a block's pixels (a contiguous run) in turn
@@ -1935,81 +1919,81 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
         let checked = if o + 2 * K <= cols { K } else { 2 * K - 1 };
         let mut ch = 0;
         while ch < c {
-            let m = lanes_below(c - ch);
-            let mut x = [_mm512_setzero_ps(); super::MAX_BLOCK_RUN];
+            let m = L::lanes_below(c - ch);
+            let mut x = [l.zero(); super::MAX_BLOCK_RUN];
             for (i, v) in x.iter_mut().enumerate().take(2 * K - 1) {
                 *v = load!(first + o + i, ch, m);
             }
             if MODE == 1 {
                 for i in (0..checked).step_by(2) {
                     let pair = x[(i + 1).min(2 * K - 2)];
-                    nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[i], pair);
+                    nan |= l.unordered(x[i], pair);
                 }
             }
             if MODE == 2 {
                 // in every window of the block: the sums cannot be −0
-                x[K - 1] = _mm512_add_ps(x[K - 1], _mm512_setzero_ps());
+                x[K - 1] = l.add(x[K - 1], l.zero());
             }
-            block_windows!(K, x, _mm512_setzero_ps(), pad_fold::<MODE>, |r, w| store!(
+            block_windows!(K, x, l.zero(), |acc, v| fold!(acc, v), |r, w| store!(
                 lo + o + r,
                 ch,
                 m,
                 w
             ));
-            ch += 16;
+            ch += L::N;
         }
         o += K;
     }
     while o < cols {
         let mut ch = 0;
         while ch < c {
-            let m = lanes_below(c - ch);
-            let mut acc = plus_zero::<MODE>(load!(first + o, ch, m));
+            let m = L::lanes_below(c - ch);
+            let mut acc = zmm::plus_zero::<L, MODE>(l, load!(first + o, ch, m));
             for t in 1..K {
                 let v = load!(first + o + t, ch, m);
                 if MODE == 1 {
-                    nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(acc, v);
+                    nan |= l.unordered(acc, v);
                 }
-                acc = pad_fold::<MODE>(acc, v);
+                acc = fold!(acc, v);
             }
             store!(lo + o, ch, m, acc);
-            ch += 16;
+            ch += L::N;
         }
         o += 1;
     }
     let mut ch = 0;
     while ch < c {
-        let m = lanes_below(c - ch);
+        let m = L::lanes_below(c - ch);
         if !left.is_empty() {
-            let mut acc = plus_zero::<MODE>(load!(0, ch, m));
+            let mut acc = zmm::plus_zero::<L, MODE>(l, load!(0, ch, m));
             let mut t = 1;
             for (o, &count) in left.iter().enumerate() {
                 while t < count {
-                    acc = pad_fold::<MODE>(acc, load!(t, ch, m));
+                    acc = fold!(acc, load!(t, ch, m));
                     t += 1;
                 }
                 store!(o, ch, m, acc);
             }
         }
         if !right.is_empty() {
-            let mut acc = plus_zero::<MODE>(load!(w - 1, ch, m));
+            let mut acc = zmm::plus_zero::<L, MODE>(l, load!(w - 1, ch, m));
             let mut t = w - 1;
             for (i, &start) in right.iter().enumerate().rev() {
                 while t > start {
                     t -= 1;
-                    acc = pad_fold::<MODE>(load!(t, ch, m), acc);
+                    acc = fold!(load!(t, ch, m), acc);
                 }
                 store!(lo + cols + i, ch, m, acc);
             }
         }
-        ch += 16;
+        ch += L::N;
     }
-    nan != 0
+    nan != L::M::default()
 }
 
 /// H pass of the border rows of a channels-last stride-1 problem (windows cut by the top or
 /// the bottom of the sample), by `MODE` (1: the plain max, 2: the sum, divided by `divs[i]`
-/// when `divs` is not empty: [`finish_ring_window`]): `srcs` are the W-pass rows the border
+/// when `divs` is not empty: [`zmm::finish_ring_window`]): `srcs` are the W-pass rows the border
 /// rows read, in order; with `ends`, output row `i` folds `srcs[0 .. ends[i]]` (counts
 /// increasing: the top border); with `starts`, `srcs[starts[i] ..]` (starts increasing: the
 /// bottom border). One running fold per side, storing as it passes each window's end, the
@@ -2020,13 +2004,15 @@ pub(crate) unsafe fn fold_row_w<const MODE: u8, const K: usize>(
 /// destination overlapping a source or another destination; counts lie in `1..=srcs.len()`,
 /// starts below it; `dsts` (and `divs`, unless empty) hold one per output row.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
-    srcs: &[*const f32],
+pub(crate) unsafe fn fold_rows_edges<L: Zmm, const MODE: u8>(
+    srcs: &[*const L::E],
     n: usize,
     bounds: Result<&[usize], &[usize]>,
-    divs: &[f32],
-    dsts: &[*mut f32],
+    divs: &[L::E],
+    dsts: &[*mut L::E],
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
     let outputs = match bounds {
         Ok(ends) => ends.len(),
         Err(starts) => starts.len(),
@@ -2034,20 +2020,20 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
     assert!(dsts.len() == outputs && (divs.is_empty() || divs.len() == outputs));
     let mut f = 0;
     while f < n {
-        let m = lanes_below(n - f);
+        let m = L::lanes_below(n - f);
         // SAFETY (both): lanes f + l < n of a source or destination row (the caller's bound).
         macro_rules! load {
             ($t:expr) => {
-                unsafe { _mm512_maskz_loadu_ps(m, srcs[$t].add(f)) }
+                unsafe { l.load_masked_zero(m, srcs[$t].add(f)) }
             };
         }
         macro_rules! store {
             ($i:expr, $v:expr) => {{
                 let v = match divs.get($i) {
-                    Some(&d) if MODE == 2 => finish_ring_window::<MODE>($v, 1.0 / d),
+                    Some(&d) if MODE == 2 => zmm::finish_ring_window::<L, MODE>(l, $v, L::ONE / d),
                     _ => $v,
                 };
-                unsafe { _mm512_mask_storeu_ps(dsts[$i].add(f), m, v) }
+                unsafe { l.store_masked(dsts[$i].add(f), m, v) }
             }};
         }
         match bounds {
@@ -2056,7 +2042,7 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
                 let mut t = 1;
                 for (i, &end) in ends.iter().enumerate() {
                     while t < end {
-                        acc = pad_fold::<MODE>(acc, load!(t));
+                        acc = zmm::fold::<L, MODE>(l, acc, load!(t));
                         t += 1;
                     }
                     store!(i, acc);
@@ -2068,19 +2054,19 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
                 for (i, &start) in starts.iter().enumerate().rev() {
                     while t > start {
                         t -= 1;
-                        acc = pad_fold::<MODE>(load!(t), acc);
+                        acc = zmm::fold::<L, MODE>(l, load!(t), acc);
                     }
                     store!(i, acc);
                 }
             }
         }
-        f += 16;
+        f += L::N;
     }
 }
 
 /// H pass of `K` consecutive output rows by van Herk / Gil-Werman blocks (`block_windows!`):
 /// `dsts[r][f] = fold_{t < K} srcs[r + t][f]` for `f < n` and `r < K`, by `MODE` (1: the
-/// plain max, 2: the sum; with `div` divided by it, [`finish_ring_window`]). The `2 K − 1`
+/// plain max, 2: the sum; with `div` divided by it, [`zmm::finish_ring_window`]). The `2 K − 1`
 /// rows are loaded once for the `K` outputs: about 2 loads and 3 folds per output vector
 /// instead of `K` and `K − 1`.
 ///
@@ -2088,32 +2074,40 @@ pub(crate) unsafe fn fold_rows_edges<const MODE: u8>(
 /// The CPU must support AVX-512F; `2 ≤ K ≤ 7`; `srcs` holds `2 K − 1` rows and `dsts` `K`,
 /// each valid for `n` values, no destination overlapping a source or another destination.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn fold_rows_blocked<const MODE: u8, const K: usize>(
-    srcs: &[*const f32],
+pub(crate) unsafe fn fold_rows_blocked<L: Zmm, const MODE: u8, const K: usize>(
+    srcs: &[*const L::E],
     n: usize,
-    div: Option<f32>,
-    dsts: &[*mut f32],
+    div: Option<L::E>,
+    dsts: &[*mut L::E],
 ) {
     const { assert!(K >= 2 && 2 * K - 1 <= super::MAX_BLOCK_RUN) };
     assert!(srcs.len() == 2 * K - 1 && dsts.len() == K);
-    let reciprocal = div.map(|d| 1.0 / d);
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let reciprocal = div.map(|d| L::ONE / d);
     let mut f = 0;
     while f < n {
-        let m = lanes_below(n - f);
-        let mut x = [_mm512_setzero_ps(); super::MAX_BLOCK_RUN];
+        let m = L::lanes_below(n - f);
+        let mut x = [l.zero(); super::MAX_BLOCK_RUN];
         for (v, &s) in x.iter_mut().zip(srcs) {
             // SAFETY: lanes f + l < n of a source row (the caller's bound).
-            *v = unsafe { _mm512_maskz_loadu_ps(m, s.add(f)) };
+            *v = unsafe { l.load_masked_zero(m, s.add(f)) };
         }
-        block_windows!(K, x, _mm512_setzero_ps(), pad_fold::<MODE>, |r, w| {
-            let w = match reciprocal {
-                Some(r) if MODE == 2 => finish_ring_window::<MODE>(w, r),
-                _ => w,
-            };
-            // SAFETY: lanes f + l < n of destination row r (the caller's bound).
-            unsafe { _mm512_mask_storeu_ps(dsts[r].add(f), m, w) }
-        });
-        f += 16;
+        block_windows!(
+            K,
+            x,
+            l.zero(),
+            |acc, v| zmm::fold::<L, MODE>(l, acc, v),
+            |r, w| {
+                let w = match reciprocal {
+                    Some(r) if MODE == 2 => zmm::finish_ring_window::<L, MODE>(l, w, r),
+                    _ => w,
+                };
+                // SAFETY: lanes f + l < n of destination row r (the caller's bound).
+                unsafe { l.store_masked(dsts[r].add(f), m, w) }
+            }
+        );
+        f += L::N;
     }
 }
 
