@@ -5,7 +5,8 @@
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
 //! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
-//! `PROBE_HUGE=1` puts the output buffer on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
+//! `PROBE_IDX=1` times the max forward with indices; `PROBE_HUGE=1` puts the output buffer
+//! on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
 //! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
 //! backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of the
 //! average's divisor, as ONNX's default does)
@@ -84,7 +85,15 @@ fn probe<T: Element>() {
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let backward = env("PROBE_BWD") == Some(1);
     let with_indices = plan.pooling().has_indices();
-    let mut idx = vec![0i64; if backward { plan.output_len() } else { 0 }];
+    let forward_indices = env("PROBE_IDX") == Some(1) && with_indices && !backward;
+    let mut idx = vec![
+        0i64;
+        if backward || forward_indices {
+            plan.output_len()
+        } else {
+            0
+        }
+    ];
     let mut gx = vec![T::default(); if backward { x.len() } else { 0 }];
     let best = pool.install(|| {
         if backward {
@@ -100,6 +109,7 @@ fn probe<T: Element>() {
             (true, true) => drop(std::hint::black_box(
                 plan.backward_with_indices_to_vec(&idx, y).unwrap(),
             )),
+            (false, false) if forward_indices => plan.forward(&x, y, Some(&mut idx)).unwrap(),
             (false, false) => plan.forward(&x, y, None).unwrap(),
             (false, true) => drop(std::hint::black_box(plan.forward_to_vec(&x).unwrap())),
         };

@@ -100,6 +100,25 @@ fn flat_pass<F: FastFloat, const IDX: bool, const SUM: bool>(
         let hi = p as isize * src.plen as isize + f1 as isize - 1 + off;
         assert!(lo >= 0 && (hi as usize) < src.src.len());
     }
+    #[cfg(target_arch = "x86_64")]
+    if IDX && !SUM && super::isa::has_avx512() {
+        if let (Some(xs), Some(out)) = (super::cast::<F, f32>(src.src), super::cast_mut(out)) {
+            // SAFETY: AVX-512F was detected.
+            unsafe {
+                super::x86::flat_max_indices(
+                    xs,
+                    src.plen,
+                    src_i,
+                    taps,
+                    idx_mul,
+                    (f0, f1),
+                    out,
+                    out_i,
+                )
+            };
+            return;
+        }
+    }
     let n = f1 - f0;
     if n >= 16 {
         let mut f = f0;

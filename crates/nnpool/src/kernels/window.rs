@@ -15,6 +15,7 @@
 
 use super::isa::{multiversion, Isa};
 use super::out::Out;
+use super::plane::PlaneScratch;
 use crate::element::Element;
 use crate::geometry::Span;
 use crate::layout::Layout;
@@ -397,7 +398,9 @@ impl<F: FastFloat> Lanes<F> {
             if SUM {
                 self.v[l] += x[l];
             } else {
-                let tk = take(self.v[l], x[l]);
+                // `|`, not `take`'s `||`: both compares on every lane, no branch
+                #[allow(clippy::eq_op)] // (x != x: NaN)
+                let tk = (x[l] > self.v[l]) | (x[l] != x[l]);
                 self.v[l] = if tk { x[l] } else { self.v[l] };
                 if IDX {
                     self.i[l] = if tk { xi[l] } else { self.i[l] };
@@ -1085,22 +1088,22 @@ fn plane_body<F: FastFloat>(
     x: &[F],
     y: &mut [F],
     y_i: Option<&mut [i32]>,
+    sc: &mut PlaneScratch<F>,
 ) {
-    let mut sc = super::plane::PlaneScratch::new();
     match (y_i, reduce) {
         (Some(yi), Reduce::Max) => {
-            super::plane::plane::<F, true, false>(axes, reduce, in3, x, y, yi, &mut sc)
+            super::plane::plane::<F, true, false>(axes, reduce, in3, x, y, yi, sc)
         }
         (None, Reduce::Max) => {
-            super::plane::plane::<F, false, false>(axes, reduce, in3, x, y, &mut [], &mut sc)
+            super::plane::plane::<F, false, false>(axes, reduce, in3, x, y, &mut [], sc)
         }
         (_, Reduce::Sum(_)) => {
-            super::plane::plane::<F, false, true>(axes, reduce, in3, x, y, &mut [], &mut sc)
+            super::plane::plane::<F, false, true>(axes, reduce, in3, x, y, &mut [], sc)
         }
     }
 }
 
-multiversion!(fn run_plane<F: FastFloat>(axes: &[AxisPlan; 3], reduce: Reduce, in3: [usize; 3], x: &[F], y: &mut [F], y_i: Option<&mut [i32]>) -> () = plane_body);
+multiversion!(fn run_plane<F: FastFloat>(axes: &[AxisPlan; 3], reduce: Reduce, in3: [usize; 3], x: &[F], y: &mut [F], y_i: Option<&mut [i32]>, sc: &mut PlaneScratch<F>) -> () = plane_body);
 
 /// Channels-first problems whose planes take the flat path: one task per plane.
 fn planes<F: FastFloat>(
@@ -1114,34 +1117,48 @@ fn planes<F: FastFloat>(
 ) {
     let (pin, pout) = (g.in_plane(), g.out_plane());
     let par = super::split_over_threads(y.len(), 1 << 15);
+    // one scratch per task, not per plane: vgg_max_224's W-pass rows with indices (200 KB a
+    // plane) were allocated afresh from the system for every plane, and their pages faulted
+    // in every time
     match idx {
         None => {
-            let f =
-                |(xp, yp): (&[F], &mut [F])| run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, None);
-            if par {
-                x.par_chunks(pin).zip(y.par_chunks_mut(pout)).for_each(f);
-            } else {
-                x.chunks(pin).zip(y.chunks_mut(pout)).for_each(f);
-            }
-        }
-        Some(idx) => {
-            let f = |((xp, yp), ip): ((&[F], &mut [F]), &mut [i64])| {
-                let mut tmp = vec![0i32; pout];
-                run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, Some(&mut tmp));
-                for (d, s) in ip.iter_mut().zip(tmp) {
-                    *d = s as i64;
-                }
+            let f = |sc: &mut PlaneScratch<F>, (xp, yp): (&[F], &mut [F])| {
+                run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, None, sc)
             };
             if par {
                 x.par_chunks(pin)
                     .zip(y.par_chunks_mut(pout))
-                    .zip(idx.par_chunks_mut(pout))
-                    .for_each(f);
+                    .for_each_init(PlaneScratch::new, f);
             } else {
+                let mut sc = PlaneScratch::new();
+                x.chunks(pin)
+                    .zip(y.chunks_mut(pout))
+                    .for_each(|p| f(&mut sc, p));
+            }
+        }
+        Some(idx) => {
+            // the plane's indices are made as i32 (the kernels' lanes), then widened
+            type Work<F> = (PlaneScratch<F>, Vec<i32>);
+            let f = |(sc, plane_idx): &mut Work<F>,
+                     ((xp, yp), ip): ((&[F], &mut [F]), &mut [i64])| {
+                plane_idx.resize(pout, 0);
+                run_plane::<F>(isa, axes, reduce, g.in3, xp, yp, Some(plane_idx), sc);
+                for (d, &s) in ip.iter_mut().zip(plane_idx.iter()) {
+                    *d = s as i64;
+                }
+            };
+            let init = || (PlaneScratch::new(), Vec::new());
+            if par {
+                x.par_chunks(pin)
+                    .zip(y.par_chunks_mut(pout))
+                    .zip(idx.par_chunks_mut(pout))
+                    .for_each_init(init, f);
+            } else {
+                let mut work = init();
                 x.chunks(pin)
                     .zip(y.chunks_mut(pout))
                     .zip(idx.chunks_mut(pout))
-                    .for_each(f);
+                    .for_each(|p| f(&mut work, p));
             }
         }
     }

@@ -130,14 +130,112 @@ pub(crate) unsafe fn wpass_s2_avx512<const MODE: u8>(
             }
         }
     };
+    let ahead = PREFETCH_BYTES_AHEAD / std::mem::size_of::<f32>();
     let mut f = f0;
     while f + 16 <= f1 {
+        // the block's 32 inputs, PREFETCH_BYTES_AHEAD further on
+        prefetch_lines_l2(xp.wrapping_add(2 * f + ahead).cast(), 128);
         block(f, t, t_i);
         f += 16;
     }
     // the last partial block overlaps the previous one (pure outputs, same values)
     if f < f1 && f1 - f0 >= 16 {
         block(f1 - 16, t, t_i);
+    }
+}
+
+/// Max with indices over flat taps, in f32 (`plane.rs`'s flat W and H passes): for `f` in
+/// `f0..f1`, `out[f]` is the max of `src[p·plen + f + off]` over the taps `(p, off, add)` in
+/// order by the reference's rule (a later value wins when greater or NaN, so the earliest of
+/// equal values keeps its index), and `out_i[f]` its index: `src_i` at the same position, or
+/// `idx_mul · f + add`. 64 outputs at a time in four accumulators, then 16, the last ones
+/// through a mask. Where the generic code ran one lane at a time (its compare-and-select on
+/// index arrays did not vectorise), this is one compare pair and two blends per 16 taps.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn flat_max_indices(
+    src: &[f32],
+    plen: usize,
+    src_i: Option<&[i32]>,
+    taps: &[(usize, isize, i32)],
+    idx_mul: i32,
+    (f0, f1): (usize, usize),
+    out: &mut [f32],
+    out_i: &mut [i32],
+) {
+    if f0 >= f1 {
+        return;
+    }
+    assert!(
+        !taps.is_empty()
+            && out.len() >= f1
+            && out_i.len() >= f1
+            && src_i.is_none_or(|si| si.len() >= src.len())
+    );
+    for &(p, off, _) in taps {
+        let first = (p * plen) as isize + f0 as isize + off;
+        let last = (p * plen) as isize + f1 as isize - 1 + off;
+        assert!(first >= 0 && (last as usize) < src.len());
+    }
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lane_steps = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(idx_mul));
+    let (xp, ip) = (src.as_ptr(), src_i.map(|s| s.as_ptr()));
+    let (yp, yip) = (out.as_mut_ptr(), out_i.as_mut_ptr());
+    // tap (p, off, add)'s values and indices at outputs f .. f + 16, lanes m
+    let load = |(p, off, add): (usize, isize, i32), f: usize, m: __mmask16| {
+        let at = ((p * plen) as isize + f as isize + off) as usize;
+        // SAFETY: the lanes of m are outputs below f1 (and f >= f0), whose positions lie in
+        // src and src_i (asserted for every tap); masked-off lanes are not read.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, xp.add(at));
+            let vi = match ip {
+                Some(ip) => _mm512_maskz_loadu_epi32(m, ip.add(at)),
+                None => _mm512_add_epi32(_mm512_set1_epi32(idx_mul * f as i32 + add), lane_steps),
+            };
+            (v, vi)
+        }
+    };
+    // Q blocks of 16 outputs from f, the last block's lanes m
+    macro_rules! blocks {
+        ($q:literal, $f:expr, $m:expr) => {{
+            let (f, m): (usize, __mmask16) = ($f, $m);
+            let mask = |q: usize| if q + 1 == $q { m } else { 0xFFFF };
+            let mut acc = [(_mm512_setzero_ps(), _mm512_setzero_si512()); $q];
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = load(taps[0], f + 16 * q, mask(q));
+            }
+            for &tap in &taps[1..] {
+                for (q, (v, vi)) in acc.iter_mut().enumerate() {
+                    let (x, xi) = load(tap, f + 16 * q, mask(q));
+                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, *v)
+                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+                    *v = _mm512_mask_mov_ps(*v, take, x);
+                    *vi = _mm512_mask_mov_epi32(*vi, take, xi);
+                }
+            }
+            for (q, &(v, vi)) in acc.iter().enumerate() {
+                // SAFETY: the lanes of mask(q) are outputs below f1 <= out.len(), out_i.len().
+                unsafe {
+                    _mm512_mask_storeu_ps(yp.add(f + 16 * q), mask(q), v);
+                    _mm512_mask_storeu_epi32(yip.add(f + 16 * q), mask(q), vi);
+                }
+            }
+        }};
+    }
+    let mut f = f0;
+    while f + 64 <= f1 {
+        blocks!(4, f, 0xFFFF);
+        f += 64;
+    }
+    while f + 16 <= f1 {
+        blocks!(1, f, 0xFFFF);
+        f += 16;
+    }
+    if f < f1 {
+        blocks!(1, f, lanes_below(f1 - f));
     }
 }
 
