@@ -1460,6 +1460,96 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, check, out) }
 }
 
+/// Channels-last max with indices, f32 with AVX-512 and 16 channels or more: every output
+/// pixel folded from its in-bounds taps in the reference's order (`x86::cl_pixel_indices`),
+/// values and indices at once, output rows split over threads. Returns `false` (nothing
+/// written) for problems it does not take. Before it, these problems took the generic
+/// window code, whose compare-and-select on index arrays ran one lane at a time.
+pub(crate) fn forward_with_indices<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    x: &[F],
+    y: &mut Out<F>,
+    idx: &mut [i64],
+) -> bool {
+    let Some(x) = cast::<F, f32>(x) else {
+        return false;
+    };
+    let Some(mut y) = y.cast::<f32>() else {
+        return false;
+    };
+    let every_window_has_a_tap = axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0));
+    if g.layout != Layout::ChannelsLast
+        || !super::isa::has_avx512()
+        || g.channels < 16
+        || !every_window_has_a_tap
+        || idx.len() != y.len()
+        || g.in_plane() > i32::MAX as usize
+    {
+        return false;
+    }
+    // SAFETY: every output element is stored below (each row's pixels, all channels), with
+    // computed values only.
+    let y = unsafe { y.uninit() };
+    let row_len = g.out3[2] * g.channels;
+    if row_len == 0 {
+        return true;
+    }
+    let total_rows = y.len() / row_len;
+    let per_task = ((1 << 14) / row_len).clamp(1, total_rows.max(1));
+    let chunk = per_task * row_len;
+    if super::split_over_threads(y.len(), 1 << 15) {
+        y.par_chunks_mut(chunk)
+            .zip(idx.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(i, (ys, is))| rows_with_indices(g, axes, x, i * per_task, ys, is));
+    } else {
+        rows_with_indices(g, axes, x, 0, y, idx);
+    }
+    true
+}
+
+/// Output rows from `row0` on (`(n, od, oh)` flattened) into `y` and `idx` (whole rows), for
+/// [`forward_with_indices`].
+fn rows_with_indices(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    x: &[f32],
+    row0: usize,
+    y: &mut [MaybeUninit<f32>],
+    idx: &mut [i64],
+) {
+    let [_, h_in, w_in] = g.in3;
+    let [od_n, oh_n, _] = g.out3;
+    let [ad, ah, aw] = axes;
+    let c = g.channels;
+    let sample = g.in_plane() * c;
+    let row_len = g.out3[2] * c;
+    let mut offs = Vec::new();
+    for (r, (ys, is)) in y
+        .chunks_exact_mut(row_len)
+        .zip(idx.chunks_exact_mut(row_len))
+        .enumerate()
+    {
+        let flat = row0 + r;
+        let (n, od, oh) = (flat / (od_n * oh_n), flat / oh_n % od_n, flat % oh_n);
+        let xs = &x[n * sample..(n + 1) * sample];
+        let (sd, sh) = (ad.spans[od], ah.spans[oh]);
+        for (ow, sw) in aw.spans.iter().enumerate() {
+            offs.clear();
+            for d in sd.taps() {
+                for h in sh.taps() {
+                    offs.extend(sw.taps().map(|w| (d * h_in + h) * w_in + w));
+                }
+            }
+            let at = ow * c..(ow + 1) * c;
+            // SAFETY: `forward_with_indices` checked AVX-512F; the taps are in-bounds pixels
+            // of the sample (spans are clipped to the input), at least one per window.
+            unsafe { super::x86::cl_pixel_indices(xs, &offs, c, &mut ys[at.clone()], &mut is[at]) };
+        }
+    }
+}
+
 multiversion!(fn run_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], row0: usize, y: &mut [MaybeUninit<F>]) -> () = rows_body);
 
 /// Runs the problem, storing every element of `y`; output rows are split over threads

@@ -941,6 +941,12 @@ pub(crate) fn forward<F: FastFloat>(
         return true;
     }
     #[cfg(target_arch = "x86_64")]
+    if let (Some(i), Reduce::Max) = (idx.as_deref_mut(), reduce) {
+        if super::direct::forward_with_indices::<F>(g, axes, x, out, i) {
+            return true;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::direct::applies::<F>(g, axes, reduce, idx.is_some())
         && super::direct::forward::<F>(isa, g, axes, reduce, x, out)
     {

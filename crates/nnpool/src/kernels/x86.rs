@@ -662,6 +662,84 @@ pub(crate) unsafe fn cl_pixel<L: Zmm, const MODE: u8>(
     }
 }
 
+/// One channels-last output pixel of the max with indices, in f32: channel `ch` of `out` is
+/// the max of `x[o · c + ch]` over the taps `o` of `offs` in order, by the reference's rule
+/// (a later value wins when greater or NaN: the earliest of equal values, the last NaN), and
+/// `idx[ch]` that tap's `o`, its pixel's position in the sample (`(d · H + h) · W + w`, the
+/// index PyTorch returns). 64 channels at a time, then 16, the last ones through a mask; the
+/// indices are kept as 32-bit lanes and widened to 64 bits on the store.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn cl_pixel_indices(
+    x: &[f32],
+    offs: &[usize],
+    c: usize,
+    out: &mut [MaybeUninit<f32>],
+    idx: &mut [i64],
+) {
+    assert!(
+        !offs.is_empty()
+            && out.len() >= c
+            && idx.len() >= c
+            && offs
+                .iter()
+                .all(|&o| o * c + c <= x.len() && o <= i32::MAX as usize)
+    );
+    let (src, dst, dst_i) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>(), idx.as_mut_ptr());
+    // Q vectors of channels from ch, the last one's lanes m
+    macro_rules! channels {
+        ($q:literal, $ch:expr, $m:expr) => {{
+            let (ch, m): (usize, __mmask16) = ($ch, $m);
+            let mask = |q: usize| if q + 1 == $q { m } else { 0xFFFF };
+            let mut acc = [(_mm512_setzero_ps(), _mm512_setzero_si512()); $q];
+            for (q, a) in acc.iter_mut().enumerate() {
+                // SAFETY: lanes ch + 16 q + l < c of pixel offs[0], inside x (asserted).
+                let v =
+                    unsafe { _mm512_maskz_loadu_ps(mask(q), src.add(offs[0] * c + ch + 16 * q)) };
+                *a = (v, _mm512_set1_epi32(offs[0] as i32));
+            }
+            for &o in &offs[1..] {
+                let at = _mm512_set1_epi32(o as i32);
+                for (q, (v, vi)) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above, for pixel o.
+                    let x = unsafe { _mm512_maskz_loadu_ps(mask(q), src.add(o * c + ch + 16 * q)) };
+                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, *v)
+                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+                    *v = _mm512_mask_mov_ps(*v, take, x);
+                    *vi = _mm512_mask_mov_epi32(*vi, take, at);
+                }
+            }
+            for (q, &(v, vi)) in acc.iter().enumerate() {
+                let (mq, at) = (mask(q), ch + 16 * q);
+                let (low, high) = (
+                    _mm512_cvtepi32_epi64(_mm512_castsi512_si256(vi)),
+                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(vi)),
+                );
+                // SAFETY: lanes at + l < c <= out.len(), idx.len() (the mask's).
+                unsafe {
+                    _mm512_mask_storeu_ps(dst.add(at), mq, v);
+                    _mm512_mask_storeu_epi64(dst_i.add(at), mq as u8, low);
+                    _mm512_mask_storeu_epi64(dst_i.add(at + 8), (mq >> 8) as u8, high);
+                }
+            }
+        }};
+    }
+    let mut ch = 0;
+    while ch + 64 <= c {
+        channels!(4, ch, 0xFFFF);
+        ch += 64;
+    }
+    while ch + 16 <= c {
+        channels!(1, ch, 0xFFFF);
+        ch += 16;
+    }
+    if ch < c {
+        channels!(1, ch, lanes_below(c - ch));
+    }
+}
+
 /// Asks for the cache lines of `bytes` bytes from `from` to be brought into L2 (`prefetcht1`),
 /// one line at a time. Any address will do: a prefetch reads nothing the program sees and
 /// does not fault (past an input's end too), and the addresses are only formed, wrapping.
