@@ -1460,7 +1460,7 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, check, out) }
 }
 
-/// Channels-last max with indices, f32 with AVX-512 and 16 channels or more: every output
+/// Channels-last max with indices, f32 or f64 with AVX-512 and 16 channels or more: every output
 /// pixel folded from its in-bounds taps in the reference's order (`x86::cl_pixel_indices`),
 /// values and indices at once, output rows split over threads. Returns `false` (nothing
 /// written) for problems it does not take. Before it, these problems took the generic
@@ -1472,12 +1472,23 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     y: &mut Out<F>,
     idx: &mut [i64],
 ) -> bool {
-    let Some(x) = cast::<F, f32>(x) else {
-        return false;
-    };
-    let Some(mut y) = y.cast::<f32>() else {
-        return false;
-    };
+    if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
+        return with_indices::<F32x16>(g, axes, x, &mut y, idx);
+    }
+    if let (Some(x), Some(mut y)) = (cast::<F, f64>(x), y.cast::<f64>()) {
+        return with_indices::<F64x8>(g, axes, x, &mut y, idx);
+    }
+    false
+}
+
+/// [`forward_with_indices`] in vectors of `L`.
+fn with_indices<L: Zmm>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    x: &[L::E],
+    y: &mut Out<L::E>,
+    idx: &mut [i64],
+) -> bool {
     let every_window_has_a_tap = axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0));
     if g.layout != Layout::ChannelsLast
         || !super::isa::has_avx512()
@@ -1502,21 +1513,21 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
         y.par_chunks_mut(chunk)
             .zip(idx.par_chunks_mut(chunk))
             .enumerate()
-            .for_each(|(i, (ys, is))| rows_with_indices(g, axes, x, i * per_task, ys, is));
+            .for_each(|(i, (ys, is))| rows_with_indices::<L>(g, axes, x, i * per_task, ys, is));
     } else {
-        rows_with_indices(g, axes, x, 0, y, idx);
+        rows_with_indices::<L>(g, axes, x, 0, y, idx);
     }
     true
 }
 
 /// Output rows from `row0` on (`(n, od, oh)` flattened) into `y` and `idx` (whole rows), for
 /// [`forward_with_indices`].
-fn rows_with_indices(
+fn rows_with_indices<L: Zmm>(
     g: &Geom,
     axes: &[AxisPlan; 3],
-    x: &[f32],
+    x: &[L::E],
     row0: usize,
-    y: &mut [MaybeUninit<f32>],
+    y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) {
     let [_, h_in, w_in] = g.in3;
@@ -1545,7 +1556,9 @@ fn rows_with_indices(
             let at = ow * c..(ow + 1) * c;
             // SAFETY: `forward_with_indices` checked AVX-512F; the taps are in-bounds pixels
             // of the sample (spans are clipped to the input), at least one per window.
-            unsafe { super::x86::cl_pixel_indices(xs, &offs, c, &mut ys[at.clone()], &mut is[at]) };
+            unsafe {
+                super::x86::cl_pixel_indices::<L>(xs, &offs, c, &mut ys[at.clone()], &mut is[at])
+            };
         }
     }
 }

@@ -662,23 +662,26 @@ pub(crate) unsafe fn cl_pixel<L: Zmm, const MODE: u8>(
     }
 }
 
-/// One channels-last output pixel of the max with indices, in f32: channel `ch` of `out` is
-/// the max of `x[o · c + ch]` over the taps `o` of `offs` in order, by the reference's rule
-/// (a later value wins when greater or NaN: the earliest of equal values, the last NaN), and
-/// `idx[ch]` that tap's `o`, its pixel's position in the sample (`(d · H + h) · W + w`, the
-/// index PyTorch returns). 64 channels at a time, then 16, the last ones through a mask; the
-/// indices are kept as 32-bit lanes and widened to 64 bits on the store.
+/// One channels-last output pixel of the max with indices, in vectors of `L`: channel `ch` of
+/// `out` is the max of `x[o · c + ch]` over the taps `o` of `offs` in order, by the
+/// reference's rule (a later value wins when greater or NaN: the earliest of equal values,
+/// the last NaN), and `idx[ch]` that tap's `o`, its pixel's position in the sample (`(d · H +
+/// h) · W + w`, the index PyTorch returns). Four vectors of channels at a time, then one, the
+/// last through a mask; f32's indices are kept as 32-bit lanes and widened on the store.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn cl_pixel_indices(
-    x: &[f32],
+pub(crate) unsafe fn cl_pixel_indices<L: Zmm>(
+    x: &[L::E],
     offs: &[usize],
     c: usize,
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let n = L::N;
     assert!(
         !offs.is_empty()
             && out.len() >= c
@@ -687,56 +690,53 @@ pub(crate) unsafe fn cl_pixel_indices(
                 .iter()
                 .all(|&o| o * c + c <= x.len() && o <= i32::MAX as usize)
     );
-    let (src, dst, dst_i) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>(), idx.as_mut_ptr());
+    let (src, dst, dst_i) = (
+        x.as_ptr(),
+        out.as_mut_ptr().cast::<L::E>(),
+        idx.as_mut_ptr(),
+    );
     // Q vectors of channels from ch, the last one's lanes m
     macro_rules! channels {
         ($q:literal, $ch:expr, $m:expr) => {{
-            let (ch, m): (usize, __mmask16) = ($ch, $m);
-            let mask = |q: usize| if q + 1 == $q { m } else { 0xFFFF };
-            let mut acc = [(_mm512_setzero_ps(), _mm512_setzero_si512()); $q];
+            let (ch, m): (usize, L::M) = ($ch, $m);
+            let mask = |q: usize| if q + 1 == $q { m } else { L::ALL };
+            let mut acc = [(l.zero(), l.splat_index(0)); $q];
             for (q, a) in acc.iter_mut().enumerate() {
-                // SAFETY: lanes ch + 16 q + l < c of pixel offs[0], inside x (asserted).
-                let v =
-                    unsafe { _mm512_maskz_loadu_ps(mask(q), src.add(offs[0] * c + ch + 16 * q)) };
-                *a = (v, _mm512_set1_epi32(offs[0] as i32));
+                // SAFETY: lanes ch + N q + lane < c of pixel offs[0], inside x (asserted).
+                let v = unsafe { l.load_masked_zero(mask(q), src.add(offs[0] * c + ch + n * q)) };
+                *a = (v, l.splat_index(offs[0] as i32));
             }
             for &o in &offs[1..] {
-                let at = _mm512_set1_epi32(o as i32);
+                let at = l.splat_index(o as i32);
                 for (q, (v, vi)) in acc.iter_mut().enumerate() {
                     // SAFETY: as above, for pixel o.
-                    let x = unsafe { _mm512_maskz_loadu_ps(mask(q), src.add(o * c + ch + 16 * q)) };
-                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, *v)
-                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-                    *v = _mm512_mask_mov_ps(*v, take, x);
-                    *vi = _mm512_mask_mov_epi32(*vi, take, at);
+                    let x = unsafe { l.load_masked_zero(mask(q), src.add(o * c + ch + n * q)) };
+                    let take = l.greater_or_nan(x, *v);
+                    *v = l.select(*v, take, x);
+                    *vi = l.select_index(*vi, take, at);
                 }
             }
             for (q, &(v, vi)) in acc.iter().enumerate() {
-                let (mq, at) = (mask(q), ch + 16 * q);
-                let (low, high) = (
-                    _mm512_cvtepi32_epi64(_mm512_castsi512_si256(vi)),
-                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(vi)),
-                );
-                // SAFETY: lanes at + l < c <= out.len(), idx.len() (the mask's).
+                let at = ch + n * q;
+                // SAFETY: lanes at + lane < c <= out.len(), idx.len() (the mask's).
                 unsafe {
-                    _mm512_mask_storeu_ps(dst.add(at), mq, v);
-                    _mm512_mask_storeu_epi64(dst_i.add(at), mq as u8, low);
-                    _mm512_mask_storeu_epi64(dst_i.add(at + 8), (mq >> 8) as u8, high);
+                    l.store_masked(dst.add(at), mask(q), v);
+                    l.store_indices_masked(dst_i.add(at), mask(q), vi);
                 }
             }
         }};
     }
     let mut ch = 0;
-    while ch + 64 <= c {
-        channels!(4, ch, 0xFFFF);
-        ch += 64;
+    while ch + 4 * n <= c {
+        channels!(4, ch, L::ALL);
+        ch += 4 * n;
     }
-    while ch + 16 <= c {
-        channels!(1, ch, 0xFFFF);
-        ch += 16;
+    while ch + n <= c {
+        channels!(1, ch, L::ALL);
+        ch += n;
     }
     if ch < c {
-        channels!(1, ch, lanes_below(c - ch));
+        channels!(1, ch, L::lanes_below(c - ch));
     }
 }
 

@@ -4,7 +4,8 @@
 //! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`), the 2×2
 //! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`), the channels-last window folded from
 //! its taps (`cl_pixel`), the channels-last 3×3 stride-1 row pairs (`cl_rows2_k3`) and 2×2
-//! stride-2 rows (`cl_row_k2s2`), and the NaN/±inf check (`any_nan_or_inf_avx512`).
+//! stride-2 rows (`cl_row_k2s2`), the channels-last max with indices (`cl_pixel_indices`),
+//! and the NaN/±inf check (`any_nan_or_inf_avx512`).
 //!
 //! A value of a [`Zmm`] type is a token: it exists only where AVX-512F was detected
 //! ([`Zmm::new`] is `unsafe`), so its arithmetic methods are safe to call. Every method is
@@ -97,6 +98,16 @@ pub(crate) trait Zmm: Copy + 'static {
     /// # Safety
     /// Lanes `m` of `p ..` are valid for writes (the others are not written).
     unsafe fn store_masked(self, p: *mut Self::E, m: Self::M, v: Self::V);
+    /// Every lane the index `i` (a vector of [`Zmm::N`] indices: 32-bit lanes for f32, 64-bit
+    /// for f64).
+    fn splat_index(self, i: i32) -> __m512i;
+    /// `acc` with lanes `m` taken from `x` (indices).
+    fn select_index(self, acc: __m512i, m: Self::M, x: __m512i) -> __m512i;
+    /// Lanes `m` of the indices `v` stored at `p ..` as 64-bit integers.
+    ///
+    /// # Safety
+    /// Lanes `m` of `p ..` are valid for writes (the others are not written).
+    unsafe fn store_indices_masked(self, p: *mut i64, m: Self::M, v: __m512i);
 }
 
 /// f32, 16 lanes.
@@ -249,6 +260,25 @@ impl Zmm for F32x16 {
         // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
+    #[inline(always)]
+    fn splat_index(self, i: i32) -> __m512i {
+        unsafe { _mm512_set1_epi32(i) }
+    }
+    #[inline(always)]
+    fn select_index(self, acc: __m512i, m: __mmask16, x: __m512i) -> __m512i {
+        unsafe { _mm512_mask_mov_epi32(acc, m, x) }
+    }
+    #[inline(always)]
+    unsafe fn store_indices_masked(self, p: *mut i64, m: __mmask16, v: __m512i) {
+        // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's): the low 8 lanes
+        // widened to `p ..`, the high 8 to `p + 8 ..`, each through its half of the mask.
+        unsafe {
+            let low = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+            let high = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
+            _mm512_mask_storeu_epi64(p, m as u8, low);
+            _mm512_mask_storeu_epi64(p.wrapping_add(8), (m >> 8) as u8, high);
+        }
+    }
 }
 
 impl Zmm for F64x8 {
@@ -385,6 +415,19 @@ impl Zmm for F64x8 {
     unsafe fn store_masked(self, p: *mut f64, m: __mmask8, v: __m512d) {
         // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
         unsafe { _mm512_mask_storeu_pd(p, m, v) }
+    }
+    #[inline(always)]
+    fn splat_index(self, i: i32) -> __m512i {
+        unsafe { _mm512_set1_epi64(i as i64) }
+    }
+    #[inline(always)]
+    fn select_index(self, acc: __m512i, m: __mmask8, x: __m512i) -> __m512i {
+        unsafe { _mm512_mask_mov_epi64(acc, m, x) }
+    }
+    #[inline(always)]
+    unsafe fn store_indices_masked(self, p: *mut i64, m: __mmask8, v: __m512i) {
+        // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
+        unsafe { _mm512_mask_storeu_epi64(p, m, v) }
     }
 }
 
