@@ -63,7 +63,11 @@ pub(crate) unsafe fn deinterleave2_avx512(src: &[f32], even: &mut [f32], odd: &m
 /// The stride-2 W pass of a whole channels-first slice as one flat loop (see `plane.rs`):
 /// `t[f] = fold_j x[2f + rel_j]` for `f` in `f0..f1`, taps in order, with indices
 /// `idx_base + 2f + rel_j`. `MODE`: 0 = max, 1 = max with indices, 2 = sum. Each tap of 16
-/// outputs is two loads and one even-lane permute, folded into one of four accumulators.
+/// outputs is two loads and one even-lane permute, folded into one of four accumulators. The
+/// input is prefetched into L2 [`PREFETCH_BYTES_AHEAD`] ahead: the max with indices of
+/// vgg_max_224 and resnet_stem_max nchw (`PROBE_IDX=1 PROBE_N=8 plane_probe 64 224 224 2 2 0`,
+/// `.. 64 112 112 3 2 1`, 1 thread, builds alternating, 2 rounds, ns per plane) 32.3–36.3k →
+/// 23.3–25.5k and 10.5–11.5k → 9.4–9.5k; alexnet_max (cache-resident) even.
 ///
 /// # Safety
 /// The CPU must support AVX-512F. For every tap, `2*f0 + rel >= 0` and
