@@ -633,6 +633,79 @@ macro_rules! finish_window {
     };
 }
 
+/// One channels-last output pixel of the max with indices: the AVX2 version of
+/// `x86::cl_pixel_indices` (see there), for channel counts that are multiples of 8: channel
+/// `ch` of `out` is the max of `x[o · c + ch]` over the taps `o` of `offs` in order (a later
+/// value wins when greater or NaN), `idx[ch]` that tap's `o`. Four vectors of 8 channels at a
+/// time, then one; the indices in 32-bit lanes, widened on the store.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn cl_pixel_indices(
+    x: &[f32],
+    offs: &[usize],
+    c: usize,
+    out: &mut [MaybeUninit<f32>],
+    idx: &mut [i64],
+) {
+    assert!(
+        !offs.is_empty()
+            && c.is_multiple_of(8)
+            && out.len() >= c
+            && idx.len() >= c
+            && offs
+                .iter()
+                .all(|&o| o * c + c <= x.len() && o <= i32::MAX as usize)
+    );
+    let (src, dst, dst_i) = (x.as_ptr(), out.as_mut_ptr().cast::<f32>(), idx.as_mut_ptr());
+    // Q vectors of channels from ch
+    macro_rules! channels {
+        ($q:literal, $ch:expr) => {{
+            let ch: usize = $ch;
+            let mut acc = [(_mm256_setzero_ps(), _mm256_setzero_si256()); $q];
+            for (q, a) in acc.iter_mut().enumerate() {
+                // SAFETY: channels ch + 8 q .. + 8 <= c of pixel offs[0], inside x (asserted).
+                let v = unsafe { _mm256_loadu_ps(src.add(offs[0] * c + ch + 8 * q)) };
+                *a = (v, _mm256_set1_epi32(offs[0] as i32));
+            }
+            for &o in &offs[1..] {
+                let at = _mm256_castsi256_ps(_mm256_set1_epi32(o as i32));
+                for (q, (v, vi)) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above, for pixel o.
+                    let x = unsafe { _mm256_loadu_ps(src.add(o * c + ch + 8 * q)) };
+                    let take = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_GT_OQ>(x, *v),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x),
+                    );
+                    *v = _mm256_blendv_ps(*v, x, take);
+                    *vi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*vi), at, take));
+                }
+            }
+            for (q, &(v, vi)) in acc.iter().enumerate() {
+                let at = ch + 8 * q;
+                let low = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(vi));
+                let high = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(vi));
+                // SAFETY: channels at .. at + 8 <= c <= out.len(), idx.len().
+                unsafe {
+                    _mm256_storeu_ps(dst.add(at), v);
+                    _mm256_storeu_si256(dst_i.add(at).cast(), low);
+                    _mm256_storeu_si256(dst_i.add(at + 4).cast(), high);
+                }
+            }
+        }};
+    }
+    let mut ch = 0;
+    while ch + 32 <= c {
+        channels!(4, ch);
+        ch += 32;
+    }
+    while ch < c {
+        channels!(1, ch);
+        ch += 8;
+    }
+}
+
 /// One output pixel of a channels-last window problem, folded straight from the input: for
 /// every channel, `out[ch] = fold over the taps (in the reference's row-major order) of
 /// x[off * c + ch]`, then (sums) divided by `div`; 4 channel vectors at a time, then single

@@ -1460,7 +1460,8 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, check, out) }
 }
 
-/// Channels-last max with indices, f32 or f64 with AVX-512 and 16 channels or more: every output
+/// Channels-last max with indices, f32 or f64 with AVX-512 and 16 channels or more (f32 with
+/// AVX2 the level: channel counts that are multiples of 8, `avx2::cl_pixel_indices`): every output
 /// pixel folded from its in-bounds taps in the reference's order (`x86::cl_pixel_indices`),
 /// values and indices at once, output rows split over threads. Returns `false` (nothing
 /// written) for problems it does not take. Before it, these problems took the generic
@@ -1490,9 +1491,9 @@ fn with_indices<L: Zmm>(
     idx: &mut [i64],
 ) -> bool {
     let every_window_has_a_tap = axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0));
+    let level = wide(g) || super::same_type::<L::E, f32>() && narrow(g);
     if g.layout != Layout::ChannelsLast
-        || !super::isa::has_avx512()
-        || g.channels < 16
+        || !level
         || !every_window_has_a_tap
         || idx.len() != y.len()
         || g.in_plane() > i32::MAX as usize
@@ -1554,11 +1555,22 @@ fn rows_with_indices<L: Zmm>(
                 }
             }
             let at = ow * c..(ow + 1) * c;
-            // SAFETY: `forward_with_indices` checked AVX-512F; the taps are in-bounds pixels
-            // of the sample (spans are clipped to the input), at least one per window.
+            let (out, out_i) = (&mut ys[at.clone()], &mut is[at]);
+            // SAFETY: `with_indices` checked the level: AVX-512F, or AVX2 for f32 with a
+            // multiple of 8 channels; the taps are in-bounds pixels of the sample (spans are
+            // clipped to the input), at least one per window.
             unsafe {
-                super::x86::cl_pixel_indices::<L>(xs, &offs, c, &mut ys[at.clone()], &mut is[at])
-            };
+                if super::isa::has_avx512() {
+                    super::x86::cl_pixel_indices::<L>(xs, &offs, c, out, out_i);
+                } else {
+                    let (Some(xs), Some(out)) =
+                        (cast::<L::E, f32>(xs), cast_mut::<_, MaybeUninit<f32>>(out))
+                    else {
+                        unreachable!("without AVX-512 this path takes f32 only")
+                    };
+                    super::avx2::cl_pixel_indices(xs, &offs, c, out, out_i);
+                }
+            }
         }
     }
 }
