@@ -1647,3 +1647,89 @@ fn channels_last_few_channels_as_planes() {
         check::<f32>(&op, &[2, 5, 7, 6, 3], Layout::ChannelsLast, seed);
     }
 }
+
+/// Mostly −∞: each value −∞ with probability 3/4, else NaN (rarely), −0 or a small value, so
+/// that many windows hold only −∞ (and padding), or −∞ before their first finite value.
+fn mostly_negative_infinity<T: Element>(len: usize, seed: u64) -> Vec<T> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let v = match s % 64 {
+                0..=47 => f64::NEG_INFINITY,
+                48 => f64::NAN,
+                49 => -0.0,
+                r => (r % 5) as f64 - 2.0,
+            };
+            T::from_f64(v)
+        })
+        .collect()
+}
+
+/// Max with indices where windows hold only −∞, or padding before −∞: the reference keeps the
+/// first in-bounds tap's index (padding never wins), and every kernel must too.
+fn negative_infinity_windows<T: Element>() {
+    let mut seed = 9100;
+    for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+        for (k, stride, p, ceil) in [
+            (3, 2, 1, false),
+            (3, 2, 0, true),
+            (3, 2, 1, true),
+            (3, 1, 1, false),
+            (2, 2, 0, true),
+            (5, 1, 2, false),
+        ] {
+            let win = Window::new(&[k, k])
+                .stride(&[stride, stride])
+                .padding(&[p, p])
+                .ceil_mode(ceil);
+            let op = Pooling::max(win);
+            for (c, h, w) in [
+                (2, 7, 9),
+                (3, 9, 33),
+                (16, 5, 55),
+                (2, 6, 112),
+                (17, 3, 130),
+            ] {
+                let shape = [2, c, h, w];
+                let Ok(plan) = PoolPlan::new(&op, &shape, layout) else {
+                    continue;
+                };
+                for all in [true, false] {
+                    seed += 1;
+                    let x: Vec<T> = if all {
+                        vec![T::from_f64(f64::NEG_INFINITY); plan.input_len()]
+                    } else {
+                        mostly_negative_infinity(plan.input_len(), seed)
+                    };
+                    let (yr, ir) = reference_forward(&plan, &x, true);
+                    for threads in [1, 2] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let (y, i) = pool
+                            .install(|| plan.forward_with_indices_to_vec(&x))
+                            .unwrap();
+                        let desc = problem_desc(&op, &shape, layout);
+                        assert!(same_bits(&y, &yr), "{desc} (all −∞: {all}): values");
+                        assert_eq!(i, ir, "{desc} (all −∞: {all}): indices");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn max_indices_of_negative_infinity_windows() {
+    negative_infinity_windows::<f32>();
+}
+
+#[test]
+fn max_indices_of_negative_infinity_windows_f64_f16() {
+    negative_infinity_windows::<f64>();
+    negative_infinity_windows::<f16>();
+}

@@ -1380,6 +1380,143 @@ pub(crate) fn forward<F: FastFloat>(
     }
 }
 
+/// Channels-first max 3×3 at stride 2 with indices (ResNet's stem, AlexNet; PyTorch's
+/// `return_indices`), f32 or f64 with AVX-512, 2-D planes: each plane by
+/// `x86::k3s2_strip_indices` in strips of output vectors, the plain `>` first with its NaN
+/// check, again by the exact rule when the plane holds a NaN; tasks take whole planes.
+/// Returns `false` (nothing written) for problems it does not take. Before it these took the
+/// flat path of `plane.rs` (even widths: its W-pass rows in memory, then the H pass) or the
+/// generic ring code (odd widths: AlexNet's 55 columns).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn forward_with_indices<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    x: &[F],
+    y: &mut Out<F>,
+    idx: &mut [i64],
+) -> bool {
+    use super::zmm::{F32x16, F64x8};
+    let Some(s) = applies::<F>(g, axes, Reduce::Max, false) else {
+        return false;
+    };
+    let takes = fused_avx512::<F>(&s)
+        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
+        && s.pad_left <= 1
+        && s.pad_top <= 2
+        && (s.d, s.od) == (1, 1)
+        && idx.len() == y.len()
+        && g.in_plane() <= i32::MAX as usize;
+    if !takes {
+        return false;
+    }
+    let s = &PlaneShape {
+        prefetch: std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES,
+        ..s
+    };
+    if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
+        planes_with_indices::<F32x16>(s, x, &mut y, idx);
+    } else if let (Some(x), Some(mut y)) = (cast::<F, f64>(x), y.cast::<f64>()) {
+        planes_with_indices::<F64x8>(s, x, &mut y, idx);
+    } else {
+        unreachable!("`fused_avx512` takes f32 and f64 only");
+    }
+    true
+}
+
+/// The planes of [`forward_with_indices`], split over threads as [`forward`] splits them.
+#[cfg(target_arch = "x86_64")]
+fn planes_with_indices<L: super::zmm::Zmm>(
+    s: &PlaneShape,
+    x: &[L::E],
+    y: &mut Out<L::E>,
+    idx: &mut [i64],
+) {
+    let (pin, pout) = (s.h * s.w, s.oh * s.ow);
+    // SAFETY: every output element is stored (every strip of every row of every plane), with
+    // computed values only.
+    let y = unsafe { y.uninit() };
+    let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>], is: &mut [i64]| {
+        let planes = xs
+            .chunks_exact(pin)
+            .zip(ys.chunks_exact_mut(pout).zip(is.chunks_exact_mut(pout)));
+        for (xp, (yp, ip)) in planes {
+            // SAFETY: `forward_with_indices` checked `fused_avx512`: AVX-512F was detected.
+            unsafe { plane_with_indices::<L>(s, xp, yp, ip) };
+        }
+    };
+    if super::split_over_threads(x.len(), 1 << 16) {
+        let per_task = ((1 << 15) / pin)
+            .max((x.len() / pin).div_ceil(rayon::current_num_threads() * 4))
+            .max(1);
+        x.par_chunks(pin * per_task)
+            .zip(y.par_chunks_mut(pout * per_task))
+            .zip(idx.par_chunks_mut(pout * per_task))
+            .for_each(|((xs, ys), is)| run(xs, ys, is));
+    } else {
+        run(x, y, idx);
+    }
+}
+
+/// One plane of [`forward_with_indices`], in strips of up to [`INDEX_STRIP`] output vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_with_indices<L: super::zmm::Zmm>(
+    s: &PlaneShape,
+    x: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+    idx: &mut [i64],
+) {
+    use super::x86::k3s2_strip_indices as strip;
+    let (w, pt, oh, ow) = (s.w, s.pad_top, s.oh, s.ow);
+    let vectors = ow.div_ceil(L::N);
+    plain_then_exact(Reduce::Max, |mode| {
+        let mut nan = false;
+        for v0 in (0..vectors).step_by(INDEX_STRIP) {
+            macro_rules! run {
+                ($v:literal) => {
+                    match (mode == PLAIN_MAX, s.pad_left > 0, s.prefetch) {
+                        (true, false, false) => {
+                            strip::<L, 1, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, false, true) => {
+                            strip::<L, 1, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, true, false) => {
+                            strip::<L, 1, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, true, true) => {
+                            strip::<L, 1, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, false, _) => {
+                            strip::<L, 0, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, true, _) => {
+                            strip::<L, 0, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                    }
+                };
+            }
+            // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
+            nan |= unsafe {
+                match (vectors - v0).min(INDEX_STRIP) {
+                    1 => run!(1),
+                    2 => run!(2),
+                    3 => run!(3),
+                    _ => run!(4),
+                }
+            };
+        }
+        nan
+    });
+}
+
+/// Output vectors per strip of [`plane_with_indices`].
+#[cfg(target_arch = "x86_64")]
+const INDEX_STRIP: usize = 4;
+
 /// The average backward of a stride-1 problem as a forward sum on this path: with
 /// `g = grad_output / divisor`, `grad_input[h][w]` is the sum of `g` over the `kh × kw` block
 /// ending at `(h + pad_top, w + pad_left)` — a sum pool of `g`, stride 1, padded by `k - 1 - pad`

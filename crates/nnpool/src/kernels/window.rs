@@ -942,7 +942,9 @@ pub(crate) fn forward<F: FastFloat>(
     }
     #[cfg(target_arch = "x86_64")]
     if let (Some(i), Reduce::Max) = (idx.as_deref_mut(), reduce) {
-        if super::direct::forward_with_indices::<F>(g, axes, x, out, i) {
+        if super::direct::forward_with_indices::<F>(g, axes, x, out, i)
+            || super::padded::forward_with_indices::<F>(g, axes, x, out, i)
+        {
             return true;
         }
     }

@@ -1671,6 +1671,214 @@ pub(crate) unsafe fn k3s2_strip<
     nan != L::M::default()
 }
 
+/// Max 3×3 at stride 2 with indices (PyTorch's `return_indices`) of one channels-first plane,
+/// output columns `N v0 .. N (v0 + V)` of every output row: [`k3s2_strip`]'s passes, each
+/// fold keeping the index of the value it keeps. The W pass of an input row folds its three
+/// taps in column order, remembering which tap won (0, 1 or 2), and the row's index is then
+/// `row · w + 2c − PL + tap`; output row `i` folds the W rows `2i, 2i + 1, 2i + 2` in order,
+/// skipping padding rows. The fold keeps the later value when it is greater or NaN, so the
+/// regrouped fold keeps what the reference's row-major scan keeps: the last NaN, else the
+/// first maximum. Padding never wins: padding rows are skipped, and the one padding column
+/// (column −1 with `PL` = 1) is −∞ and comes first, so it is kept only when the row's values
+/// are −∞ too, where the index is clamped to the row's first column, the reference's first
+/// in-bounds tap. `MODE`: 0 = the exact rule, 1 = the plain `>` (returns whether any value
+/// read is NaN; the caller then redoes the plane with the exact rule). Indices are plane
+/// indices `h · w + c`, stored as i64.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn k3s2_strip_indices<
+    L: Zmm,
+    const MODE: u8,
+    const PL: usize,
+    const V: usize,
+    const PREFETCH: bool,
+>(
+    x: &[L::E],
+    w: usize,
+    pad_top: usize,
+    oh: usize,
+    ow: usize,
+    v0: usize,
+    y: &mut [MaybeUninit<L::E>],
+    idx: &mut [i64],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let lane_count = L::N;
+    let h = x.len().checked_div(w).unwrap_or(0);
+    // (the last two: every output's first tap row and column lie in the plane or in the
+    // padding before it, so that a window's index is one of its in-bounds taps)
+    assert!(
+        MODE <= 1
+            && PL <= 1
+            && (1..=4).contains(&V)
+            && w >= 1
+            && x.len() <= i32::MAX as usize
+            && y.len() == oh * ow
+            && idx.len() == y.len()
+            && lane_count * (v0 + V - 1) < ow
+            && pad_top <= 2
+            && (oh == 0 || 2 * (oh - 1) < h + pad_top)
+            && 2 * (ow - 1) < w + PL
+    );
+    let pad = l.splat(L::NEG_INFINITY);
+    let check = MODE == 1;
+    // (macros, not closures: see `k3s2_strip`)
+    macro_rules! fold {
+        ($acc:expr, $acc_i:expr, $x:expr, $x_i:expr) => {{
+            let take = if MODE == 0 {
+                l.greater_or_nan($x, $acc)
+            } else {
+                l.greater($x, $acc)
+            };
+            ($acc, $acc_i) = (l.select($acc, take, $x), l.select_index($acc_i, take, $x_i));
+        }};
+    }
+    let first = (v0 + 1 - PL) as isize - 1;
+    let masks = zmm::row_masks::<L, { 2 * 4 + 2 }>(w, 2 * first, 2 * V + 2);
+    // the column of each output lane's first tap, 2c − PL
+    let mut cols = [l.splat_index(0); V];
+    for (u, c) in cols.iter_mut().enumerate() {
+        *c = l.index_ramp((2 * lane_count * (v0 + u)) as i32 - PL as i32, 2);
+    }
+    let (tap0, tap1, tap2) = (l.splat_index(0), l.splat_index(1), l.splat_index(2));
+    // W pass of padded row r: values, indices, whether the row is in the plane, NaN lanes
+    macro_rules! wrow {
+        ($r:expr) => {{
+            let r: usize = $r;
+            let mut out = [pad; V];
+            let mut out_i = [tap0; V];
+            let mut nan = L::M::default();
+            let inside = r >= pad_top && r - pad_top < h;
+            if inside {
+                let row = x[(r - pad_top) * w..].as_ptr();
+                let row_start = l.splat_index(((r - pad_top) * w) as i32);
+                // phase t of the strip: (even, odd) columns of input vectors 2(first + t)
+                // and 2(first + t) + 1, and its NaN lanes
+                macro_rules! phase {
+                    ($t:expr) => {{
+                        let i = 2 * (first + $t as isize);
+                        if PL == 0
+                            && $t == V
+                            && masks[2 * $t] | masks[2 * $t + 1] == L::M::default()
+                        {
+                            (pad, pad, L::M::default())
+                        } else {
+                            // SAFETY: as in `k3s2_strip`: the masks enable only lanes of
+                            // columns in row r - pad_top (the others are not read).
+                            let (a, b) = unsafe {
+                                (
+                                    l.load_masked(
+                                        pad,
+                                        masks[2 * $t],
+                                        row.wrapping_offset(lane_count as isize * i),
+                                    ),
+                                    l.load_masked(
+                                        pad,
+                                        masks[2 * $t + 1],
+                                        row.wrapping_offset(lane_count as isize * (i + 1)),
+                                    ),
+                                )
+                            };
+                            let nan = if check {
+                                l.unordered(a, b)
+                            } else {
+                                L::M::default()
+                            };
+                            (l.even(a, b), l.odd(a, b), nan)
+                        }
+                    }};
+                }
+                // taps 0, 1, 2 of output vector u folded in order; `which` the winning tap
+                macro_rules! taps {
+                    ($u:expr, $t0:expr, $t1:expr, $t2:expr) => {{
+                        let (mut v, mut which) = ($t0, tap0);
+                        fold!(v, which, $t1, tap1);
+                        fold!(v, which, $t2, tap2);
+                        let mut at = l.add_index(l.add_index(row_start, cols[$u]), which);
+                        if PL == 1 && v0 == 0 && $u == 0 {
+                            // column −1 kept: the row's values are −∞, its first column
+                            at = l.max_index(at, row_start);
+                        }
+                        out[$u] = v;
+                        out_i[$u] = at;
+                    }};
+                }
+                if PL == 1 {
+                    // columns 2c − 1, 2c, 2c + 1: the odd column before, the even, the odd
+                    let mut before = if first >= 0 { phase!(0).1 } else { pad };
+                    for u in 0..V {
+                        let at = phase!(u + 1);
+                        nan |= at.2;
+                        taps!(u, l.shifted(before, at.1, at.1, -1), at.0, at.1);
+                        before = at.1;
+                    }
+                } else {
+                    // columns 2c, 2c + 1, 2c + 2: even, odd, the next even one
+                    let mut at = phase!(0);
+                    nan |= at.2;
+                    for u in 0..V {
+                        let after = phase!(u + 1);
+                        nan |= after.2;
+                        taps!(u, at.0, at.1, l.shifted(at.0, at.0, after.0, 1));
+                        at = after;
+                    }
+                }
+            }
+            (out, out_i, inside, nan)
+        }};
+    }
+    let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
+    let (dst, dst_i) = (y.as_mut_ptr().cast::<L::E>(), idx.as_mut_ptr());
+    let (mut carry, mut carry_i, mut carry_inside, mut nan) = wrow!(0);
+    let row_bytes = w * std::mem::size_of::<L::E>();
+    for i in 0..oh {
+        if PREFETCH && v0 == 0 {
+            let from = x
+                .as_ptr()
+                .cast::<u8>()
+                .wrapping_add(2 * i * row_bytes + PREFETCH_BYTES_AHEAD);
+            prefetch_lines_l2(from, 2 * row_bytes);
+        }
+        // rows 2i, 2i + 1, 2i + 2 in order, those inside the plane (at least one is:
+        // asserted); row 2i + 2 is the next output row's first
+        let (mut acc, mut acc_i, mut any) = (carry, carry_i, carry_inside);
+        macro_rules! fold_row {
+            ($row:expr, $row_i:expr, $inside:expr) => {
+                if $inside {
+                    if any {
+                        for u in 0..V {
+                            fold!(acc[u], acc_i[u], $row[u], $row_i[u]);
+                        }
+                    } else {
+                        (acc, acc_i, any) = ($row, $row_i, true);
+                    }
+                }
+            };
+        }
+        let (mid, mid_i, mid_inside, n1) = wrow!(2 * i + 1);
+        fold_row!(mid, mid_i, mid_inside);
+        let (low, low_i, low_inside, n2) = wrow!(2 * i + 2);
+        fold_row!(low, low_i, low_inside);
+        debug_assert!(any, "every window holds a row of the plane");
+        nan |= n1 | n2;
+        for u in 0..V {
+            let at = i * ow + lane_count * (v0 + u);
+            // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask);
+            // idx has y's length (asserted).
+            unsafe {
+                l.store_masked(dst.add(at), store_masks[u], acc[u]);
+                l.store_indices_masked(dst_i.add(at), store_masks[u], acc_i[u]);
+            }
+        }
+        (carry, carry_i, carry_inside) = (low, low_i, low_inside);
+    }
+    nan != L::M::default()
+}
+
 /// Pooling `K`×`K` (2, 3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
 /// SPPF, large average windows; the stride-1 sum of an average backward), fused as
 /// [`k3s2_strip`] is, every fold in registers:

@@ -49,6 +49,8 @@ pub(crate) trait Zmm: Copy + 'static {
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
     /// The lanes where `x > acc` or `x` is NaN.
     fn greater_or_nan(self, x: Self::V, acc: Self::V) -> Self::M;
+    /// The lanes where `x > acc` (none where either is NaN).
+    fn greater(self, x: Self::V, acc: Self::V) -> Self::M;
     /// The lanes where `a` or `b` is NaN.
     fn unordered(self, a: Self::V, b: Self::V) -> Self::M;
     /// `acc` with lanes `m` taken from `x`.
@@ -103,6 +105,12 @@ pub(crate) trait Zmm: Copy + 'static {
     fn splat_index(self, i: i32) -> __m512i;
     /// `acc` with lanes `m` taken from `x` (indices).
     fn select_index(self, acc: __m512i, m: Self::M, x: __m512i) -> __m512i;
+    /// Lane `l` the index `start + step * l`.
+    fn index_ramp(self, start: i32, step: i32) -> __m512i;
+    /// Per lane `a + b` (indices).
+    fn add_index(self, a: __m512i, b: __m512i) -> __m512i;
+    /// Per lane the larger of `a` and `b` (indices, signed).
+    fn max_index(self, a: __m512i, b: __m512i) -> __m512i;
     /// Lanes `m` of the indices `v` stored at `p ..` as 64-bit integers.
     ///
     /// # Safety
@@ -170,6 +178,10 @@ impl Zmm for F32x16 {
         unsafe {
             _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x)
         }
+    }
+    #[inline(always)]
+    fn greater(self, x: __m512, acc: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, acc) }
     }
     #[inline(always)]
     fn unordered(self, a: __m512, b: __m512) -> __mmask16 {
@@ -269,6 +281,38 @@ impl Zmm for F32x16 {
         unsafe { _mm512_mask_mov_epi32(acc, m, x) }
     }
     #[inline(always)]
+    fn index_ramp(self, start: i32, step: i32) -> __m512i {
+        let at = |l: i32| start.wrapping_add(step.wrapping_mul(l));
+        unsafe {
+            _mm512_setr_epi32(
+                at(0),
+                at(1),
+                at(2),
+                at(3),
+                at(4),
+                at(5),
+                at(6),
+                at(7),
+                at(8),
+                at(9),
+                at(10),
+                at(11),
+                at(12),
+                at(13),
+                at(14),
+                at(15),
+            )
+        }
+    }
+    #[inline(always)]
+    fn add_index(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_add_epi32(a, b) }
+    }
+    #[inline(always)]
+    fn max_index(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_max_epi32(a, b) }
+    }
+    #[inline(always)]
     unsafe fn store_indices_masked(self, p: *mut i64, m: __mmask16, v: __m512i) {
         // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's): the low 8 lanes
         // widened to `p ..`, the high 8 to `p + 8 ..`, each through its half of the mask.
@@ -332,6 +376,10 @@ impl Zmm for F64x8 {
         unsafe {
             _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, acc) | _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(x, x)
         }
+    }
+    #[inline(always)]
+    fn greater(self, x: __m512d, acc: __m512d) -> __mmask8 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, acc) }
     }
     #[inline(always)]
     fn unordered(self, a: __m512d, b: __m512d) -> __mmask8 {
@@ -423,6 +471,19 @@ impl Zmm for F64x8 {
     #[inline(always)]
     fn select_index(self, acc: __m512i, m: __mmask8, x: __m512i) -> __m512i {
         unsafe { _mm512_mask_mov_epi64(acc, m, x) }
+    }
+    #[inline(always)]
+    fn index_ramp(self, start: i32, step: i32) -> __m512i {
+        let at = |l: i64| start as i64 + step as i64 * l;
+        unsafe { _mm512_setr_epi64(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)) }
+    }
+    #[inline(always)]
+    fn add_index(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_add_epi64(a, b) }
+    }
+    #[inline(always)]
+    fn max_index(self, a: __m512i, b: __m512i) -> __m512i {
+        unsafe { _mm512_max_epi64(a, b) }
     }
     #[inline(always)]
     unsafe fn store_indices_masked(self, p: *mut i64, m: __mmask8, v: __m512i) {
