@@ -1680,6 +1680,10 @@ fn negative_infinity_windows<T: Element>() {
             (3, 1, 1, false),
             (2, 2, 0, true),
             (5, 1, 2, false),
+            (7, 1, 3, false),
+            (2, 1, 1, false),
+            (4, 1, 2, true),
+            (6, 1, 3, false),
         ] {
             let win = Window::new(&[k, k])
                 .stride(&[stride, stride])

@@ -1380,13 +1380,14 @@ pub(crate) fn forward<F: FastFloat>(
     }
 }
 
-/// Channels-first max 3×3 at stride 2 with indices (ResNet's stem, AlexNet; PyTorch's
-/// `return_indices`), f32 or f64 with AVX-512, 2-D planes: each plane by
-/// `x86::k3s2_strip_indices` in strips of output vectors, the plain `>` first with its NaN
-/// check, again by the exact rule when the plane holds a NaN; tasks take whole planes.
-/// Returns `false` (nothing written) for problems it does not take. Before it these took the
-/// flat path of `plane.rs` (even widths: its W-pass rows in memory, then the H pass) or the
-/// generic ring code (odd widths: AlexNet's 55 columns).
+/// Channels-first max with indices (PyTorch's `return_indices`), f32 or f64 with AVX-512,
+/// 2-D planes: 3×3 at stride 2 (ResNet's stem, AlexNet; `x86::k3s2_strip_indices`) and
+/// square windows of 2 to 7 at stride 1 (Inception, YOLO's SPPF; `x86::ks1_strip_indices`).
+/// Each plane in strips of output vectors, the plain `>` first with its NaN check, again by
+/// the exact rule when the plane holds a NaN; tasks take whole planes. Returns `false`
+/// (nothing written) for problems it does not take. Before it these took the flat path of
+/// `plane.rs` (its W-pass rows in memory, then the H pass, border columns one at a time) or
+/// the generic ring code (widths the stride does not divide: AlexNet's 55 columns).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn forward_with_indices<F: FastFloat>(
     g: &Geom,
@@ -1399,10 +1400,13 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     let Some(s) = applies::<F>(g, axes, Reduce::Max, false) else {
         return false;
     };
+    let window = match (s.kh, s.kw, s.sh, s.sw) {
+        (3, 3, 2, 2) => s.pad_left <= 1 && s.pad_top <= 2,
+        (k, kw, 1, 1) => k == kw && (2..=7).contains(&k) && s.pad_left < k.min(4) && s.pad_top < k,
+        _ => false,
+    };
     let takes = fused_avx512::<F>(&s)
-        && (s.kh, s.kw, s.sh, s.sw) == (3, 3, 2, 2)
-        && s.pad_left <= 1
-        && s.pad_top <= 2
+        && window
         && (s.d, s.od) == (1, 1)
         && idx.len() == y.len()
         && g.in_plane() <= i32::MAX as usize;
@@ -1457,7 +1461,8 @@ fn planes_with_indices<L: super::zmm::Zmm>(
     }
 }
 
-/// One plane of [`forward_with_indices`], in strips of up to [`INDEX_STRIP`] output vectors.
+/// One plane of [`forward_with_indices`], in strips of output vectors: up to 4 at stride 2,
+/// at stride 1 as many as keep the last `K` W rows in registers.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1469,53 +1474,99 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
     y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) {
-    use super::x86::k3s2_strip_indices as strip;
-    let (w, pt, oh, ow) = (s.w, s.pad_top, s.oh, s.ow);
+    use super::x86::{k3s2_strip_indices, ks1_strip_indices};
+    let (w, pt, oh, ow, pl) = (s.w, s.pad_top, s.oh, s.ow, s.pad_left);
     let vectors = ow.div_ceil(L::N);
+    let step = match (s.sw, s.kw) {
+        (2, _) => 4,
+        (_, 6 | 7) => 1,
+        _ => 2,
+    };
     plain_then_exact(Reduce::Max, |mode| {
+        let plain = mode == PLAIN_MAX;
         let mut nan = false;
-        for v0 in (0..vectors).step_by(INDEX_STRIP) {
-            macro_rules! run {
+        for v0 in (0..vectors).step_by(step) {
+            macro_rules! k3s2 {
                 ($v:literal) => {
-                    match (mode == PLAIN_MAX, s.pad_left > 0, s.prefetch) {
+                    match (plain, pl > 0, s.prefetch) {
                         (true, false, false) => {
-                            strip::<L, 1, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 1, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
                         }
                         (true, false, true) => {
-                            strip::<L, 1, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 1, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
                         }
                         (true, true, false) => {
-                            strip::<L, 1, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 1, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
                         }
                         (true, true, true) => {
-                            strip::<L, 1, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 1, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
                         }
                         (false, false, _) => {
-                            strip::<L, 0, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 0, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
                         }
                         (false, true, _) => {
-                            strip::<L, 0, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
+                            k3s2_strip_indices::<L, 0, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
                         }
                     }
                 };
             }
-            // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
+            macro_rules! s1 {
+                ($k:literal, $v:literal) => {
+                    match (plain, pl) {
+                        (true, 0) => {
+                            ks1_strip_indices::<L, 1, $k, 0, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, 1) => {
+                            ks1_strip_indices::<L, 1, $k, 1, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, 2) => {
+                            ks1_strip_indices::<L, 1, $k, 2, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, _) => {
+                            ks1_strip_indices::<L, 1, $k, 3, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, 0) => {
+                            ks1_strip_indices::<L, 0, $k, 0, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, 1) => {
+                            ks1_strip_indices::<L, 0, $k, 1, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, 2) => {
+                            ks1_strip_indices::<L, 0, $k, 2, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, _) => {
+                            ks1_strip_indices::<L, 0, $k, 3, $v>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                    }
+                };
+            }
+            macro_rules! s1_strip {
+                ($v:literal) => {
+                    match s.kw {
+                        2 => s1!(2, $v),
+                        3 => s1!(3, $v),
+                        4 => s1!(4, $v),
+                        5 => s1!(5, $v),
+                        6 => s1!(6, $v),
+                        _ => s1!(7, $v),
+                    }
+                };
+            }
+            // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
             nan |= unsafe {
-                match (vectors - v0).min(INDEX_STRIP) {
-                    1 => run!(1),
-                    2 => run!(2),
-                    3 => run!(3),
-                    _ => run!(4),
+                match ((vectors - v0).min(step), s.sw) {
+                    (1, 2) => k3s2!(1),
+                    (2, 2) => k3s2!(2),
+                    (3, 2) => k3s2!(3),
+                    (_, 2) => k3s2!(4),
+                    (1, _) => s1_strip!(1),
+                    _ => s1_strip!(2),
                 }
             };
         }
         nan
     });
 }
-
-/// Output vectors per strip of [`plane_with_indices`].
-#[cfg(target_arch = "x86_64")]
-const INDEX_STRIP: usize = 4;
 
 /// The average backward of a stride-1 problem as a forward sum on this path: with
 /// `g = grad_output / divisor`, `grad_input[h][w]` is the sum of `g` over the `kh × kw` block

@@ -1879,6 +1879,183 @@ pub(crate) unsafe fn k3s2_strip_indices<
     nan != L::M::default()
 }
 
+/// Max `K`×`K` (2 to 7) at stride 1 with indices of one channels-first plane (Inception's
+/// 3×3, YOLO's SPPF 5×5), output columns `N v0 .. N (v0 + V)` of every output row, padded by
+/// `PL` columns before (0 or `K / 2`) and `pad_top` rows above: [`k3s2_strip_indices`]' folds
+/// at stride 1. The W pass of each input row folds its `K` taps in column order (each a lane
+/// shift of neighbouring input vectors), remembering which tap won; the last `K` W rows stay
+/// in registers and output row `i` folds W rows `i .. i + K` in order, skipping padding rows.
+/// Padding columns come before the row's values and are −∞: one kept means the window's values
+/// in that row are −∞, and its index is clamped to the row's first column, the reference's
+/// first in-bounds tap. `MODE` as in [`k3s2_strip_indices`].
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn ks1_strip_indices<
+    L: Zmm,
+    const MODE: u8,
+    const K: usize,
+    const PL: usize,
+    const V: usize,
+>(
+    x: &[L::E],
+    w: usize,
+    pad_top: usize,
+    oh: usize,
+    ow: usize,
+    v0: usize,
+    y: &mut [MaybeUninit<L::E>],
+    idx: &mut [i64],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let lane_count = L::N;
+    let none = L::M::default();
+    let h = x.len().checked_div(w).unwrap_or(0);
+    // (the last two: every output's first tap row and column lie in the plane or in the
+    // padding before it, so that a window's index is one of its in-bounds taps)
+    assert!(
+        MODE <= 1
+            && (2..=7).contains(&K)
+            && PL < K
+            && PL <= 3
+            && (1..=4).contains(&V)
+            && w >= 1
+            && x.len() <= i32::MAX as usize
+            && y.len() == oh * ow
+            && idx.len() == y.len()
+            && lane_count * (v0 + V - 1) < ow
+            && pad_top < K
+            && (oh == 0 || oh - 1 < h + pad_top)
+            && ow - 1 < w + PL
+    );
+    let pad = l.splat(L::NEG_INFINITY);
+    let check = MODE == 1;
+    // (macros, not closures: see `k3s2_strip`)
+    macro_rules! fold {
+        ($acc:expr, $acc_i:expr, $x:expr, $x_i:expr) => {{
+            let take = if MODE == 0 {
+                l.greater_or_nan($x, $acc)
+            } else {
+                l.greater($x, $acc)
+            };
+            ($acc, $acc_i) = (l.select($acc, take, $x), l.select_index($acc_i, take, $x_i));
+        }};
+    }
+    let masks = zmm::row_masks::<L, { 4 + 2 }>(w, v0 as isize - 1, V + 2);
+    // the column of each output lane's first tap, c − PL
+    let mut cols = [l.splat_index(0); V];
+    for (u, c) in cols.iter_mut().enumerate() {
+        *c = l.index_ramp((lane_count * (v0 + u)) as i32 - PL as i32, 1);
+    }
+    let taps: [__m512i; 7] = std::array::from_fn(|j| l.splat_index(j as i32));
+    // W pass of input row r: values, indices, whether the row is in the plane, NaN lanes
+    macro_rules! wrow {
+        ($r:expr) => {{
+            let r: usize = $r;
+            let mut out = [pad; V];
+            let mut out_i = [taps[0]; V];
+            let mut nan = none;
+            let inside = r >= pad_top && r - pad_top < h;
+            if inside {
+                let row = x[(r - pad_top) * w..].as_ptr();
+                let row_start = l.splat_index(((r - pad_top) * w) as i32);
+                // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
+                let xs: [L::V; 4 + 2] = std::array::from_fn(|t| {
+                    if t >= V + 2
+                        || (t == 0 && PL == 0)
+                        || ((t == 0 || t == V + 1) && masks[t] == none)
+                    {
+                        // as in `ks1_strip`: not read, or wholly outside the row: padding
+                        return pad;
+                    }
+                    let i = (v0 + t) as isize - 1;
+                    // SAFETY: the mask enables only lanes of columns N i .. that lie in row
+                    // r - pad_top (masked-off lanes are not read; the address is only
+                    // formed, wrapping).
+                    let v = unsafe {
+                        l.load_masked(pad, masks[t], row.wrapping_offset(lane_count as isize * i))
+                    };
+                    if check {
+                        nan |= l.unordered(v, v);
+                    }
+                    v
+                });
+                for u in 0..V {
+                    let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
+                    let (mut v, mut which) = (l.shifted(b, a, n, -(PL as isize)), taps[0]);
+                    // (index loops: iterator adapters were left as calls, outside the
+                    // AVX-512 context, and the shifts' counts unknown)
+                    #[allow(clippy::needless_range_loop)]
+                    for j in 1..K {
+                        fold!(
+                            v,
+                            which,
+                            l.shifted(b, a, n, j as isize - PL as isize),
+                            taps[j]
+                        );
+                    }
+                    let mut at = l.add_index(l.add_index(row_start, cols[u]), which);
+                    if PL > 0 && v0 == 0 && u == 0 {
+                        // a padding column kept: the row's values are −∞, its first column
+                        at = l.max_index(at, row_start);
+                    }
+                    out[u] = v;
+                    out_i[u] = at;
+                }
+            }
+            (out, out_i, inside, nan)
+        }};
+    }
+    let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
+    let (dst, dst_i) = (y.as_mut_ptr().cast::<L::E>(), idx.as_mut_ptr());
+    // the W rows i .. i + K − 1 of output row i (slot K − 1 is filled in its turn)
+    let mut ring = [([pad; V], [taps[0]; V], false); 7];
+    let mut nan = none;
+    #[allow(clippy::needless_range_loop)]
+    for r in 0..K - 1 {
+        let (v, vi, inside, n) = wrow!(r);
+        nan |= n;
+        ring[r] = (v, vi, inside);
+    }
+    for i in 0..oh {
+        let (v, vi, inside, n) = wrow!(i + K - 1);
+        nan |= n;
+        ring[K - 1] = (v, vi, inside);
+        // the rows in order, those inside the plane (at least one is: asserted)
+        let (mut acc, mut acc_i, mut any) = ring[0];
+        #[allow(clippy::needless_range_loop)]
+        for t in 1..K {
+            let (row, row_i, inside) = ring[t];
+            if inside {
+                if any {
+                    for u in 0..V {
+                        fold!(acc[u], acc_i[u], row[u], row_i[u]);
+                    }
+                } else {
+                    (acc, acc_i, any) = (row, row_i, true);
+                }
+            }
+        }
+        debug_assert!(any, "every window holds a row of the plane");
+        for u in 0..V {
+            let at = i * ow + lane_count * (v0 + u);
+            // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask);
+            // idx has y's length (asserted).
+            unsafe {
+                l.store_masked(dst.add(at), store_masks[u], acc[u]);
+                l.store_indices_masked(dst_i.add(at), store_masks[u], acc_i[u]);
+            }
+        }
+        for t in 0..K - 1 {
+            ring[t] = ring[t + 1];
+        }
+    }
+    nan != none
+}
+
 /// Pooling `K`×`K` (2, 3, 5 or 7) at stride 1 of one channels-first plane (Inception, YOLO's
 /// SPPF, large average windows; the stride-1 sum of an average backward), fused as
 /// [`k3s2_strip`] is, every fold in registers:
