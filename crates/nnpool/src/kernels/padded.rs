@@ -1381,7 +1381,7 @@ pub(crate) fn forward<F: FastFloat>(
 }
 
 /// Channels-first max with indices (PyTorch's `return_indices`), f32 or f64 with AVX-512,
-/// 2-D planes: 3×3 at stride 2 (ResNet's stem, AlexNet; `x86::k3s2_strip_indices`) and
+/// 2-D planes: 2×2 and 3×3 at stride 2 (VGG, ResNet's stem, AlexNet; `x86::ks2_strip_indices`) and
 /// square windows of 2 to 7 at stride 1 (Inception, YOLO's SPPF; `x86::ks1_strip_indices`).
 /// Each plane in strips of output vectors, the plain `>` first with its NaN check, again by
 /// the exact rule when the plane holds a NaN; tasks take whole planes. Returns `false`
@@ -1401,7 +1401,7 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
         return false;
     };
     let window = match (s.kh, s.kw, s.sh, s.sw) {
-        (3, 3, 2, 2) => s.pad_left <= 1 && s.pad_top <= 2,
+        (k, 2 | 3, 2, 2) => k == s.kw && s.pad_left <= 1 && s.pad_top < k,
         (k, kw, 1, 1) => k == kw && (2..=7).contains(&k) && s.pad_left < k.min(4) && s.pad_top < k,
         _ => false,
     };
@@ -1474,7 +1474,7 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
     y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) {
-    use super::x86::{k3s2_strip_indices, ks1_strip_indices};
+    use super::x86::{ks1_strip_indices, ks2_strip_indices};
     let (w, pt, oh, ow, pl) = (s.w, s.pad_top, s.oh, s.ow, s.pad_left);
     let vectors = ow.div_ceil(L::N);
     let step = match (s.sw, s.kw) {
@@ -1486,27 +1486,36 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
         let plain = mode == PLAIN_MAX;
         let mut nan = false;
         for v0 in (0..vectors).step_by(step) {
+            macro_rules! s2 {
+                ($k:literal, $v:literal) => {
+                    match (plain, pl > 0, s.prefetch) {
+                        (true, false, false) => ks2_strip_indices::<L, 1, $k, 0, $v, false>(
+                            x, w, pt, oh, ow, v0, y, idx,
+                        ),
+                        (true, false, true) => {
+                            ks2_strip_indices::<L, 1, $k, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (true, true, false) => ks2_strip_indices::<L, 1, $k, 1, $v, false>(
+                            x, w, pt, oh, ow, v0, y, idx,
+                        ),
+                        (true, true, true) => {
+                            ks2_strip_indices::<L, 1, $k, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
+                        }
+                        (false, false, _) => ks2_strip_indices::<L, 0, $k, 0, $v, false>(
+                            x, w, pt, oh, ow, v0, y, idx,
+                        ),
+                        (false, true, _) => ks2_strip_indices::<L, 0, $k, 1, $v, false>(
+                            x, w, pt, oh, ow, v0, y, idx,
+                        ),
+                    }
+                };
+            }
             macro_rules! k3s2 {
                 ($v:literal) => {
-                    match (plain, pl > 0, s.prefetch) {
-                        (true, false, false) => {
-                            k3s2_strip_indices::<L, 1, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
-                        }
-                        (true, false, true) => {
-                            k3s2_strip_indices::<L, 1, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
-                        }
-                        (true, true, false) => {
-                            k3s2_strip_indices::<L, 1, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
-                        }
-                        (true, true, true) => {
-                            k3s2_strip_indices::<L, 1, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
-                        }
-                        (false, false, _) => {
-                            k3s2_strip_indices::<L, 0, 0, $v, false>(x, w, pt, oh, ow, v0, y, idx)
-                        }
-                        (false, true, _) => {
-                            k3s2_strip_indices::<L, 0, 1, $v, false>(x, w, pt, oh, ow, v0, y, idx)
-                        }
+                    if s.kw == 2 {
+                        s2!(2, $v)
+                    } else {
+                        s2!(3, $v)
                     }
                 };
             }

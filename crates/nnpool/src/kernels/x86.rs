@@ -1671,27 +1671,29 @@ pub(crate) unsafe fn k3s2_strip<
     nan != L::M::default()
 }
 
-/// Max 3×3 at stride 2 with indices (PyTorch's `return_indices`) of one channels-first plane,
-/// output columns `N v0 .. N (v0 + V)` of every output row: [`k3s2_strip`]'s passes, each
-/// fold keeping the index of the value it keeps. The W pass of an input row folds its three
-/// taps in column order, remembering which tap won (0, 1 or 2), and the row's index is then
-/// `row · w + 2c − PL + tap`; output row `i` folds the W rows `2i, 2i + 1, 2i + 2` in order,
-/// skipping padding rows. The fold keeps the later value when it is greater or NaN, so the
-/// regrouped fold keeps what the reference's row-major scan keeps: the last NaN, else the
-/// first maximum. Padding never wins: padding rows are skipped, and the one padding column
-/// (column −1 with `PL` = 1) is −∞ and comes first, so it is kept only when the row's values
-/// are −∞ too, where the index is clamped to the row's first column, the reference's first
-/// in-bounds tap. `MODE`: 0 = the exact rule, 1 = the plain `>` (returns whether any value
-/// read is NaN; the caller then redoes the plane with the exact rule). Indices are plane
-/// indices `h · w + c`, stored as i64.
+/// Max `K`×`K` (2 or 3) at stride 2 with indices (PyTorch's `return_indices`) of one
+/// channels-first plane, output columns `N v0 .. N (v0 + V)` of every output row:
+/// [`k3s2_strip`]'s passes, each fold keeping the index of the value it keeps. The W pass of
+/// an input row folds its taps in column order, remembering which tap won, and the row's
+/// index is then `row · w + 2c − PL + tap`; output row `i` folds the W rows `2i .. 2i + K` in
+/// order, skipping padding rows (3×3: row `2i + 2` carried over to output row `i + 1`). The
+/// fold keeps the later value when it is greater or NaN, so the regrouped fold keeps what the
+/// reference's row-major scan keeps: the last NaN, else the first maximum. Padding never
+/// wins: padding rows are skipped, and the one padding column (column −1 with `PL` = 1) is
+/// −∞ and comes first, so it is kept only when the row's values are −∞ too, where the index
+/// is clamped to the row's first column, the reference's first in-bounds tap. `MODE`: 0 =
+/// the exact rule, 1 = the plain `>` (returns whether any value read is NaN; the caller then
+/// redoes the plane with the exact rule). Indices are plane indices `h · w + c`, stored as
+/// i64.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn k3s2_strip_indices<
+pub(crate) unsafe fn ks2_strip_indices<
     L: Zmm,
     const MODE: u8,
+    const K: usize,
     const PL: usize,
     const V: usize,
     const PREFETCH: bool,
@@ -1713,6 +1715,7 @@ pub(crate) unsafe fn k3s2_strip_indices<
     // padding before it, so that a window's index is one of its in-bounds taps)
     assert!(
         MODE <= 1
+            && (K == 2 || K == 3)
             && PL <= 1
             && (1..=4).contains(&V)
             && w >= 1
@@ -1720,7 +1723,7 @@ pub(crate) unsafe fn k3s2_strip_indices<
             && y.len() == oh * ow
             && idx.len() == y.len()
             && lane_count * (v0 + V - 1) < ow
-            && pad_top <= 2
+            && pad_top < K
             && (oh == 0 || 2 * (oh - 1) < h + pad_top)
             && 2 * (ow - 1) < w + PL
     );
@@ -1792,12 +1795,14 @@ pub(crate) unsafe fn k3s2_strip_indices<
                         }
                     }};
                 }
-                // taps 0, 1, 2 of output vector u folded in order; `which` the winning tap
+                // taps 0, 1 (, 2) of output vector u folded in order; `which` the winning tap
                 macro_rules! taps {
                     ($u:expr, $t0:expr, $t1:expr, $t2:expr) => {{
                         let (mut v, mut which) = ($t0, tap0);
                         fold!(v, which, $t1, tap1);
-                        fold!(v, which, $t2, tap2);
+                        if K == 3 {
+                            fold!(v, which, $t2, tap2);
+                        }
                         let mut at = l.add_index(l.add_index(row_start, cols[$u]), which);
                         if PL == 1 && v0 == 0 && $u == 0 {
                             // column −1 kept: the row's values are −∞, its first column
@@ -1807,8 +1812,15 @@ pub(crate) unsafe fn k3s2_strip_indices<
                         out_i[$u] = at;
                     }};
                 }
-                if PL == 1 {
-                    // columns 2c − 1, 2c, 2c + 1: the odd column before, the even, the odd
+                if K == 2 && PL == 0 {
+                    // columns 2c, 2c + 1: even, odd
+                    for u in 0..V {
+                        let at = phase!(u);
+                        nan |= at.2;
+                        taps!(u, at.0, at.1, pad);
+                    }
+                } else if PL == 1 {
+                    // columns 2c − 1, 2c (, 2c + 1): the odd column before, the even (, the odd)
                     let mut before = if first >= 0 { phase!(0).1 } else { pad };
                     for u in 0..V {
                         let at = phase!(u + 1);
@@ -1833,47 +1845,71 @@ pub(crate) unsafe fn k3s2_strip_indices<
     }
     let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
     let (dst, dst_i) = (y.as_mut_ptr().cast::<L::E>(), idx.as_mut_ptr());
-    let (mut carry, mut carry_i, mut carry_inside, mut nan) = wrow!(0);
     let row_bytes = w * std::mem::size_of::<L::E>();
-    for i in 0..oh {
-        if PREFETCH && v0 == 0 {
-            let from = x
-                .as_ptr()
-                .cast::<u8>()
-                .wrapping_add(2 * i * row_bytes + PREFETCH_BYTES_AHEAD);
-            prefetch_lines_l2(from, 2 * row_bytes);
-        }
-        // rows 2i, 2i + 1, 2i + 2 in order, those inside the plane (at least one is:
-        // asserted); row 2i + 2 is the next output row's first
-        let (mut acc, mut acc_i, mut any) = (carry, carry_i, carry_inside);
-        macro_rules! fold_row {
-            ($row:expr, $row_i:expr, $inside:expr) => {
-                if $inside {
-                    if any {
-                        for u in 0..V {
-                            fold!(acc[u], acc_i[u], $row[u], $row_i[u]);
-                        }
-                    } else {
-                        (acc, acc_i, any) = ($row, $row_i, true);
+    // the fold of the W rows in order, those inside the plane (at least one is: asserted)
+    macro_rules! fold_row {
+        ($acc:ident, $acc_i:ident, $any:ident, $row:expr, $row_i:expr, $inside:expr) => {
+            if $inside {
+                if $any {
+                    for u in 0..V {
+                        fold!($acc[u], $acc_i[u], $row[u], $row_i[u]);
                     }
+                } else {
+                    ($acc, $acc_i, $any) = ($row, $row_i, true);
                 }
-            };
+            }
+        };
+    }
+    macro_rules! store_row {
+        ($i:expr, $acc:expr, $acc_i:expr) => {
+            for u in 0..V {
+                let at = $i * ow + lane_count * (v0 + u);
+                // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask);
+                // idx has y's length (asserted).
+                unsafe {
+                    l.store_masked(dst.add(at), store_masks[u], $acc[u]);
+                    l.store_indices_masked(dst_i.add(at), store_masks[u], $acc_i[u]);
+                }
+            }
+        };
+    }
+    macro_rules! prefetch {
+        ($i:expr) => {
+            if PREFETCH && v0 == 0 {
+                let from = x
+                    .as_ptr()
+                    .cast::<u8>()
+                    .wrapping_add(2 * $i * row_bytes + PREFETCH_BYTES_AHEAD);
+                prefetch_lines_l2(from, 2 * row_bytes);
+            }
+        };
+    }
+    let mut nan = L::M::default();
+    if K == 2 {
+        for i in 0..oh {
+            prefetch!(i);
+            let (mut acc, mut acc_i, mut any, n0) = wrow!(2 * i);
+            let (low, low_i, low_inside, n1) = wrow!(2 * i + 1);
+            fold_row!(acc, acc_i, any, low, low_i, low_inside);
+            debug_assert!(any, "every window holds a row of the plane");
+            nan |= n0 | n1;
+            store_row!(i, acc, acc_i);
         }
+        return nan != L::M::default();
+    }
+    let (mut carry, mut carry_i, mut carry_inside, n0) = wrow!(0);
+    nan |= n0;
+    for i in 0..oh {
+        prefetch!(i);
+        // rows 2i, 2i + 1, 2i + 2; row 2i + 2 is the next output row's first
+        let (mut acc, mut acc_i, mut any) = (carry, carry_i, carry_inside);
         let (mid, mid_i, mid_inside, n1) = wrow!(2 * i + 1);
-        fold_row!(mid, mid_i, mid_inside);
+        fold_row!(acc, acc_i, any, mid, mid_i, mid_inside);
         let (low, low_i, low_inside, n2) = wrow!(2 * i + 2);
-        fold_row!(low, low_i, low_inside);
+        fold_row!(acc, acc_i, any, low, low_i, low_inside);
         debug_assert!(any, "every window holds a row of the plane");
         nan |= n1 | n2;
-        for u in 0..V {
-            let at = i * ow + lane_count * (v0 + u);
-            // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask);
-            // idx has y's length (asserted).
-            unsafe {
-                l.store_masked(dst.add(at), store_masks[u], acc[u]);
-                l.store_indices_masked(dst_i.add(at), store_masks[u], acc_i[u]);
-            }
-        }
+        store_row!(i, acc, acc_i);
         (carry, carry_i, carry_inside) = (low, low_i, low_inside);
     }
     nan != L::M::default()
@@ -1881,13 +1917,13 @@ pub(crate) unsafe fn k3s2_strip_indices<
 
 /// Max `K`×`K` (2 to 7) at stride 1 with indices of one channels-first plane (Inception's
 /// 3×3, YOLO's SPPF 5×5), output columns `N v0 .. N (v0 + V)` of every output row, padded by
-/// `PL` columns before (0 or `K / 2`) and `pad_top` rows above: [`k3s2_strip_indices`]' folds
+/// `PL` columns before (0 or `K / 2`) and `pad_top` rows above: [`ks2_strip_indices`]' folds
 /// at stride 1. The W pass of each input row folds its `K` taps in column order (each a lane
 /// shift of neighbouring input vectors), remembering which tap won; the last `K` W rows stay
 /// in registers and output row `i` folds W rows `i .. i + K` in order, skipping padding rows.
 /// Padding columns come before the row's values and are −∞: one kept means the window's values
 /// in that row are −∞, and its index is clamped to the row's first column, the reference's
-/// first in-bounds tap. `MODE` as in [`k3s2_strip_indices`].
+/// first in-bounds tap. `MODE` as in [`ks2_strip_indices`].
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
