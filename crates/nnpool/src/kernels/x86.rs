@@ -1474,6 +1474,82 @@ pub(crate) unsafe fn pad_wpass_direct<const MODE: u8, const S: usize, const K: u
     _mm512_cmpge_epu32_mask(top, _mm512_set1_epi32(0x7f80_0000)) != 0
 }
 
+/// Phase `t` of a stride-2 strip's row (`k3s2_strip`, `ks2_strip_indices`): the even and the
+/// odd columns of input vectors `2 (first + t)` and `2 (first + t) + 1` of `row`, padding
+/// where `masks` (`zmm::row_masks` of the row from vector `2 first`) leave lanes out, and with
+/// `check` the lanes holding a NaN. Without padding before (`PL` = 0) the strip's last phase
+/// (`t == V`) may lie wholly past the row (narrow rows: AlexNet's 55 columns in 4 vectors):
+/// padding then, no loads, permutes or check (every other phase holds columns of the row).
+///
+/// # Safety
+/// `row` is the start of a row whose lanes `masks` enable (masked-off lanes are not read;
+/// the addresses are only formed, wrapping); the CPU supports AVX-512F (`l`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn stride2_phase<L: Zmm, const PL: usize, const V: usize>(
+    l: L,
+    row: *const L::E,
+    masks: &[L::M],
+    first: isize,
+    t: usize,
+    pad: L::V,
+    check: bool,
+) -> (L::V, L::V, L::M) {
+    let i = 2 * (first + t as isize);
+    if PL == 0 && t == V && masks[2 * t] | masks[2 * t + 1] == L::M::default() {
+        return (pad, pad, L::M::default());
+    }
+    let n = L::N as isize;
+    // SAFETY: the caller's: the masks enable only lanes of columns that lie in the row.
+    let (a, b) = unsafe {
+        (
+            l.load_masked(pad, masks[2 * t], row.wrapping_offset(n * i)),
+            l.load_masked(pad, masks[2 * t + 1], row.wrapping_offset(n * (i + 1))),
+        )
+    };
+    let nan = if check {
+        l.unordered(a, b)
+    } else {
+        L::M::default()
+    };
+    (l.even(a, b), l.odd(a, b), nan)
+}
+
+/// Input vectors `v0 − 1 .. v0 + V` of a stride-1 strip's row (`ks1_strip`,
+/// `ks1_strip_indices`; slot `t`: vector `v0 − 1 + t`), padding where `masks`
+/// (`zmm::row_masks` of the row from vector `v0 − 1`) leave lanes out, with `check` their NaN
+/// lanes added to `nan`. Slots past the strip, the vector before the row without padding
+/// before (`PL` = 0: no tap reads it), and the vectors before and after the strip when wholly
+/// outside the row hold padding, with no load or check.
+///
+/// # Safety
+/// As [`stride2_phase`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn stride1_row<L: Zmm, const PL: usize, const V: usize>(
+    l: L,
+    row: *const L::E,
+    masks: &[L::M; 4 + 2],
+    v0: usize,
+    pad: L::V,
+    check: bool,
+    nan: &mut L::M,
+) -> [L::V; 4 + 2] {
+    let none = L::M::default();
+    std::array::from_fn(|t| {
+        if t >= V + 2 || (t == 0 && PL == 0) || ((t == 0 || t == V + 1) && masks[t] == none) {
+            return pad;
+        }
+        let i = (v0 + t) as isize - 1;
+        // SAFETY: the caller's: the mask enables only lanes of columns that lie in the row.
+        let v = unsafe { l.load_masked(pad, masks[t], row.wrapping_offset(L::N as isize * i)) };
+        if check {
+            *nan |= l.unordered(v, v);
+        }
+        v
+    })
+}
+
 /// Pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
 /// above and `PL` ≤ 1 columns before, the rest of every window past the input being padding),
 /// output columns `16 * v0 .. 16 * (v0 + V)` (clipped to `ow`) of every output row, with no
@@ -1562,43 +1638,10 @@ pub(crate) unsafe fn k3s2_strip<
                 // phase t of the strip: (even, odd) columns of input vectors 2(first + t) and
                 // 2(first + t) + 1, and its NaN lanes
                 macro_rules! phase {
-                    ($t:expr) => {{
-                        let i = 2 * (first + $t as isize);
-                        // without padding before, the strip's last phase may lie wholly
-                        // past the row (narrow rows: AlexNet's 55 columns in 4 vectors):
-                        // padding, no loads, permutes or check (every other phase holds
-                        // columns of the row; the branch is the same on every row)
-                        if PL == 0
-                            && $t == V
-                            && masks[2 * $t] | masks[2 * $t + 1] == L::M::default()
-                        {
-                            (pad, pad, L::M::default())
-                        } else {
-                            // SAFETY: the masks enable only lanes of columns N i .. that lie in
-                            // row r - pad_top (masked-off lanes are not read; the addresses are
-                            // only formed, wrapping); phases wholly outside the row hold padding.
-                            let (a, b) = unsafe {
-                                (
-                                    l.load_masked(
-                                        pad,
-                                        masks[2 * $t],
-                                        row.wrapping_offset(lane_count as isize * i),
-                                    ),
-                                    l.load_masked(
-                                        pad,
-                                        masks[2 * $t + 1],
-                                        row.wrapping_offset(lane_count as isize * (i + 1)),
-                                    ),
-                                )
-                            };
-                            let nan = if check {
-                                l.unordered(a, b)
-                            } else {
-                                L::M::default()
-                            };
-                            (l.even(a, b), l.odd(a, b), nan)
-                        }
-                    }};
+                    ($t:expr) => {
+                        // SAFETY: `row` starts row r - pad_top of x, `masks` are its lanes
+                        unsafe { stride2_phase::<L, PL, V>(l, row, &masks, first, $t, pad, check) }
+                    };
                 }
                 if PL == 1 {
                     // window columns 2c - 1, 2c, 2c + 1 of output column c: the odd column
@@ -1762,38 +1805,10 @@ pub(crate) unsafe fn ks2_strip_indices<
                 // phase t of the strip: (even, odd) columns of input vectors 2(first + t)
                 // and 2(first + t) + 1, and its NaN lanes
                 macro_rules! phase {
-                    ($t:expr) => {{
-                        let i = 2 * (first + $t as isize);
-                        if PL == 0
-                            && $t == V
-                            && masks[2 * $t] | masks[2 * $t + 1] == L::M::default()
-                        {
-                            (pad, pad, L::M::default())
-                        } else {
-                            // SAFETY: as in `k3s2_strip`: the masks enable only lanes of
-                            // columns in row r - pad_top (the others are not read).
-                            let (a, b) = unsafe {
-                                (
-                                    l.load_masked(
-                                        pad,
-                                        masks[2 * $t],
-                                        row.wrapping_offset(lane_count as isize * i),
-                                    ),
-                                    l.load_masked(
-                                        pad,
-                                        masks[2 * $t + 1],
-                                        row.wrapping_offset(lane_count as isize * (i + 1)),
-                                    ),
-                                )
-                            };
-                            let nan = if check {
-                                l.unordered(a, b)
-                            } else {
-                                L::M::default()
-                            };
-                            (l.even(a, b), l.odd(a, b), nan)
-                        }
-                    }};
+                    ($t:expr) => {
+                        // SAFETY: `row` starts row r - pad_top of x, `masks` are its lanes
+                        unsafe { stride2_phase::<L, PL, V>(l, row, &masks, first, $t, pad, check) }
+                    };
                 }
                 // taps 0, 1 (, 2) of output vector u folded in order; `which` the winning tap
                 macro_rules! taps {
@@ -1999,26 +2014,9 @@ pub(crate) unsafe fn ks1_strip_indices<
                 let row = x[(r - pad_top) * w..].as_ptr();
                 let row_start = l.splat_index(((r - pad_top) * w) as i32);
                 // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
-                let xs: [L::V; 4 + 2] = std::array::from_fn(|t| {
-                    if t >= V + 2
-                        || (t == 0 && PL == 0)
-                        || ((t == 0 || t == V + 1) && masks[t] == none)
-                    {
-                        // as in `ks1_strip`: not read, or wholly outside the row: padding
-                        return pad;
-                    }
-                    let i = (v0 + t) as isize - 1;
-                    // SAFETY: the mask enables only lanes of columns N i .. that lie in row
-                    // r - pad_top (masked-off lanes are not read; the address is only
-                    // formed, wrapping).
-                    let v = unsafe {
-                        l.load_masked(pad, masks[t], row.wrapping_offset(lane_count as isize * i))
-                    };
-                    if check {
-                        nan |= l.unordered(v, v);
-                    }
-                    v
-                });
+                // SAFETY: `row` starts row r - pad_top of x, `masks` are its lanes.
+                let xs =
+                    unsafe { stride1_row::<L, PL, V>(l, row, &masks, v0, pad, check, &mut nan) };
                 for u in 0..V {
                     let (b, a, n) = (xs[u], xs[u + 1], xs[u + 2]);
                     let (mut v, mut which) = (l.shifted(b, a, n, -(PL as isize)), taps[0]);
@@ -2205,28 +2203,9 @@ pub(crate) unsafe fn ks1_strip<
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
                 // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
-                let xs: [L::V; 4 + 2] = std::array::from_fn(|t| {
-                    if t >= V + 2
-                        || (t == 0 && PL == 0)
-                        || ((t == 0 || t == V + 1) && masks[t] == none)
-                    {
-                        // past the strip, not read (offsets start at 0), or wholly outside
-                        // the row (the vector before the first strip, the one after the last;
-                        // the others hold columns of the row): padding, no load or check
-                        return pad;
-                    }
-                    let i = (v0 + t) as isize - 1;
-                    // SAFETY: the mask enables only lanes of columns N i .. that lie in row
-                    // r - pad_top (masked-off lanes are not read; the address is only
-                    // formed, wrapping).
-                    let v = unsafe {
-                        l.load_masked(pad, masks[t], row.wrapping_offset(lane_count as isize * i))
-                    };
-                    if check {
-                        nan |= l.unordered(v, v);
-                    }
-                    v
-                });
+                // SAFETY: `row` starts row r - pad_top of x, `masks` are its lanes.
+                let xs =
+                    unsafe { stride1_row::<L, PL, V>(l, row, &masks, v0, pad, check, &mut nan) };
                 let xs = if DIVIDE_INPUTS {
                     divide_row(l, &xs, input_divisors, (r - pad_top) * w, v0, &masks)
                 } else {
