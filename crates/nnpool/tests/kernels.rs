@@ -1691,15 +1691,25 @@ fn negative_infinity_windows<T: Element>() {
                 .padding(&[p, p])
                 .ceil_mode(ceil);
             let op = Pooling::max(win);
-            for (c, h, w) in [
+            let planes = [
                 (2, 7, 9),
                 (3, 9, 33),
                 (16, 5, 55),
                 (2, 6, 112),
                 (17, 3, 130),
-            ] {
-                let shape = [2, c, h, w];
-                let Ok(plan) = PoolPlan::new(&op, &shape, layout) else {
+            ];
+            // and volumes (the window and stride along the depth too)
+            let win3 = Window::new(&[k, k, k])
+                .stride(&[stride, stride, stride])
+                .padding(&[p, p, p])
+                .ceil_mode(ceil);
+            let op3 = Pooling::max(win3);
+            let problems = planes
+                .iter()
+                .map(|&(c, h, w)| (&op, vec![2, c, h, w]))
+                .chain([(&op3, vec![1, 2, 5, 6, 33]), (&op3, vec![2, 16, 4, 7, 9])]);
+            for (op, shape) in problems {
+                let Ok(plan) = PoolPlan::new(op, &shape, layout) else {
                     continue;
                 };
                 for all in [true, false] {
@@ -1718,7 +1728,7 @@ fn negative_infinity_windows<T: Element>() {
                         let (y, i) = pool
                             .install(|| plan.forward_with_indices_to_vec(&x))
                             .unwrap();
-                        let desc = problem_desc(&op, &shape, layout);
+                        let desc = problem_desc(op, &shape, layout);
                         assert!(same_bits(&y, &yr), "{desc} (all −∞: {all}): values");
                         assert_eq!(i, ir, "{desc} (all −∞: {all}): indices");
                     }

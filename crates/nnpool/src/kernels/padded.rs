@@ -1407,7 +1407,6 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     };
     let takes = fused_avx512::<F>(&s)
         && window
-        && (s.d, s.od) == (1, 1)
         && idx.len() == y.len()
         && g.in_plane() <= i32::MAX as usize;
     if !takes {
@@ -1417,10 +1416,15 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
         prefetch: std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES,
         ..s
     };
+    let depth: &[Span] = if s.d > 1 || s.od > 1 {
+        &axes[0].spans
+    } else {
+        &[]
+    };
     if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
-        planes_with_indices::<F32x16>(s, x, &mut y, idx);
+        planes_with_indices::<F32x16>(s, depth, x, &mut y, idx);
     } else if let (Some(x), Some(mut y)) = (cast::<F, f64>(x), y.cast::<f64>()) {
-        planes_with_indices::<F64x8>(s, x, &mut y, idx);
+        planes_with_indices::<F64x8>(s, depth, x, &mut y, idx);
     } else {
         unreachable!("`fused_avx512` takes f32 and f64 only");
     }
@@ -1431,38 +1435,140 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
 #[cfg(target_arch = "x86_64")]
 fn planes_with_indices<L: super::zmm::Zmm>(
     s: &PlaneShape,
+    depth: &[Span],
     x: &[L::E],
     y: &mut Out<L::E>,
     idx: &mut [i64],
 ) {
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
-    // SAFETY: every output element is stored (every strip of every row of every plane), with
-    // computed values only.
+    let (vin, vout) = (s.d * pin, s.od * pout);
+    // SAFETY: every output element is stored (every strip of every row of every plane; in
+    // 3-D every output slice by the depth fold), with computed values only.
     let y = unsafe { y.uninit() };
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>], is: &mut [i64]| {
-        let planes = xs
-            .chunks_exact(pin)
-            .zip(ys.chunks_exact_mut(pout).zip(is.chunks_exact_mut(pout)));
-        for (xp, (yp, ip)) in planes {
-            // SAFETY: `forward_with_indices` checked `fused_avx512`: AVX-512F was detected.
-            unsafe { plane_with_indices::<L>(s, xp, yp, ip) };
+        if s.d == 1 && s.od == 1 {
+            let planes = xs
+                .chunks_exact(pin)
+                .zip(ys.chunks_exact_mut(pout).zip(is.chunks_exact_mut(pout)));
+            for (xp, (yp, ip)) in planes {
+                // SAFETY: `forward_with_indices` checked `fused_avx512`: AVX-512F was
+                // detected.
+                unsafe { plane_with_indices::<L>(s, xp, 0, yp, ip) };
+            }
+            return;
+        }
+        // 3-D: the slices of a volume pooled (indices offset by the slice's place in the
+        // volume), then folded along the depth in order
+        let mut pooled = vec![L::NEG_INFINITY; s.d * pout];
+        let mut pooled_i = vec![0i64; s.d * pout];
+        let volumes = xs
+            .chunks_exact(vin)
+            .zip(ys.chunks_exact_mut(vout).zip(is.chunks_exact_mut(vout)));
+        for (xv, (yv, iv)) in volumes {
+            for (d, xp) in xv.chunks_exact(pin).enumerate() {
+                // SAFETY: as above; the kernels store computed values only.
+                unsafe {
+                    let yp = as_uninit_mut(&mut pooled[d * pout..(d + 1) * pout]);
+                    plane_with_indices::<L>(
+                        s,
+                        xp,
+                        d * pin,
+                        yp,
+                        &mut pooled_i[d * pout..(d + 1) * pout],
+                    );
+                }
+            }
+            // SAFETY: as above.
+            unsafe { fold_depth_indices::<L>(depth, pout, &pooled, &pooled_i, yv, iv) };
         }
     };
     if super::split_over_threads(x.len(), 1 << 16) {
-        let per_task = ((1 << 15) / pin)
-            .max((x.len() / pin).div_ceil(rayon::current_num_threads() * 4))
+        let per_task = ((1 << 15) / vin)
+            .max((x.len() / vin).div_ceil(rayon::current_num_threads() * 4))
             .max(1);
-        x.par_chunks(pin * per_task)
-            .zip(y.par_chunks_mut(pout * per_task))
-            .zip(idx.par_chunks_mut(pout * per_task))
+        x.par_chunks(vin * per_task)
+            .zip(y.par_chunks_mut(vout * per_task))
+            .zip(idx.par_chunks_mut(vout * per_task))
             .for_each(|((xs, ys), is)| run(xs, ys, is));
     } else {
         run(x, y, idx);
     }
 }
 
-/// One plane of [`forward_with_indices`], in strips of output vectors: up to 4 at stride 2,
-/// at stride 1 as many as keep the last `K` W rows in registers.
+/// Output slice `o` of a volume folds the pooled slices of `depth[o]` in order, values and
+/// indices, by the exact max rule (the later slice's value wins when greater or NaN): the
+/// reference's depth-major scan regrouped, as the slices' own folds are.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fold_depth_indices<L: super::zmm::Zmm>(
+    depth: &[Span],
+    pout: usize,
+    pooled: &[L::E],
+    pooled_i: &[i64],
+    y: &mut [MaybeUninit<L::E>],
+    idx: &mut [i64],
+) {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let (n, pad) = (L::N, l.splat(L::NEG_INFINITY));
+    assert!(
+        depth
+            .iter()
+            .all(|sp| sp.count > 0 && (sp.first + sp.count) * pout <= pooled.len())
+            && pooled_i.len() == pooled.len()
+            && y.len() == depth.len() * pout
+            && idx.len() == y.len()
+    );
+    for (o, sp) in depth.iter().enumerate() {
+        let (dst, dst_i) = (
+            y[o * pout..].as_mut_ptr().cast::<L::E>(),
+            idx[o * pout..].as_mut_ptr(),
+        );
+        let first = sp.first * pout;
+        // SAFETY: slices of pout values at `first` and at `o * pout` (asserted); the output
+        // slice and the scratch do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pooled[first..].as_ptr(), dst, pout);
+            std::ptr::copy_nonoverlapping(pooled_i[first..].as_ptr(), dst_i, pout);
+        }
+        for d in sp.first + 1..sp.first + sp.count {
+            let (src, src_i) = (pooled[d * pout..].as_ptr(), pooled_i[d * pout..].as_ptr());
+            let mut k = 0;
+            while k < pout {
+                // the lanes below pout (past it padding, −∞: never greater or NaN, so never
+                // taken)
+                let lanes = L::lanes_below(pout - k);
+                // SAFETY: the value loads and stores touch lanes below pout (the mask) of
+                // the output slice and of slice d of `pooled`; `take` holds only such lanes, so
+                // the index copy writes only those; it reads N indices of `pooled_i` from
+                // slice d's element k, inside it when they end inside it, else from a copy of
+                // the slice's tail.
+                unsafe {
+                    let v = l.load_masked(pad, lanes, dst.add(k));
+                    let x = l.load_masked(pad, lanes, src.add(k));
+                    let take = l.greater_or_nan(x, v);
+                    l.store_masked(dst.add(k), lanes, l.select(v, take, x));
+                    if k + n <= pout || (d * pout + k + n) <= pooled_i.len() {
+                        l.copy_indices_masked(dst_i.add(k), take, src_i.add(k));
+                    } else {
+                        // the tail of the last slice: through a copy of its indices
+                        let mut tail = [0i64; 16];
+                        tail[..pout - k].copy_from_slice(&pooled_i[d * pout + k..(d + 1) * pout]);
+                        l.copy_indices_masked(dst_i.add(k), take, tail.as_ptr());
+                    }
+                }
+                k += n;
+            }
+        }
+    }
+}
+
+/// One plane of [`forward_with_indices`] (indices from `base` on: the plane's offset in its
+/// volume), in strips of output vectors: up to 4 at stride 2, at stride 1 as many as keep the
+/// last `K` W rows in registers.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1471,6 +1577,7 @@ fn planes_with_indices<L: super::zmm::Zmm>(
 unsafe fn plane_with_indices<L: super::zmm::Zmm>(
     s: &PlaneShape,
     x: &[L::E],
+    base: usize,
     y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) {
@@ -1490,22 +1597,22 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
                 ($k:literal, $v:literal) => {
                     match (plain, pl > 0, s.prefetch) {
                         (true, false, false) => ks2_strip_indices::<L, 1, $k, 0, $v, false>(
-                            x, w, pt, oh, ow, v0, y, idx,
+                            x, w, pt, oh, ow, v0, base, y, idx,
                         ),
-                        (true, false, true) => {
-                            ks2_strip_indices::<L, 1, $k, 0, $v, true>(x, w, pt, oh, ow, v0, y, idx)
-                        }
+                        (true, false, true) => ks2_strip_indices::<L, 1, $k, 0, $v, true>(
+                            x, w, pt, oh, ow, v0, base, y, idx,
+                        ),
                         (true, true, false) => ks2_strip_indices::<L, 1, $k, 1, $v, false>(
-                            x, w, pt, oh, ow, v0, y, idx,
+                            x, w, pt, oh, ow, v0, base, y, idx,
                         ),
-                        (true, true, true) => {
-                            ks2_strip_indices::<L, 1, $k, 1, $v, true>(x, w, pt, oh, ow, v0, y, idx)
-                        }
+                        (true, true, true) => ks2_strip_indices::<L, 1, $k, 1, $v, true>(
+                            x, w, pt, oh, ow, v0, base, y, idx,
+                        ),
                         (false, false, _) => ks2_strip_indices::<L, 0, $k, 0, $v, false>(
-                            x, w, pt, oh, ow, v0, y, idx,
+                            x, w, pt, oh, ow, v0, base, y, idx,
                         ),
                         (false, true, _) => ks2_strip_indices::<L, 0, $k, 1, $v, false>(
-                            x, w, pt, oh, ow, v0, y, idx,
+                            x, w, pt, oh, ow, v0, base, y, idx,
                         ),
                     }
                 };
@@ -1523,28 +1630,28 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
                 ($k:literal, $v:literal) => {
                     match (plain, pl) {
                         (true, 0) => {
-                            ks1_strip_indices::<L, 1, $k, 0, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 1, $k, 0, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (true, 1) => {
-                            ks1_strip_indices::<L, 1, $k, 1, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 1, $k, 1, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (true, 2) => {
-                            ks1_strip_indices::<L, 1, $k, 2, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 1, $k, 2, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (true, _) => {
-                            ks1_strip_indices::<L, 1, $k, 3, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 1, $k, 3, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (false, 0) => {
-                            ks1_strip_indices::<L, 0, $k, 0, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 0, $k, 0, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (false, 1) => {
-                            ks1_strip_indices::<L, 0, $k, 1, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 0, $k, 1, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (false, 2) => {
-                            ks1_strip_indices::<L, 0, $k, 2, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 0, $k, 2, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                         (false, _) => {
-                            ks1_strip_indices::<L, 0, $k, 3, $v>(x, w, pt, oh, ow, v0, y, idx)
+                            ks1_strip_indices::<L, 0, $k, 3, $v>(x, w, pt, oh, ow, v0, base, y, idx)
                         }
                     }
                 };

@@ -1726,8 +1726,8 @@ pub(crate) unsafe fn k3s2_strip<
 /// −∞ and comes first, so it is kept only when the row's values are −∞ too, where the index
 /// is clamped to the row's first column, the reference's first in-bounds tap. `MODE`: 0 =
 /// the exact rule, 1 = the plain `>` (returns whether any value read is NaN; the caller then
-/// redoes the plane with the exact rule). Indices are plane indices `h · w + c`, stored as
-/// i64.
+/// redoes the plane with the exact rule). Indices are `base + h · w + c` (`base`: the plane's
+/// offset in its volume), stored as i64.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1747,6 +1747,7 @@ pub(crate) unsafe fn ks2_strip_indices<
     oh: usize,
     ow: usize,
     v0: usize,
+    base: usize,
     y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) -> bool {
@@ -1762,7 +1763,7 @@ pub(crate) unsafe fn ks2_strip_indices<
             && PL <= 1
             && (1..=4).contains(&V)
             && w >= 1
-            && x.len() <= i32::MAX as usize
+            && base + x.len() <= i32::MAX as usize
             && y.len() == oh * ow
             && idx.len() == y.len()
             && lane_count * (v0 + V - 1) < ow
@@ -1801,7 +1802,7 @@ pub(crate) unsafe fn ks2_strip_indices<
             let inside = r >= pad_top && r - pad_top < h;
             if inside {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                let row_start = l.splat_index(((r - pad_top) * w) as i32);
+                let row_start = l.splat_index((base + (r - pad_top) * w) as i32);
                 // phase t of the strip: (even, odd) columns of input vectors 2(first + t)
                 // and 2(first + t) + 1, and its NaN lanes
                 macro_rules! phase {
@@ -1957,6 +1958,7 @@ pub(crate) unsafe fn ks1_strip_indices<
     oh: usize,
     ow: usize,
     v0: usize,
+    base: usize,
     y: &mut [MaybeUninit<L::E>],
     idx: &mut [i64],
 ) -> bool {
@@ -1974,7 +1976,7 @@ pub(crate) unsafe fn ks1_strip_indices<
             && PL <= 3
             && (1..=4).contains(&V)
             && w >= 1
-            && x.len() <= i32::MAX as usize
+            && base + x.len() <= i32::MAX as usize
             && y.len() == oh * ow
             && idx.len() == y.len()
             && lane_count * (v0 + V - 1) < ow
@@ -2012,7 +2014,7 @@ pub(crate) unsafe fn ks1_strip_indices<
             let inside = r >= pad_top && r - pad_top < h;
             if inside {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                let row_start = l.splat_index(((r - pad_top) * w) as i32);
+                let row_start = l.splat_index((base + (r - pad_top) * w) as i32);
                 // input vectors v0 − 1 .. v0 + V (slot t: vector v0 − 1 + t)
                 // SAFETY: `row` starts row r - pad_top of x, `masks` are its lanes.
                 let xs =

@@ -116,6 +116,11 @@ pub(crate) trait Zmm: Copy + 'static {
     /// # Safety
     /// Lanes `m` of `p ..` are valid for writes (the others are not written).
     unsafe fn store_indices_masked(self, p: *mut i64, m: Self::M, v: __m512i);
+    /// Lanes `m` of the [`Zmm::N`] 64-bit indices at `from` copied to `to ..`.
+    ///
+    /// # Safety
+    /// `from .. from + N` is valid for reads, lanes `m` of `to ..` for writes.
+    unsafe fn copy_indices_masked(self, to: *mut i64, m: Self::M, from: *const i64);
 }
 
 /// f32, 16 lanes.
@@ -323,6 +328,19 @@ impl Zmm for F32x16 {
             _mm512_mask_storeu_epi64(p.wrapping_add(8), (m >> 8) as u8, high);
         }
     }
+    #[inline(always)]
+    unsafe fn copy_indices_masked(self, to: *mut i64, m: __mmask16, from: *const i64) {
+        // SAFETY: AVX-512F (the token); 16 indices readable at `from`, lanes `m` of `to ..`
+        // writable (the caller's): each half through its half of the mask.
+        unsafe {
+            let (low, high) = (
+                _mm512_loadu_si512(from.cast()),
+                _mm512_loadu_si512(from.add(8).cast()),
+            );
+            _mm512_mask_storeu_epi64(to, m as u8, low);
+            _mm512_mask_storeu_epi64(to.wrapping_add(8), (m >> 8) as u8, high);
+        }
+    }
 }
 
 impl Zmm for F64x8 {
@@ -489,6 +507,12 @@ impl Zmm for F64x8 {
     unsafe fn store_indices_masked(self, p: *mut i64, m: __mmask8, v: __m512i) {
         // SAFETY: AVX-512F (the token); lanes `m` writable (the caller's).
         unsafe { _mm512_mask_storeu_epi64(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn copy_indices_masked(self, to: *mut i64, m: __mmask8, from: *const i64) {
+        // SAFETY: AVX-512F (the token); 8 indices readable at `from`, lanes `m` of `to ..`
+        // writable (the caller's).
+        unsafe { _mm512_mask_storeu_epi64(to, m, _mm512_loadu_si512(from.cast())) }
     }
 }
 
