@@ -1697,6 +1697,8 @@ fn negative_infinity_windows<T: Element>() {
                 (16, 5, 55),
                 (2, 6, 112),
                 (17, 3, 130),
+                // more than 256 × 256 values, rows of more than 8 vectors
+                (1, 260, 300),
             ];
             // and volumes (the window and stride along the depth too)
             let win3 = Window::new(&[k, k, k])

@@ -112,6 +112,25 @@ pub(crate) fn applies<F: FastFloat>(
     reduce: Reduce,
     with_indices: bool,
 ) -> Option<PlaneShape> {
+    let shape = plane_shape(g, axes, reduce, with_indices)?;
+    let limit = if direct_w::<F>(&shape) || fused::<F>(&shape, reduce) {
+        MAX_DIRECT_PLANE
+    } else if (shape.d, shape.od) == (1, 1) {
+        MAX_PLANE
+    } else {
+        return None; // depth folding is done on the direct path and the AVX2 fused one only
+    };
+    (g.in_plane() <= limit).then_some(shape)
+}
+
+/// The plane shape of a problem whose windows this path reproduces (plain sliding windows,
+/// consecutive depth slices), whatever its size.
+fn plane_shape(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    with_indices: bool,
+) -> Option<PlaneShape> {
     let [ad, ah, aw] = axes;
     let [d_in, h, w] = g.in3;
     let flat = d_in == 1 && ad.spans.len() == 1 && ad.spans[0].count == 1;
@@ -163,14 +182,7 @@ pub(crate) fn applies<F: FastFloat>(
         avx2: super::isa::avx2_level(),
         prefetch: false,
     };
-    let limit = if direct_w::<F>(&shape) || fused::<F>(&shape, reduce) {
-        MAX_DIRECT_PLANE
-    } else if flat {
-        MAX_PLANE
-    } else {
-        return None; // depth folding is done on the direct path and the AVX2 fused one only
-    };
-    (g.in_plane() <= limit).then_some(shape)
+    Some(shape)
 }
 
 /// How taps combine: the exact max rule, the max of a plane without NaN, or a sum.
@@ -1381,7 +1393,7 @@ pub(crate) fn forward<F: FastFloat>(
 }
 
 /// Channels-first max with indices (PyTorch's `return_indices`), f32 or f64 with AVX-512,
-/// 2-D planes: 2×2 and 3×3 at stride 2 (VGG, ResNet's stem, AlexNet; `x86::ks2_strip_indices`) and
+/// planes and volumes (slice by slice, then folded along the depth) of any size: 2×2 and 3×3 at stride 2 (VGG, ResNet's stem, AlexNet; `x86::ks2_strip_indices`) and
 /// square windows of 2 to 7 at stride 1 (Inception, YOLO's SPPF; `x86::ks1_strip_indices`).
 /// Each plane in strips of output vectors, the plain `>` first with its NaN check, again by
 /// the exact rule when the plane holds a NaN; tasks take whole planes. Returns `false`
@@ -1397,7 +1409,8 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     idx: &mut [i64],
 ) -> bool {
     use super::zmm::{F32x16, F64x8};
-    let Some(s) = applies::<F>(g, axes, Reduce::Max, false) else {
+    // (any plane size and width: the strip kernels keep no rows in memory)
+    let Some(s) = plane_shape(g, axes, Reduce::Max, false) else {
         return false;
     };
     let window = match (s.kh, s.kw, s.sh, s.sw) {
@@ -1405,7 +1418,8 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
         (k, kw, 1, 1) => k == kw && (2..=7).contains(&k) && s.pad_left < k.min(4) && s.pad_top < k,
         _ => false,
     };
-    let takes = fused_avx512::<F>(&s)
+    let takes = s.avx512
+        && (super::same_type::<F, f32>() || super::same_type::<F, f64>())
         && window
         && idx.len() == y.len()
         && g.in_plane() <= i32::MAX as usize;
@@ -1426,7 +1440,7 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     } else if let (Some(x), Some(mut y)) = (cast::<F, f64>(x), y.cast::<f64>()) {
         planes_with_indices::<F64x8>(s, depth, x, &mut y, idx);
     } else {
-        unreachable!("`fused_avx512` takes f32 and f64 only");
+        unreachable!("f32 and f64 only (checked above)");
     }
     true
 }
@@ -1451,8 +1465,7 @@ fn planes_with_indices<L: super::zmm::Zmm>(
                 .chunks_exact(pin)
                 .zip(ys.chunks_exact_mut(pout).zip(is.chunks_exact_mut(pout)));
             for (xp, (yp, ip)) in planes {
-                // SAFETY: `forward_with_indices` checked `fused_avx512`: AVX-512F was
-                // detected.
+                // SAFETY: `forward_with_indices` checked `s.avx512`: AVX-512F was detected.
                 unsafe { plane_with_indices::<L>(s, xp, 0, yp, ip) };
             }
             return;
@@ -1551,7 +1564,7 @@ unsafe fn fold_depth_indices<L: super::zmm::Zmm>(
                     let x = l.load_masked(pad, lanes, src.add(k));
                     let take = l.greater_or_nan(x, v);
                     l.store_masked(dst.add(k), lanes, l.select(v, take, x));
-                    if k + n <= pout || (d * pout + k + n) <= pooled_i.len() {
+                    if d * pout + k + n <= pooled_i.len() {
                         l.copy_indices_masked(dst_i.add(k), take, src_i.add(k));
                     } else {
                         // the tail of the last slice: through a copy of its indices
@@ -1617,7 +1630,7 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
                     }
                 };
             }
-            macro_rules! k3s2 {
+            macro_rules! s2_strip {
                 ($v:literal) => {
                     if s.kw == 2 {
                         s2!(2, $v)
@@ -1671,10 +1684,10 @@ unsafe fn plane_with_indices<L: super::zmm::Zmm>(
             // SAFETY: the caller's (AVX-512F); the kernels assert their bounds.
             nan |= unsafe {
                 match ((vectors - v0).min(step), s.sw) {
-                    (1, 2) => k3s2!(1),
-                    (2, 2) => k3s2!(2),
-                    (3, 2) => k3s2!(3),
-                    (_, 2) => k3s2!(4),
+                    (1, 2) => s2_strip!(1),
+                    (2, 2) => s2_strip!(2),
+                    (3, 2) => s2_strip!(3),
+                    (_, 2) => s2_strip!(4),
                     (1, _) => s1_strip!(1),
                     _ => s1_strip!(2),
                 }
