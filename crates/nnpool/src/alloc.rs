@@ -57,6 +57,39 @@ pub(crate) unsafe fn write_new<T: crate::Element>(
     Ok(v)
 }
 
+/// Whether the memory of `buf` is backed by pages already, judged from eight pages spread
+/// over it (`mincore`): true for memory an allocator hands out again, false for a new
+/// mapping, whose pages the system supplies (zeroed) on their first touch. False where it
+/// cannot tell (other systems, a failed call).
+#[cfg(target_os = "linux")]
+pub(crate) fn resident<T>(buf: &[T]) -> bool {
+    const SAMPLES: usize = 8;
+    let bytes = std::mem::size_of_val(buf);
+    if bytes == 0 {
+        return true;
+    }
+    // SAFETY: sysconf only reads a system constant.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return false,
+    };
+    let start = buf.as_ptr() as usize;
+    (0..SAMPLES).all(|k| {
+        let at = (start + (bytes - 1) * k / (SAMPLES - 1)) / page * page;
+        let mut state = 0u8;
+        // SAFETY: `at` is the page-aligned start of a page holding a byte of `buf`, which
+        // lies in a live mapping; mincore only reads the page tables and writes one byte
+        // (one page's state) into `state`.
+        let ok = unsafe { libc::mincore(at as *mut libc::c_void, 1, &mut state) };
+        ok == 0 && state & 1 == 1
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn resident<T>(_: &[T]) -> bool {
+    false
+}
+
 #[cfg(target_os = "linux")]
 fn advise_huge<T>(ptr: *const T, bytes: usize) {
     if bytes < HUGE_PAGE_THRESHOLD {
@@ -77,3 +110,17 @@ fn advise_huge<T>(ptr: *const T, bytes: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge<T>(_: *const T, _: usize) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// A new mapping has no pages until it is written; memory that was written has.
+    #[test]
+    fn residency_of_fresh_and_written_memory() {
+        let n = 64 << 20; // above any allocator's mapping threshold: a new mapping
+        let mut v: Vec<u8> = Vec::with_capacity(n);
+        assert!(!super::resident(&v.spare_capacity_mut()[..n]));
+        v.resize(n, 1);
+        assert!(super::resident(&v));
+        assert!(super::resident::<u8>(&[]));
+    }
+}

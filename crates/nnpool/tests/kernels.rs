@@ -1046,6 +1046,9 @@ fn max_backward_from_any_indices_in_the_plane() {
         // far ahead of it and between
         (vec![1, 257, 258, 64], Layout::ChannelsLast),
         (vec![2, 64, 200, 170], Layout::ChannelsFirst),
+        // planes of 16 KiB, through the ring in groups of 8 (the last group of 2); the
+        // stray index lies in a group's sixth plane
+        (vec![3, 350, 64, 64], Layout::ChannelsFirst),
     ] {
         scatter_any_indices::<f32>(&shape, layout, data(shape.iter().product(), 77, false));
     }
@@ -1125,6 +1128,9 @@ fn max_backward_streams_large_gradients() {
         (win(2, 2, 0), vec![1, 258, 257, 64], Layout::ChannelsLast),
         (win(3, 2, 1), vec![2, 64, 201, 170], Layout::ChannelsFirst),
         (win(2, 2, 0), vec![3, 24, 256, 250], Layout::ChannelsFirst),
+        // small planes go through the ring in groups (ResNet's stem: 3 planes a group)
+        (win(3, 2, 1), vec![8, 64, 112, 112], Layout::ChannelsFirst),
+        (win(3, 2, 1), vec![3, 350, 64, 64], Layout::ChannelsFirst),
     ];
     for (w, shape, layout) in problems {
         let plan = PoolPlan::new(&Pooling::max(w), &shape, layout).unwrap();
@@ -1162,8 +1168,8 @@ fn max_backward_streams_large_gradients() {
 
 /// Max backward on large gradients in f64 (half the elements to a line and to the ring) and
 /// in f16 and bf16 (twice as many, every sum rounded): the reference's bits from the forward
-/// pass's indices, into fresh memory and through the streaming ring (a caller's buffer),
-/// channels-last and channels-first.
+/// pass's indices, into fresh memory and through the streaming ring (a caller's buffer, or
+/// fresh memory the allocator reused), channels-last and channels-first, 1 and 2 threads.
 #[test]
 fn max_backward_streams_large_gradients_f64_f16_bf16() {
     fn run<T: Element>(shape: &[usize], layout: Layout) {
@@ -1175,20 +1181,23 @@ fn max_backward_streams_large_gradients_f64_f16_bf16() {
         let gy: Vec<T> = fine_data(plan.output_len(), 13, true);
         let mut want = vec![T::default(); plan.input_len()];
         plan.backward_reference(&x, &gy, &mut want).unwrap();
-        let got = plan.backward_with_indices_to_vec(&idx, &gy).unwrap();
-        assert!(
-            same_bits(&got, &want),
-            "{shape:?} {layout:?} {:?}",
-            T::DTYPE
-        );
-        // a caller's buffer: the ring
-        let mut got = vec![T::from_f64(f64::NAN); plan.input_len()];
-        plan.backward_with_indices(&idx, &gy, &mut got).unwrap();
-        assert!(
-            same_bits(&got, &want),
-            "{shape:?} {layout:?} {:?} ring",
-            T::DTYPE
-        );
+        // (gradients under 32 MiB take the ring on one thread only)
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool
+                .install(|| plan.backward_with_indices_to_vec(&idx, &gy))
+                .unwrap();
+            let desc = format!("{shape:?} {layout:?} {:?} {threads}", T::DTYPE);
+            assert!(same_bits(&got, &want), "{desc}");
+            // a caller's buffer: the ring
+            let mut got = vec![T::from_f64(f64::NAN); plan.input_len()];
+            pool.install(|| plan.backward_with_indices(&idx, &gy, &mut got))
+                .unwrap();
+            assert!(same_bits(&got, &want), "{desc} ring");
+        }
     }
     run::<f64>(&[1, 257, 258, 32], Layout::ChannelsLast);
     run::<f64>(&[1, 64, 181, 182], Layout::ChannelsFirst);

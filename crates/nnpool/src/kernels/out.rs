@@ -37,9 +37,11 @@ impl<'a, T: Copy + Default + Send + 'static> Out<'a, T> {
         self.buf.len()
     }
 
-    /// Whether the buffer came initialised (a caller's), not fresh memory.
-    pub fn came_initialised(&self) -> bool {
-        self.init
+    /// Whether the buffer's memory is backed by pages already: a caller's buffer, or fresh
+    /// memory the allocator reused (see [`crate::alloc::resident`]). Writing memory that is
+    /// not costs a page fault per page, the system zeroing each page first.
+    pub fn resident(&self) -> bool {
+        self.init || crate::alloc::resident(self.buf)
     }
 
     /// The buffer as values, zero-filled first if it was not initialised.

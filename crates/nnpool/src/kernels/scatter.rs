@@ -226,17 +226,33 @@ multiversion!(fn scatter_task<F: ScatterElem>(inner: usize, plane: usize, idx: &
 /// - vgg_max_224_bwd nhwc (`64 224 224 2 2 0`): 10.6–11.5 → 10.7–11.2 / 7.7–8.8 → 6.9–7.2;
 /// - vgg_max_224_bwd nchw: 9.1–10.0 → 9.4–10.2 / 6.1–6.8 → 5.7–6.0.
 ///
-/// Fresh memory (the allocating calls) keeps [`scatter_unit`]: the kernel zeroes each page on
-/// its first touch, so the lines are in cache when the scatter zeroes and adds to them, and the
-/// streaming stores only wrote the memory a second time (`PROBE_ALLOC=1`: vgg_max_224_bwd
-/// nchw 17.4 → 21.5 ms at 1 thread, 11.7 → 13.6 at 2; nhwc 18.7–20.1 → 21.1–21.5 and
-/// 10.2–11.8 → 13.8–14.1).
+/// Fresh memory that the system has yet to back with pages (an allocating call's new
+/// mapping) keeps [`scatter_unit`]: the kernel zeroes each page on its first touch, so the
+/// lines are in cache when the scatter zeroes and adds to them, and the streaming stores only
+/// wrote the memory a second time (`PROBE_ALLOC=1`: vgg_max_224_bwd nchw 17.4 → 21.5 ms at 1
+/// thread, 11.7 → 13.6 at 2; nhwc 18.7–20.1 → 21.1–21.5 and 10.2–11.8 → 13.8–14.1). Fresh
+/// memory that is resident already ([`Out::resident`]: glibc serves allocations up to 32 MB
+/// from its heap again after the first is freed) takes the ring as a caller's buffer does:
+/// resnet_stem_max_bwd allocating, 1 thread, nchw 2.00–2.22 → 1.44–1.45 ms, nhwc 1.47–1.60
+/// → 1.34–1.35.
 const STREAM_FROM_BYTES: usize = super::PREFETCH_FROM_BYTES;
+
+/// With more than one thread, gradients smaller than this (bytes; this machine's 32 MiB
+/// last-level cache) keep [`scatter_unit`]: there the ring's streaming stores were the
+/// slower. Measured (`PROBE_BWD=1 RAYON_NUM_THREADS=2 plane_probe`, into a buffer, ring
+/// against no ring, two rounds, ms): resnet_stem_max_bwd (`64 112 112 3 2 1`) at `PROBE_N=8`
+/// (25.7 MB) nchw 0.78–0.81 against 0.77, nhwc 0.94–0.97 against 0.73; at `PROBE_N=16` (51.4
+/// MB) nchw 1.64 against 2.35–2.39, nhwc 1.89–1.92 against 1.94–2.00; vgg_max_224_bwd (102.8
+/// MB) nchw 3.02–3.03 against 4.62–4.73, nhwc 3.63–3.75 against 4.05–4.10. One thread takes
+/// the ring from [`STREAM_FROM_BYTES`]: resnet_stem_max_bwd nchw 1.43–1.45 against
+/// 1.92–2.22, nhwc 1.34–1.39 against 1.47–1.60.
+const STREAM_ON_THREADS_FROM_BYTES: usize = 32 << 20;
 
 /// The smallest unit the ring takes (bytes). Each unit ends with a burst of streaming stores
 /// (the ring's last window) that the scatter does not overlap; on 50 KB planes
 /// (resnet_stem_max_bwd nchw) that made the ring slower than zeroing in place: 2.1–2.3 →
-/// 2.4–2.6 ms at 1 thread, 1.2–1.4 → 1.4–1.5 at 2. Units many rings long amortise it.
+/// 2.4–2.6 ms at 1 thread, 1.2–1.4 → 1.4–1.5 at 2. Units many rings long amortise it:
+/// smaller channels-first planes go through the ring in groups of consecutive planes.
 const RING_UNIT_FROM_BYTES: usize = 128 << 10;
 
 /// The largest ring [`scatter_ring_unit`] scatters into (bytes), well inside the 1 MiB L2 of
@@ -284,6 +300,10 @@ fn with_zero_ring<F: ScatterElem, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) 
 /// raster order) is added in `gx` itself. Each element still receives its contributions in
 /// output order from +0.0, so the sums are the reference's bits. Elements no index reaches
 /// are streamed out as zeros. Leaves the ring all zeros. Returns the first stray index.
+///
+/// `gx` holds one unit or, channels-first, a group of consecutive planes (`idx` and `gy`
+/// theirs): plane `q`'s elements follow on at `q * plane`, so the window slides on through
+/// the group and streams out once at its end, not at the end of every small plane.
 #[inline(always)]
 fn scatter_ring_unit<F: ScatterElem>(
     isa: Isa,
@@ -293,23 +313,28 @@ fn scatter_ring_unit<F: ScatterElem>(
     gx: &mut [MaybeUninit<F>],
     ring: &mut [F],
 ) -> Option<i64> {
-    let (n, len) = (plane * inner, ring.len());
+    let (n_unit, len) = (plane * inner, ring.len());
+    let units = gx.len() / n_unit;
+    let n = units * n_unit;
     let flush = FLUSH_BYTES / size_of::<F>();
     assert!(
         len.is_power_of_two()
             && len.is_multiple_of(flush)
-            && gx.len() >= n
+            && units > 0
+            && gx.len() == n
             && idx.len() == gy.len()
-            && idx.len().is_multiple_of(inner)
+            && idx.len().is_multiple_of(inner * units)
     );
     let mask = len - 1;
     // elements `..lo` are in `gx`, `lo..lo + len` in the ring, the rest untouched
     let mut lo = 0usize;
     let mut bad: Option<i64> = None;
+    // where the current plane of a group (channels-first) starts in `gx`
+    let mut offset = 0usize;
     macro_rules! add {
         ($i:expr, $c:expr, $g:expr) => {
             if ($i as u64) < plane as u64 {
-                let e = $i as usize * inner + $c;
+                let e = offset + $i as usize * inner + $c;
                 if e.wrapping_sub(lo) < len {
                     // SAFETY: `e & mask` is below `len`, the ring's length.
                     unsafe { F::add_in(ring.get_unchecked_mut(e & mask), $g) };
@@ -321,7 +346,11 @@ fn scatter_ring_unit<F: ScatterElem>(
             }
         };
     }
-    for_each_index!(inner, idx, gy, |_at, i, c, g| add!(i, c, g));
+    let out_unit = idx.len() / units;
+    for (idx, gy) in idx.chunks(out_unit.max(1)).zip(gy.chunks(out_unit.max(1))) {
+        for_each_index!(inner, idx, gy, |_at, i, c, g| add!(i, c, g));
+        offset += n_unit;
+    }
     let end = (lo + len).min(n);
     flush_ring(isa, (gx, ring), (lo, end), flush);
     stream_out(isa, &mut gx[end..n], None);
@@ -496,7 +525,10 @@ pub(crate) fn max_backward<F: ScatterElem>(
         gx.init();
         return None;
     }
-    let callers = gx.came_initialised();
+    let bytes = gx.len() * size_of::<F>();
+    let streams = bytes >= STREAM_FROM_BYTES
+        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
+        && gx.resident();
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
@@ -504,14 +536,25 @@ pub(crate) fn max_backward<F: ScatterElem>(
     type Unit<'a, F> = ((&'a mut [MaybeUninit<F>], &'a [F]), &'a [i64]);
     // the ring must hold one output row's reach and a flush on either side of it
     let flush = FLUSH_BYTES / size_of::<F>();
-    let ring_len = (callers && gx.len() * size_of::<F>() >= STREAM_FROM_BYTES)
+    let ring_len = streams
         .then(reach)
         .flatten()
         .and_then(|r| r.checked_mul(inner)?.checked_add(2 * flush))
         .and_then(usize::checked_next_power_of_two)
         .filter(|&r| r * size_of::<F>() <= RING_BYTES)
-        .filter(|_| in_unit * size_of::<F>() >= RING_UNIT_FROM_BYTES)
         .unwrap_or(0);
+    // The ring's units: channels-first planes go in groups of at least
+    // `RING_UNIT_FROM_BYTES` (consecutive planes lie one after the other in `gx` too);
+    // smaller channels-last samples keep `scatter_unit`.
+    let group = match inner {
+        1 if ring_len > 0 => RING_UNIT_FROM_BYTES.div_ceil(in_unit * size_of::<F>()),
+        _ => 1,
+    };
+    let (in_unit, out_unit) = (in_unit * group, out_unit * group);
+    let ring_len = match in_unit * size_of::<F>() {
+        bytes if bytes >= RING_UNIT_FROM_BYTES => ring_len,
+        _ => 0,
+    };
     let work = |((gx, gy), idx): Unit<F>| {
         if ring_len > 0 {
             with_zero_ring(ring_len, |ring| {
