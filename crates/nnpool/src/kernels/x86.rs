@@ -748,7 +748,7 @@ pub(crate) unsafe fn cl_pixel_indices<L: Zmm>(
 /// one line at a time. Any address will do: a prefetch reads nothing the program sees and
 /// does not fault (past an input's end too), and the addresses are only formed, wrapping.
 #[inline]
-fn prefetch_lines_l2(from: *const u8, bytes: usize) {
+pub(crate) fn prefetch_lines_l2(from: *const u8, bytes: usize) {
     let mut off = 0;
     while off < bytes {
         // SAFETY: SSE is part of every x86-64 CPU; the prefetch is a hint only, as above (no
