@@ -944,6 +944,7 @@ pub(crate) fn forward<F: FastFloat>(
     if let (Some(i), Reduce::Max) = (idx.as_deref_mut(), reduce) {
         if super::direct::forward_with_indices::<F>(g, axes, x, out, i)
             || super::padded::forward_with_indices::<F>(g, axes, x, out, i)
+            || super::direct::channels_first_with_indices_avx2::<F>(g, axes, x, out, i)
         {
             return true;
         }
