@@ -1524,6 +1524,7 @@ pub(crate) fn channels_first_with_indices_avx2<F: FastFloat>(
         || !every_window_has_a_tap
         || in_plane == 0
         || out_plane == 0
+        || g.planes() == 0
         || in_plane > MAX_BLOCK_PLANE
         || idx.len() != y.len()
     {
