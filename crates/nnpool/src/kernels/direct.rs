@@ -1486,13 +1486,14 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
 /// per-pixel work is paid once for this many channels (four AVX2 vectors).
 const BLOCK_PLANES: usize = 32;
 
-/// The largest plane (values) [`channels_first_with_indices_avx2`] takes: a block's
-/// channels-last copy of its input stays within 2 MiB.
-const MAX_BLOCK_PLANE: usize = 1 << 16;
+/// The most input values of a block of [`channels_first_with_indices_avx2`] (8 MiB of f32):
+/// large planes go in fewer planes a block, and planes too large for 8 of them keep the
+/// generic code.
+const MAX_BLOCK_VALUES: usize = 1 << 21;
 
 /// Channels-first max with indices, f32 at the AVX2 level, through channels-last blocks:
-/// each group of up to [`BLOCK_PLANES`] planes (a multiple of 8, the last group padded with
-/// zero planes) is interleaved into one channels-last sample, pooled by the AVX2 pixel
+/// each group of up to [`BLOCK_PLANES`] planes (a multiple of 8, fewer for planes of more
+/// than 65 536 values, the last group padded with zero planes) is interleaved into one channels-last sample, pooled by the AVX2 pixel
 /// kernel (`avx2::cl_pixel_indices`, through [`rows_with_indices`]), and its outputs and
 /// indices taken apart into their planes again. A pixel's index is its position in the plane
 /// in both layouts, so the results are the channels-last kernel's: the reference's bits.
@@ -1503,7 +1504,9 @@ const MAX_BLOCK_PLANE: usize = 1 << 16;
 /// per call, alternating with the build before): resnet_stem_max 9.9–10.4 → 4.0–4.1 (2
 /// threads 4.9 → 2.2–2.3), vgg_max_224 28.7–30.5 → 15.0–15.7 (2 threads 14.3 → 9.4–9.5),
 /// alexnet_max 5.1–5.3 → 1.4, inception_max_s1 4.3–4.5 → 1.9, sppf_max5 5.2 → 2.1–2.2,
-/// vgg_max_14 1.3 → 0.44, max3d (`PROBE_D=16 PROBE_N=2`) 11.3 → 4.2–4.4. Blocks of 8 planes
+/// vgg_max_14 1.3 → 0.44, max3d (`PROBE_D=16 PROBE_N=2`) 11.3 → 4.2–4.4, 512×512 planes
+/// (`PROBE_N=1 plane_probe 16 512 512 3 2 1`, blocks of 8) 6.5 → 4.0 (2 threads 7.5–7.8 →
+/// 2.1–2.3). Blocks of 8 planes
 /// (one vector a pixel) gained half as much: the per-pixel work of the pixel kernel weighed.
 ///
 /// Returns `false` (nothing written) for problems it does not take.
@@ -1525,12 +1528,14 @@ pub(crate) fn channels_first_with_indices_avx2<F: FastFloat>(
         || in_plane == 0
         || out_plane == 0
         || g.planes() == 0
-        || in_plane > MAX_BLOCK_PLANE
+        || in_plane > MAX_BLOCK_VALUES / 8
         || idx.len() != y.len()
     {
         return false;
     }
-    let cb = g.planes().next_multiple_of(8).min(BLOCK_PLANES);
+    let cb = (MAX_BLOCK_VALUES / in_plane / 8 * 8)
+        .min(BLOCK_PLANES)
+        .min(g.planes().next_multiple_of(8));
     let block = Geom {
         batch: 1,
         channels: cb,
