@@ -1482,6 +1482,12 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
     false
 }
 
+/// Whether every window has an in-bounds tap, as the pixel kernels of the max with indices
+/// need (a dilated window may have none).
+fn every_window_has_a_tap(axes: &[AxisPlan; 3]) -> bool {
+    axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0))
+}
+
 /// Most planes per block of [`channels_first_with_indices_avx2`]: the pixel kernel's
 /// per-pixel work is paid once for this many channels (four AVX2 vectors).
 const BLOCK_PLANES: usize = 32;
@@ -1521,10 +1527,9 @@ pub(crate) fn channels_first_with_indices_avx2<F: FastFloat>(
         return false;
     };
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
-    let every_window_has_a_tap = axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0));
     if !super::isa::avx2_level()
         || g.layout != Layout::ChannelsFirst
-        || !every_window_has_a_tap
+        || !every_window_has_a_tap(axes)
         || in_plane == 0
         || out_plane == 0
         || g.planes() == 0
@@ -1666,11 +1671,10 @@ fn with_indices<L: Zmm>(
     y: &mut Out<L::E>,
     idx: &mut [i64],
 ) -> bool {
-    let every_window_has_a_tap = axes.iter().all(|a| a.spans.iter().all(|s| s.count > 0));
     let level = wide(g) || super::same_type::<L::E, f32>() && narrow(g);
     if g.layout != Layout::ChannelsLast
         || !level
-        || !every_window_has_a_tap
+        || !every_window_has_a_tap(axes)
         || idx.len() != y.len()
         || g.in_plane() > i32::MAX as usize
     {
