@@ -214,6 +214,23 @@ pub(crate) fn round_bf16(v: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    /// How far ahead of its reads a widening loop prefetches. The half-precision forward
+    /// widens its input part by part, each part then pooled from the core's cache: between
+    /// parts the hardware prefetcher loses the stream, and each part's first reads waited on
+    /// memory. Prefetching past the part's end starts the next one's lines during the pooling.
+    /// `PROBE_DTYPE=f16 RAYON_NUM_THREADS=1 PROBE_N=8 plane_probe 64 224 224 2 2 0`, ms per
+    /// call, two rounds alternating with the build before: 5.14–5.20 → 3.83–3.90.
+    const PREFETCH_AHEAD_BYTES: usize = 4096;
+
+    /// Prefetches the line `PREFETCH_AHEAD_BYTES` past `p` into the L1 cache.
+    #[inline(always)]
+    fn prefetch_ahead<T>(p: *const T) {
+        let ahead = p.cast::<i8>().wrapping_add(PREFETCH_AHEAD_BYTES);
+        // SAFETY: a prefetch reads nothing and cannot fault, whatever the address (past the
+        // end of the source included); SSE, which it needs, is part of x86-64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead) }
+    }
+
     /// The lanes below `n` of a 16-lane block.
     #[inline(always)]
     fn lanes_below(n: usize) -> __mmask16 {
@@ -331,7 +348,11 @@ mod x86 {
     /// The CPU must support AVX-512F and BW.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn widen_bf16_avx512(src: &[half::bf16], dst: &mut [f32]) {
-        super::widen_bf16_body(src, dst);
+        // a 64-byte line of the source at a time
+        for (s, d) in src.chunks(32).zip(dst.chunks_mut(32)) {
+            prefetch_ahead(s.as_ptr());
+            super::widen_bf16_body(s, d);
+        }
     }
 
     /// [`super::narrow_bf16_body`] compiled for AVX-512.
@@ -383,6 +404,7 @@ mod x86 {
             dst,
             16,
             |s, d| {
+                prefetch_ahead(s.as_ptr());
                 let h = _mm256_loadu_si256(s.as_ptr().cast());
                 _mm512_storeu_ps(d.as_mut_ptr(), _mm512_cvtph_ps(h))
             },
@@ -415,6 +437,10 @@ mod x86 {
             dst,
             8,
             |s, d| {
+                // (one prefetch a 64-byte line: every other block)
+                if s.as_ptr() as usize % 64 < 16 {
+                    prefetch_ahead(s.as_ptr());
+                }
                 let h = _mm_loadu_si128(s.as_ptr().cast());
                 _mm256_storeu_ps(d.as_mut_ptr(), _mm256_cvtph_ps(h))
             },
