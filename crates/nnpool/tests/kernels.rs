@@ -47,10 +47,23 @@ fn reference_forward<T: Element>(plan: &PoolPlan, x: &[T], with_idx: bool) -> (V
     (yr, ir)
 }
 
+/// How many times the averages' tolerance a window of this op is allowed: the rounding error
+/// of a sum grows with its length, and the fast kernels group a window's terms differently
+/// from the reference. 1 up to 7×7 windows (the tolerance the README states); wider windows
+/// in proportion to their taps (a 31×31 average backward sums up to 961 terms).
+fn sum_length_factor(op: &Pooling) -> f64 {
+    let taps: usize = match op {
+        Pooling::Avg { window, .. } => window.kernel.iter().product(),
+        _ => 1,
+    };
+    (taps as f64 / 49.0).max(1.0)
+}
+
 fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
     let Ok(plan) = PoolPlan::new(op, shape, layout) else {
         return;
     };
+    let terms = sum_length_factor(op);
     let desc = problem_desc(op, shape, layout);
     let x: Vec<T> = data(plan.input_len(), seed, true);
     let with_idx = op.has_indices();
@@ -74,11 +87,12 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
             assert_eq!(i, ir, "{desc}: indices");
         } else {
             // averages: summed row by row instead of in one sequence
-            let eps = match T::DTYPE {
-                nnpool::DType::F64 => 1e-13,
-                nnpool::DType::F32 => 1e-5,
-                _ => 1e-2,
-            };
+            let eps = terms
+                * match T::DTYPE {
+                    nnpool::DType::F64 => 1e-13,
+                    nnpool::DType::F32 => 1e-5,
+                    _ => 1e-2,
+                };
             for (k, (a, b)) in y.iter().zip(&yr).enumerate() {
                 let (a, b) = (a.to_f64(), b.to_f64());
                 let ok =
@@ -136,7 +150,7 @@ fn check<T: Element>(op: &Pooling, shape: &[usize], layout: Layout, seed: u64) {
             let tol = if op.has_indices() {
                 0.0
             } else {
-                1e-5 * (1.0 + b.abs())
+                terms * 1e-5 * (1.0 + b.abs())
             };
             assert!(
                 (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol,
@@ -322,6 +336,68 @@ fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
             }
         }
     }
+}
+
+/// Windows wider than the fused kernels' (8 to 33 taps: YOLO's SPP 9 and 13, large stride-1
+/// windows), 2-D planes around the 16-lane vector widths, both layouts: every path must take
+/// them or leave them to another, never fail (a wide window once tripped an assertion of the
+/// direct W pass, which takes at most 16 taps).
+fn wide_windows<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
+    let mut seed = 7;
+    for &n in sizes {
+        for &c in channels {
+            for (k, s, p, d) in [
+                (8, 1, 4, 1),
+                (9, 1, 4, 1),
+                (13, 1, 6, 1),
+                (16, 2, 8, 1),
+                (17, 1, 8, 1),
+                (17, 3, 0, 1),
+                (31, 1, 15, 1),
+                (33, 2, 16, 1),
+                (9, 1, 8, 2),
+            ] {
+                for op in ops_for(rank, k, s, p, d, false) {
+                    for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+                        let mut shape = vec![2];
+                        if layout == Layout::ChannelsFirst {
+                            shape.push(c);
+                        }
+                        shape.extend(std::iter::repeat_n(n, rank));
+                        if layout == Layout::ChannelsLast {
+                            shape.push(c);
+                        }
+                        seed += 1;
+                        check::<T>(&op, &shape, layout, seed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// (the reference takes every tap of every window: a debug build sweeps fewer shapes)
+#[test]
+fn f32_wide_windows() {
+    if cfg!(debug_assertions) {
+        wide_windows::<f32>(2, &[20], &[3]);
+        return;
+    }
+    wide_windows::<f32>(2, &[1, 20, 40], &[1, 17]);
+    wide_windows::<f32>(2, &[33], &[3]);
+    wide_windows::<f32>(1, &[20, 70, 200], &[3, 17]);
+    wide_windows::<f32>(3, &[11], &[3]);
+}
+
+#[test]
+fn f64_f16_wide_windows() {
+    let sizes: &[usize] = if cfg!(debug_assertions) {
+        &[20]
+    } else {
+        &[20, 33]
+    };
+    wide_windows::<f64>(2, sizes, &[3, 9]);
+    wide_windows::<f16>(2, sizes, &[3]);
 }
 
 #[test]

@@ -597,9 +597,13 @@ fn divisor_plane<F: FastFloat>(axes: &[AxisPlan; 3], div: Divisor) -> Vec<F> {
 }
 
 /// Whether the W passes of this shape read the input directly (f32 with AVX-512, stride 1 or
-/// 2, rows of up to 8 output vectors): no padded copy at all.
+/// 2, windows of up to 16 columns, rows of up to 8 output vectors): no padded copy at all.
 fn direct_w<F: FastFloat>(s: &PlaneShape) -> bool {
-    s.avx512 && (s.sw == 1 || s.sw == 2) && s.ow.div_ceil(16) <= 8 && super::same_type::<F, f32>()
+    s.avx512
+        && (s.sw == 1 || s.sw == 2)
+        && s.kw <= 16
+        && s.ow.div_ceil(16) <= 8
+        && super::same_type::<F, f32>()
 }
 
 /// Whether the fused kernels' AVX-512 versions (`x86::k3s2_strip`, `x86::ks1_strip`; f32 and
