@@ -67,6 +67,7 @@ pub(crate) mod padded;
 pub(crate) mod pairs;
 pub(crate) mod plane;
 pub(crate) mod planewise;
+pub(crate) mod running;
 pub(crate) mod scatter;
 pub(crate) mod window;
 #[cfg(target_arch = "x86_64")]

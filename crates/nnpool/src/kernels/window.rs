@@ -949,6 +949,10 @@ pub(crate) fn forward<F: FastFloat>(
             return true;
         }
     }
+    if super::running::applies(g, axes, idx.is_some()) && !super::few_channels::applies(g) {
+        super::running::forward::<F>(isa, g, axes, reduce, x, out);
+        return true;
+    }
     #[cfg(target_arch = "x86_64")]
     if super::direct::applies::<F>(g, axes, reduce, idx.is_some())
         && super::direct::forward::<F>(isa, g, axes, reduce, x, out)

@@ -1,0 +1,245 @@
+//! Wide stride-1 windows in channels-last layout (YOLO's SPP 9×9 and 13×13, large average
+//! windows) by van Herk / Gil-Werman: a cost per output that does not grow with the window.
+//!
+//! Along one axis, the padded positions are cut into blocks of `k`. Within each block a prefix
+//! fold `g` (from the block's start) and a suffix fold `h` (to the block's end) are formed;
+//! a window starting at `o` is the block `h[o]` itself when `o` starts a block, else
+//! `h[o] ∘ g[o + k − 1]`: the end of one block, then the start of the next. Three folds per
+//! output and per axis, whatever `k`. The W pass runs along each input row (one position a
+//! pixel, its channels the lanes), the H pass along the columns of the W results (one position
+//! a row of them, every value of the row a lane), so every loop runs over contiguous lanes,
+//! which the compiler vectorises.
+//!
+//! Max folds by the exact rule ([`take`]: the later value wins when greater or NaN), which
+//! picks the last NaN of a sequence if it has one, else its first maximum; the rule is
+//! associative, and both passes combine earlier positions with later ones in order, so values
+//! equal the reference's bit for bit (±0 ties and NaN payloads included). Sums start from +0
+//! in every block, are grouped by the blocks (within the averages' rounding tolerance: the
+//! error of a sum of `k` terms, as the reference's own), end with `+ 0` (an all −0 window
+//! gives +0, as the reference's sum from 0), and are divided as the reference divides
+//! ([`divide_by_window`]).
+//!
+//! Before it these shapes took the generic window code, a fold per tap. `PROBE_NHWC=1
+//! PROBE_N=8 RAYON_NUM_THREADS=T plane_probe C H W K 1 K/2 [avg]`, ms per call, two rounds
+//! alternating with the build before, 1 thread / 2 threads:
+//! - SPP's 9×9 max (`256 20 20 9 1 4`): 1.81–1.82 → 0.39 / 0.97 → 0.20;
+//! - 13×13 max (`256 20 20 13 1 6`): 2.47–2.48 → 0.42 / 1.36–1.37 → 0.21–0.22;
+//! - 9×9 average: 0.46 → 0.43–0.44 / 0.29 → 0.22;
+//! - 15×15 max on 56×56 (`64 56 56 15 1 7`): 6.17–6.19 → 0.92–0.93 / 3.33 → 0.50–0.55;
+//!   average 1.55–1.58 → 1.01–1.03 / 0.88–0.90 → 0.54–0.62;
+//! - SPP's 9×9 max in f16 1.92 → 0.46, in f64 2.18 → 0.81 (1 thread).
+//!
+//! A sample is one task (a single image runs on one thread); its W pass keeps one input row's
+//! folds, its H pass runs [`H_LANES`] lanes at a time, all in the core's cache. Channels-first
+//! planes keep their own kernels (a fold per tap along W: the W pass here would run one lane
+//! a position).
+
+use super::isa::{multiversion, Isa};
+use super::out::Out;
+use super::window::{divide_by_window, init, take, AxisPlan, FastFloat, Reduce};
+use super::Scratch;
+use crate::layout::Layout;
+use crate::plan::Geom;
+use rayon::prelude::*;
+
+/// The narrowest window (taps along H or W) this path takes: narrower ones have their own
+/// kernels, a fold per tap on registers (`direct.rs`, up to 7 taps a side).
+const MIN_TAPS: usize = 8;
+
+/// Whether an axis is a plain stride-1 sliding window: output `o` folds inputs `o − pad ..
+/// o − pad + k`, clipped to the input (no dilation).
+fn sliding_stride_1(a: &AxisPlan, n: usize) -> bool {
+    a.s == 1
+        && a.d == 1
+        && a.k >= 1
+        && !a.spans.is_empty()
+        && a.spans.iter().enumerate().all(|(o, sp)| {
+            let start = o as isize - a.pad as isize;
+            let first = start.max(0) as usize;
+            let end = (start + a.k as isize).clamp(0, n as isize) as usize;
+            sp.count > 0 && sp.first == first && sp.count == end - first && sp.step == 1
+        })
+}
+
+/// Whether this problem takes the running folds: channels-last, 2-D (or 1-D), stride 1
+/// without dilation along H and W, a window of at least [`MIN_TAPS`] along one of them, no
+/// indices asked for.
+pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], with_indices: bool) -> bool {
+    g.layout == Layout::ChannelsLast
+        && !with_indices
+        && g.channels > 0
+        && g.batch > 0
+        && g.in_plane() > 0
+        && g.in3[0] == 1
+        && g.out3[0] == 1
+        && axes[0].k == 1
+        && axes[1].k.max(axes[2].k) >= MIN_TAPS
+        && sliding_stride_1(&axes[1], g.in3[1])
+        && sliding_stride_1(&axes[2], g.in3[2])
+}
+
+/// Lanes the H pass folds at a time: its prefix and suffix folds (`oh + kh − 1` positions of
+/// this many values each) then stay in the core's L2 cache.
+const H_LANES: usize = 512;
+
+/// The folds of one axis: `x` holds `n` positions, position `i` the `lanes` values from
+/// `x[i * stride]`; output `o` (of `out`) folds padded positions `o .. o + k`, padded position
+/// `p` being input `p − pad` (the identity outside the input), into `y[o * y_stride ..]
+/// [..lanes]`. `g` and `h` are scratch of at least `(out + k − 1) · lanes` values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn running_axis<F: FastFloat, const SUM: bool>(
+    x: &[F],
+    (n, stride, lanes): (usize, usize, usize),
+    (k, pad, out): (usize, usize, usize),
+    y: &mut [F],
+    y_stride: usize,
+    g: &mut [F],
+    h: &mut [F],
+) {
+    let fold = |earlier: F, later: F| -> F {
+        if SUM {
+            earlier + later
+        } else if take(earlier, later) {
+            later
+        } else {
+            earlier
+        }
+    };
+    let identity = init::<F, SUM>();
+    let positions = out + k - 1;
+    let input = |p: usize| -> Option<&[F]> {
+        let i = p.checked_sub(pad).filter(|&i| i < n)?;
+        Some(&x[i * stride..i * stride + lanes])
+    };
+    // prefix folds, block by block (a block's first position: the value itself)
+    for p in 0..positions {
+        let (done, rest) = g.split_at_mut(p * lanes);
+        let cur = &mut rest[..lanes];
+        match (p % k == 0, input(p)) {
+            (true, Some(v)) => cur.copy_from_slice(v),
+            (true, None) => cur.fill(identity),
+            (false, Some(v)) => {
+                let prev = &done[(p - 1) * lanes..];
+                for ((c, &a), &b) in cur.iter_mut().zip(prev).zip(v) {
+                    *c = fold(a, b);
+                }
+            }
+            (false, None) => cur.copy_from_slice(&done[(p - 1) * lanes..]),
+        }
+    }
+    // suffix folds, from each block's end back to its start
+    for p in (0..positions).rev() {
+        let (cur, after) = h.split_at_mut((p + 1) * lanes);
+        let cur = &mut cur[p * lanes..];
+        let block_end = p % k == k - 1 || p + 1 == positions;
+        match (block_end, input(p)) {
+            (true, Some(v)) => cur.copy_from_slice(v),
+            (true, None) => cur.fill(identity),
+            (false, Some(v)) => {
+                for ((c, &a), &b) in cur.iter_mut().zip(v).zip(&after[..lanes]) {
+                    *c = fold(a, b);
+                }
+            }
+            (false, None) => cur.copy_from_slice(&after[..lanes]),
+        }
+    }
+    for o in 0..out {
+        let dst = &mut y[o * y_stride..o * y_stride + lanes];
+        let end = &h[o * lanes..(o + 1) * lanes];
+        if o % k == 0 {
+            dst.copy_from_slice(end);
+        } else {
+            let start = &g[(o + k - 1) * lanes..(o + k) * lanes];
+            for ((d, &a), &b) in dst.iter_mut().zip(end).zip(start) {
+                *d = fold(a, b);
+            }
+        }
+    }
+}
+
+/// One sample (`h × w` pixels of `c` channels) into `y` (`oh × ow` pixels): the W pass into
+/// `rows`, then the H pass in runs of [`H_LANES`] lanes; sums then divided.
+#[inline(always)]
+fn sample<F: FastFloat, const SUM: bool>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+    (rows, pre, suf): (&mut [F], &mut [F], &mut [F]),
+) {
+    let (c, [_, h, w], [_, oh, ow]) = (g.channels, g.in3, g.out3);
+    let (ah, aw) = (&axes[1], &axes[2]);
+    let row_len = ow * c;
+    for (xr, tr) in x.chunks_exact(w * c).zip(rows.chunks_exact_mut(row_len)) {
+        running_axis::<F, SUM>(xr, (w, c, c), (aw.k, aw.pad, ow), tr, c, pre, suf);
+    }
+    for l0 in (0..row_len).step_by(H_LANES) {
+        let lanes = H_LANES.min(row_len - l0);
+        running_axis::<F, SUM>(
+            &rows[l0..],
+            (h, row_len, lanes),
+            (ah.k, ah.pad, oh),
+            &mut y[l0..],
+            row_len,
+            pre,
+            suf,
+        );
+    }
+    if let Reduce::Sum(div) = reduce {
+        let sd = axes[0].spans[0];
+        for (i, px) in y.chunks_exact_mut(c).enumerate() {
+            let spans = [sd, ah.spans[i / ow], aw.spans[i % ow]];
+            match super::window::window_divisor(div, spans) {
+                Some(0) => px.fill(F::zero()),
+                Some(d) => {
+                    let d = F::from_i64(d);
+                    px.iter_mut().for_each(|v| *v = (*v + F::zero()) / d);
+                }
+                None => px
+                    .iter_mut()
+                    .for_each(|v| *v = divide_by_window(*v + F::zero(), div, spans)),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], y: &mut [F]) {
+    let (in_unit, out_unit) = (g.in_plane() * g.channels, g.out_plane() * g.channels);
+    let (c, [_, h, _], [_, oh, ow]) = (g.channels, g.in3, g.out3);
+    let fold_len = ((ow + axes[2].k - 1) * c).max((oh + axes[1].k - 1) * H_LANES.min(ow * c));
+    let mut rows = Scratch::<F>::new(h * ow * c);
+    let (mut pre, mut suf) = (Scratch::<F>::new(fold_len), Scratch::<F>::new(fold_len));
+    for (xs, ys) in x.chunks_exact(in_unit).zip(y.chunks_exact_mut(out_unit)) {
+        let scratch = (&mut rows[..], &mut pre[..], &mut suf[..]);
+        match reduce {
+            Reduce::Max => sample::<F, false>(g, axes, reduce, xs, ys, scratch),
+            Reduce::Sum(_) => sample::<F, true>(g, axes, reduce, xs, ys, scratch),
+        }
+    }
+}
+
+multiversion!(fn run_samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], y: &mut [F]) -> () = samples);
+
+/// Pools a channels-last problem that [`applies`] takes, samples split over the threads (a
+/// sample's results do not depend on which thread computes it).
+pub(crate) fn forward<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    out: &mut Out<F>,
+) {
+    let (in_unit, out_unit) = (g.in_plane() * g.channels, g.out_plane() * g.channels);
+    let y = out.init();
+    if super::split_over_threads(x.len(), 1 << 15) && g.batch > 1 {
+        x.par_chunks(in_unit)
+            .zip(y.par_chunks_mut(out_unit))
+            .for_each(|(xs, ys)| run_samples::<F>(isa, g, axes, reduce, xs, ys));
+    } else {
+        run_samples::<F>(isa, g, axes, reduce, x, y);
+    }
+}
