@@ -276,6 +276,20 @@ fn special_in_every_column<T: Element>(
     }
 }
 
+/// The shape of a batch of 2 samples of `c` channels and `n` values along each of `rank`
+/// axes, in `layout`.
+fn batch_shape(layout: Layout, rank: usize, n: usize, c: usize) -> Vec<usize> {
+    let mut shape = vec![2];
+    if layout == Layout::ChannelsFirst {
+        shape.push(c);
+    }
+    shape.extend(std::iter::repeat_n(n, rank));
+    if layout == Layout::ChannelsLast {
+        shape.push(c);
+    }
+    shape
+}
+
 fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
     let mut seed = 1;
     for &n in sizes {
@@ -295,16 +309,8 @@ fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
                 for ceil in [false, true] {
                     for op in ops_for(rank, k, s, p, d, ceil) {
                         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
-                            let mut shape = vec![2, c];
-                            if layout == Layout::ChannelsLast {
-                                shape = vec![2];
-                                shape.extend(std::iter::repeat_n(n, rank));
-                                shape.push(c);
-                            } else {
-                                shape.extend(std::iter::repeat_n(n, rank));
-                            }
                             seed += 1;
-                            check::<T>(&op, &shape, layout, seed);
+                            check::<T>(&op, &batch_shape(layout, rank, n, c), layout, seed);
                         }
                     }
                 }
@@ -318,19 +324,8 @@ fn sweep<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
                     Pooling::GlobalAvg { rank },
                 ] {
                     for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
-                        let mut shape = vec![2];
-                        match layout {
-                            Layout::ChannelsFirst => {
-                                shape.push(c);
-                                shape.extend(std::iter::repeat_n(n, rank));
-                            }
-                            Layout::ChannelsLast => {
-                                shape.extend(std::iter::repeat_n(n, rank));
-                                shape.push(c);
-                            }
-                        }
                         seed += 1;
-                        check::<T>(&op, &shape, layout, seed);
+                        check::<T>(&op, &batch_shape(layout, rank, n, c), layout, seed);
                     }
                 }
             }
@@ -359,16 +354,8 @@ fn wide_windows<T: Element>(rank: usize, sizes: &[usize], channels: &[usize]) {
             ] {
                 for op in ops_for(rank, k, s, p, d, false) {
                     for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
-                        let mut shape = vec![2];
-                        if layout == Layout::ChannelsFirst {
-                            shape.push(c);
-                        }
-                        shape.extend(std::iter::repeat_n(n, rank));
-                        if layout == Layout::ChannelsLast {
-                            shape.push(c);
-                        }
                         seed += 1;
-                        check::<T>(&op, &shape, layout, seed);
+                        check::<T>(&op, &batch_shape(layout, rank, n, c), layout, seed);
                     }
                 }
             }

@@ -92,7 +92,7 @@ pub(crate) struct PlaneShape {
 
 /// Whether a sliding axis is exactly `k` taps at stride `s` (dilation 1) from `o*s - pad`,
 /// clipped to the input — so that the padded copy reproduces its windows.
-fn plain_sliding(a: &AxisPlan, n: usize) -> bool {
+pub(crate) fn plain_sliding(a: &AxisPlan, n: usize) -> bool {
     a.d == 1
         && (a.s == 1 || a.s == 2)
         && a.k >= 1

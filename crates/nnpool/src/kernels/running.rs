@@ -49,16 +49,7 @@ const MIN_TAPS: usize = 8;
 /// Whether an axis is a plain stride-1 sliding window: output `o` folds inputs `o − pad ..
 /// o − pad + k`, clipped to the input (no dilation).
 fn sliding_stride_1(a: &AxisPlan, n: usize) -> bool {
-    a.s == 1
-        && a.d == 1
-        && a.k >= 1
-        && !a.spans.is_empty()
-        && a.spans.iter().enumerate().all(|(o, sp)| {
-            let start = o as isize - a.pad as isize;
-            let first = start.max(0) as usize;
-            let end = (start + a.k as isize).clamp(0, n as isize) as usize;
-            sp.count > 0 && sp.first == first && sp.count == end - first && sp.step == 1
-        })
+    a.s == 1 && super::padded::plain_sliding(a, n)
 }
 
 /// Whether this problem takes the running folds: channels-last, 2-D (or 1-D), stride 1
