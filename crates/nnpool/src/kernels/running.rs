@@ -17,7 +17,7 @@
 //! in every block, are grouped by the blocks (within the averages' rounding tolerance: the
 //! error of a sum of `k` terms, as the reference's own), end with `+ 0` (an all −0 window
 //! gives +0, as the reference's sum from 0), and are divided as the reference divides
-//! ([`divide_by_window`]).
+//! ([`divide_row`]).
 //!
 //! Before it these shapes took the generic window code, a fold per tap. `PROBE_NHWC=1
 //! PROBE_N=8 RAYON_NUM_THREADS=T plane_probe C H W K 1 K/2 [avg]`, ms per call, two rounds
@@ -36,7 +36,7 @@
 
 use super::isa::{multiversion, Isa};
 use super::out::Out;
-use super::window::{divide_by_window, init, take, AxisPlan, FastFloat, Reduce};
+use super::window::{divide_row, init, take, AxisPlan, FastFloat, Reduce};
 use super::Scratch;
 use crate::layout::Layout;
 use crate::plan::Geom;
@@ -179,19 +179,10 @@ fn sample<F: FastFloat, const SUM: bool>(
         );
     }
     if let Reduce::Sum(div) = reduce {
-        let sd = axes[0].spans[0];
-        for (i, px) in y.chunks_exact_mut(c).enumerate() {
-            let spans = [sd, ah.spans[i / ow], aw.spans[i % ow]];
-            match super::window::window_divisor(div, spans) {
-                Some(0) => px.fill(F::zero()),
-                Some(d) => {
-                    let d = F::from_i64(d);
-                    px.iter_mut().for_each(|v| *v = (*v + F::zero()) / d);
-                }
-                None => px
-                    .iter_mut()
-                    .for_each(|v| *v = divide_by_window(*v + F::zero(), div, spans)),
-            }
+        for (o, row) in y.chunks_exact_mut(row_len).enumerate() {
+            // an all −0 window gives +0, as the reference's sum from 0
+            row.iter_mut().for_each(|v| *v += F::zero());
+            divide_row(row, c, div, axes[0].spans[0], ah.spans[o], aw);
         }
     }
 }
