@@ -376,6 +376,87 @@ fn f32_wide_windows() {
     wide_windows::<f32>(3, &[11], &[3]);
 }
 
+/// Channels-first stride-1 windows of 8 taps and more along H or W (with AVX-512,
+/// `x86::wide_s1_strip`: doubling runs along W, van Herk blocks along H), in f32 and f64
+/// (`lanes` per vector): widths around the runs' reach past a strip (one and two vectors),
+/// heights around its block limit (64 rows), rectangular windows, symmetric and asymmetric
+/// pads, rows of several strips; NaN and +inf in every column of a plane.
+fn wide_stride_1_channels_first<T: Element>(lanes: usize) {
+    let mut seed = 300;
+    let widths = [
+        1,
+        3,
+        8,
+        9,
+        lanes,
+        lanes + 1,
+        lanes + 2,
+        2 * lanes + 1,
+        2 * lanes + 2,
+    ];
+    let heights: &[usize] = if cfg!(debug_assertions) {
+        &[1, 9]
+    } else {
+        &[1, 2, 9, 17]
+    };
+    let mut cases = Vec::new();
+    for &kw in &widths {
+        for &kh in heights {
+            if kh.max(kw) >= 8 {
+                cases.push(([kh, kw], [kh / 2, kw / 2], [kh / 2, kw / 2], [23, 75]));
+                cases.push(([kh, kw], [kh - 1, kw / 3], [0, kw - 1], [11, 40]));
+            }
+        }
+    }
+    if !cfg!(debug_assertions) {
+        for kh in [63, 64, 65] {
+            cases.push(([kh, 9], [kh / 2, 4], [kh / 2, 4], [70, 20]));
+            cases.push(([kh, 1], [0, 0], [0, 0], [130, 9]));
+        }
+    }
+    for (k, begin, end, [h, w]) in cases {
+        let win = Window::new(&k).stride(&[1, 1]).pads(&begin, &end);
+        let shape = [2, 3, h, w];
+        assert!(PoolPlan::new(&Pooling::max(win.clone()), &shape, Layout::ChannelsFirst).is_ok());
+        let avg = |count_include_pad, divisor_override| Pooling::Avg {
+            window: win.clone(),
+            count_include_pad,
+            divisor_override,
+        };
+        for op in [
+            Pooling::max(win.clone()),
+            avg(true, None),
+            avg(false, None),
+            avg(true, Some(-3)),
+        ] {
+            seed += 1;
+            check::<T>(&op, &shape, Layout::ChannelsFirst, seed);
+        }
+    }
+    for (k, begin, end, w) in [
+        ([9, 9], [4, 4], [4, 4], 40),
+        ([9, 17], [4, 8], [4, 8], 21),
+        ([12, 3], [11, 0], [0, 2], 2 * lanes + 5),
+    ] {
+        let win = Window::new(&k).stride(&[1, 1]).pads(&begin, &end);
+        let plan =
+            PoolPlan::new(&Pooling::max(win), &[1, 2, 12, w], Layout::ChannelsFirst).unwrap();
+        // channel 1
+        let at = |row, col| 12 * w + row * w + col;
+        special_in_every_column::<T>(&plan, w, 98, at, &format!("{k:?} w {w}"));
+    }
+}
+
+#[test]
+fn f32_wide_stride_1_channels_first() {
+    wide_stride_1_channels_first::<f32>(16);
+}
+
+#[test]
+fn f64_wide_stride_1_channels_first() {
+    wide_stride_1_channels_first::<f64>(8);
+}
+
 #[test]
 fn f64_f16_wide_windows() {
     let sizes: &[usize] = if cfg!(debug_assertions) {

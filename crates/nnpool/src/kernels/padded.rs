@@ -690,21 +690,51 @@ fn avx2_f32<F: FastFloat>(s: &PlaneShape) -> bool {
     cfg!(target_arch = "x86_64") && s.avx2 && super::same_type::<F, f32>()
 }
 
-/// Whether the planes of this shape take the fused stride-1 kernel (`x86::ks1_strip`, or
-/// `avx2::ks1_strip_avx2` at the AVX2 level): 2×2 (AVX-512), 3×3, 5×5 or 7×7, no padding or
-/// half the window; 2-D planes only (3-D volumes fold their depth after the planes' passes).
-fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
-    (fused_avx512::<F>(s) || avx2_f32::<F>(s))
+/// Most rows a window of the wide stride-1 kernel spans (`x86::wide_s1_strip` keeps a block
+/// of that many W-pass rows and their suffixes on the stack).
+pub(crate) const WIDE_MAX_KH: usize = 64;
+
+/// Fewest taps along H or W from which stride-1 windows take `x86::wide_s1_strip`. Against
+/// `x86::ks1_strip` on 5×5 and 7×7 (sppf_max5 and large_avg, `plane_probe`, 1 thread, ms):
+/// 0.14 → 0.26 and 0.26–0.27 → 0.48–0.50.
+const WIDE_MIN_TAPS: usize = 8;
+
+/// Inputs from which `x86::wide_s1_strip` prefetches its rows (see its measurements): below
+/// [`super::PREFETCH_FROM_BYTES`], as its input and output outgrow the cache sooner than
+/// those of the kernels that read a row once per output row.
+const WIDE_PREFETCH_FROM_BYTES: usize = 8 << 20;
+
+/// Whether the planes of this shape take the wide stride-1 kernel (`x86::wide_s1_strip`: W
+/// by doubling runs, H by van Herk / Gil-Werman blocks): AVX-512, f32 or f64, a window of at
+/// least [`WIDE_MIN_TAPS`] along H or W, up to [`WIDE_MAX_KH`] rows and `2 N + 1` columns
+/// (`N` lanes a vector: 33 in f32, 17 in f64), any padding; 2-D planes only.
+fn wide_s1<F: FastFloat>(s: &PlaneShape) -> bool {
+    let lanes = 64 / std::mem::size_of::<F>();
+    fused_avx512::<F>(s)
         && (s.sh, s.sw) == (1, 1)
         && (s.d, s.od) == (1, 1)
-        && match (s.kh, s.kw) {
-            // AVX-512 only (`ks1_strip_avx2` takes 3, 5 and 7)
-            (2, 2) => fused_avx512::<F>(s) && s.pad_left <= 1,
-            (3, 3) => s.pad_left <= 1,
-            (5, 5) => s.pad_left == 0 || s.pad_left == 2,
-            (7, 7) => s.pad_left == 0 || s.pad_left == 3,
-            _ => false,
-        }
+        && s.kh.max(s.kw) >= WIDE_MIN_TAPS
+        && s.kh <= WIDE_MAX_KH
+        && s.kw <= 2 * lanes + 1
+}
+
+/// Whether the planes of this shape take a fused stride-1 kernel: [`wide_s1`], or
+/// `x86::ks1_strip` (`avx2::ks1_strip_avx2` at the AVX2 level) for 2×2 (AVX-512), 3×3, 5×5 or
+/// 7×7, no padding or half the window; 2-D planes only (3-D volumes fold their depth after the
+/// planes' passes).
+fn fused_s1<F: FastFloat>(s: &PlaneShape) -> bool {
+    wide_s1::<F>(s)
+        || (fused_avx512::<F>(s) || avx2_f32::<F>(s))
+            && (s.sh, s.sw) == (1, 1)
+            && (s.d, s.od) == (1, 1)
+            && match (s.kh, s.kw) {
+                // AVX-512 only (`ks1_strip_avx2` takes 3, 5 and 7)
+                (2, 2) => fused_avx512::<F>(s) && s.pad_left <= 1,
+                (3, 3) => s.pad_left <= 1,
+                (5, 5) => s.pad_left == 0 || s.pad_left == 2,
+                (7, 7) => s.pad_left == 0 || s.pad_left == 3,
+                _ => false,
+            }
 }
 
 /// Whether the planes of this shape take the fused 2×2 stride-2 max kernel
@@ -985,6 +1015,10 @@ unsafe fn fused_strip<L: super::zmm::Zmm, const V: usize>(
 ) -> bool {
     use super::x86::{k3s2_strip, ks1_strip};
     let (w, pt, oh, ow, check) = (s.w, s.pad_top, s.oh, s.ow, mode == PLAIN_MAX);
+    if wide_s1::<L::E>(s) {
+        // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
+        return unsafe { wide_strip::<L, V>(s, mode, v0, x, r, din, y) };
+    }
     macro_rules! k3s2 {
         ($m:ident, $pl:literal) => {
             if s.prefetch {
@@ -1012,6 +1046,45 @@ unsafe fn fused_strip<L: super::zmm::Zmm, const V: usize>(
             (_, 3) => strip_kernel!(mode, padded, s1, 1, 3),
             (_, 5) => strip_kernel!(mode, padded, s1, 2, 5),
             _ => strip_kernel!(mode, padded, s1, 3, 7),
+        }
+    }
+}
+
+/// [`fused_strip`] for a [`wide_s1`] shape: `x86::wide_s1_strip` instantiated for the
+/// combine, the vectors its rows read past the strip, and whether its inputs are divided.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn wide_strip<L: super::zmm::Zmm, const V: usize>(
+    s: &PlaneShape,
+    mode: u8,
+    v0: usize,
+    x: &[L::E],
+    r: &[L::E],
+    din: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    use super::x86::wide_s1_strip;
+    let flags = (mode == PLAIN_MAX, s.prefetch);
+    let (k, pads, out) = ((s.kh, s.kw), (s.pad_top, s.pad_left), (s.oh, s.ow));
+    macro_rules! wide {
+        ($m:ident, $e:literal, $div:literal) => {
+            wide_s1_strip::<L, $m, V, $e, $div>(x, s.w, k, pads, out, v0, flags, r, din, y)
+        };
+    }
+    // SAFETY: the caller's (AVX-512F); the kernel asserts its bounds.
+    unsafe {
+        match (mode, s.kw <= L::N + 1, !din.is_empty()) {
+            (SUM, true, true) => wide!(SUM, 1, true),
+            (SUM, false, true) => wide!(SUM, 2, true),
+            (SUM, true, false) => wide!(SUM, 1, false),
+            (SUM, false, false) => wide!(SUM, 2, false),
+            (EXACT_MAX, true, _) => wide!(EXACT_MAX, 1, false),
+            (EXACT_MAX, false, _) => wide!(EXACT_MAX, 2, false),
+            (_, true, _) => wide!(PLAIN_MAX, 1, false),
+            (_, false, _) => wide!(PLAIN_MAX, 2, false),
         }
     }
 }
@@ -1349,8 +1422,13 @@ pub(crate) fn forward<F: FastFloat>(
     x: &[F],
     y: &mut Out<F>,
 ) {
+    let prefetch_from = if wide_s1::<F>(s) {
+        WIDE_PREFETCH_FROM_BYTES
+    } else {
+        super::PREFETCH_FROM_BYTES
+    };
     let s = &PlaneShape {
-        prefetch: std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES,
+        prefetch: std::mem::size_of_val(x) >= prefetch_from,
         ..*s
     };
     let divisors = match reduce {

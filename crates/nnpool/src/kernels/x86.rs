@@ -2302,6 +2302,290 @@ pub(crate) unsafe fn ks1_strip<
     nan != none
 }
 
+/// Pooling a stride-1 window of `kh × kw` (one of them at least 8: YOLO's SPP 9×9 and 13×13,
+/// large averages) over one channels-first plane, output columns `N v0 .. N (v0 + V)`
+/// (clipped to `ow`) of every output row, at a cost per output that grows with the logarithm
+/// of `kw` and not at all with `kh`, where a fold per tap cost `kh + kw` folds:
+/// - **W pass**, per input row: the `V + E` vectors of the padded row the strip reads (`E`
+///   past its outputs, `E = ⌈(kw − 1) / N⌉`, at most 2) are masked loads straight from the
+///   input, padding lanes masked off. Level `t` holds, per lane, the fold of `2^t`
+///   consecutive columns: level `t + 1` folds level `t` with itself shifted by `2^t` lanes (a
+///   two-vector permute). Max then folds the top level `2^j ≤ kw` with itself shifted by
+///   `kw − 2^j`: two overlapping runs that together cover the window, which max may fold
+///   (the exact rule keeps a run's first maximum or last NaN, and the earlier run goes
+///   first). Sums add, as the levels are formed, the level of each of `kw`'s set binary
+///   digits at its offset (disjoint runs end to end, from the shortest): `log2 kw` folds,
+///   and one per set digit.
+/// - **H pass**, van Herk / Gil-Werman over blocks of `kh` W-pass rows: a running prefix of
+///   the block (in registers), and the suffixes of the block before (on the stack, formed
+///   when a block completes); output row `i` is the suffix from row `i` folded with the
+///   prefix to row `i + kh − 1`, or the whole block's prefix when `i` starts one. Three folds
+///   per output whatever `kh`, in the rows' order.
+///
+/// `MODE`, `check`, `reciprocals` and `DIVIDE_INPUTS` / `input_divisors` as for
+/// [`ks1_strip`] (each input value is loaded once here, so dividing it as it is loaded divides
+/// it once, as the reference does). Max values are the reference's bits; sums are grouped by
+/// the runs above, within the averages' tolerance. With `prefetch`, the first strip prefetches
+/// each input row [`PREFETCH_BYTES_AHEAD`] on, into L2.
+///
+/// Measured (`PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`, two rounds alternating with the
+/// per-tap path it replaces, ms per call): `256 20 20 9 1 4` (YOLO's SPP) 0.45–0.46 → 0.25,
+/// `.. 13 1 6 avg` 0.61 → 0.30 (f64 3.26 → 0.46), `64 56 56 15 1 7` 0.83 → 0.34, `.. 31 1 15`
+/// 2.71 → 0.38–0.41. Prefetching helped where input and output outgrow the cache (f64 `64
+/// 56 56 9 1 4`, 12.8 MB in: 2.0–3.5 → 1.0) and cost 10 % where they do not (f32 SPP 0.25 →
+/// 0.28).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn wide_s1_strip<
+    L: Zmm,
+    const MODE: u8,
+    const V: usize,
+    const E: usize,
+    const DIVIDE_INPUTS: bool,
+>(
+    x: &[L::E],
+    w: usize,
+    (kh, kw): (usize, usize),
+    (pad_top, pad_left): (usize, usize),
+    (oh, ow): (usize, usize),
+    v0: usize,
+    (check, prefetch): (bool, bool),
+    reciprocals: &[L::E],
+    input_divisors: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let n = L::N;
+    let none = L::M::default();
+    let h = x.len().checked_div(w).unwrap_or(0);
+    assert!(
+        (1..=4).contains(&V)
+            && E <= 2
+            && (1..=super::padded::WIDE_MAX_KH).contains(&kh)
+            && kw >= 1
+            && (kw - 1).div_ceil(n) <= E
+            && w >= 1
+            && oh >= 1
+            && y.len() == oh * ow
+            && n * (v0 + V - 1) < ow
+            && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
+            && (!DIVIDE_INPUTS
+                || MODE == 2 && (input_divisors.len() == 1 || input_divisors.len() == x.len()))
+    );
+    let pad = zmm::start::<L, MODE>(l);
+    let one = l.splat(L::ONE);
+    let row_bytes = w * std::mem::size_of::<L::E>();
+    // lanes of padded vector v0 + t holding input columns (padded column c is input column
+    // c − pad_left)
+    let masks: [L::M; 4 + 2] = std::array::from_fn(|t| {
+        let first = n * (v0 + t);
+        L::lanes_between(
+            pad_left.saturating_sub(first),
+            (pad_left + w).saturating_sub(first),
+        )
+    });
+    // A shift by `s` lanes across the row's vectors: (whole vectors, lanes, lane indices)
+    let plan = |s: usize| (s / n, s % n, l.index_ramp((s % n) as i32, 1));
+    // the shift from level t to level t + 1
+    let span = |t: usize| plan(1 << t);
+    // the top level: 2^top <= kw < 2^(top + 1)
+    let top = (usize::BITS - 1 - kw.leading_zeros()) as usize;
+    // max: the top level shifted by kw − 2^top
+    let overlap = plan(kw - (1 << top));
+    // sums: level t at the offset of kw's digit t, when it is set (the runs of the set digits
+    // from the lowest, end to end)
+    let digits: [(usize, usize, __m512i); 6] = std::array::from_fn(|t| plan(kw & ((1 << t) - 1)));
+    assert!(top < 6);
+    macro_rules! slot {
+        ($arr:expr, $i:expr) => {{
+            let i: usize = $i;
+            if i < V + E {
+                $arr[i]
+            } else {
+                pad
+            }
+        }};
+    }
+    // lanes l + s of slots m, m + 1, .. laid end to end (macros, not closures: see `ks1_strip`)
+    macro_rules! shift {
+        ($arr:expr, $m:expr, $plan:expr) => {{
+            let (q, r, idx): (usize, usize, __m512i) = $plan;
+            let m: usize = $m;
+            let (a, b) = match q {
+                0 => (slot!($arr, m), slot!($arr, m + 1)),
+                1 => (slot!($arr, m + 1), slot!($arr, m + 2)),
+                _ => (slot!($arr, m + 2), slot!($arr, m + 3)),
+            };
+            if r == 0 {
+                a
+            } else {
+                l.permute2(a, idx, b)
+            }
+        }};
+    }
+    macro_rules! fold {
+        ($acc:expr, $x:expr) => {
+            zmm::fold::<L, MODE>(l, $acc, $x)
+        };
+    }
+    // The W pass of padded row r for the strip's V output vectors, and its NaN lanes
+    macro_rules! wrow {
+        ($r:expr) => {{
+            let r: usize = $r;
+            let mut nan = none;
+            let mut out = [pad; V];
+            if r >= pad_top && r - pad_top < h {
+                let start = (r - pad_top) * w;
+                let row = x.as_ptr().wrapping_add(start).wrapping_sub(pad_left);
+                let mut level: [L::V; 4 + 2] = [pad; 4 + 2];
+                for t in 0..V + E {
+                    let at = n * (v0 + t);
+                    // SAFETY: the mask enables only lanes of input columns 0..w of input row
+                    // r − pad_top < h, inside x (the address is only formed, wrapping).
+                    let mut v = unsafe { l.load_masked(pad, masks[t], row.wrapping_add(at)) };
+                    if check {
+                        nan |= l.unordered(v, v);
+                    }
+                    if DIVIDE_INPUTS {
+                        let d = match input_divisors {
+                            [d] => l.splat(*d),
+                            // SAFETY: the divisors lie as the input does (asserted): the
+                            // same lanes of the same offset lie in them.
+                            _ => unsafe {
+                                let p = input_divisors.as_ptr().wrapping_add(start);
+                                l.load_masked(
+                                    one,
+                                    masks[t],
+                                    p.wrapping_add(at).wrapping_sub(pad_left),
+                                )
+                            },
+                        };
+                        v = l.div(v, d);
+                    }
+                    level[t] = v;
+                }
+                // (levels up to 2^5: kw <= 2 N + 1 <= 33; the loops over t unroll, so that
+                // each level's shift is a constant)
+                if MODE == 2 {
+                    out = [l.zero(); V];
+                    for t in 0..6 {
+                        if t > top {
+                            break;
+                        }
+                        if kw & (1 << t) != 0 {
+                            for (u, o) in out.iter_mut().enumerate() {
+                                *o = l.add(*o, shift!(level, u, digits[t]));
+                            }
+                        }
+                        if t < top {
+                            let below = level;
+                            for m in 0..V + E {
+                                level[m] = l.add(below[m], shift!(below, m, span(t)));
+                            }
+                        }
+                    }
+                } else {
+                    for t in 0..5 {
+                        if t >= top {
+                            break;
+                        }
+                        let below = level;
+                        for m in 0..V + E {
+                            level[m] = fold!(below[m], shift!(below, m, span(t)));
+                        }
+                    }
+                    for (u, o) in out.iter_mut().enumerate() {
+                        *o = if overlap.0 == 0 && overlap.1 == 0 {
+                            level[u]
+                        } else {
+                            fold!(level[u], shift!(level, u, overlap))
+                        };
+                    }
+                }
+            }
+            (out, nan)
+        }};
+    }
+    let store_masks = zmm::row_masks::<L, 4>(ow, v0 as isize, V);
+    let dst = y.as_mut_ptr().cast::<L::E>();
+    let reciprocal = l.splat(match reciprocals {
+        [r] => *r,
+        _ => L::ONE,
+    });
+    // the W-pass rows of the current block, and the suffixes of the one before
+    let mut block = MaybeUninit::<[[L::V; V]; super::padded::WIDE_MAX_KH]>::uninit();
+    let mut suffix = MaybeUninit::<[[L::V; V]; super::padded::WIDE_MAX_KH]>::uninit();
+    let (block, suffix) = (
+        block.as_mut_ptr().cast::<[L::V; V]>(),
+        suffix.as_mut_ptr().cast::<[L::V; V]>(),
+    );
+    let mut nan = none;
+    let mut prefix = [pad; V];
+    // position of row r in its block
+    let mut p = 0;
+    let prefetch = prefetch && v0 == 0;
+    for r in 0..oh + kh - 1 {
+        if prefetch && r >= pad_top && r - pad_top < h {
+            // the row PREFETCH_BYTES_AHEAD on (past the plane's end: the next plane's, which
+            // follows it in memory)
+            let from = x.as_ptr().wrapping_add((r - pad_top) * w).cast::<u8>();
+            prefetch_lines_l2(from.wrapping_add(PREFETCH_BYTES_AHEAD), row_bytes);
+        }
+        let (row, row_nan) = wrow!(r);
+        nan |= row_nan;
+        prefix = if p == 0 {
+            row
+        } else {
+            std::array::from_fn(|u| fold!(prefix[u], row[u]))
+        };
+        // SAFETY: p < kh <= WIDE_MAX_KH (asserted), inside the buffer.
+        unsafe { block.add(p).write(row) };
+        if r + 1 >= kh {
+            // output row i = r + 1 − kh: rows i ..= r, from position p + 1 of the block before
+            let i = r + 1 - kh;
+            let from = if p + 1 == kh { 0 } else { p + 1 };
+            // SAFETY: the suffixes from `from` >= 1 on were formed when the block before
+            // completed (an output row starts in it, so it has); from < kh.
+            let earlier = (from > 0).then(|| unsafe { suffix.add(from).read() });
+            for u in 0..V {
+                let mut v = match earlier {
+                    Some(s) => fold!(s[u], prefix[u]),
+                    None => prefix[u],
+                };
+                let at = i * ow + n * (v0 + u);
+                if MODE == 2 {
+                    // SAFETY: the reciprocals cover the outputs (asserted); the mask keeps
+                    // the lanes below ow.
+                    v = unsafe { finish_sum(l, v, reciprocal, reciprocals, at, store_masks[u]) };
+                }
+                // SAFETY: output row i < oh, columns N (v0 + u) .. below ow (the store mask).
+                unsafe { l.store_masked(dst.add(at), store_masks[u], v) };
+            }
+        }
+        if p + 1 == kh {
+            // the block is complete: its suffixes, the last row back to position 1
+            let mut s = row;
+            // SAFETY: kh − 1 < WIDE_MAX_KH; every position of the block was written above.
+            unsafe {
+                suffix.add(kh - 1).write(s);
+                for q in (1..kh - 1).rev() {
+                    let b = block.add(q).read();
+                    s = std::array::from_fn(|u| fold!(b[u], s[u]));
+                    suffix.add(q).write(s);
+                }
+            }
+            p = 0;
+        } else {
+            p += 1;
+        }
+    }
+    nan != none
+}
+
 /// `out[f] = fold_i planes[i * n + f]` over the `planes.len() / n` planes in order, a vector
 /// at a time, the tail masked (the depth passes of `padded.rs` and of channels-last 3×3
 /// stride-2 rows). The fold starts from the first plane, so that under the plain max a NaN

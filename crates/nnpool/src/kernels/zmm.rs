@@ -65,6 +65,12 @@ pub(crate) trait Zmm: Copy + 'static {
     fn odd(self, a: Self::V, b: Self::V) -> Self::V;
     /// The lanes below `n` (all from `n >= N` on).
     fn lanes_below(n: usize) -> Self::M;
+    /// The lanes from `lo` up to below `hi` (none when `hi <= lo`; both clipped to `N`).
+    fn lanes_between(lo: usize, hi: usize) -> Self::M;
+    /// Lane `l` of the result is lane `idx[l]` of `a` and `b` laid end to end (indices below
+    /// `2 N`, as [`Zmm::index_ramp`] makes them): with `index_ramp(s, 1)`, the lanes `l + s`
+    /// (a lane shift by a count known only at run time).
+    fn permute2(self, a: Self::V, idx: __m512i, b: Self::V) -> Self::V;
     /// Per 64-bit lane, the larger of `top` and the magnitudes of `v`'s values as unsigned
     /// integers (their bits without the sign): folded over the values of a plane, with
     /// [`Zmm::any_nan_or_inf`] it tells whether any is NaN or ±inf, one integer max per
@@ -236,6 +242,14 @@ impl Zmm for F32x16 {
     #[inline(always)]
     fn lanes_below(n: usize) -> __mmask16 {
         ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+    #[inline(always)]
+    fn lanes_between(lo: usize, hi: usize) -> __mmask16 {
+        Self::lanes_below(hi) & !Self::lanes_below(lo)
+    }
+    #[inline(always)]
+    fn permute2(self, a: __m512, idx: __m512i, b: __m512) -> __m512 {
+        unsafe { _mm512_permutex2var_ps(a, idx, b) }
     }
     #[inline(always)]
     fn magnitude_max(self, top: __m512i, v: __m512) -> __m512i {
@@ -441,6 +455,14 @@ impl Zmm for F64x8 {
     #[inline(always)]
     fn lanes_below(n: usize) -> __mmask8 {
         ((1u32 << n.min(8)) - 1) as __mmask8
+    }
+    #[inline(always)]
+    fn lanes_between(lo: usize, hi: usize) -> __mmask8 {
+        Self::lanes_below(hi) & !Self::lanes_below(lo)
+    }
+    #[inline(always)]
+    fn permute2(self, a: __m512d, idx: __m512i, b: __m512d) -> __m512d {
+        unsafe { _mm512_permutex2var_pd(a, idx, b) }
     }
     #[inline(always)]
     fn magnitude_max(self, top: __m512i, v: __m512d) -> __m512i {
