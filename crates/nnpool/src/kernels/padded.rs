@@ -312,7 +312,7 @@ fn load16<F: FastFloat>(s: &[F], at: usize) -> [F; 16] {
 /// exact. (Written as float arithmetic on fixed lanes: a boolean "any" loop vectorises badly.)
 #[inline(always)]
 #[allow(clippy::eq_op)] // `v - v` is the NaN/infinity test
-fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
+pub(crate) fn maybe_nan<F: FastFloat>(x: &[F], avx512: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     if avx512 {
         use super::zmm::{F32x16, F64x8};
