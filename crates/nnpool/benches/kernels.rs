@@ -61,6 +61,26 @@ fn cases() -> Vec<(&'static str, Pooling, Vec<usize>, Layout)> {
             vec![8, 512, 7, 7],
             Layout::ChannelsFirst,
         ),
+        // YOLO's SPP: stride-1 windows wider than the fused kernels' (doubling runs and van
+        // Herk blocks channels-first, van Herk folds channels-last)
+        (
+            "spp_max9/nchw",
+            max(9, 1, 4),
+            vec![1, 256, 20, 20],
+            Layout::ChannelsFirst,
+        ),
+        (
+            "spp_max13/nchw",
+            max(13, 1, 6),
+            vec![1, 256, 20, 20],
+            Layout::ChannelsFirst,
+        ),
+        (
+            "spp_max13/nhwc",
+            max(13, 1, 6),
+            vec![1, 20, 20, 256],
+            Layout::ChannelsLast,
+        ),
         // the separable channels-last passes with a channel count that is not a multiple of
         // 16 (each run's last vector masked)
         (
@@ -72,12 +92,15 @@ fn cases() -> Vec<(&'static str, Pooling, Vec<usize>, Layout)> {
     ]
 }
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 10] = [
     "resnet_stem_max/nchw",
     "resnet_stem_max/nhwc",
     "inception_avg_s1/nchw",
     "inception_avg_s1/nhwc",
     "sppf_max5/nchw",
+    "spp_max9/nchw",
+    "spp_max13/nchw",
+    "spp_max13/nhwc",
     "resnet_gap/nchw",
     "large_avg_24ch/nhwc",
 ];
