@@ -447,6 +447,28 @@ fn wide_stride_1_channels_first<T: Element>(lanes: usize) {
     }
 }
 
+/// A single channels-last image with a wide stride-1 window (`running.rs`): its rows' W
+/// passes and its lanes' H passes split over the threads, then gathered; the same bits as
+/// one thread (`check` compares 1, 2 and 3 threads), and as the reference.
+#[test]
+fn wide_windows_single_image_channels_last() {
+    let mut seed = 500;
+    for (k, begin, end, [h, w, c]) in [
+        ([9, 9], [4, 4], [4, 4], [20, 20, 96]),
+        ([13, 13], [6, 6], [6, 6], [19, 21, 100]),
+        ([8, 8], [0, 0], [0, 0], [40, 40, 24]),
+        ([3, 17], [1, 0], [2, 16], [33, 30, 40]),
+    ] {
+        let win = Window::new(&k).stride(&[1, 1]).pads(&begin, &end);
+        for op in ops_of(win.clone(), win, -3) {
+            seed += 1;
+            assert!(h * w * c >= 1 << 15, "large enough to split");
+            check::<f32>(&op, &[1, h, w, c], Layout::ChannelsLast, seed);
+            check::<f64>(&op, &[1, h, w, c], Layout::ChannelsLast, seed);
+        }
+    }
+}
+
 #[test]
 fn f32_wide_stride_1_channels_first() {
     wide_stride_1_channels_first::<f32>(16);

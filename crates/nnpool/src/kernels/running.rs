@@ -176,32 +176,103 @@ fn running_axis<F: FastFloat, const M: u8>(
     }
 }
 
-/// One sample (`h × w` pixels of `c` channels) into `y` (`oh × ow` pixels): the W pass into
-/// `rows`, then the H pass in runs of [`H_LANES`] lanes; sums then divided. Max takes the
-/// plain max when the sample holds no NaN (or infinity: the check is `v − v`), else the exact
-/// rule.
-///
-/// Measured (`PROBE_NHWC=1 PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`, two rounds
-/// alternating with the build before, ms per call): see the module's documentation.
-#[inline(always)]
-fn sample<F: FastFloat>(
-    g: &Geom,
-    axes: &[AxisPlan; 3],
-    reduce: Reduce,
-    x: &[F],
-    y: &mut [F],
-    scratch: (&mut [F], &mut [F], &mut [F]),
-) {
+/// The combine of a sample: sums; max by the plain max when the sample holds no NaN (or
+/// infinity: the check is `v − v`), else by the exact rule.
+fn mode_of<F: FastFloat>(reduce: Reduce, x: &[F]) -> u8 {
     match reduce {
-        Reduce::Sum(_) => sample_by::<F, SUM>(g, axes, reduce, x, y, scratch),
-        Reduce::Max if super::padded::maybe_nan(x, super::isa::has_avx512()) => {
-            sample_by::<F, EXACT_MAX>(g, axes, reduce, x, y, scratch)
-        }
-        Reduce::Max => sample_by::<F, PLAIN_MAX>(g, axes, reduce, x, y, scratch),
+        Reduce::Sum(_) => SUM,
+        Reduce::Max if super::padded::maybe_nan(x, super::isa::has_avx512()) => EXACT_MAX,
+        Reduce::Max => PLAIN_MAX,
     }
 }
 
-/// [`sample`] by the combine `M`.
+/// Calls `$f::<F, M>(..)` for a combine known at run time.
+macro_rules! by_mode {
+    ($mode:expr, $f:ident::<$F:ident>($($a:expr),*)) => {
+        match $mode {
+            SUM => $f::<$F, SUM>($($a),*),
+            PLAIN_MAX => $f::<$F, PLAIN_MAX>($($a),*),
+            _ => $f::<$F, EXACT_MAX>($($a),*),
+        }
+    };
+}
+
+/// The W pass of whole input rows `x` (`w` pixels of `c` channels each) into `rows` (`ow`
+/// pixels each).
+#[inline(always)]
+fn w_pass<F: FastFloat, const M: u8>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    x: &[F],
+    rows: &mut [F],
+    (pre, suf): (&mut [F], &mut [F]),
+) {
+    let (c, w, ow, aw) = (g.channels, g.in3[2], g.out3[2], &axes[2]);
+    for (xr, tr) in x.chunks_exact(w * c).zip(rows.chunks_exact_mut(ow * c)) {
+        running_axis::<F, M>(xr, (w, c, c), (aw.k, aw.pad, ow), tr, c, pre, suf);
+    }
+}
+
+/// The H pass of lanes `l0 .. l0 + lanes` of every W-pass row of a sample (`rows`): output
+/// row `o` into `y[o * y_stride ..][..lanes]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn h_pass<F: FastFloat, const M: u8>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    rows: &[F],
+    (l0, lanes): (usize, usize),
+    y: &mut [F],
+    y_stride: usize,
+    (pre, suf): (&mut [F], &mut [F]),
+) {
+    let (h, oh, ah) = (g.in3[1], g.out3[1], &axes[1]);
+    let row_len = g.out3[2] * g.channels;
+    running_axis::<F, M>(
+        &rows[l0..],
+        (h, row_len, lanes),
+        (ah.k, ah.pad, oh),
+        y,
+        y_stride,
+        pre,
+        suf,
+    );
+}
+
+/// Output row `o` of a sum: `+ 0` (an all −0 window gives +0, as the reference's sum from 0),
+/// then divided as the reference divides.
+#[inline(always)]
+fn finish_sum_row<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    o: usize,
+    row: &mut [F],
+) {
+    if let Reduce::Sum(div) = reduce {
+        row.iter_mut().for_each(|v| *v += F::zero());
+        divide_row(
+            row,
+            g.channels,
+            div,
+            axes[0].spans[0],
+            axes[1].spans[o],
+            &axes[2],
+        );
+    }
+}
+
+/// Scratch for the folds of [`running_axis`] on this problem's axes: the prefix (one
+/// position) and the suffixes (every position).
+fn fold_scratch<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3]) -> (Scratch<F>, Scratch<F>) {
+    let (c, oh, ow) = (g.channels, g.out3[1], g.out3[2]);
+    let fold_len = ((ow + axes[2].k - 1) * c).max((oh + axes[1].k - 1) * H_LANES.min(ow * c));
+    (Scratch::new(c.max(H_LANES)), Scratch::new(fold_len))
+}
+
+/// One sample (`h × w` pixels of `c` channels) into `y` (`oh × ow` pixels) by the combine
+/// `M`: the W pass into `rows`, then the H pass in runs of [`H_LANES`] lanes; sums then
+/// divided.
 #[inline(always)]
 fn sample_by<F: FastFloat, const M: u8>(
     g: &Geom,
@@ -211,50 +282,136 @@ fn sample_by<F: FastFloat, const M: u8>(
     y: &mut [F],
     (rows, pre, suf): (&mut [F], &mut [F], &mut [F]),
 ) {
-    let (c, [_, h, w], [_, oh, ow]) = (g.channels, g.in3, g.out3);
-    let (ah, aw) = (&axes[1], &axes[2]);
-    let row_len = ow * c;
-    for (xr, tr) in x.chunks_exact(w * c).zip(rows.chunks_exact_mut(row_len)) {
-        running_axis::<F, M>(xr, (w, c, c), (aw.k, aw.pad, ow), tr, c, pre, suf);
-    }
+    let row_len = g.out3[2] * g.channels;
+    w_pass::<F, M>(g, axes, x, rows, (&mut *pre, &mut *suf));
     for l0 in (0..row_len).step_by(H_LANES) {
         let lanes = H_LANES.min(row_len - l0);
-        running_axis::<F, M>(
-            &rows[l0..],
-            (h, row_len, lanes),
-            (ah.k, ah.pad, oh),
-            &mut y[l0..],
-            row_len,
-            pre,
-            suf,
-        );
+        let scratch = (&mut *pre, &mut *suf);
+        h_pass::<F, M>(g, axes, rows, (l0, lanes), &mut y[l0..], row_len, scratch);
     }
-    if let Reduce::Sum(div) = reduce {
-        for (o, row) in y.chunks_exact_mut(row_len).enumerate() {
-            // an all −0 window gives +0, as the reference's sum from 0
-            row.iter_mut().for_each(|v| *v += F::zero());
-            divide_row(row, c, div, axes[0].spans[0], ah.spans[o], aw);
-        }
+    for (o, row) in y.chunks_exact_mut(row_len).enumerate() {
+        finish_sum_row(g, axes, reduce, o, row);
     }
 }
 
 #[inline(always)]
 fn samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], y: &mut [F]) {
     let (in_unit, out_unit) = (g.in_plane() * g.channels, g.out_plane() * g.channels);
-    let (c, [_, h, _], [_, oh, ow]) = (g.channels, g.in3, g.out3);
-    let fold_len = ((ow + axes[2].k - 1) * c).max((oh + axes[1].k - 1) * H_LANES.min(ow * c));
-    let mut rows = Scratch::<F>::new(h * ow * c);
-    let (mut pre, mut suf) = (
-        Scratch::<F>::new(c.max(H_LANES)),
-        Scratch::<F>::new(fold_len),
-    );
+    let mut rows = Scratch::<F>::new(g.in3[1] * g.out3[2] * g.channels);
+    let (mut pre, mut suf) = fold_scratch::<F>(g, axes);
     for (xs, ys) in x.chunks_exact(in_unit).zip(y.chunks_exact_mut(out_unit)) {
         let scratch = (&mut rows[..], &mut pre[..], &mut suf[..]);
-        sample::<F>(g, axes, reduce, xs, ys, scratch);
+        by_mode!(
+            mode_of(reduce, xs),
+            sample_by::<F>(g, axes, reduce, xs, ys, scratch)
+        );
     }
 }
 
 multiversion!(fn run_samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], y: &mut [F]) -> () = samples);
+
+#[inline(always)]
+fn w_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, x: &[F], rows: &mut [F]) {
+    let (mut pre, mut suf) = fold_scratch::<F>(g, axes);
+    let scratch = (&mut pre[..], &mut suf[..]);
+    by_mode!(mode, w_pass::<F>(g, axes, x, rows, scratch));
+}
+
+multiversion!(fn run_w_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, x: &[F], rows: &mut [F]) -> () = w_rows);
+
+#[inline(always)]
+fn h_lanes<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    mode: u8,
+    rows: &[F],
+    l0: usize,
+    y: &mut [F],
+) {
+    let lanes = y.len() / g.out3[1];
+    let (mut pre, mut suf) = fold_scratch::<F>(g, axes);
+    let scratch = (&mut pre[..], &mut suf[..]);
+    by_mode!(
+        mode,
+        h_pass::<F>(g, axes, rows, (l0, lanes), y, lanes, scratch)
+    );
+}
+
+multiversion!(fn run_h_lanes<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, rows: &[F], l0: usize, y: &mut [F]) -> () = h_lanes);
+
+/// One sample over the threads (a single image): its rows' W passes in tasks of rows, then
+/// its H pass in tasks of [`H_LANES`] lanes, each into a packed block of its own, then the
+/// output rows from the blocks. The same folds as [`sample_by`] on one thread, so the same
+/// bits.
+fn sample_over_threads<F: FastFloat>(
+    isa: Isa,
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    x: &[F],
+    y: &mut [F],
+) {
+    let (c, [_, h, w], [_, oh, ow]) = (g.channels, g.in3, g.out3);
+    let row_len = ow * c;
+    let mode = mode_of(reduce, x);
+    let mut rows = Scratch::<F>::new(h * row_len);
+    let rows = &mut rows[..h * row_len];
+    let per_task = h.div_ceil(4 * rayon::current_num_threads()).max(1);
+    x.par_chunks(w * c * per_task)
+        .zip(rows.par_chunks_mut(row_len * per_task))
+        .for_each(|(xs, ts)| run_w_rows::<F>(isa, g, axes, mode, xs, ts));
+    let rows = &*rows;
+    let chunk = H_LANES.min(row_len);
+    let blocks = row_len.div_ceil(chunk) * oh * chunk;
+    let mut packed = Scratch::<F>::new(blocks);
+    // (a scratch buffer may be longer than asked for)
+    let packed = &mut packed[..blocks];
+    packed
+        .par_chunks_mut(oh * chunk)
+        .enumerate()
+        .for_each(|(j, block)| {
+            let lanes = chunk.min(row_len - j * chunk);
+            run_h_lanes::<F>(
+                isa,
+                g,
+                axes,
+                mode,
+                rows,
+                j * chunk,
+                &mut block[..oh * lanes],
+            );
+        });
+    let packed = &*packed;
+    let per_task = oh.div_ceil(4 * rayon::current_num_threads()).max(1);
+    y.par_chunks_mut(row_len * per_task)
+        .enumerate()
+        .for_each(|(t, band)| run_gather::<F>(isa, g, axes, reduce, packed, t * per_task, band));
+}
+
+/// Output rows `o0 ..` of a sample (`y`, whole rows) from the packed blocks of
+/// [`sample_over_threads`]'s H pass, sums then divided.
+#[inline(always)]
+fn gather<F: FastFloat>(
+    g: &Geom,
+    axes: &[AxisPlan; 3],
+    reduce: Reduce,
+    packed: &[F],
+    o0: usize,
+    y: &mut [F],
+) {
+    let (oh, row_len) = (g.out3[1], g.out3[2] * g.channels);
+    let chunk = H_LANES.min(row_len);
+    for (i, row) in y.chunks_exact_mut(row_len).enumerate() {
+        let o = o0 + i;
+        for (j, part) in row.chunks_mut(chunk).enumerate() {
+            let lanes = part.len();
+            part.copy_from_slice(&packed[j * oh * chunk + o * lanes..][..lanes]);
+        }
+        finish_sum_row(g, axes, reduce, o, row);
+    }
+}
+
+multiversion!(fn run_gather<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, packed: &[F], o0: usize, y: &mut [F]) -> () = gather);
 
 /// Pools a channels-last problem that [`applies`] takes, samples split over the threads (a
 /// sample's results do not depend on which thread computes it).
@@ -272,6 +429,8 @@ pub(crate) fn forward<F: FastFloat>(
         x.par_chunks(in_unit)
             .zip(y.par_chunks_mut(out_unit))
             .for_each(|(xs, ys)| run_samples::<F>(isa, g, axes, reduce, xs, ys));
+    } else if super::split_over_threads(x.len(), 1 << 15) {
+        sample_over_threads(isa, g, axes, reduce, x, y);
     } else {
         run_samples::<F>(isa, g, axes, reduce, x, y);
     }
