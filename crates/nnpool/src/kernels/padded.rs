@@ -21,6 +21,10 @@
 //!   averages): both passes in one kernel (`x86::k3s2_strip`, `x86::ks1_strip`), the
 //!   W-pass rows held in registers, not in a buffer; in f32 and in f64 (written once over
 //!   `zmm::Zmm`: 16 or 8 lanes a vector; f32 also at the AVX2 level);
+//! - stride-1 windows of 8 taps and more along H or W (SPP's 9×9 and 13×13, large windows;
+//!   AVX-512, f32 and f64): `x86::wide_s1_strip`, doubling runs along W in registers and van
+//!   Herk blocks along H, a cost per output that grows with `log2 kw` only (forward, and the
+//!   average backward's stride-1 sum);
 //! - 3-D: every depth slice is pooled W then H into a scratch volume, then each output slice
 //!   folds its slices in order;
 //! - sums: one flat division by a divisor plane computed once per task.
