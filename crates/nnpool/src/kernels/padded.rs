@@ -190,9 +190,9 @@ fn plane_shape(
 }
 
 /// How taps combine: the exact max rule, the max of a plane without NaN, or a sum.
-const EXACT_MAX: u8 = 0;
-const PLAIN_MAX: u8 = 1;
-const SUM: u8 = 2;
+pub(crate) const EXACT_MAX: u8 = 0;
+pub(crate) const PLAIN_MAX: u8 = 1;
+pub(crate) const SUM: u8 = 2;
 
 #[inline(always)]
 fn fold<F: FastFloat, const M: u8>(acc: &mut [F; 16], x: &[F; 16]) {
@@ -585,6 +585,7 @@ macro_rules! by_mode {
         }
     };
 }
+pub(crate) use by_mode;
 
 /// The divisor of every output of a plane, as the reference forms it ([`window_divisors`]),
 /// converted once (adaptive problems, with no single divisor, do not take this path).

@@ -44,6 +44,8 @@
 
 use super::isa::{multiversion, Isa};
 use super::out::Out;
+// how an axis folds: the exact max rule, the max of values without NaN (one `vmax`), a sum
+use super::padded::{by_mode, EXACT_MAX, PLAIN_MAX, SUM};
 use super::window::{divide_row, init, take, AxisPlan, FastFloat, Reduce};
 use super::Scratch;
 use crate::layout::Layout;
@@ -81,22 +83,14 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], with_indices: bool) -> boo
 /// this many values each) then stay in the core's L2 cache.
 const H_LANES: usize = 512;
 
-/// How an axis folds: the exact max rule, the max of values without NaN (one `vmax`), a sum.
-const EXACT_MAX: u8 = 0;
-const PLAIN_MAX: u8 = 1;
-const SUM: u8 = 2;
-
 /// The folds of one axis: `x` holds `n` positions, position `i` the `lanes` values from
 /// `x[i * stride]`; output `o` (of `out`) folds padded positions `o .. o + k`, padded position
 /// `p` being input `p − pad` (the identity outside the input), into `y[o * y_stride ..]
-/// [..lanes]`, by `M` (one of the constants above). First the suffix folds `h`, from each
+/// [..lanes]`, by `M` (`EXACT_MAX`, `PLAIN_MAX` or `SUM`). First the suffix folds `h`, from each
 /// block's end back to its start; then the prefix fold runs forward through the positions
 /// (`g`: `lanes` values, one position), and output `o` is written as soon as position `o + k
-/// − 1` is folded in. `h` is scratch of at least `(out + k − 1) · lanes` values.
-///
-/// Against forming the prefixes of every position in memory first, then the outputs from both
-/// (`PROBE_NHWC=1 PROBE_N=8 RAYON_NUM_THREADS=1 plane_probe`, ms per call, with the plain max
-/// below): see [`sample`].
+/// − 1` is folded in. `h` is scratch of at least `(out + k − 1) · lanes` values (measured
+/// against the prefixes of every position in memory: see the module's documentation).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn running_axis<F: FastFloat, const M: u8>(
@@ -192,17 +186,6 @@ fn mode_of<F: FastFloat>(reduce: Reduce, x: &[F]) -> u8 {
         Reduce::Max if super::padded::maybe_nan(x, super::isa::has_avx512()) => EXACT_MAX,
         Reduce::Max => PLAIN_MAX,
     }
-}
-
-/// Calls `$f::<F, M>(..)` for a combine known at run time.
-macro_rules! by_mode {
-    ($mode:expr, $f:ident::<$F:ident>($($a:expr),*)) => {
-        match $mode {
-            SUM => $f::<$F, SUM>($($a),*),
-            PLAIN_MAX => $f::<$F, PLAIN_MAX>($($a),*),
-            _ => $f::<$F, EXACT_MAX>($($a),*),
-        }
-    };
 }
 
 /// The W pass of whole input rows `x` (`w` pixels of `c` channels each) into `rows` (`ow`
@@ -318,6 +301,8 @@ fn samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F]
 
 multiversion!(fn run_samples<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], reduce: Reduce, x: &[F], y: &mut [F]) -> () = samples);
 
+/// The W pass of whole input rows by a combine known at run time (a task of
+/// [`sample_over_threads`]).
 #[inline(always)]
 fn w_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, x: &[F], rows: &mut [F]) {
     let (mut pre, mut suf) = fold_scratch::<F>(g, axes);
@@ -327,6 +312,8 @@ fn w_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, x: &[F], rows:
 
 multiversion!(fn run_w_rows<F: FastFloat>(g: &Geom, axes: &[AxisPlan; 3], mode: u8, x: &[F], rows: &mut [F]) -> () = w_rows);
 
+/// The H pass of lanes `l0 ..` of a sample's W-pass rows into a packed block `y` (`oh` rows of
+/// `y.len() / oh` lanes), by a combine known at run time (a task of [`sample_over_threads`]).
 #[inline(always)]
 fn h_lanes<F: FastFloat>(
     g: &Geom,
