@@ -230,6 +230,15 @@ fn h_pass<F: FastFloat, const M: u8>(
     );
 }
 
+/// Run `j` (below `row_len.div_ceil(H_LANES)`) of the lanes the H pass takes at a time in
+/// W-pass rows of `row_len` values: `(first lane, lanes)`, [`H_LANES`] each, the last run
+/// shorter. The H pass on one thread and the one split over threads cut the rows alike, so
+/// their folds, and bits, are the same.
+fn lane_run(row_len: usize, j: usize) -> (usize, usize) {
+    let l0 = j * H_LANES;
+    (l0, H_LANES.min(row_len - l0))
+}
+
 /// Output row `o` of a sum: `+ 0` (an all −0 window gives +0, as the reference's sum from 0),
 /// then divided as the reference divides.
 #[inline(always)]
@@ -275,8 +284,8 @@ fn sample_by<F: FastFloat, const M: u8>(
 ) {
     let row_len = g.out3[2] * g.channels;
     w_pass::<F, M>(g, axes, x, rows, (&mut *pre, &mut *suf));
-    for l0 in (0..row_len).step_by(H_LANES) {
-        let lanes = H_LANES.min(row_len - l0);
+    for j in 0..row_len.div_ceil(H_LANES) {
+        let (l0, lanes) = lane_run(row_len, j);
         let scratch = (&mut *pre, &mut *suf);
         h_pass::<F, M>(g, axes, rows, (l0, lanes), &mut y[l0..], row_len, scratch);
     }
@@ -356,25 +365,19 @@ fn sample_over_threads<F: FastFloat>(
         .zip(rows.par_chunks_mut(row_len * per_task))
         .for_each(|(xs, ts)| run_w_rows::<F>(isa, g, axes, mode, xs, ts));
     let rows = &*rows;
-    let chunk = H_LANES.min(row_len);
-    let blocks = row_len.div_ceil(chunk) * oh * chunk;
+    // run j's block: oh rows of its lanes (H_LANES apart from the next block's)
+    let block = oh * H_LANES.min(row_len);
+    let blocks = row_len.div_ceil(H_LANES) * block;
     let mut packed = Scratch::<F>::new(blocks);
     // (a scratch buffer may be longer than asked for)
     let packed = &mut packed[..blocks];
     packed
-        .par_chunks_mut(oh * chunk)
+        .par_chunks_mut(block)
         .enumerate()
         .for_each(|(j, block)| {
-            let lanes = chunk.min(row_len - j * chunk);
-            run_h_lanes::<F>(
-                isa,
-                g,
-                axes,
-                mode,
-                rows,
-                j * chunk,
-                &mut block[..oh * lanes],
-            );
+            let (l0, lanes) = lane_run(row_len, j);
+            let block = &mut block[..oh * lanes];
+            run_h_lanes::<F>(isa, g, axes, mode, rows, l0, block);
         });
     let packed = &*packed;
     let per_task = oh.div_ceil(4 * rayon::current_num_threads()).max(1);
@@ -395,12 +398,12 @@ fn gather<F: FastFloat>(
     y: &mut [F],
 ) {
     let (oh, row_len) = (g.out3[1], g.out3[2] * g.channels);
-    let chunk = H_LANES.min(row_len);
+    let block = oh * H_LANES.min(row_len);
     for (i, row) in y.chunks_exact_mut(row_len).enumerate() {
         let o = o0 + i;
-        for (j, part) in row.chunks_mut(chunk).enumerate() {
-            let lanes = part.len();
-            part.copy_from_slice(&packed[j * oh * chunk + o * lanes..][..lanes]);
+        for j in 0..row_len.div_ceil(H_LANES) {
+            let (l0, lanes) = lane_run(row_len, j);
+            row[l0..l0 + lanes].copy_from_slice(&packed[j * block + o * lanes..][..lanes]);
         }
         finish_sum_row(g, axes, reduce, o, row);
     }
