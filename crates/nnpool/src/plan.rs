@@ -1050,7 +1050,14 @@ impl PoolPlan {
         let g = self.geom();
         let plane = g.in_plane();
         let reach = || self.output_row_reach();
-        let bad = match kernels::max_backward(&g, reach, indices, grad_output, grad_input) {
+        let bad = match kernels::max_backward(
+            &g,
+            self.axis_plans(),
+            reach,
+            indices,
+            grad_output,
+            grad_input,
+        ) {
             Some(r) => r.err(),
             None => {
                 let gx = grad_input.init();

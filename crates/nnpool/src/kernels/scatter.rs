@@ -213,7 +213,7 @@ fn zero_ahead<F: ScatterElem>(
     to
 }
 
-multiversion!(fn scatter_task<F: ScatterElem>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
+multiversion!(pub(crate) fn scatter_task<F: ScatterElem>(inner: usize, plane: usize, idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>]) -> Option<i64> = scatter_unit);
 
 /// A caller's output gradient at least this large (bytes), in units (planes or samples) of at
 /// least [`RING_UNIT_FROM_BYTES`], is scattered through an L2-sized ring and streamed out
@@ -508,6 +508,13 @@ stream_lines!(
 
 multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
+/// Whether a resident gradient of `bytes` is large enough for the streaming ring
+/// ([`STREAM_FROM_BYTES`], and [`STREAM_ON_THREADS_FROM_BYTES`] with more than one thread).
+pub(crate) fn streams_large(bytes: usize) -> bool {
+    bytes >= STREAM_FROM_BYTES
+        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
+}
+
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
 /// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
 /// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
@@ -525,10 +532,7 @@ pub(crate) fn max_backward<F: ScatterElem>(
         gx.init();
         return None;
     }
-    let bytes = gx.len() * size_of::<F>();
-    let streams = bytes >= STREAM_FROM_BYTES
-        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
-        && gx.resident();
+    let streams = streams_large(gx.len() * size_of::<F>()) && gx.resident();
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
