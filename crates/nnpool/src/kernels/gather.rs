@@ -294,28 +294,14 @@ unsafe fn gather_plane_avx512(
     let pl = s.pad_left as i32;
     // lane j (column c0 + j) is covered by output column c0 / 2 + (j + pl) / 2 (staged value
     // 8 v + that + 1 − 8 v: `later`) and, j + pl even, the one before (`earlier`)
-    let later = _mm512_setr_epi32(
-        pl / 2 + 1,
-        (1 + pl) / 2 + 1,
-        (2 + pl) / 2 + 1,
-        (3 + pl) / 2 + 1,
-        (4 + pl) / 2 + 1,
-        (5 + pl) / 2 + 1,
-        (6 + pl) / 2 + 1,
-        (7 + pl) / 2 + 1,
-        (8 + pl) / 2 + 1,
-        (9 + pl) / 2 + 1,
-        (10 + pl) / 2 + 1,
-        (11 + pl) / 2 + 1,
-        (12 + pl) / 2 + 1,
-        (13 + pl) / 2 + 1,
-        (14 + pl) / 2 + 1,
-        (15 + pl) / 2 + 1,
-    );
+    let ramp = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let one = _mm512_set1_epi32(1);
+    let later = _mm512_add_epi32(
+        _mm512_srli_epi32::<1>(_mm512_add_epi32(ramp, _mm512_set1_epi32(pl))),
+        one,
+    );
     let earlier = _mm512_sub_epi32(later, one);
     let earlier_lanes: __mmask16 = if s.pad_left == 0 { 0x5555 } else { 0xaaaa };
-    let ramp = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let tail: __mmask16 = ((1u32 << rest) - 1) as __mmask16;
     let mut matched = _mm512_setzero_si512();
     let dst = gx.as_mut_ptr().cast::<f32>();
