@@ -1332,6 +1332,58 @@ fn max_backward_streams_large_gradients() {
     }
 }
 
+/// Max backward of 3×3 stride-2 channels-first windows (the gather of `kernels/gather.rs`,
+/// planes of 2048 values and more): both paddings, ceil mode (a clipped last window), odd
+/// sides and row tails, the forward's indices with NaN, ±inf and ties in the data, and the
+/// same with one index moved out of its window (that plane falls back to the scatter): the
+/// reference's bits, into a caller's buffer (off the cache-line grid too) and into fresh
+/// memory, at 1, 2 and 3 threads.
+#[test]
+fn max_backward_gathers_3x3_stride_2_planes() {
+    for (pad, ceil, shape) in [
+        (1, false, vec![2, 5, 64, 64]),
+        (0, false, vec![2, 5, 61, 67]),
+        (0, true, vec![2, 5, 61, 67]),
+        (1, true, vec![1, 7, 50, 83]),
+        (1, false, vec![1, 3, 33, 100]),
+    ] {
+        let w = Window::new(&[3, 3])
+            .stride(&[2, 2])
+            .padding(&[pad, pad])
+            .ceil_mode(ceil);
+        let plan = PoolPlan::new(&Pooling::max(w), &shape, Layout::ChannelsFirst).unwrap();
+        let x: Vec<f32> = data(plan.input_len(), 21, true);
+        let mut idx = vec![0i64; plan.output_len()];
+        let mut y = vec![0f32; plan.output_len()];
+        plan.forward(&x, &mut y, Some(&mut idx)).unwrap();
+        let gy: Vec<f32> = data(plan.output_len(), 22, true);
+        let mut moved = idx.clone();
+        let at = moved.len() / 2;
+        moved[at] = (moved[at] + 7) % (shape[2] * shape[3]) as i64;
+        for idx in [&idx, &moved] {
+            let want = scatter_by_definition(&plan, &shape, Layout::ChannelsFirst, idx, &gy);
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let desc = format!("{shape:?} pad {pad} ceil {ceil} {threads}");
+                let mut buf = vec![f32::NAN; plan.input_len() + 1];
+                pool.install(|| plan.backward_with_indices(idx, &gy, &mut buf[1..]))
+                    .unwrap();
+                assert!(same_bits(&buf[1..], &want), "{desc} off grid");
+                pool.install(|| plan.backward_with_indices(idx, &gy, &mut buf[..plan.input_len()]))
+                    .unwrap();
+                assert!(same_bits(&buf[..plan.input_len()], &want), "{desc}");
+                let fresh = pool
+                    .install(|| plan.backward_with_indices_to_vec(idx, &gy))
+                    .unwrap();
+                assert!(same_bits(&fresh, &want), "{desc} fresh");
+            }
+        }
+    }
+}
+
 /// Max backward on large gradients in f64 (half the elements to a line and to the ring) and
 /// in f16 and bf16 (twice as many, every sum rounded): the reference's bits from the forward
 /// pass's indices, into fresh memory and through the streaming ring (a caller's buffer, or

@@ -18,19 +18,24 @@
 //! when that count falls short of its outputs (an index outside its window, given by the
 //! caller), the plane is done again by the scatter, which takes any index.
 //!
-//! **Where it runs.** Where it measured faster than the scatter: gradients from
-//! [`GATHER_FROM_BYTES`] (from memory, not cache) that the scatter would not stream through
-//! its ring (more than one thread, below the ring's threshold), in memory that is resident
-//! already (see `kernels::max_backward`). resnet_stem_max_bwd nchw at 2 threads
-//! (`PROBE_BWD=1 RAYON_NUM_THREADS=2 PROBE_N=8 plane_probe 64 112 112 3 2 1`, ms, the
-//! scatter against the gather, alternating, four rounds): into a buffer 0.66–0.70 → 0.61–0.65,
-//! allocating 0.67–0.78 → 0.54–0.63. On gradients in cache the scatter was the faster
-//! (`PROBE_N=1..4`: 0.12 → 0.13 ms .. 0.55 → 0.56 at 1 thread), and so were the ring (its
-//! streaming stores write lines without reading them: vgg_max_224_bwd 5.5 against 8.9 ms)
-//! and the scatter on fresh pages (9.5 against 11.7 ms); 2×2 windows on small planes took
-//! 3× the scatter's time (`512 14 14 2 2 0`: 0.13 → 0.42 ms), the per-plane work dominating.
-//! Streaming the gather's rows out from a staging plane was slower still (12.3 ms on
-//! vgg_max_224_bwd, bursts of 4 KiB; whole planes 9.1).
+//! **Where it runs.** Where it measured faster than the scatter: planes of at least
+//! [`MIN_PLANE`] values, gradients below [`super::scatter::STREAM_ON_THREADS_FROM_BYTES`]
+//! (this machine's last-level cache), in memory that is resident already (see
+//! `kernels::max_backward`). resnet_stem_max_bwd's shape (`PROBE_BWD=1 PROBE_N=N
+//! plane_probe 64 112 112 3 2 1`, ms, scatter → gather, two rounds), 1 / 2 threads: N = 1
+//! 0.12–0.14 → 0.11 / 0.074–0.077 → 0.060; N = 4 0.64–0.72 → 0.46–0.47 / 0.26–0.29 →
+//! 0.23; N = 8 (25.7 MB, the ring at 1 thread) 1.51–1.53 → 1.14–1.22 / 0.66–0.70 → 0.50
+//! (a quieter run); AlexNet's `96 55 55 3 2 0` 0.43–0.45 → 0.40 / 0.22 → 0.21–0.22. Not
+//! taken, where the scatter was the faster:
+//! - larger gradients, which the ring streams out without reading them (the gather's
+//!   ordinary stores read each line first): `64 224 224 3 2 1` at N = 4 (51 MB) 2.9–3.1
+//!   against 4.9–5.0; streaming the gather's rows out of a staging plane was slower still
+//!   (on vgg_max_224_bwd's 2×2 windows 12.3 ms in bursts of 4 KiB, 9.1 whole planes, against
+//!   the ring's 5.5);
+//! - small planes, where the work per plane dominates: `64 28 28 3 2 1` 0.073 → 0.091,
+//!   `256 14 14 3 2 1` 0.077 → 0.157 (N = 8, 1 thread);
+//! - fresh pages, which the scatter zeroes just ahead of its adds (vgg_max_224_bwd 9.5
+//!   against 11.7).
 
 use super::out::Out;
 use super::window::AxisPlan;
@@ -46,14 +51,17 @@ use std::mem::MaybeUninit;
 #[cfg(target_arch = "x86_64")]
 const INDEX_PREFETCH_AHEAD: usize = 4096;
 
+/// Output rows staged ahead of the input row that first reads them (see `gather_plane_avx512`).
+#[cfg(target_arch = "x86_64")]
+const STAGE_AHEAD_ROWS: usize = 2;
+
 /// Bytes past the output gradients being read that are prefetched (see
 /// [`INDEX_PREFETCH_AHEAD`]; the gradients are half the bytes of the indices).
 #[cfg(target_arch = "x86_64")]
 const GRADIENT_PREFETCH_AHEAD: usize = 2048;
 
-/// The smallest input gradient (bytes) the gather takes: on gradients in cache the scatter
-/// was the faster (see the module's documentation).
-const GATHER_FROM_BYTES: usize = super::PREFETCH_FROM_BYTES;
+/// The smallest plane (values) the gather takes (see the module's documentation).
+const MIN_PLANE: usize = 2048;
 
 /// The windows of a problem the gather takes: 2-D planes, stride 2 along both axes, windows
 /// of 3 with at most 1 of padding, no dilation.
@@ -84,8 +92,8 @@ impl GatherShape {
 
 /// The gather's shape for a problem, when it takes it: f32 (checked by the caller),
 /// channels-first, AVX-512, 2-D planes of fewer than 2^31 values whose windows are plain
-/// sliding windows of 3 at stride 2, padded by at most 1, from [`GATHER_FROM_BYTES`] of input
-/// gradient (`bytes`).
+/// sliding windows of 3 at stride 2, padded by at most 1, of at least [`MIN_PLANE`] values,
+/// and an input gradient (`bytes`) below the scatter's streaming threshold.
 pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], bytes: usize) -> Option<GatherShape> {
     let [ad, ah, aw] = axes;
     let [d, h, w] = g.in3;
@@ -100,8 +108,8 @@ pub(crate) fn applies(g: &Geom, axes: &[AxisPlan; 3], bytes: usize) -> Option<Ga
         && window(ah, h)
         && window(aw, w)
         && h.checked_mul(w)
-            .is_some_and(|n| n > 0 && n < i32::MAX as usize)
-        && bytes >= GATHER_FROM_BYTES;
+            .is_some_and(|n| n >= MIN_PLANE && n < i32::MAX as usize)
+        && bytes < super::scatter::STREAM_ON_THREADS_FROM_BYTES;
     ok.then_some(GatherShape {
         h,
         w,
@@ -361,7 +369,10 @@ unsafe fn gather_plane_avx512(
         let u = r + s.pad_top;
         let later_row = (u / 2 < oh).then_some(u / 2);
         let earlier_row = (u.is_multiple_of(2) && u >= 2 && u / 2 - 1 < oh).then(|| u / 2 - 1);
-        let need = (u / 2 + 1).min(oh);
+        // the rows this input row reads and the next ones, staged a row ahead of their first
+        // reader: loads that span the staging's stores wait for them to reach the cache (a
+        // row staged just before its first use left a third of the time on its first load)
+        let need = (u / 2 + 1 + STAGE_AHEAD_ROWS).min(oh);
         if need > staged {
             // SAFETY: as above; `ip` and `gp` point to `len_i` and `len_g` values, and no
             // other reference to them is live while these slices are.
@@ -381,4 +392,65 @@ unsafe fn gather_plane_avx512(
         }
     }
     _mm512_reduce_add_epi32(matched) as usize
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use crate::{Layout, PoolPlan, Pooling, Window};
+    use std::mem::MaybeUninit;
+
+    /// The forward pass's indices all lie in their windows, so the gather itself must take
+    /// every plane (a plane it failed would go through the scatter and pass the integration
+    /// tests all the same) and give the sums by definition, bit for bit: both paddings, ceil
+    /// mode, odd sides, NaN, ±inf and ties in the data.
+    #[test]
+    fn gathers_forward_indices_without_falling_back() {
+        if !super::super::isa::has_avx512() {
+            return;
+        }
+        for (pad, ceil, h, w) in [
+            (1, false, 64, 64),
+            (0, false, 61, 67),
+            (0, true, 61, 67),
+            (1, true, 50, 83),
+            (1, false, 33, 100),
+            (0, true, 46, 46),
+        ] {
+            let window = Window::new(&[3, 3])
+                .stride(&[2, 2])
+                .padding(&[pad, pad])
+                .ceil_mode(ceil);
+            let plan =
+                PoolPlan::new(&Pooling::max(window), &[1, 1, h, w], Layout::ChannelsFirst).unwrap();
+            let s = super::applies(&plan.geom(), plan.axis_plans().unwrap(), 0)
+                .expect("the gather takes the shape");
+            // ties (few distinct values), a NaN and ±inf in the input
+            let mut x: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 13) as f32).collect();
+            (x[5], x[w + 3], x[h * w / 2]) = (f32::NAN, f32::INFINITY, f32::NEG_INFINITY);
+            let (_, idx) = plan.forward_with_indices_to_vec(&x).unwrap();
+            let gy: Vec<f32> = (0..idx.len())
+                .map(|i| (i as f32 * 0.37).sin() * 3.0)
+                .collect();
+            let mut want = vec![0f32; h * w];
+            for (&i, &g) in idx.iter().zip(&gy) {
+                want[i as usize] += g;
+            }
+            let mut indices = vec![0i32; s.staged_len()];
+            let mut gradients = vec![0f32; s.staged_len()];
+            let mut gx = vec![MaybeUninit::new(f32::NAN); h * w];
+            let taken =
+                super::gather_plane(&s, (&idx, &gy), (&mut indices, &mut gradients), &mut gx);
+            assert!(
+                taken,
+                "pad {pad} ceil {ceil} {h}×{w}: an index went unmatched"
+            );
+            // SAFETY: every value was initialised above.
+            let got: Vec<f32> = gx.iter().map(|v| unsafe { v.assume_init() }).collect();
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "pad {pad} ceil {ceil} {h}×{w}");
+        }
+    }
 }

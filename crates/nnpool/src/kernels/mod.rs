@@ -12,7 +12,7 @@
 //!   channels-first planes and pooled by those kernels;
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32 and f64, AVX-512; f32 with AVX2 in one pass);
-//! - [`scatter`]: backward passes; [`gather`]: the max backward of large 3×3 stride-2
+//! - [`scatter`]: backward passes; [`gather`]: the max backward of 3×3 stride-2
 //!   channels-first gradients, each input value gathered from its windows;
 //! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
 //!   the f16/bf16 backward passes;
@@ -463,10 +463,9 @@ macro_rules! by_float {
 /// plane; `None`: not handled here.
 ///
 /// `axes`: the windows, when they are tabulated; f32 channels-first 3×3 windows at stride 2
-/// on large gradients take the gather where it measured faster ([`gather`]), the rest the
-/// scatter. `reach` bounds the input
-/// pixels the windows of one output row span (see `scatter::max_backward`); it is asked for
-/// only when the gradient is large.
+/// take the gather where it measured faster ([`gather`]), the rest the scatter. `reach`
+/// bounds the input pixels the windows of one output row span (see `scatter::max_backward`);
+/// it is asked for only when the gradient is large.
 pub(crate) fn max_backward<T: Element>(
     g: &Geom,
     axes: Option<&[AxisPlan; 3]>,
@@ -476,11 +475,10 @@ pub(crate) fn max_backward<T: Element>(
     gx: &mut Out<T>,
 ) -> Option<Result<(), i64>> {
     let isa = fast_isa()?;
-    // The gather's stores read each line before they write it, where the ring's stream: large
-    // resident gradients keep the ring; fresh pages keep the scatter, which zeroes each just
-    // ahead of its adds (vgg_max_224_bwd into fresh pages: 9.5–9.7 ms, the gather 11.7–12.0).
+    // (fresh pages keep the scatter, which zeroes each just ahead of its adds:
+    // vgg_max_224_bwd into fresh pages took 9.5–9.7 ms, the gather 11.7–12.0)
     let bytes = gx.len() * std::mem::size_of::<T>();
-    if isa == isa::Isa::Avx512 && !scatter::streams_large(bytes) {
+    if isa == isa::Isa::Avx512 {
         let shape = axes.and_then(|a| gather::applies(g, a, bytes));
         if let (Some(s), Some(gy)) = (shape, cast(gy)) {
             if gx.resident() {

@@ -246,7 +246,7 @@ const STREAM_FROM_BYTES: usize = super::PREFETCH_FROM_BYTES;
 /// MB) nchw 3.02–3.03 against 4.62–4.73, nhwc 3.63–3.75 against 4.05–4.10. One thread takes
 /// the ring from [`STREAM_FROM_BYTES`]: resnet_stem_max_bwd nchw 1.43–1.45 against
 /// 1.92–2.22, nhwc 1.34–1.39 against 1.47–1.60.
-const STREAM_ON_THREADS_FROM_BYTES: usize = 32 << 20;
+pub(crate) const STREAM_ON_THREADS_FROM_BYTES: usize = 32 << 20;
 
 /// The smallest unit the ring takes (bytes). Each unit ends with a burst of streaming stores
 /// (the ring's last window) that the scatter does not overlap; on 50 KB planes
@@ -510,7 +510,7 @@ multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usiz
 
 /// Whether a resident gradient of `bytes` is large enough for the streaming ring
 /// ([`STREAM_FROM_BYTES`], and [`STREAM_ON_THREADS_FROM_BYTES`] with more than one thread).
-pub(crate) fn streams_large(bytes: usize) -> bool {
+fn streams_large(bytes: usize) -> bool {
     bytes >= STREAM_FROM_BYTES
         && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
 }
