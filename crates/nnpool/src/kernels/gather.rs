@@ -29,9 +29,12 @@
 //! taken, where the scatter was the faster:
 //! - larger gradients, which the ring streams out without reading them (the gather's
 //!   ordinary stores read each line first): `64 224 224 3 2 1` at N = 4 (51 MB) 2.9–3.1
-//!   against 4.9–5.0; streaming the gather's rows out of a staging plane was slower still
-//!   (on vgg_max_224_bwd's 2×2 windows 12.3 ms in bursts of 4 KiB, 9.1 whole planes, against
-//!   the ring's 5.5);
+//!   against 4.9–5.0. Streaming stores in the gather were slower on the buffers users have:
+//!   laying the vectors on the cache lines of a buffer 16 bytes past one (an extra, part
+//!   vector per row) took resnet_stem_max_bwd 1.14 → 1.30 ms at 1 thread, 0.49 → 0.59 at 2
+//!   (on a cache-line aligned buffer, no shift: 1.19 → 0.97); streaming rows out of a staging
+//!   plane took vgg_max_224_bwd's 2×2 windows 12.3 ms in bursts of 4 KiB, 9.1 whole planes,
+//!   against the ring's 5.5;
 //! - small planes, where the work per plane dominates: `64 28 28 3 2 1` 0.073 → 0.091,
 //!   `256 14 14 3 2 1` 0.077 → 0.157 (N = 8, 1 thread);
 //! - fresh pages, which the scatter zeroes just ahead of its adds (vgg_max_224_bwd 9.5
