@@ -1353,9 +1353,7 @@ fn max_backward_gathers_3x3_stride_2_planes() {
             .ceil_mode(ceil);
         let plan = PoolPlan::new(&Pooling::max(w), &shape, Layout::ChannelsFirst).unwrap();
         let x: Vec<f32> = data(plan.input_len(), 21, true);
-        let mut idx = vec![0i64; plan.output_len()];
-        let mut y = vec![0f32; plan.output_len()];
-        plan.forward(&x, &mut y, Some(&mut idx)).unwrap();
+        let (_, idx) = plan.forward_with_indices_to_vec(&x).unwrap();
         let gy: Vec<f32> = data(plan.output_len(), 22, true);
         let mut moved = idx.clone();
         let at = moved.len() / 2;

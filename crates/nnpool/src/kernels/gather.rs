@@ -138,7 +138,6 @@ pub(crate) fn max_backward(
     );
     // SAFETY: every plane's values are all stored, by the gather or by the scatter after it.
     let gx = unsafe { gx.uninit() };
-
     let planes = gx.len() / pin;
     let threads = rayon::current_num_threads();
     // four tasks per thread at least; 16 Ki input values per task at least
@@ -147,7 +146,6 @@ pub(crate) fn max_backward(
     let task = |((gx, gy), idx): Unit| {
         let mut indices = Scratch::<i32>::new(s.staged_len());
         let mut gradients = Scratch::<f32>::new(s.staged_len());
-
         let mut stray = None;
         for ((gx, gy), idx) in gx
             .chunks_mut(pin)

@@ -508,13 +508,6 @@ stream_lines!(
 
 multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
-/// Whether a resident gradient of `bytes` is large enough for the streaming ring
-/// ([`STREAM_FROM_BYTES`], and [`STREAM_ON_THREADS_FROM_BYTES`] with more than one thread).
-fn streams_large(bytes: usize) -> bool {
-    bytes >= STREAM_FROM_BYTES
-        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
-}
-
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
 /// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
 /// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
@@ -532,7 +525,10 @@ pub(crate) fn max_backward<F: ScatterElem>(
         gx.init();
         return None;
     }
-    let streams = streams_large(gx.len() * size_of::<F>()) && gx.resident();
+    let bytes = gx.len() * size_of::<F>();
+    let streams = bytes >= STREAM_FROM_BYTES
+        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
+        && gx.resident();
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
