@@ -768,7 +768,8 @@ pub(crate) unsafe fn cl_pixel<const MODE: u8>(
 /// the reference's row-major order (then, sums, `+ 0` and divided by `div`). With `check`,
 /// also returns whether any value read may be NaN (whether `(a + b) + (e + f) − itself` is
 /// NaN for some window: for a NaN, an infinity or a sum past the largest float; the caller
-/// redoes the row by the exact rule then, right in every case).
+/// redoes the row by the exact rule then, right in every case). With `prefetch`, the next
+/// output row's pixels are asked into L2 as `x86::cl_row_k2s2` asks them.
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -781,7 +782,7 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
     col0: usize,
     cols: usize,
     div: f32,
-    check: bool,
+    (check, prefetch): (bool, bool),
     out: &mut [MaybeUninit<f32>],
 ) -> bool {
     assert!(
@@ -795,6 +796,9 @@ pub(crate) unsafe fn cl_row_k2s2<const MODE: u8>(
     let mut special = _mm256_setzero_ps();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
+        if prefetch {
+            super::x86::k2s2_prefetch(src, [p0, p1], rows[1] - rows[0], 2 * c);
+        }
         let mut ch = 0;
         while ch < c {
             // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),

@@ -772,6 +772,7 @@ fn rows<L: Zmm>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
+    let k2s2_prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
     let mut ring =
         separable_s1(g, axes).map(|k| WRing::<L>::new(k, aw, row_len, y.as_ptr().cast()));
     let mut k3s2 = stride_two_3x3(g, axes, reduce)
@@ -915,7 +916,16 @@ fn rows<L: Zmm>(
             let inner = &mut out[aw.lo * c..aw.hi * c];
             macro_rules! k2 {
                 ($mode:literal, $check:expr) => {
-                    row_k2s2::<L, $mode>(xs, rows_at, c, col0, cols, div, $check, inner)
+                    row_k2s2::<L, $mode>(
+                        xs,
+                        rows_at,
+                        c,
+                        col0,
+                        cols,
+                        div,
+                        ($check, k2s2_prefetch),
+                        inner,
+                    )
                 };
             }
             // SAFETY: `applies` checked the level the kernels run at; row oh and columns lo..hi have every tap in
@@ -1442,7 +1452,7 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     col0: usize,
     cols: usize,
     div: L::E,
-    check: bool,
+    check: (bool, bool),
     out: &mut [MaybeUninit<L::E>],
 ) -> bool {
     if super::isa::has_avx512() {

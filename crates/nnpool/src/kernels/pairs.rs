@@ -114,6 +114,7 @@ fn forward_lanes<L: Zmm>(
         volumes::<L>(reduce, div, g, x, y);
         return;
     }
+    let prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
     let pair_in = 2 * w; // the input of one output row
     let pairs_per_chunk = (CHUNK / pair_in).max(1);
     let chunk_in = pairs_per_chunk * pair_in;
@@ -128,7 +129,7 @@ fn forward_lanes<L: Zmm>(
         let mut scratch = vec![L::E::default(); scratch_len];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
             let t = scratch.get_mut(..xc.len() / 2).unwrap_or_default();
-            _ = chunk::<L>(reduce, div, w, xc, t, yc);
+            _ = chunk::<L>((reduce, prefetch), div, w, xc, t, yc);
         }
     };
     over_tasks(x, y, chunk_in * 8, 4, run);
@@ -169,6 +170,7 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
     let [_, h, w] = g.in3;
     let (pin, pout) = (h * w, (h / 2) * (w / 2));
     let reciprocal = L::ONE / div;
+    let prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         // row pairs of about CHUNK input values, as the 2-D path takes them
         let rows = (CHUNK / w).clamp(2, h) / 2 * 2;
@@ -184,7 +186,7 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
                     .zip(into.chunks_mut(rows / 2 * (w / 2)))
                 {
                     let t = &mut scratch[..xc.len() / 2];
-                    exact |= chunk::<L>(reduce, L::ONE, w, xc, t, yc);
+                    exact |= chunk::<L>((reduce, prefetch), L::ONE, w, xc, t, yc);
                 }
             }
             // SAFETY: `applies` checked AVX-512F for volumes; `pooled` holds two slices of
@@ -211,10 +213,11 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
 
 /// One chunk of whole row pairs: with AVX-512 the W pass into `t` (half as many values as
 /// `x`), then the H pass into `y`; with AVX2 both passes at once (`t` unused, empty). Returns
-/// whether the max took the exact rule (the chunk holds a NaN or an infinity).
+/// whether the max took the exact rule (the chunk holds a NaN or an infinity). With
+/// `prefetch` (inputs from memory) the W pass prefetches its stream (`x86::pairs_w`).
 #[must_use]
 fn chunk<L: Zmm>(
-    reduce: Reduce,
+    (reduce, prefetch): (Reduce, bool),
     div: L::E,
     w: usize,
     x: &[L::E],
@@ -256,14 +259,14 @@ fn chunk<L: Zmm>(
     unsafe {
         match reduce {
             Reduce::Sum(_) => {
-                pairs_w::<L, SUM>(x, false, t);
+                pairs_w::<L, SUM>(x, (false, prefetch), t);
                 pairs_h::<L, SUM>(t, half, div, y);
                 false
             }
             Reduce::Max => {
-                let special = pairs_w::<L, PLAIN_MAX>(x, true, t);
+                let special = pairs_w::<L, PLAIN_MAX>(x, (true, prefetch), t);
                 if special {
-                    pairs_w::<L, EXACT_MAX>(x, false, t);
+                    pairs_w::<L, EXACT_MAX>(x, (false, false), t);
                     pairs_h::<L, EXACT_MAX>(t, half, div, y);
                 } else {
                     pairs_h::<L, PLAIN_MAX>(t, half, div, y);

@@ -758,6 +758,29 @@ pub(crate) fn prefetch_lines_l2(from: *const u8, bytes: usize) {
     }
 }
 
+/// Asks for the `values` elements at `at[k]` two rows (of `row_step` elements) further on in
+/// `src` to be brought into L2: for a 2×2 stride-2 output row that reads input rows `r`,
+/// `r + 1` (`at`: one column of each), the same column of the next output row's input rows.
+/// The hardware prefetcher alone left one thread well short of the memory's speed on these
+/// two interleaved streams. Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 224 224 2 2 0`,
+/// vgg_max_224 nhwc, rows ahead set at run time, two rounds, ms per call): 1 thread none
+/// 5.36–5.44, 1 input row ahead 3.11–3.27, 2 rows 2.95–3.11, 3 rows 3.15–3.19, 4 rows
+/// 3.07–3.18, 6 rows 3.29–3.41; 2 threads none 3.16–3.19, 2 rows 2.49–2.52, 4 rows 2.37–2.44.
+#[inline(always)]
+pub(crate) fn k2s2_prefetch<E>(src: *const E, at: [usize; 2], row_step: usize, values: usize) {
+    for p in at {
+        let from = src.wrapping_add(p + 2 * row_step).cast::<u8>();
+        prefetch_lines_l2(from, values * std::mem::size_of::<E>());
+    }
+}
+
+/// How far ahead (bytes) [`pairs_w`] prefetches its stream into L2 (with `prefetch`: inputs
+/// from memory). Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`, vgg_max_224 nchw, distance
+/// set at run time, two rounds, ms per call, 1 thread): none 4.13, 1 KiB 3.64–3.75, 2 KiB
+/// 3.42–3.54, 4 KiB 3.26, 8 KiB 4.36–4.53 (a noisy minute), 16 KiB 3.32–3.36, 32 KiB 3.29–3.34;
+/// 2 threads none 2.75–2.81, 4 KiB 2.66–2.72, 16 KiB 2.74–2.85.
+const PAIRS_PREFETCH_BYTES_AHEAD: usize = 4096;
+
 /// How far ahead (bytes) [`k3s2_strip`] prefetches its plane's input rows into L2 (with
 /// `PREFETCH`: inputs larger than the last-level cache). Measured (`PROBE_N=8 plane_probe 64
 /// 112 112 3 2 1` and `PROBE_D=16 PROBE_N=2 plane_probe 64 56 56 3 2 1`, resnet_stem_max and
@@ -1154,7 +1177,9 @@ unsafe fn rows2_k3_block<L: Zmm, const MODE: u8, const EDGE: u8, const V: usize>
 /// (exactly: whether `(a + b) + (c + d) - itself` is NaN for some window, which it is for a
 /// NaN, an infinity or a sum past the largest float; the caller redoes the row with the exact
 /// rule then, which is right in every case). The check rides on the loads the row makes
-/// anyway, so the input is read once.
+/// anyway, so the input is read once. With `prefetch` (inputs from memory), the two pixels of
+/// column `j` in the next output row's input rows (`rows` two rows on) are asked into L2 as
+/// column `j` is folded ([`k2s2_prefetch`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1167,7 +1192,7 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
     col0: usize,
     cols: usize,
     div: L::E,
-    check: bool,
+    (check, prefetch): (bool, bool),
     out: &mut [MaybeUninit<L::E>],
 ) -> bool {
     // SAFETY: the caller's: the CPU supports AVX-512F.
@@ -1184,6 +1209,9 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
     let mut special = l.zero();
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
+        if prefetch {
+            k2s2_prefetch(src, [p0, p1], rows[1] - rows[0], 2 * c);
+        }
         let mut ch = 0;
         while ch < c {
             let m = L::lanes_below(c - ch);
@@ -1210,14 +1238,16 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
 
 /// `t[i] = x[2i] ⊕ x[2i + 1]` for `i < x.len() / 2` (the flat W pass of 2×2 stride-2
 /// windows on rows of even width, whose column pairs never straddle two rows). With `check`,
-/// also returns whether any value read is NaN or ±inf (see `any_nan_or_inf_avx512`).
+/// also returns whether any value read is NaN or ±inf (see `any_nan_or_inf_avx512`). With
+/// `prefetch` (inputs from memory), the stream is asked into L2
+/// [`PAIRS_PREFETCH_BYTES_AHEAD`] ahead of its loads.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn pairs_w<L: Zmm, const MODE: u8>(
     x: &[L::E],
-    check: bool,
+    (check, prefetch): (bool, bool),
     t: &mut [L::E],
 ) -> bool {
     // SAFETY: the caller's: the CPU supports AVX-512F.
@@ -1245,6 +1275,11 @@ pub(crate) unsafe fn pairs_w<L: Zmm, const MODE: u8>(
     };
     let mut i = 0;
     while i + L::N <= n {
+        if prefetch {
+            // the two lines this step loads, PAIRS_PREFETCH_BYTES_AHEAD further on
+            let from = src.wrapping_add(2 * i).cast::<u8>();
+            prefetch_lines_l2(from.wrapping_add(PAIRS_PREFETCH_BYTES_AHEAD), 128);
+        }
         step(i, L::ALL, L::ALL, L::ALL);
         i += L::N;
     }
