@@ -645,6 +645,51 @@ fn inputs_large_enough_to_prefetch() {
     }
 }
 
+/// 2×2 stride-2 windows on inputs of 16 MiB and more, which the kernels prefetch
+/// (channels-first's W pass, channels-last's rows) and, channels-last with whole vectors per
+/// pixel, stream to the output along its cache lines (each row's part lines at the ends
+/// stored as usual): the reference's bits, max (NaN and ±inf in the data) and average,
+/// allocating and into a caller's buffer at every offset from a cache line, f32 and f64, one
+/// and two threads, rows of one output pixel (one vector, and many) and channel counts that
+/// are not whole vectors.
+#[test]
+fn two_by_two_windows_large_enough_to_prefetch_and_stream() {
+    fn run<T: Element>(shape: &[usize], layout: Layout) {
+        let win = Window::new(&[2, 2]).stride(&[2, 2]);
+        for op in [Pooling::max(win.clone()), Pooling::avg(win.clone())] {
+            let plan = PoolPlan::new(&op, shape, layout).unwrap();
+            assert!(plan.input_len() * size_of::<T>() >= 16 << 20);
+            let x: Vec<T> = data(plan.input_len(), 31, true);
+            let mut want = vec![T::default(); plan.output_len()];
+            plan.forward_reference(&x, &mut want, None).unwrap();
+            let per_line = 64 / size_of::<T>();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let desc = format!("{op:?} {shape:?} {layout:?} {:?} {threads}", T::DTYPE);
+                let fresh = pool.install(|| plan.forward_to_vec(&x)).unwrap();
+                assert!(same_bits(&fresh, &want), "{desc} allocating");
+                let mut buf = vec![T::from_f64(f64::NAN); plan.output_len() + 2 * per_line];
+                let line = buf.as_ptr().align_offset(64);
+                for offset in [0, 1, per_line / 2, per_line - 1] {
+                    let at = line + offset;
+                    let out = &mut buf[at..at + plan.output_len()];
+                    pool.install(|| plan.forward(&x, out, None)).unwrap();
+                    assert!(same_bits(out, &want), "{desc} offset {offset}");
+                }
+            }
+        }
+    }
+    run::<f32>(&[1, 130, 132, 256], Layout::ChannelsLast);
+    run::<f32>(&[1, 300, 356, 40], Layout::ChannelsLast);
+    run::<f32>(&[1, 8200, 3, 256], Layout::ChannelsLast);
+    run::<f32>(&[1, 140000, 2, 16], Layout::ChannelsLast);
+    run::<f64>(&[1, 200, 220, 48], Layout::ChannelsLast);
+    run::<f32>(&[1, 64, 256, 258], Layout::ChannelsFirst);
+}
+
 /// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than
 /// the kernel) report PyTorch's out-of-window index; backward must agree with the reference.
 #[test]

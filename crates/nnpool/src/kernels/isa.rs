@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 pub enum Isa {
     /// Plain Rust, whatever the target's baseline is.
     Portable,
-    /// x86-64 AVX2 + FMA.
+    /// x86-64 AVX2 + FMA (with BMI1, BMI2, LZCNT and POPCNT).
     Avx2,
-    /// x86-64 AVX-512 (F, BW, VL, DQ).
+    /// x86-64 AVX-512 (F, BW, VL, DQ) and all of [`Isa::Avx2`]'s.
     Avx512,
 }
 
@@ -29,17 +29,19 @@ pub enum Choice {
 fn best_available() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        use std::arch::is_x86_feature_detected as has;
+        // every feature that `multiversion!`'s AVX2 instance enables (its bit-manipulation
+        // extensions too: a CPU or a virtual machine may offer AVX2 without them)
+        let avx2 = has!("avx2")
+            && has!("fma")
+            && has!("bmi1")
+            && has!("bmi2")
+            && has!("lzcnt")
+            && has!("popcnt");
+        if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq") {
             return Isa::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if avx2 {
             return Isa::Avx2;
         }
     }
@@ -122,7 +124,7 @@ macro_rules! multiversion {
                 // `is_x86_feature_detected!` confirmed every feature enabled above.
                 $crate::kernels::isa::Isa::Avx512 => unsafe { avx512::<$F>($($a),*) },
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above, `Isa::Avx2` implies AVX2 and FMA were detected.
+                // SAFETY: as above, for the features enabled on the AVX2 instance.
                 $crate::kernels::isa::Isa::Avx2 => unsafe { avx2::<$F>($($a),*) },
                 _ => $body::<$F>($($a),*),
             }

@@ -1170,6 +1170,78 @@ unsafe fn rows2_k3_block<L: Zmm, const MODE: u8, const EDGE: u8, const V: usize>
     top
 }
 
+/// Stores a run of whole vectors, pushed in order, at `dst ..` with streaming stores (which
+/// write a cache line without reading it first: a third less memory traffic for outputs that
+/// are written once), laid on the cache lines whatever `dst`'s alignment: each line takes
+/// the end of one vector and the start of the next (a lane shift by `shift`, how far `dst`
+/// lies past a line), and the part lines at the run's two ends are stored as usual (lines
+/// that may hold a neighbour's values). Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 224
+/// 224 2 2 0`, vgg_max_224 nhwc into a buffer 16 bytes past a line, three rounds, ms per
+/// call): 1 thread 3.33–3.61 → 2.96–3.20, 2 threads 2.82–2.92 → 2.53–2.74.
+pub(crate) struct LineWriter<L: Zmm> {
+    dst: *mut L::E,
+    shift: usize,
+    onto_lines: __m512i,
+    before: L::V,
+    pushed: usize,
+}
+
+impl<L: Zmm> LineWriter<L> {
+    #[inline(always)]
+    pub(crate) fn new(l: L, dst: *mut L::E) -> Self {
+        let shift = (dst as usize % 64) / std::mem::size_of::<L::E>();
+        Self {
+            dst,
+            shift,
+            onto_lines: l.index_ramp((L::N - shift) as i32, 1),
+            before: l.zero(),
+            pushed: 0,
+        }
+    }
+
+    /// Stores `v`, the run's next vector (values `pushed × N ..` from `dst`), all of it or
+    /// the part of it that the lines stored so far reach.
+    ///
+    /// # Safety
+    /// The run's values from `dst` up to those of `v` are valid for writes, `dst` is aligned
+    /// to its element, and the CPU supports AVX-512F.
+    #[inline(always)]
+    pub(crate) unsafe fn push(&mut self, l: L, v: L::V) {
+        let at = self.pushed * L::N;
+        // SAFETY: the caller's: values ..at + N from dst are writable; the streamed line
+        // (at − shift .., at ≥ N) lies inside them and on a line (dst lies `shift` values
+        // past one).
+        unsafe {
+            if self.shift == 0 {
+                l.stream(self.dst.add(at), v);
+            } else if at == 0 {
+                l.store_masked(self.dst, L::lanes_below(L::N - self.shift), v);
+            } else {
+                let line = l.permute2(self.before, self.onto_lines, v);
+                l.stream(self.dst.add(at - self.shift), line);
+            }
+        }
+        self.before = v;
+        self.pushed += 1;
+    }
+
+    /// Stores the end of the last vector (the part line the streamed ones stopped short of)
+    /// and fences the streaming stores (weakly ordered) before the run is handed on.
+    ///
+    /// # Safety
+    /// As [`LineWriter::push`] for the last vector pushed.
+    #[inline(always)]
+    pub(crate) unsafe fn finish(self, l: L) {
+        if self.shift > 0 && self.pushed > 0 {
+            let last = (self.pushed - 1) * L::N;
+            let lanes = L::lanes_between(L::N - self.shift, L::N);
+            // SAFETY: the last vector's values, writable (the caller's).
+            unsafe { l.store_masked(self.dst.add(last), lanes, self.before) };
+        }
+        _mm_sfence();
+    }
+}
+
 /// One output row of a channels-last 2×2 stride-2 window, interior columns: output column
 /// `j` (of `cols`) folds input rows `rows[0]`, `rows[1]` (element offsets of column 0 in `x`)
 /// at columns `col0 + 2j`, `col0 + 2j + 1`, in the reference's row-major order (then, sums,
@@ -1207,6 +1279,9 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
     let reciprocal = L::ONE / div;
     let fold = |a, b| zmm::fold::<L, MODE>(l, a, b);
     let mut special = l.zero();
+    // streamed (inputs from memory): the row's results, whole vectors per pixel, are one run
+    let streamed = prefetch && c.is_multiple_of(L::N);
+    let mut lines = LineWriter::<L>::new(l, dst);
     for j in 0..cols {
         let (p0, p1) = (rows[0] + (col0 + 2 * j) * c, rows[1] + (col0 + 2 * j) * c);
         if prefetch {
@@ -1216,7 +1291,8 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
         while ch < c {
             let m = L::lanes_below(c - ch);
             // SAFETY: pixels col0 + 2j and col0 + 2j + 1 of both rows lie in x (asserted),
-            // lanes ch .. below c; the store writes lanes below c of output pixel j < cols.
+            // lanes ch .. below c; the stores write lanes below c of output pixel j < cols
+            // (streamed: the run's vector `at / N`, inside the row's cols × c values).
             unsafe {
                 let a = l.load_masked_zero(m, src.add(p0 + ch));
                 let b = l.load_masked_zero(m, src.add(p0 + c + ch));
@@ -1228,10 +1304,18 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
                 }
                 let y = fold(fold(fold(a, b), e), f);
                 let y = zmm::finish_window::<L, MODE>(l, y, reciprocal);
-                l.store_masked(dst.add(j * c + ch), m, y);
+                if streamed {
+                    lines.push(l, y);
+                } else {
+                    l.store_masked(dst.add(j * c + ch), m, y);
+                }
             }
             ch += L::N;
         }
+    }
+    if streamed {
+        // SAFETY: the run's cols × c / N vectors were pushed, all of the row.
+        unsafe { lines.finish(l) };
     }
     l.unordered(special, special) != L::M::default()
 }
@@ -1322,7 +1406,9 @@ unsafe fn finish_sum<L: Zmm>(
 }
 
 /// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
-/// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`.
+/// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`. (Streaming
+/// stores here, [`LineWriter`]'s, made vgg_max_224 nchw slower: 3.2–3.7 → 7.3–7.8 ms at 1
+/// thread, the W pass's stores to its scratch waiting behind them.)
 ///
 /// # Safety
 /// The CPU must support AVX-512F.

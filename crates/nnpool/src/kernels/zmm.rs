@@ -91,6 +91,12 @@ pub(crate) trait Zmm: Copy + 'static {
     /// # Safety
     /// `p .. p + N` is valid for writes.
     unsafe fn store(self, p: *mut Self::E, v: Self::V);
+    /// `v` stored at `p` by a streaming store, which writes the line without reading it first
+    /// (weakly ordered: the writer fences before others may read it).
+    ///
+    /// # Safety
+    /// `p .. p + N` is valid for writes and `p` is 64-byte aligned.
+    unsafe fn stream(self, p: *mut Self::E, v: Self::V);
     /// Lanes `m` loaded from `p`, the others from `src`.
     ///
     /// # Safety
@@ -275,6 +281,11 @@ impl Zmm for F32x16 {
     unsafe fn store(self, p: *mut f32, v: __m512) {
         // SAFETY: AVX-512F (the token); `p ..` writable (the caller's).
         unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut f32, v: __m512) {
+        // SAFETY: AVX-512F (the token); `p ..` writable and 64-byte aligned (the caller's).
+        unsafe { _mm512_stream_ps(p, v) }
     }
     #[inline(always)]
     unsafe fn load_masked(self, src: __m512, m: __mmask16, p: *const f32) -> __m512 {
@@ -488,6 +499,11 @@ impl Zmm for F64x8 {
     unsafe fn store(self, p: *mut f64, v: __m512d) {
         // SAFETY: AVX-512F (the token); `p ..` writable (the caller's).
         unsafe { _mm512_storeu_pd(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(self, p: *mut f64, v: __m512d) {
+        // SAFETY: AVX-512F (the token); `p ..` writable and 64-byte aligned (the caller's).
+        unsafe { _mm512_stream_pd(p, v) }
     }
     #[inline(always)]
     unsafe fn load_masked(self, src: __m512d, m: __mmask8, p: *const f64) -> __m512d {
