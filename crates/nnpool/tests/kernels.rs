@@ -646,9 +646,10 @@ fn inputs_large_enough_to_prefetch() {
 }
 
 /// 2×2 stride-2 windows on inputs of 16 MiB and more, which the kernels prefetch
-/// (channels-first's W pass, channels-last's rows) and, channels-last with whole vectors per
-/// pixel, stream to the output along its cache lines (each row's part lines at the ends
-/// stored as usual): the reference's bits, max (NaN and ±inf in the data) and average,
+/// (channels-first's W pass, channels-last's rows) and, with whole vectors per pixel
+/// (channels-last) or per output row (channels-first, in one pass), stream to the output
+/// along its cache lines (the part lines at a run's ends stored as usual): the reference's
+/// bits, max (NaN and ±inf in the data) and average,
 /// allocating and into a caller's buffer at every offset from a cache line, f32 and f64, one
 /// and two threads, rows of one output pixel (one vector, and many) and channel counts that
 /// are not whole vectors.
@@ -688,6 +689,8 @@ fn two_by_two_windows_large_enough_to_prefetch_and_stream() {
     run::<f32>(&[1, 140000, 2, 16], Layout::ChannelsLast);
     run::<f64>(&[1, 200, 220, 48], Layout::ChannelsLast);
     run::<f32>(&[1, 64, 256, 258], Layout::ChannelsFirst);
+    run::<f32>(&[1, 64, 256, 256], Layout::ChannelsFirst);
+    run::<f64>(&[1, 32, 256, 256], Layout::ChannelsFirst);
 }
 
 /// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than

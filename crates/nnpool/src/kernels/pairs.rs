@@ -9,6 +9,11 @@
 //! one vector per row) paid for on the general paths. Where AVX2 is the level,
 //! `avx2::pairs_rows_avx2` does both passes at once, 8 outputs from 4 loads.
 //!
+//! Inputs from memory (`PREFETCH_FROM_BYTES` and more) whose rows are whole vector pairs
+//! (VGG's 224 columns) go in one pass instead (`x86::pairs_stream`): each row pair prefetched
+//! ahead, the outputs written by streaming stores, which skip reading the output's lines
+//! first; with the two passes, the W pass's scratch stores waited behind them.
+//!
 //! f32 and f64 with AVX-512 (the passes written once over `zmm::Zmm`), f32 at the AVX2 level.
 //!
 //! Volumes (2×2×2 at stride 2, C3D's and 3-D U-Net's pooling; AVX-512) pool each slice so,
@@ -119,6 +124,13 @@ fn forward_lanes<L: Zmm>(
     let pairs_per_chunk = (CHUNK / pair_in).max(1);
     let chunk_in = pairs_per_chunk * pair_in;
     let chunk_out = pairs_per_chunk * (w / 2);
+    if prefetch && super::isa::has_avx512() && w.is_multiple_of(2 * L::N) {
+        // inputs from memory, rows of whole vectors: one pass, streamed out
+        let stream =
+            |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| stream_task::<L>(reduce, div, w, xs, ys);
+        over_tasks(x, y, chunk_in * 8, 4, stream);
+        return;
+    }
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
         let scratch_len = if super::isa::has_avx512() {
@@ -133,6 +145,29 @@ fn forward_lanes<L: Zmm>(
         }
     };
     over_tasks(x, y, chunk_in * 8, 4, run);
+}
+
+/// One task's whole row pairs (of `w` values, a multiple of `2 N`) by `x86::pairs_stream`,
+/// the max by the exact rule again where the task holds a NaN or an infinity.
+fn stream_task<L: Zmm>(
+    reduce: Reduce,
+    div: L::E,
+    w: usize,
+    x: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) {
+    use super::x86::pairs_stream;
+    // SAFETY: the caller checked AVX-512F; the kernel asserts its bounds.
+    unsafe {
+        match reduce {
+            Reduce::Sum(_) => _ = pairs_stream::<L, 2>(x, (w, false), div, y),
+            Reduce::Max => {
+                if pairs_stream::<L, 1>(x, (w, true), div, y) {
+                    pairs_stream::<L, 0>(x, (w, false), div, y);
+                }
+            }
+        }
+    }
 }
 
 /// `run` over tasks of `per_task` input values (the last one shorter) and their outputs,

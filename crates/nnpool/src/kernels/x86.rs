@@ -1405,6 +1405,68 @@ unsafe fn finish_sum<L: Zmm>(
     l.fmadd(v, r, l.zero())
 }
 
+/// 2×2 stride-2 windows of consecutive row pairs of `w` values (a multiple of `2 N`) in one
+/// pass, for inputs from memory: per `2 N` columns of a row pair, each row's column pairs
+/// folded (even then odd lanes), then the two rows, then (sums) `+ 0` and divided by `div`:
+/// the grouping of `pairs_w` then `pairs_h`, so the same bits. Each row pair is prefetched
+/// into L2 [`PAIRS_STREAM_PREFETCH_AHEAD`] ahead, and the outputs, one run of whole vectors,
+/// go out by streaming stores ([`LineWriter`]): with nothing else stored (the two passes'
+/// scratch stores waited behind streaming stores). With `check`, returns whether any value
+/// read is NaN or ±inf. Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`, vgg_max_224 nchw
+/// into a buffer 16 bytes past a line, three rounds alternating, ms per call), against the
+/// two passes (prefetching): 1 thread 3.29–3.42 → 3.13–3.16, 2 threads 2.65–2.91 → 2.24–2.47;
+/// each row pair 16 KiB ahead against 4 KiB ahead of each step, 3.06–3.18 against 3.15–3.49 at
+/// 1 thread, even at 2.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pairs_stream<L: Zmm, const MODE: u8>(
+    x: &[L::E],
+    (w, check): (usize, bool),
+    div: L::E,
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let n = L::N;
+    assert!(w > 0 && w.is_multiple_of(2 * n) && x.len().is_multiple_of(2 * w));
+    let rows = x.len() / (2 * w);
+    assert!(y.len() >= rows * (w / 2));
+    let reciprocal = L::ONE / div;
+    let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<L::E>());
+    let mut top = [_mm512_setzero_si512(); 2];
+    let mut lines = LineWriter::<L>::new(l, dst);
+    for r in 0..rows {
+        let pair = src.wrapping_add(2 * r * w).cast::<u8>();
+        let bytes = 2 * w * std::mem::size_of::<L::E>();
+        prefetch_lines_l2(pair.wrapping_add(PAIRS_STREAM_PREFETCH_AHEAD), bytes);
+        for j in (0..w).step_by(2 * n) {
+            let (at0, at1) = (2 * r * w + j, (2 * r + 1) * w + j);
+            // SAFETY: columns j .. j + 2N <= w of rows 2r, 2r + 1 < 2 rows of x; the run's
+            // next vector is outputs r w / 2 + j / 2 .. + N of y (rows * w / 2 of them).
+            unsafe {
+                let (a0, a1) = (l.load(src.add(at0)), l.load(src.add(at0 + n)));
+                let (b0, b1) = (l.load(src.add(at1)), l.load(src.add(at1 + n)));
+                if check {
+                    top[0] = l.magnitude_max(l.magnitude_max(top[0], a0), b0);
+                    top[1] = l.magnitude_max(l.magnitude_max(top[1], a1), b1);
+                }
+                let upper = zmm::fold::<L, MODE>(l, l.even(a0, a1), l.odd(a0, a1));
+                let lower = zmm::fold::<L, MODE>(l, l.even(b0, b1), l.odd(b0, b1));
+                let out = zmm::fold::<L, MODE>(l, upper, lower);
+                lines.push(l, zmm::finish_window::<L, MODE>(l, out, reciprocal));
+            }
+        }
+    }
+    // SAFETY: every vector of the run was pushed.
+    unsafe { lines.finish(l) };
+    l.any_nan_or_inf(top[0]) || l.any_nan_or_inf(top[1])
+}
+
+/// How far ahead (bytes) [`pairs_stream`] prefetches its row pairs into L2.
+const PAIRS_STREAM_PREFETCH_AHEAD: usize = 16384;
+
 /// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
 /// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`. (Streaming
 /// stores here, [`LineWriter`]'s, made vgg_max_224 nchw slower: 3.2–3.7 → 7.3–7.8 ms at 1
