@@ -772,7 +772,7 @@ fn rows<L: Zmm>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let k2s2_prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
+    let from_memory = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
     let mut ring =
         separable_s1(g, axes).map(|k| WRing::<L>::new(k, aw, row_len, y.as_ptr().cast()));
     let mut k3s2 = stride_two_3x3(g, axes, reduce)
@@ -923,7 +923,7 @@ fn rows<L: Zmm>(
                         col0,
                         cols,
                         div,
-                        ($check, k2s2_prefetch),
+                        ($check, from_memory),
                         inner,
                     )
                 };
@@ -1439,7 +1439,8 @@ unsafe fn fold_rows_blocked<L: Zmm, const MODE: u8, const K: usize>(
     unsafe { super::avx2::fold_rows_blocked::<MODE, K>(srcs, n, div, dsts) }
 }
 
-/// `x86::cl_row_k2s2` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version.
+/// `x86::cl_row_k2s2` in vectors of `L` with AVX-512, else (f32 only) its AVX2 version;
+/// `flags`: the kernels' `(check, prefetch)`.
 ///
 /// # Safety
 /// As the kernel's; the level is one [`applies`] checked.
@@ -1452,13 +1453,13 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     col0: usize,
     cols: usize,
     div: L::E,
-    check: (bool, bool),
+    flags: (bool, bool),
     out: &mut [MaybeUninit<L::E>],
 ) -> bool {
     if super::isa::has_avx512() {
         // SAFETY: the caller's.
         return unsafe {
-            super::x86::cl_row_k2s2::<L, MODE>(xs, rows, c, col0, cols, div, check, out)
+            super::x86::cl_row_k2s2::<L, MODE>(xs, rows, c, col0, cols, div, flags, out)
         };
     }
     let (Some(xs), Some(out)) = (cast::<L::E, f32>(xs), cast_mut::<_, MaybeUninit<f32>>(out))
@@ -1467,7 +1468,7 @@ unsafe fn row_k2s2<L: Zmm, const MODE: u8>(
     };
     let div = div.to_f64() as f32;
     // SAFETY: the caller's (AVX2 the level).
-    unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, check, out) }
+    unsafe { super::avx2::cl_row_k2s2::<MODE>(xs, rows, c, col0, cols, div, flags, out) }
 }
 
 /// Channels-last max with indices, f32 or f64 with AVX-512 and 16 channels or more (f32 with
