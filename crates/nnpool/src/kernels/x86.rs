@@ -1171,8 +1171,8 @@ unsafe fn rows2_k3_block<L: Zmm, const MODE: u8, const EDGE: u8, const V: usize>
 }
 
 /// Stores a run of whole vectors, pushed in order, at `dst ..` with streaming stores (which
-/// write a cache line without reading it first: a third less memory traffic for outputs that
-/// are written once), laid on the cache lines whatever `dst`'s alignment: each line takes
+/// write a cache line without reading it first: half the memory traffic of an output that is
+/// written once), laid on the cache lines whatever `dst`'s alignment: each line takes
 /// the end of one vector and the start of the next (a lane shift by `shift`, how far `dst`
 /// lies past a line), and the part lines at the run's two ends are stored as usual (lines
 /// that may hold a neighbour's values). Measured (`PROBE_NHWC=1 PROBE_N=8 plane_probe 64 224
