@@ -1409,7 +1409,7 @@ unsafe fn finish_sum<L: Zmm>(
 /// pass, for inputs from memory: per `2 N` columns of a row pair, each row's column pairs
 /// folded (even then odd lanes), then the two rows, then (sums) `+ 0` and divided by `div`:
 /// the grouping of `pairs_w` then `pairs_h`, so the same bits. Each row pair is prefetched
-/// into L2 [`PAIRS_STREAM_PREFETCH_AHEAD`] ahead, and the outputs, one run of whole vectors,
+/// into L2 [`PREFETCH_BYTES_AHEAD`] ahead (as `k3s2_strip` prefetches its rows), and the outputs, one run of whole vectors,
 /// go out by streaming stores ([`LineWriter`]): with nothing else stored (the two passes'
 /// scratch stores waited behind streaming stores). With `check`, returns whether any value
 /// read is NaN or ±inf. Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`, vgg_max_224 nchw
@@ -1437,10 +1437,10 @@ pub(crate) unsafe fn pairs_stream<L: Zmm, const MODE: u8>(
     let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<L::E>());
     let mut top = [_mm512_setzero_si512(); 2];
     let mut lines = LineWriter::<L>::new(l, dst);
+    let pair_bytes = 2 * w * std::mem::size_of::<L::E>();
     for r in 0..rows {
         let pair = src.wrapping_add(2 * r * w).cast::<u8>();
-        let bytes = 2 * w * std::mem::size_of::<L::E>();
-        prefetch_lines_l2(pair.wrapping_add(PAIRS_STREAM_PREFETCH_AHEAD), bytes);
+        prefetch_lines_l2(pair.wrapping_add(PREFETCH_BYTES_AHEAD), pair_bytes);
         for j in (0..w).step_by(2 * n) {
             let (at0, at1) = (2 * r * w + j, (2 * r + 1) * w + j);
             // SAFETY: columns j .. j + 2N <= w of rows 2r, 2r + 1 < 2 rows of x; the run's
@@ -1463,9 +1463,6 @@ pub(crate) unsafe fn pairs_stream<L: Zmm, const MODE: u8>(
     unsafe { lines.finish(l) };
     l.any_nan_or_inf(top[0]) || l.any_nan_or_inf(top[1])
 }
-
-/// How far ahead (bytes) [`pairs_stream`] prefetches its row pairs into L2.
-const PAIRS_STREAM_PREFETCH_AHEAD: usize = 16384;
 
 /// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
 /// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`. (Streaming
