@@ -652,7 +652,7 @@ fn inputs_large_enough_to_prefetch() {
 /// bits, max (NaN and ±inf in the data) and average,
 /// allocating and into a caller's buffer at every offset from a cache line, f32 and f64, one
 /// and two threads, rows of one output pixel (one vector, and many) and channel counts that
-/// are not whole vectors.
+/// are not whole vectors, channels-first rows of one vector at most.
 #[test]
 fn two_by_two_windows_large_enough_to_prefetch_and_stream() {
     fn run<T: Element>(shape: &[usize], layout: Layout) {
@@ -691,6 +691,9 @@ fn two_by_two_windows_large_enough_to_prefetch_and_stream() {
     run::<f32>(&[1, 64, 256, 258], Layout::ChannelsFirst);
     run::<f32>(&[1, 64, 256, 256], Layout::ChannelsFirst);
     run::<f64>(&[1, 32, 256, 256], Layout::ChannelsFirst);
+    // rows of one vector at most (one pass, two row pairs at a time), an odd count of them
+    run::<f32>(&[1, 21401, 14, 14], Layout::ChannelsFirst);
+    run::<f64>(&[1, 131073, 2, 8], Layout::ChannelsFirst);
 }
 
 /// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than
@@ -1595,6 +1598,22 @@ fn row_pairs<T: Element>() {
             }
         }
     }
+    // rows of one vector at most (AVX-512: two row pairs at a time, one pass), an odd count of
+    // row pairs (the last one alone)
+    for (c, h, w) in [
+        (3, 2, 8),
+        (5, 6, 10),
+        (1, 2, 12),
+        (3, 14, 14),
+        (7, 14, 4),
+        (1, 2, 16),
+    ] {
+        let win = Window::new(&[2, 2]).stride(&[2, 2]);
+        for op in ops_of(win.clone(), win, 3) {
+            seed += 1;
+            check::<T>(&op, &[1, c, h, w], Layout::ChannelsFirst, seed);
+        }
+    }
     // volumes, 2×2×2 at stride 2 (AVX-512: each slice pooled so, the slice pair folded):
     // one or several output slices, slices of one chunk or several
     for (d, h, w) in [(2, 2, 2), (4, 6, 8), (2, 14, 14), (6, 8, 30), (4, 48, 64)] {
@@ -1620,16 +1639,19 @@ fn row_pairs<T: Element>() {
     }
     // a NaN or an infinity anywhere in the first and the last planes: every row (the first,
     // the last of a chunk, the one past a short row's end) must see it
-    let (n, c, h, w) = (1, 12, 14, 14);
-    let win = Window::new(&[2, 2]).stride(&[2, 2]);
-    let plan = PoolPlan::new(&Pooling::max(win), &[n, c, h, w], Layout::ChannelsFirst).unwrap();
-    for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        for plane in [0, 5, c - 1] {
-            for at in plane * h * w..(plane + 1) * h * w {
-                assert!(
-                    same_with_special_at::<T>(&plan, 31, at, special),
-                    "{special} at {at} of {c}x{h}x{w}"
-                );
+    // (rows of 8 and 14: one pass two row pairs at a time in f32, and in f64 for 8; the odd
+    // count of row pairs of 5 × 6 × 8 leaves the last one alone)
+    for (c, h, w) in [(12, 14, 14), (5, 6, 8)] {
+        let win = Window::new(&[2, 2]).stride(&[2, 2]);
+        let plan = PoolPlan::new(&Pooling::max(win), &[1, c, h, w], Layout::ChannelsFirst).unwrap();
+        for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for plane in [0, c / 2, c - 1] {
+                for at in plane * h * w..(plane + 1) * h * w {
+                    assert!(
+                        same_with_special_at::<T>(&plan, 31, at, special),
+                        "{special} at {at} of {c}x{h}x{w}"
+                    );
+                }
             }
         }
     }

@@ -9,6 +9,10 @@
 //! one vector per row) paid for on the general paths. Where AVX2 is the level,
 //! `avx2::pairs_rows_avx2` does both passes at once, 8 outputs from 4 loads.
 //!
+//! Rows of one vector at most (VGG's last planes, 14×14) go in one pass instead
+//! (`x86::pairs_narrow`): two row pairs at a time, four loads, four permutes and three folds
+//! for two output rows, and no H pass over rows of a few values.
+//!
 //! Inputs from memory (`PREFETCH_FROM_BYTES` and more) whose rows are whole vector pairs
 //! (VGG's 224 columns) go in one pass instead (`x86::pairs_stream`): each row pair prefetched
 //! ahead, the outputs written by streaming stores, which skip reading the output's lines
@@ -131,6 +135,14 @@ fn forward_lanes<L: Zmm>(
         over_tasks(x, y, chunk_in * 8, 4, stream);
         return;
     }
+    if super::isa::has_avx512() && w <= L::N {
+        // rows of one vector at most: one pass, two row pairs at a time
+        let narrow = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
+            narrow_task::<L>((reduce, prefetch), div, w, xs, ys)
+        };
+        over_tasks(x, y, chunk_in * 8, 4, narrow);
+        return;
+    }
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
         let scratch_len = if super::isa::has_avx512() {
@@ -164,6 +176,29 @@ fn stream_task<L: Zmm>(
             Reduce::Max => {
                 if pairs_stream::<L, 1>(x, (w, true), div, y) {
                     pairs_stream::<L, 0>(x, (w, false), div, y);
+                }
+            }
+        }
+    }
+}
+
+/// One task's whole row pairs (of `w` values, at most `N`) by `x86::pairs_narrow`, the max
+/// by the exact rule again where the task holds a NaN.
+fn narrow_task<L: Zmm>(
+    (reduce, prefetch): (Reduce, bool),
+    div: L::E,
+    w: usize,
+    x: &[L::E],
+    y: &mut [MaybeUninit<L::E>],
+) {
+    use super::x86::pairs_narrow;
+    // SAFETY: the caller checked AVX-512F; the kernel asserts its bounds.
+    unsafe {
+        match reduce {
+            Reduce::Sum(_) => _ = pairs_narrow::<L, 2>(x, (w, false, prefetch), div, y),
+            Reduce::Max => {
+                if pairs_narrow::<L, 1>(x, (w, true, prefetch), div, y) {
+                    pairs_narrow::<L, 0>(x, (w, false, false), div, y);
                 }
             }
         }

@@ -1513,6 +1513,105 @@ pub(crate) unsafe fn pairs_h<L: Zmm, const MODE: u8>(
     }
 }
 
+/// 2×2 stride-2 windows over consecutive row pairs of `w` values, `w` even and at most `N`
+/// (rows of one vector at most: VGG's last 14×14 planes), in one pass: `y[r][j] = (x[2r][2j]
+/// ⊕ x[2r][2j + 1]) ⊕ (x[2r + 1][2j] ⊕ x[2r + 1][2j + 1])`, then (sums) `+ 0` and divided by
+/// `div`. Two row pairs at a time: four row loads, each row's column pairs split by two
+/// permutes that set the first pair's halves beside the second's, so that their three folds
+/// give the two output rows, `w` values in a row in `y`, one store. The folds group as
+/// [`pairs_w`] then [`pairs_h`] group (each row's pair, then the two rows): the same bits.
+/// Those two passes spent most of their time on the H pass's rows of `w / 2` values, a masked
+/// load pair and a masked store per 7 outputs. Measured (`RAYON_NUM_THREADS=T PROBE_N=8
+/// plane_probe C H W 2 2 0`, against the two passes, builds alternating, µs per call):
+/// vgg_max_14 (512×14×14) 1 thread 50.4–51.1 → 32.9–33.5, 2 threads 29.6–30.1 → 19.0–19.1,
+/// its average 49.9–50.4 → 32.8–33.3; 256×16×16 33.6–33.8 → 21.1–21.9; f64 512×8×8
+/// 28.9–29.0 → 21.1–21.2. With `check`, also returns
+/// whether any value read is NaN. With `prefetch` (inputs from memory), the stream is asked
+/// into L2 [`PREFETCH_BYTES_AHEAD`] ahead.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pairs_narrow<L: Zmm, const MODE: u8>(
+    x: &[L::E],
+    (w, check, prefetch): (usize, bool, bool),
+    div: L::E,
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let half = w / 2;
+    let pairs = x.len().checked_div(2 * w).unwrap_or(0);
+    assert!(
+        w >= 2
+            && w.is_multiple_of(2)
+            && w <= L::N
+            && x.len() == pairs * 2 * w
+            && y.len() >= pairs * half
+    );
+    let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<L::E>());
+    let reciprocal = L::ONE / div;
+    // lanes below half: the even columns of the first row; from half on those of the second
+    let even = l.select_index(
+        l.index_ramp(0, 2),
+        L::lanes_between(half, L::N),
+        l.index_ramp((L::N - w) as i32, 2),
+    );
+    let odd = l.add_index(even, l.splat_index(1));
+    let row = L::lanes_below(w);
+    let mut nan = L::M::default();
+    // output rows k (and k + 1 with `$both`) from input rows 2k .. 2k + 4
+    macro_rules! rows {
+        ($k:expr, $both:literal) => {{
+            let at = 2 * $k * w;
+            if prefetch {
+                let from = src.wrapping_add(at).cast::<u8>();
+                prefetch_lines_l2(
+                    from.wrapping_add(PREFETCH_BYTES_AHEAD),
+                    4 * w * size_of::<L::E>(),
+                );
+            }
+            // SAFETY: rows 2k, 2k + 1 (and 2k + 2, 2k + 3 with `$both`) lie in x (k + 1 <=
+            // pairs, or k + 2 with `$both`: the callers); the mask keeps lanes below w.
+            let (r0, r1, r2, r3) = unsafe {
+                if $both {
+                    (
+                        l.load_masked_zero(row, src.add(at)),
+                        l.load_masked_zero(row, src.add(at + w)),
+                        l.load_masked_zero(row, src.add(at + 2 * w)),
+                        l.load_masked_zero(row, src.add(at + 3 * w)),
+                    )
+                } else {
+                    (
+                        l.load_masked_zero(row, src.add(at)),
+                        l.load_masked_zero(row, src.add(at + w)),
+                        l.zero(),
+                        l.zero(),
+                    )
+                }
+            };
+            if check {
+                nan |= l.unordered(r0, r1) | l.unordered(r2, r3);
+            }
+            let top = zmm::fold::<L, MODE>(l, l.permute2(r0, even, r2), l.permute2(r0, odd, r2));
+            let low = zmm::fold::<L, MODE>(l, l.permute2(r1, even, r3), l.permute2(r1, odd, r3));
+            let y = zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, top, low), reciprocal);
+            let lanes = if $both { row } else { L::lanes_below(half) };
+            // SAFETY: output rows k (and k + 1), half values each, lie in y (asserted).
+            unsafe { l.store_masked(dst.add($k * half), lanes, y) };
+        }};
+    }
+    let mut k = 0;
+    while k + 2 <= pairs {
+        rows!(k, true);
+        k += 2;
+    }
+    if k < pairs {
+        rows!(k, false);
+    }
+    nan != L::M::default()
+}
+
 /// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
 /// concatenated vectors, for `shift < count`.
 #[inline]
