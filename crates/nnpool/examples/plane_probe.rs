@@ -5,7 +5,8 @@
 //! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
 //! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
-//! `PROBE_IDX=1` times the max forward with indices; `PROBE_HUGE=1` puts the output buffer
+//! `PROBE_IDX=1` times the max forward with indices; `PROBE_HUGE_IN=1` puts the input on huge
+//! pages; `PROBE_HUGE=1` puts the output buffer
 //! on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
 //! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
 //! backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of the
@@ -62,9 +63,13 @@ fn probe<T: Element>() {
     };
     let plan = PoolPlan::new(&op, &shape, layout).unwrap();
     let c = c * batch * depth.unwrap_or(1);
-    let x: Vec<T> = (0..c * h * w)
-        .map(|i| T::from_f64(((i * 7919) % 1000) as f64 / 100.0))
-        .collect();
+    let mut x: Vec<T> = match env("PROBE_HUGE_IN") {
+        Some(1) => nnpool::zeroed(c * h * w),
+        _ => vec![T::default(); c * h * w],
+    };
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = T::from_f64(((i * 7919) % 1000) as f64 / 100.0);
+    }
     let off = env("PROBE_OFF").unwrap_or(0);
     let mut y_store: Vec<T> = match env("PROBE_HUGE") {
         Some(1) => nnpool::zeroed(plan.output_len() + off),

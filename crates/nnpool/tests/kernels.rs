@@ -694,6 +694,8 @@ fn two_by_two_windows_large_enough_to_prefetch_and_stream() {
     // rows of one vector at most (one pass, two row pairs at a time), an odd count of them
     run::<f32>(&[1, 21401, 14, 14], Layout::ChannelsFirst);
     run::<f64>(&[1, 131073, 2, 8], Layout::ChannelsFirst);
+    // rows of less than two vectors, row pair by row pair, prefetched
+    run::<f32>(&[1, 87382, 2, 24], Layout::ChannelsFirst);
 }
 
 /// Found by the `pool_problem` fuzzer: windows that hold only padding (ONNX pads larger than
@@ -1574,7 +1576,8 @@ fn channels_first_2x2_row_pairs_f64() {
 
 fn row_pairs<T: Element>() {
     // 2×2 stride-2 windows on channels-first planes of even sides go as one tall image of row
-    // pairs (AVX-512: a flat W pass then the H pass; AVX2: both at once, rows of fewer than 8
+    // pairs (AVX-512: one pass, two row pairs at a time for rows of one vector at most, else
+    // row pair by row pair, whole steps then the row's end; AVX2: both passes at once, rows of fewer than 8
     // outputs storing 8 from their start, the lanes past their end stored again by the next
     // row, the last rows of each chunk value by value); narrow and wide planes, a few planes
     // or many (chunks of whole row pairs, split over threads)
@@ -1589,6 +1592,9 @@ fn row_pairs<T: Element>() {
         (28, 28),
         (4, 18),
         (2, 66),
+        (4, 32),
+        (2, 64),
+        (6, 40),
     ] {
         for c in [1, 3, 40] {
             let win = Window::new(&[2, 2]).stride(&[2, 2]);
@@ -1640,8 +1646,9 @@ fn row_pairs<T: Element>() {
     // a NaN or an infinity anywhere in the first and the last planes: every row (the first,
     // the last of a chunk, the one past a short row's end) must see it
     // (rows of 8 and 14: one pass two row pairs at a time in f32, and in f64 for 8; the odd
-    // count of row pairs of 5 × 6 × 8 leaves the last one alone)
-    for (c, h, w) in [(12, 14, 14), (5, 6, 8)] {
+    // count of row pairs of 5 × 6 × 8 leaves the last one alone; rows of 40: whole steps and
+    // the row's last columns)
+    for (c, h, w) in [(12, 14, 14), (5, 6, 8), (3, 4, 40)] {
         let win = Window::new(&[2, 2]).stride(&[2, 2]);
         let plan = PoolPlan::new(&Pooling::max(win), &[1, c, h, w], Layout::ChannelsFirst).unwrap();
         for special in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {

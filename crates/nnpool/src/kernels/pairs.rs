@@ -1,22 +1,22 @@
 //! 2×2 windows at stride 2 without padding on channels-first planes of even sides — the
-//! pooling of VGG, U-Net and most classification backbones — as two flat passes.
+//! pooling of VGG, U-Net and most classification backbones — in one pass over row pairs.
 //!
 //! With even sides every window lies inside one plane and its column pair inside one row, so
-//! the planes of a task are one tall image: the W pass is a single stream over all of it
-//! (`x86::pairs_w`: two loads, two permutes and one fold per 16 results, no row or plane
-//! boundaries), and the H pass folds consecutive row pairs of its result, which stays in an
-//! L1-sized scratch. There is no per-plane work at all, which is what small planes (14×14:
-//! one vector per row) paid for on the general paths. Where AVX2 is the level,
-//! `avx2::pairs_rows_avx2` does both passes at once, 8 outputs from 4 loads.
+//! the planes of a task are one tall image of row pairs, each giving one output row, and
+//! consecutive output rows follow each other in the output: there is no per-plane work at
+//! all, which is what small planes (14×14: one vector per row) paid for on the general paths.
+//! With AVX-512:
+//! - rows of one vector at most (VGG's last planes, 14×14) go two row pairs at a time
+//!   (`x86::pairs_narrow`): four loads, four permutes and three folds for two output rows;
+//! - wider rows go row pair by row pair (`x86::pairs_rows`), `2 N` columns a step: four
+//!   loads, four permutes and three folds for `N` outputs, masked at the row's end;
+//! - inputs from memory (`PREFETCH_FROM_BYTES` and more) whose rows are whole vector pairs
+//!   (VGG's 224 columns) go by `x86::pairs_stream`, whose outputs are written by streaming
+//!   stores, which skip reading the output's lines first.
 //!
-//! Rows of one vector at most (VGG's last planes, 14×14) go in one pass instead
-//! (`x86::pairs_narrow`): two row pairs at a time, four loads, four permutes and three folds
-//! for two output rows, and no H pass over rows of a few values.
-//!
-//! Inputs from memory (`PREFETCH_FROM_BYTES` and more) whose rows are whole vector pairs
-//! (VGG's 224 columns) go in one pass instead (`x86::pairs_stream`): each row pair prefetched
-//! ahead, the outputs written by streaming stores, which skip reading the output's lines
-//! first; with the two passes, the W pass's scratch stores waited behind them.
+//! These replaced two flat passes (`x86::pairs_w` over the whole task, then `x86::pairs_h`
+//! over its row pairs from an L1-sized scratch), which volumes still take. Where AVX2 is the
+//! level, `avx2::pairs_rows_avx2` does both at once, 8 outputs from 4 loads.
 //!
 //! f32 and f64 with AVX-512 (the passes written once over `zmm::Zmm`), f32 at the AVX2 level.
 //!
@@ -135,25 +135,17 @@ fn forward_lanes<L: Zmm>(
         over_tasks(x, y, chunk_in * 8, 4, stream);
         return;
     }
-    if super::isa::has_avx512() && w <= L::N {
-        // rows of one vector at most: one pass, two row pairs at a time
-        let narrow = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
-            narrow_task::<L>((reduce, prefetch), div, w, xs, ys)
+    if super::isa::has_avx512() {
+        let one_pass = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
+            one_pass_task::<L>((reduce, prefetch), div, w, xs, ys)
         };
-        over_tasks(x, y, chunk_in * 8, 4, narrow);
+        over_tasks(x, y, chunk_in * 8, 4, one_pass);
         return;
     }
+    // AVX2: both passes at once, no scratch
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
-        // the W pass's rows (AVX-512; the AVX2 kernel does both passes at once)
-        let scratch_len = if super::isa::has_avx512() {
-            chunk_in / 2
-        } else {
-            0
-        };
-        let mut scratch = vec![L::E::default(); scratch_len];
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
-            let t = scratch.get_mut(..xc.len() / 2).unwrap_or_default();
-            _ = chunk::<L>((reduce, prefetch), div, w, xc, t, yc);
+            _ = chunk::<L>((reduce, prefetch), div, w, xc, &mut [], yc);
         }
     };
     over_tasks(x, y, chunk_in * 8, 4, run);
@@ -182,23 +174,38 @@ fn stream_task<L: Zmm>(
     }
 }
 
-/// One task's whole row pairs (of `w` values, at most `N`) by `x86::pairs_narrow`, the max
-/// by the exact rule again where the task holds a NaN.
-fn narrow_task<L: Zmm>(
+/// One task's whole row pairs (of `w` values) by `x86::pairs_narrow` (`w` at most `N`) or
+/// `x86::pairs_rows`, the max by the exact rule again where the task holds a NaN.
+fn one_pass_task<L: Zmm>(
     (reduce, prefetch): (Reduce, bool),
     div: L::E,
     w: usize,
     x: &[L::E],
     y: &mut [MaybeUninit<L::E>],
 ) {
-    use super::x86::pairs_narrow;
-    // SAFETY: the caller checked AVX-512F; the kernel asserts its bounds.
+    use super::x86::{pairs_narrow, pairs_rows};
+    type Kernel<L> = unsafe fn(
+        &[<L as Zmm>::E],
+        (usize, bool, bool),
+        <L as Zmm>::E,
+        &mut [MaybeUninit<<L as Zmm>::E>],
+    ) -> bool;
+    let [sum, plain, exact]: [Kernel<L>; 3] = if w <= L::N {
+        [
+            pairs_narrow::<L, 2>,
+            pairs_narrow::<L, 1>,
+            pairs_narrow::<L, 0>,
+        ]
+    } else {
+        [pairs_rows::<L, 2>, pairs_rows::<L, 1>, pairs_rows::<L, 0>]
+    };
+    // SAFETY: the caller checked AVX-512F; the kernels assert their bounds.
     unsafe {
         match reduce {
-            Reduce::Sum(_) => _ = pairs_narrow::<L, 2>(x, (w, false, prefetch), div, y),
+            Reduce::Sum(_) => _ = sum(x, (w, false, prefetch), div, y),
             Reduce::Max => {
-                if pairs_narrow::<L, 1>(x, (w, true, prefetch), div, y) {
-                    pairs_narrow::<L, 0>(x, (w, false, false), div, y);
+                if plain(x, (w, true, prefetch), div, y) {
+                    exact(x, (w, false, false), div, y);
                 }
             }
         }

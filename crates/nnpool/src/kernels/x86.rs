@@ -1612,6 +1612,114 @@ pub(crate) unsafe fn pairs_narrow<L: Zmm, const MODE: u8>(
     nan != L::M::default()
 }
 
+/// [`pairs_narrow`]'s windows on rows of any even width `w` above `N`, in one pass, row pair
+/// by row pair: per `2 N` columns of a row pair, four loads (masked past the row's end), four
+/// permutes and three folds give `N` outputs (fewer at the row's end). The folds group as
+/// [`pairs_w`] then [`pairs_h`] group, so the bits are theirs. With `check`, also returns
+/// whether any value read is NaN. With `prefetch` (inputs from memory), each row pair is
+/// asked into L2 [`PREFETCH_BYTES_AHEAD`] ahead.
+///
+/// Measured against those two passes (`RAYON_NUM_THREADS=T PROBE_N=B plane_probe C H W 2 2
+/// 0`, 1 thread unless said, builds alternating, µs per call): cache-resident 256×28×28
+/// 85–87 → 60, 256×24×24 62–64 → 43–48, 128×56×56 176–192 → 156–159, 128×40×40 92–93 →
+/// 92–98, 256×32×32 (`PROBE_N=1`) 13.1–13.2 → 10.0–10.2, 64×224×224 (`PROBE_N=1`) 196–199 →
+/// 159–178; from memory 64×112×112 641–671 → 512–533 (2 threads 325–332 → 230–237),
+/// 32×224×226 1594–1607 → 1471–1513 (2 threads 932–962 → 914–948). The masks of a row's last
+/// columns are the same for every row pair and taken once: computed at each step, 128×56×56
+/// was slower than the two passes (223–246).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pairs_rows<L: Zmm, const MODE: u8>(
+    x: &[L::E],
+    (w, check, prefetch): (usize, bool, bool),
+    div: L::E,
+    y: &mut [MaybeUninit<L::E>],
+) -> bool {
+    // SAFETY: the caller's: the CPU supports AVX-512F.
+    let l = unsafe { L::new() };
+    let n = L::N;
+    let half = w / 2;
+    let pairs = x.len().checked_div(2 * w).unwrap_or(0);
+    assert!(w > n && w.is_multiple_of(2) && x.len() == pairs * 2 * w && y.len() >= pairs * half);
+    let (src, dst) = (x.as_ptr(), y.as_mut_ptr().cast::<L::E>());
+    let reciprocal = L::ONE / div;
+    let pair_bytes = 2 * w * size_of::<L::E>();
+    let mut nan = L::M::default();
+    // one row pair's outputs from the `2 N` columns from `col` (lanes `ma`, `mb`: the
+    // columns below w; `mo`: the outputs)
+    macro_rules! step {
+        ($r0:expr, $r1:expr, $out:expr, $col:expr, $ma:expr, $mb:expr, $mo:expr) => {{
+            let (r0, r1, col): (*const L::E, *const L::E, usize) = ($r0, $r1, $col);
+            // SAFETY: lanes below w − col of columns col .. of rows 2k, 2k + 1 < 2 pairs: in
+            // x.
+            let (a, b, e, f) = unsafe {
+                (
+                    l.load_masked_zero($ma, r0.add(col)),
+                    l.load_masked_zero($mb, r0.add(col + n)),
+                    l.load_masked_zero($ma, r1.add(col)),
+                    l.load_masked_zero($mb, r1.add(col + n)),
+                )
+            };
+            if check {
+                nan |= l.unordered(a, b) | l.unordered(e, f);
+            }
+            let top = zmm::fold::<L, MODE>(l, l.even(a, b), l.odd(a, b));
+            let low = zmm::fold::<L, MODE>(l, l.even(e, f), l.odd(e, f));
+            let v = zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, top, low), reciprocal);
+            // SAFETY: outputs col / 2 .. below half of output row k, inside y (asserted).
+            unsafe { l.store_masked($out.add(col / 2), $mo, v) };
+        }};
+    }
+    if w <= 2 * n && !prefetch {
+        // one step per row pair, its masks the same for all
+        let (ma, mb, mo) = (L::ALL, L::lanes_below(w - n), L::lanes_below(half));
+        for k in 0..pairs {
+            let r0 = src.wrapping_add(2 * k * w);
+            step!(
+                r0,
+                r0.wrapping_add(w),
+                dst.wrapping_add(k * half),
+                0,
+                ma,
+                mb,
+                mo
+            );
+        }
+        return nan != L::M::default();
+    }
+    // whole steps of 2 N columns, then the row's last columns (their masks the same for all)
+    let whole = w / (2 * n) * (2 * n);
+    let (ma, mb, mo) = (
+        L::lanes_below(w - whole),
+        L::lanes_below((w - whole).saturating_sub(n)),
+        L::lanes_below(half - whole / 2),
+    );
+    for k in 0..pairs {
+        let (r0, r1) = (
+            src.wrapping_add(2 * k * w),
+            src.wrapping_add((2 * k + 1) * w),
+        );
+        if prefetch {
+            prefetch_lines_l2(
+                r0.cast::<u8>().wrapping_add(PREFETCH_BYTES_AHEAD),
+                pair_bytes,
+            );
+        }
+        let out = dst.wrapping_add(k * half);
+        let mut col = 0;
+        while col < whole {
+            step!(r0, r1, out, col, L::ALL, L::ALL, L::ALL);
+            col += 2 * n;
+        }
+        if whole < w {
+            step!(r0, r1, out, whole, ma, mb, mo);
+        }
+    }
+    nan != L::M::default()
+}
+
 /// Index vectors of `_mm512_permutex2var_ps` that take lanes `shift .. shift + 16` of two
 /// concatenated vectors, for `shift < count`.
 #[inline]
