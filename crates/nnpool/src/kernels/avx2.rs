@@ -1467,8 +1467,8 @@ pub(crate) unsafe fn plane_averages_avx2(x: &[f32], plane: usize, divisors: &[f3
 }
 
 /// 2×2 stride-2 windows over consecutive row pairs of channels-first planes of even sides
-/// stacked as one tall image (`pairs.rs`), both passes at once, the AVX2 counterpart of
-/// `x86::pairs_w` then `x86::pairs_h`: `x` holds `2 k` rows of `w` values, `y` `k` rows of
+/// stacked as one tall image (`pairs.rs`) in one pass, the AVX2 counterpart of
+/// `x86::pairs_rows`: `x` holds `2 k` rows of `w` values, `y` `k` rows of
 /// `w / 2`, output `(r, j)` folding `x[2r][2j]`, `x[2r][2j + 1]`, `x[2r + 1][2j]`, `x[2r +
 /// 1][2j + 1]` in that order (the reference's row-major order: max values, NaNs and sums
 /// are its bits; sums then `+ 0` and divided by `div`). Eight outputs take four loads, and

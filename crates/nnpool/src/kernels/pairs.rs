@@ -24,9 +24,8 @@
 //! into a scratch pair, then fold the pair along the depth (`x86::fold_planes`).
 //!
 //! Folds keep the reference's row-major order (each row's pair, then the two rows, then the
-//! two slices), so max values and NaNs are its bits: a chunk is folded with the plain max and
-//! checked for NaN or ±inf on the same loads, and folded again by the exact rule if it holds
-//! one. Sums differ from the reference's sequential sum by rounding only, then are divided by
+//! two slices), so max values and NaNs are its bits: a task is folded with the plain max and
+//! checked for NaN on the same loads, and folded again by the exact rule if it holds one. Sums differ from the reference's sequential sum by rounding only, then are divided by
 //! the same divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
 
 use super::out::Out;
@@ -39,11 +38,11 @@ use crate::plan::{Divisor, Geom};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Input values per chunk (at least one row pair). Small chunks keep the input streaming:
-/// the H pass of a chunk is short enough that the loads of the next W pass follow on before
-/// the memory pipeline drains. Measured (`nnpool bench --case vgg_max_224,vgg_max_14 --layout
-/// nchw --threads 1`, same run): 448 (one row pair) 6.7–7.0 / 0.087 ms, 2048 6.6–7.0 /
-/// 0.080, 8192 8.9 / 0.094, 65536 9.3–9.4 / 0.102.
+/// Input values per chunk (at least one row pair; a task takes 8). Set for the two flat passes
+/// the one-pass kernels replaced, whose H pass of a chunk was short enough that the loads of
+/// the next W pass followed on before the memory pipeline drained. Measured then (`nnpool
+/// bench --case vgg_max_224,vgg_max_14 --layout nchw --threads 1`, same run): 448 (one row
+/// pair) 6.7–7.0 / 0.087 ms, 2048 6.6–7.0 / 0.080, 8192 8.9 / 0.094, 65536 9.3–9.4 / 0.102.
 const CHUNK: usize = 1 << 11;
 
 /// Whether this path takes the problem.
@@ -89,8 +88,8 @@ pub(crate) fn forward<F: FastFloat>(
 ) -> bool {
     use super::zmm::{F32x16, F64x8};
     if let (Some(x), Some(mut y)) = (cast::<F, f32>(x), y.cast::<f32>()) {
-        // SAFETY: the H pass stores computed values only, every output row of every chunk
-        // (the chunks of `y` follow those of `x`: half the rows, half the width).
+        // SAFETY: the kernels store computed values only, every output row of every task
+        // (the tasks of `y` follow those of `x`: half the rows, half the width).
         forward_lanes::<F32x16>(g, axes, reduce, x, unsafe { y.uninit() });
         return true;
     }
@@ -137,7 +136,7 @@ fn forward_lanes<L: Zmm>(
     }
     if super::isa::has_avx512() {
         let one_pass = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
-            one_pass_task::<L>((reduce, prefetch), div, w, xs, ys)
+            _ = one_pass_task::<L>((reduce, prefetch), div, w, xs, ys);
         };
         over_tasks(x, y, chunk_in * 8, 4, one_pass);
         return;
@@ -145,7 +144,7 @@ fn forward_lanes<L: Zmm>(
     // AVX2: both passes at once, no scratch
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         for (xc, yc) in xs.chunks(chunk_in).zip(ys.chunks_mut(chunk_out)) {
-            _ = chunk::<L>((reduce, prefetch), div, w, xc, &mut [], yc);
+            _ = chunk_avx2::<L>(reduce, div, w, xc, yc);
         }
     };
     over_tasks(x, y, chunk_in * 8, 4, run);
@@ -175,14 +174,16 @@ fn stream_task<L: Zmm>(
 }
 
 /// One task's whole row pairs (of `w` values) by `x86::pairs_narrow` (`w` at most `N`) or
-/// `x86::pairs_rows`, the max by the exact rule again where the task holds a NaN.
+/// `x86::pairs_rows`, the max by the exact rule again where the task holds a NaN. Returns
+/// whether it took the exact rule.
+#[must_use]
 fn one_pass_task<L: Zmm>(
     (reduce, prefetch): (Reduce, bool),
     div: L::E,
     w: usize,
     x: &[L::E],
     y: &mut [MaybeUninit<L::E>],
-) {
+) -> bool {
     use super::x86::{pairs_narrow, pairs_rows};
     type Kernel<L> = unsafe fn(
         &[<L as Zmm>::E],
@@ -202,11 +203,16 @@ fn one_pass_task<L: Zmm>(
     // SAFETY: the caller checked AVX-512F; the kernels assert their bounds.
     unsafe {
         match reduce {
-            Reduce::Sum(_) => _ = sum(x, (w, false, prefetch), div, y),
+            Reduce::Sum(_) => {
+                _ = sum(x, (w, false, prefetch), div, y);
+                false
+            }
             Reduce::Max => {
-                if plain(x, (w, true, prefetch), div, y) {
+                let special = plain(x, (w, true, prefetch), div, y);
+                if special {
                     exact(x, (w, false, false), div, y);
                 }
+                special
             }
         }
     }
@@ -231,14 +237,17 @@ fn over_tasks<E: Send + Sync>(
 }
 
 /// The 2×2×2 stride-2 windows of volumes of even sides (`g.in3`): each pair of input slices
-/// (consecutive in `x`, whatever the volume) pooled in 2-D by [`chunk`] (sums not divided yet)
+/// (consecutive in `x`, whatever the volume) pooled in 2-D by [`one_pass_task`] (sums not
+/// divided yet)
 /// into a scratch pair, folded along the depth into its output slice (by the exact rule when
 /// either slice took it), then sums divided: multiplied by the reciprocal of `div`, within 1
 /// ulp of the quotient. Tasks take whole slice pairs. Measured (`PROBE_D=16 PROBE_N=2
 /// plane_probe 64 56 56 2 2 0 [avg]`, 1 thread, against the general path's W pass, H pass and
 /// depth fold, two rounds alternating, ns per input slice): max 852–930 → 563–626, average
 /// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2
-/// 0`) ran at about the same rate in the same minutes.
+/// 0`) ran at about the same rate in the same minutes. The one-pass slices against the two
+/// flat passes (`PROBE_D=16 PROBE_N=8 plane_probe C H W 2 2 0`, 1 thread, builds alternating,
+/// µs per call): 64×56×56 3514–3530 → 2961–3126, 32×28×28 225–226 → 201–206.
 fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [MaybeUninit<L::E>]) {
     use super::x86::fold_planes;
     const EXACT_MAX: u8 = 0;
@@ -249,22 +258,13 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
     let reciprocal = L::ONE / div;
     let prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
-        // row pairs of about CHUNK input values, as the 2-D path takes them
-        let rows = (CHUNK / w).clamp(2, h) / 2 * 2;
-        let mut scratch = vec![L::E::default(); rows * w / 2];
         let mut pooled = vec![L::E::default(); 2 * pout];
         for (pair, out) in xs.chunks_exact(2 * pin).zip(ys.chunks_exact_mut(pout)) {
             let mut exact = false;
             for (slice, into) in pair.chunks_exact(pin).zip(pooled.chunks_exact_mut(pout)) {
-                // SAFETY: `chunk` stores computed values only.
+                // SAFETY: the kernels store computed values only.
                 let into = unsafe { super::out::as_uninit_mut(into) };
-                for (xc, yc) in slice
-                    .chunks(rows * w)
-                    .zip(into.chunks_mut(rows / 2 * (w / 2)))
-                {
-                    let t = &mut scratch[..xc.len() / 2];
-                    exact |= chunk::<L>((reduce, prefetch), L::ONE, w, xc, t, yc);
-                }
+                exact |= one_pass_task::<L>((reduce, prefetch), L::ONE, w, slice, into);
             }
             // SAFETY: `applies` checked AVX-512F for volumes; `pooled` holds two slices of
             // `pout` values and `out` as many.
@@ -288,65 +288,37 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
     over_tasks(x, y, per_task, 8, run);
 }
 
-/// One chunk of whole row pairs: with AVX-512 the W pass into `t` (half as many values as
-/// `x`), then the H pass into `y`; with AVX2 both passes at once (`t` unused, empty). Returns
-/// whether the max took the exact rule (the chunk holds a NaN or an infinity). With
-/// `prefetch` (inputs from memory) the W pass prefetches its stream (`x86::pairs_w`).
+/// One chunk of whole row pairs at the AVX2 level (`avx2::pairs_rows_avx2`: both passes at
+/// once). Returns whether the max took the exact rule (the chunk holds a NaN).
 #[must_use]
-fn chunk<L: Zmm>(
-    (reduce, prefetch): (Reduce, bool),
+fn chunk_avx2<L: Zmm>(
+    reduce: Reduce,
     div: L::E,
     w: usize,
     x: &[L::E],
-    t: &mut [L::E],
     y: &mut [MaybeUninit<L::E>],
 ) -> bool {
     use super::avx2::pairs_rows_avx2 as both;
-    use super::x86::{pairs_h, pairs_w};
     const EXACT_MAX: u8 = 0;
     const PLAIN_MAX: u8 = 1;
     const SUM: u8 = 2;
-    let half = w / 2;
-    if !super::isa::has_avx512() {
-        // (`applies` takes f32 only without AVX-512)
-        let (Some(x), Some(y)) = (cast::<L::E, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
-            unreachable!("without AVX-512 this path takes f32 only")
-        };
-        let div = div.to_f64() as f32;
-        // SAFETY: `applies` checked AVX2 (the level, where AVX-512 is not); the kernel
-        // asserts its bounds (whole row pairs: the chunks of `x` are).
-        return unsafe {
-            match reduce {
-                Reduce::Sum(_) => {
-                    _ = both::<SUM>(x, w, div, false, y);
-                    false
-                }
-                Reduce::Max => {
-                    let special = both::<PLAIN_MAX>(x, w, div, true, y);
-                    if special {
-                        both::<EXACT_MAX>(x, w, div, false, y);
-                    }
-                    special
-                }
-            }
-        };
-    }
-    // SAFETY: `applies` checked AVX-512F (AVX2 returned above); the functions assert their
-    // bounds.
+    // (`applies` takes f32 only without AVX-512)
+    let (Some(x), Some(y)) = (cast::<L::E, f32>(x), cast_mut::<_, MaybeUninit<f32>>(y)) else {
+        unreachable!("without AVX-512 this path takes f32 only")
+    };
+    let div = div.to_f64() as f32;
+    // SAFETY: `applies` checked AVX2 (the level, where AVX-512 is not); the kernel asserts
+    // its bounds (whole row pairs: the chunks of `x` are).
     unsafe {
         match reduce {
             Reduce::Sum(_) => {
-                pairs_w::<L, SUM>(x, (false, prefetch), t);
-                pairs_h::<L, SUM>(t, half, div, y);
+                _ = both::<SUM>(x, w, div, false, y);
                 false
             }
             Reduce::Max => {
-                let special = pairs_w::<L, PLAIN_MAX>(x, (true, prefetch), t);
+                let special = both::<PLAIN_MAX>(x, w, div, true, y);
                 if special {
-                    pairs_w::<L, EXACT_MAX>(x, (false, false), t);
-                    pairs_h::<L, EXACT_MAX>(t, half, div, y);
-                } else {
-                    pairs_h::<L, PLAIN_MAX>(t, half, div, y);
+                    both::<EXACT_MAX>(x, w, div, false, y);
                 }
                 special
             }

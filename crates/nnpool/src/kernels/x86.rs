@@ -774,13 +774,6 @@ pub(crate) fn k2s2_prefetch<E>(src: *const E, at: [usize; 2], row_step: usize, v
     }
 }
 
-/// How far ahead (bytes) [`pairs_w`] prefetches its stream into L2 (with `prefetch`: inputs
-/// from memory). Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`, vgg_max_224 nchw, distance
-/// set at run time, two rounds, ms per call, 1 thread): none 4.13, 1 KiB 3.64–3.75, 2 KiB
-/// 3.42–3.54, 4 KiB 3.26, 8 KiB 4.36–4.53 (a noisy minute), 16 KiB 3.32–3.36, 32 KiB 3.29–3.34;
-/// 2 threads none 2.75–2.81, 4 KiB 2.66–2.72, 16 KiB 2.74–2.85.
-const PAIRS_PREFETCH_BYTES_AHEAD: usize = 4096;
-
 /// How far ahead (bytes) [`k3s2_strip`] prefetches its plane's input rows into L2 (with
 /// `PREFETCH`: inputs larger than the last-level cache). Measured (`PROBE_N=8 plane_probe 64
 /// 112 112 3 2 1` and `PROBE_D=16 PROBE_N=2 plane_probe 64 56 56 3 2 1`, resnet_stem_max and
@@ -1320,65 +1313,6 @@ pub(crate) unsafe fn cl_row_k2s2<L: Zmm, const MODE: u8>(
     l.unordered(special, special) != L::M::default()
 }
 
-/// `t[i] = x[2i] ⊕ x[2i + 1]` for `i < x.len() / 2` (the flat W pass of 2×2 stride-2
-/// windows on rows of even width, whose column pairs never straddle two rows). With `check`,
-/// also returns whether any value read is NaN or ±inf (see `any_nan_or_inf_avx512`). With
-/// `prefetch` (inputs from memory), the stream is asked into L2
-/// [`PAIRS_PREFETCH_BYTES_AHEAD`] ahead of its loads.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_w<L: Zmm, const MODE: u8>(
-    x: &[L::E],
-    (check, prefetch): (bool, bool),
-    t: &mut [L::E],
-) -> bool {
-    // SAFETY: the caller's: the CPU supports AVX-512F.
-    let l = unsafe { L::new() };
-    let n = x.len() / 2;
-    assert!(t.len() >= n);
-    let mut top = [_mm512_setzero_si512(); 2];
-    let (src, dst) = (x.as_ptr(), t.as_mut_ptr());
-    // outputs i .. i + N from inputs 2i .. 2i + 2N (the masks cover the tail)
-    let mut step = |i: usize, ma: L::M, mb: L::M, mo: L::M| {
-        // SAFETY: the masks enable inputs below 2n <= x.len() (callers below).
-        let (a, b) = unsafe {
-            (
-                l.load_masked_zero(ma, src.add(2 * i)),
-                l.load_masked_zero(mb, src.add(2 * i + L::N)),
-            )
-        };
-        if check {
-            top[0] = l.magnitude_max(top[0], a);
-            top[1] = l.magnitude_max(top[1], b);
-        }
-        let (e, o) = (l.even(a, b), l.odd(a, b));
-        // SAFETY: the mask enables outputs below n <= t.len().
-        unsafe { l.store_masked(dst.add(i), mo, zmm::fold::<L, MODE>(l, e, o)) };
-    };
-    let mut i = 0;
-    while i + L::N <= n {
-        if prefetch {
-            // the two lines this step loads, PAIRS_PREFETCH_BYTES_AHEAD further on
-            let from = src.wrapping_add(2 * i).cast::<u8>();
-            prefetch_lines_l2(from.wrapping_add(PAIRS_PREFETCH_BYTES_AHEAD), 128);
-        }
-        step(i, L::ALL, L::ALL, L::ALL);
-        i += L::N;
-    }
-    if i < n {
-        let left = n - i;
-        step(
-            i,
-            L::lanes_below(2 * left),
-            L::lanes_below((2 * left).saturating_sub(L::N)),
-            L::lanes_below(left),
-        );
-    }
-    l.any_nan_or_inf(top[0]) || l.any_nan_or_inf(top[1])
-}
-
 /// A sum's window results `v` from their fold (outputs `at ..`, lanes `mask`), divided by
 /// their divisors as [`zmm::finish_window`] divides (its doc has the reasons and the measurements):
 /// multiplied by the reciprocal, fused with the `+ 0` (from +0, as the reference's sums: an
@@ -1408,7 +1342,7 @@ unsafe fn finish_sum<L: Zmm>(
 /// 2×2 stride-2 windows of consecutive row pairs of `w` values (a multiple of `2 N`) in one
 /// pass, for inputs from memory: per `2 N` columns of a row pair, each row's column pairs
 /// folded (even then odd lanes), then the two rows, then (sums) `+ 0` and divided by `div`:
-/// the grouping of `pairs_w` then `pairs_h`, so the same bits. Each row pair is prefetched
+/// the grouping of [`pairs_rows`], so the same bits. Each row pair is prefetched
 /// into L2 [`PREFETCH_BYTES_AHEAD`] ahead (as `k3s2_strip` prefetches its rows), and the outputs, one run of whole vectors,
 /// go out by streaming stores ([`LineWriter`]): with nothing else stored (the two passes'
 /// scratch stores waited behind streaming stores). With `check`, returns whether any value
@@ -1464,64 +1398,16 @@ pub(crate) unsafe fn pairs_stream<L: Zmm, const MODE: u8>(
     l.any_nan_or_inf(top[0]) || l.any_nan_or_inf(top[1])
 }
 
-/// `y[r][j] = t[2r][j] ⊕ t[2r + 1][j]` for rows of `w` values (the H pass of 2×2 stride-2
-/// windows over consecutive row pairs), then (sums) `+ 0` and divided by `div`. (Streaming
-/// stores here, [`LineWriter`]'s, made vgg_max_224 nchw slower: 3.2–3.7 → 7.3–7.8 ms at 1
-/// thread, the W pass's stores to its scratch waiting behind them.)
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn pairs_h<L: Zmm, const MODE: u8>(
-    t: &[L::E],
-    w: usize,
-    div: L::E,
-    y: &mut [MaybeUninit<L::E>],
-) {
-    // SAFETY: the caller's: the CPU supports AVX-512F.
-    let l = unsafe { L::new() };
-    let rows = t.len().checked_div(2 * w).unwrap_or(0);
-    assert!(y.len() >= rows * w);
-    let reciprocal = L::ONE / div;
-    let (src, dst) = (t.as_ptr(), y.as_mut_ptr().cast::<L::E>());
-    let full = w / L::N * L::N;
-    let tail = L::lanes_below(w - full);
-    for r in 0..rows {
-        let (a_row, b_row, y_row) = (2 * r * w, (2 * r + 1) * w, r * w);
-        // SAFETY (both blocks): lanes j .. j + N <= w (then the tail's below w) of rows
-        // 2r, 2r + 1 < 2 * rows of t and of row r < rows of y.
-        let mut j = 0;
-        while j < full {
-            unsafe {
-                let a = l.load(src.add(a_row + j));
-                let b = l.load(src.add(b_row + j));
-                let out =
-                    zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, a, b), reciprocal);
-                l.store(dst.add(y_row + j), out);
-            }
-            j += L::N;
-        }
-        if tail != L::M::default() {
-            unsafe {
-                let a = l.load_masked_zero(tail, src.add(a_row + j));
-                let b = l.load_masked_zero(tail, src.add(b_row + j));
-                let out =
-                    zmm::finish_window::<L, MODE>(l, zmm::fold::<L, MODE>(l, a, b), reciprocal);
-                l.store_masked(dst.add(y_row + j), tail, out);
-            }
-        }
-    }
-}
-
 /// 2×2 stride-2 windows over consecutive row pairs of `w` values, `w` even and at most `N`
 /// (rows of one vector at most: VGG's last 14×14 planes), in one pass: `y[r][j] = (x[2r][2j]
 /// ⊕ x[2r][2j + 1]) ⊕ (x[2r + 1][2j] ⊕ x[2r + 1][2j + 1])`, then (sums) `+ 0` and divided by
 /// `div`. Two row pairs at a time: four row loads, each row's column pairs split by two
 /// permutes that set the first pair's halves beside the second's, so that their three folds
-/// give the two output rows, `w` values in a row in `y`, one store. The folds group as
-/// [`pairs_w`] then [`pairs_h`] group (each row's pair, then the two rows): the same bits.
-/// Those two passes spent most of their time on the H pass's rows of `w / 2` values, a masked
-/// load pair and a masked store per 7 outputs. Measured (`RAYON_NUM_THREADS=T PROBE_N=8
+/// give the two output rows, `w` values in a row in `y`, one store. The folds group each
+/// row's pair, then the two rows: the reference's row-major order regrouped, so max values
+/// and NaNs are its bits. The two flat passes this replaced (a W pass over the whole task,
+/// then an H pass over its row pairs) spent most of their time on the H pass's rows of
+/// `w / 2` values, a masked load pair and a masked store per 7 outputs. Measured (`RAYON_NUM_THREADS=T PROBE_N=8
 /// plane_probe C H W 2 2 0`, against the two passes, builds alternating, µs per call):
 /// vgg_max_14 (512×14×14) 1 thread 50.4–51.1 → 32.9–33.5, 2 threads 29.6–30.1 → 19.0–19.1,
 /// its average 49.9–50.4 → 32.8–33.3; 256×16×16 33.6–33.8 → 21.1–21.9; f64 512×8×8
@@ -1615,11 +1501,11 @@ pub(crate) unsafe fn pairs_narrow<L: Zmm, const MODE: u8>(
 /// [`pairs_narrow`]'s windows on rows of any even width `w` above `N`, in one pass, row pair
 /// by row pair: per `2 N` columns of a row pair, four loads (masked past the row's end), four
 /// permutes and three folds give `N` outputs (fewer at the row's end). The folds group as
-/// [`pairs_w`] then [`pairs_h`] group, so the bits are theirs. With `check`, also returns
+/// [`pairs_narrow`]'s do, so the bits are the same. With `check`, also returns
 /// whether any value read is NaN. With `prefetch` (inputs from memory), each row pair is
 /// asked into L2 [`PREFETCH_BYTES_AHEAD`] ahead.
 ///
-/// Measured against those two passes (`RAYON_NUM_THREADS=T PROBE_N=B plane_probe C H W 2 2
+/// Measured against the two flat passes (`RAYON_NUM_THREADS=T PROBE_N=B plane_probe C H W 2 2
 /// 0`, 1 thread unless said, builds alternating, µs per call): cache-resident 256×28×28
 /// 85–87 → 60, 256×24×24 62–64 → 43–48, 128×56×56 176–192 → 156–159, 128×40×40 92–93 →
 /// 92–98, 256×32×32 (`PROBE_N=1`) 13.1–13.2 → 10.0–10.2, 64×224×224 (`PROBE_N=1`) 196–199 →

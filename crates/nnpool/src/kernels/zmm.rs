@@ -2,7 +2,8 @@
 //! kernel whose steps are the same for both element types (masked row loads, lane shifts,
 //! even/odd splits, the max and sum folds) is written once: the fused channels-first strips
 //! of `x86.rs` (`k3s2_strip`, `ks1_strip`), its depth fold (`fold_planes`), the 2×2
-//! stride-2 passes of `pairs.rs` (`pairs_w`, `pairs_h`), the channels-last window folded from
+//! stride-2 row pairs of `pairs.rs` (`pairs_narrow`, `pairs_rows`, `pairs_stream`), the
+//! channels-last window folded from
 //! its taps (`cl_pixel`), the channels-last 3×3 stride-1 row pairs (`cl_rows2_k3`) and 2×2
 //! stride-2 rows (`cl_row_k2s2`), the channels-last max with indices (`cl_pixel_indices`),
 //! and the NaN/±inf check (`any_nan_or_inf_avx512`).
