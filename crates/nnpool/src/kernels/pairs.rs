@@ -14,19 +14,20 @@
 //!   (VGG's 224 columns) go by `x86::pairs_stream`, whose outputs are written by streaming
 //!   stores, which skip reading the output's lines first.
 //!
-//! These replaced two flat passes (`x86::pairs_w` over the whole task, then `x86::pairs_h`
-//! over its row pairs from an L1-sized scratch), which volumes still take. Where AVX2 is the
-//! level, `avx2::pairs_rows_avx2` does both at once, 8 outputs from 4 loads.
+//! These replaced two flat passes (a W pass over the whole task, then an H pass over its row
+//! pairs from an L1-sized scratch). Where AVX2 is the level, `avx2::pairs_rows_avx2` does both
+//! at once, 8 outputs from 4 loads.
 //!
-//! f32 and f64 with AVX-512 (the passes written once over `zmm::Zmm`), f32 at the AVX2 level.
+//! f32 and f64 with AVX-512 (the kernels written once over `zmm::Zmm`), f32 at the AVX2 level.
 //!
 //! Volumes (2×2×2 at stride 2, C3D's and 3-D U-Net's pooling; AVX-512) pool each slice so,
 //! into a scratch pair, then fold the pair along the depth (`x86::fold_planes`).
 //!
-//! Folds keep the reference's row-major order (each row's pair, then the two rows, then the
-//! two slices), so max values and NaNs are its bits: a task is folded with the plain max and
-//! checked for NaN on the same loads, and folded again by the exact rule if it holds one. Sums differ from the reference's sequential sum by rounding only, then are divided by
-//! the same divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
+//! Folds keep the reference's row-major order (each row's pair, then the two rows, then the two
+//! slices), so max values and NaNs are its bits: a task is folded with the plain max and
+//! checked for NaN on the same loads, and folded again by the exact rule if it holds one. Sums
+//! differ from the reference's sequential sum by rounding only, then are divided by the same
+//! divisor (multiplied by its reciprocal, within 1 ulp of the quotient).
 
 use super::out::Out;
 use super::window::{window_divisor, AxisPlan, FastFloat, Reduce};
@@ -238,16 +239,15 @@ fn over_tasks<E: Send + Sync>(
 
 /// The 2×2×2 stride-2 windows of volumes of even sides (`g.in3`): each pair of input slices
 /// (consecutive in `x`, whatever the volume) pooled in 2-D by [`one_pass_task`] (sums not
-/// divided yet)
-/// into a scratch pair, folded along the depth into its output slice (by the exact rule when
-/// either slice took it), then sums divided: multiplied by the reciprocal of `div`, within 1
-/// ulp of the quotient. Tasks take whole slice pairs. Measured (`PROBE_D=16 PROBE_N=2
+/// divided yet) into a scratch pair, folded along the depth into its output slice (by the exact
+/// rule when either slice took it), then sums divided: multiplied by the reciprocal of `div`,
+/// within 1 ulp of the quotient. Tasks take whole slice pairs. Measured (`PROBE_D=16 PROBE_N=2
 /// plane_probe 64 56 56 2 2 0 [avg]`, 1 thread, against the general path's W pass, H pass and
 /// depth fold, two rounds alternating, ns per input slice): max 852–930 → 563–626, average
-/// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2
-/// 0`) ran at about the same rate in the same minutes. The one-pass slices against the two
-/// flat passes (`PROBE_D=16 PROBE_N=8 plane_probe C H W 2 2 0`, 1 thread, builds alternating,
-/// µs per call): 64×56×56 3514–3530 → 2961–3126, 32×28×28 225–226 → 201–206.
+/// 991–1025 → 590–708. The 2-D path on as many bytes (`PROBE_N=2 plane_probe 1024 56 56 2 2 0`)
+/// ran at about the same rate in the same minutes. The one-pass slices against the two flat
+/// passes (`PROBE_D=16 PROBE_N=8 plane_probe C H W 2 2 0`, 1 thread, builds alternating, µs per
+/// call): 64×56×56 3514–3530 → 2961–3126, 32×28×28 225–226 → 201–206.
 fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [MaybeUninit<L::E>]) {
     use super::x86::fold_planes;
     const EXACT_MAX: u8 = 0;

@@ -1341,16 +1341,17 @@ unsafe fn finish_sum<L: Zmm>(
 
 /// 2×2 stride-2 windows of consecutive row pairs of `w` values (a multiple of `2 N`) in one
 /// pass, for inputs from memory: per `2 N` columns of a row pair, each row's column pairs
-/// folded (even then odd lanes), then the two rows, then (sums) `+ 0` and divided by `div`:
-/// the grouping of [`pairs_rows`], so the same bits. Each row pair is prefetched
-/// into L2 [`PREFETCH_BYTES_AHEAD`] ahead (as `k3s2_strip` prefetches its rows), and the outputs, one run of whole vectors,
-/// go out by streaming stores ([`LineWriter`]): with nothing else stored (the two passes'
-/// scratch stores waited behind streaming stores). With `check`, returns whether any value
-/// read is NaN or ±inf. Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`, vgg_max_224 nchw
-/// into a buffer 16 bytes past a line, three rounds alternating, ms per call), against the
-/// two passes (prefetching): 1 thread 3.29–3.42 → 3.13–3.16, 2 threads 2.65–2.91 → 2.24–2.47;
-/// each row pair 16 KiB ahead against 4 KiB ahead of each step, 3.06–3.18 against 3.15–3.49 at
-/// 1 thread, even at 2.
+/// folded (even then odd lanes), then the two rows, then (sums) `+ 0` and divided by `div`: the
+/// grouping of [`pairs_rows`], so the same bits. Each row pair is prefetched into L2
+/// [`PREFETCH_BYTES_AHEAD`] ahead (as `k3s2_strip` prefetches its rows), and the outputs, one
+/// run of whole vectors, go out by streaming stores ([`LineWriter`]): with nothing else stored
+/// (the two passes' scratch stores waited behind streaming stores). With `check`, returns
+/// whether any value read is NaN or ±inf. Measured (`PROBE_N=8 plane_probe 64 224 224 2 2 0`,
+/// vgg_max_224 nchw into a buffer 16 bytes past a line, three rounds alternating, ms per call),
+/// against the two passes (prefetching): 1 thread 3.29–3.42 → 3.13–3.16, 2 threads 2.65–2.91 →
+/// 2.24–2.47; each row pair 16 KiB ahead against 4 KiB ahead of each step, 3.06–3.18 against
+/// 3.15–3.49 at 1 thread, even at 2; against [`pairs_rows`] (ordinary stores; into a buffer
+/// as allocated, 1 thread), 2.78–2.81 against 2.99–3.05.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -1399,21 +1400,20 @@ pub(crate) unsafe fn pairs_stream<L: Zmm, const MODE: u8>(
 }
 
 /// 2×2 stride-2 windows over consecutive row pairs of `w` values, `w` even and at most `N`
-/// (rows of one vector at most: VGG's last 14×14 planes), in one pass: `y[r][j] = (x[2r][2j]
-/// ⊕ x[2r][2j + 1]) ⊕ (x[2r + 1][2j] ⊕ x[2r + 1][2j + 1])`, then (sums) `+ 0` and divided by
+/// (rows of one vector at most: VGG's last 14×14 planes), in one pass: `y[r][j] = (x[2r][2j] ⊕
+/// x[2r][2j + 1]) ⊕ (x[2r + 1][2j] ⊕ x[2r + 1][2j + 1])`, then (sums) `+ 0` and divided by
 /// `div`. Two row pairs at a time: four row loads, each row's column pairs split by two
 /// permutes that set the first pair's halves beside the second's, so that their three folds
-/// give the two output rows, `w` values in a row in `y`, one store. The folds group each
-/// row's pair, then the two rows: the reference's row-major order regrouped, so max values
-/// and NaNs are its bits. The two flat passes this replaced (a W pass over the whole task,
-/// then an H pass over its row pairs) spent most of their time on the H pass's rows of
-/// `w / 2` values, a masked load pair and a masked store per 7 outputs. Measured (`RAYON_NUM_THREADS=T PROBE_N=8
+/// give the two output rows, `w` values in a row in `y`, one store. The folds group each row's
+/// pair, then the two rows: the reference's row-major order regrouped, so max values and NaNs
+/// are its bits. The two flat passes this replaced (a W pass over the whole task, then an H
+/// pass over its row pairs) spent most of their time on the H pass's rows of `w / 2` values, a
+/// masked load pair and a masked store per 7 outputs. Measured (`RAYON_NUM_THREADS=T PROBE_N=8
 /// plane_probe C H W 2 2 0`, against the two passes, builds alternating, µs per call):
-/// vgg_max_14 (512×14×14) 1 thread 50.4–51.1 → 32.9–33.5, 2 threads 29.6–30.1 → 19.0–19.1,
-/// its average 49.9–50.4 → 32.8–33.3; 256×16×16 33.6–33.8 → 21.1–21.9; f64 512×8×8
-/// 28.9–29.0 → 21.1–21.2. With `check`, also returns
-/// whether any value read is NaN. With `prefetch` (inputs from memory), the stream is asked
-/// into L2 [`PREFETCH_BYTES_AHEAD`] ahead.
+/// vgg_max_14 (512×14×14) 1 thread 50.4–51.1 → 32.9–33.5, 2 threads 29.6–30.1 → 19.0–19.1, its
+/// average 49.9–50.4 → 32.8–33.3; 256×16×16 33.6–33.8 → 21.1–21.9; f64 512×8×8 28.9–29.0 →
+/// 21.1–21.2. With `check`, also returns whether any value read is NaN. With `prefetch` (inputs
+/// from memory), the stream is asked into L2 [`PREFETCH_BYTES_AHEAD`] ahead.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
