@@ -1044,7 +1044,7 @@ fn channels_first_3x3_strips_f64() {
 fn strips<T: Element>() {
     // the fused 2×2, 3×3, 5×5 and 7×7 kernels (3×3 stride 2: max and averages; stride 1: max,
     // averages and their backward; max with indices: 2×2 and 3×3 at stride 2 too) run strips of up to 4 output vectors (64 columns; 7×7: 2; AVX2:
-    // 8-column vectors, strips of 32 columns, 5×5 and 7×7 16): widths around 1–4 vectors and
+    // 8-column vectors, strips of 32 columns): widths around 1–4 vectors and
     // several strips, no padding and half the window, ceil mode
     let mut seed = 8000;
     for w in [

@@ -62,6 +62,10 @@ fn fold<const MODE: u8>(acc: __m256, x: __m256) -> __m256 {
 /// plane's end it is the next plane's start.
 const PREFETCH_BYTES_AHEAD: usize = 16384;
 
+/// Values in [`ks1_strip_avx2`]'s row buffer: the columns a strip of 4 vectors of a 7×7
+/// window reads (`8 · 3 + 7 + 7`), rounded up to whole vectors.
+const LINE: usize = 40;
+
 /// Prefetches (into L2) the cache lines of `bytes` bytes from `from`.
 #[inline]
 fn prefetch_l2(from: *const f32, bytes: usize) {
@@ -204,17 +208,64 @@ pub(crate) unsafe fn ks1_strip_avx2<
     let starts: [isize; V] = std::array::from_fn(|u| cols[u] as isize - PL as isize);
     let inside: [bool; V] =
         std::array::from_fn(|u| starts[u] >= 0 && starts[u] as usize + K + 7 <= w);
-    // tap t of output vector u of the row at `row`: an unaligned load where all the vector's
-    // taps lie in the row, else a clipped one (macros, not closures, so that the code is
-    // compiled in this function's ISA context)
+    // Where a vector's taps cross an end of the row, the columns the strip reads, `span`
+    // (padded columns `lo ..`), are copied into `lines`, whose other slots hold the padding:
+    // every tap is then a plain unaligned load. Clipped loads (`vmaskmovps` and a blend per
+    // tap) made sppf_max5 nchw (rows of 20, 2 of 3 vectors clipped) 12× its copy on a Zen 1
+    // core. Row r is copied into `lines[r % 2]` while row r − 1 is folded: its taps then load
+    // values stored a row earlier, where loads straight after the copy waited on every store
+    // (a load that spans two stores cannot take its value from them).
+    let lo = starts[0];
+    let span = (8 * (V - 1) + K + 7).min(LINE);
+    let copy = (lo.max(0) as usize)..((lo + span as isize).min(w as isize) as usize);
+    let buffered = inside.contains(&false)
+        && starts[V - 1] + (K + 7) as isize <= lo + span as isize
+        && copy.len() >= 8;
+    let mut lines = [[0f32; LINE]; 2];
+    for v in lines.as_flattened_mut().chunks_exact_mut(8) {
+        // SAFETY: `v` holds 8 values.
+        unsafe { _mm256_storeu_ps(v.as_mut_ptr(), pad) };
+    }
+    // column c of buffered row r lies at lines[r % 2][c − lo] (formed wrapping: only columns
+    // of the span are read or written through it)
+    let lines_base = lines.as_mut_ptr().cast::<f32>();
+    let line_at = |r: usize| lines_base.wrapping_add(r % 2 * LINE).wrapping_offset(-lo);
+    // copies the span of padded row r (when it is an input row) into its line
+    macro_rules! copy_line {
+        ($r:expr) => {{
+            let r: usize = $r;
+            if buffered && r >= pad_top && r - pad_top < h {
+                let src = x[(r - pad_top) * w + copy.start..].as_ptr();
+                let n = copy.len();
+                let dst = line_at(r).wrapping_add(copy.start);
+                // SAFETY: columns copy.start .. copy.end lie in the row and in the span
+                // (lines[_][copy.start − lo ..] holds n values); 8 <= n; the last vector
+                // overlaps the one before it.
+                unsafe {
+                    let mut j = 0;
+                    while j + 8 < n {
+                        _mm256_storeu_ps(dst.add(j), _mm256_loadu_ps(src.add(j)));
+                        j += 8;
+                    }
+                    _mm256_storeu_ps(dst.add(n - 8), _mm256_loadu_ps(src.add(n - 8)));
+                }
+            }
+        }};
+    }
+    // tap t of output vector u of the row at `row` (buffered: at `line`): an unaligned load
+    // where all the vector's taps lie in the row or in the line, else a clipped one (macros,
+    // not closures, so that the code is compiled in this function's ISA context)
     macro_rules! tap {
-        ($row:expr, $c0:expr, $inside:expr, $t:expr) => {{
+        ($row:expr, $line:expr, $c0:expr, $inside:expr, $t:expr) => {{
             let c = $c0 + $t as isize;
             // SAFETY: inside: columns c0 .. c0 + K - 1 + 8 lie in the row (checked by the
-            // caller below); else the clipped load reads the row's columns only.
+            // caller below); buffered: they lie in the span, and `$line` addresses it;
+            // else the clipped load reads the row's columns only.
             unsafe {
                 if $inside {
                     _mm256_loadu_ps($row.offset(c))
+                } else if buffered {
+                    _mm256_loadu_ps($line.wrapping_offset(c))
                 } else {
                     load_clipped($row, w, c, pad)
                 }
@@ -227,14 +278,16 @@ pub(crate) unsafe fn ks1_strip_avx2<
             let r: usize = $r;
             let mut out = [pad; V];
             let mut row_nan = _mm256_setzero_ps();
+            copy_line!(r + 1);
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
+                let line = line_at(r).cast_const();
                 for (u, o) in out.iter_mut().enumerate() {
                     let (c0, inside) = (starts[u], inside[u]);
-                    let first = tap!(row, c0, inside, 0);
+                    let first = tap!(row, line, c0, inside, 0);
                     let (mut acc, mut last) = (first, first);
                     for t in 1..K {
-                        last = tap!(row, c0, inside, t);
+                        last = tap!(row, line, c0, inside, t);
                         acc = fold::<MODE>(acc, last);
                     }
                     if MODE == PLAIN_MAX {
@@ -251,6 +304,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
     // output row i folds P_i, P_(i+2), .., W_(i + K − 1)
     let mut row_pairs = [[pad; V]; 5];
     let dst = y.as_mut_ptr().cast::<f32>();
+    copy_line!(0);
     let (mut last, mut nan) = wrow!(0);
     for (r, slot) in row_pairs.iter_mut().enumerate().take(K - 2) {
         let (next, n) = wrow!(r + 1);
@@ -351,8 +405,8 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
     macro_rules! load {
         ($row:expr, $c:expr, $inside:expr) => {{
             let c: isize = $c;
-            // SAFETY: inside: columns base .. base + 18 lie in the row (checked below); else
-            // the clipped load reads the row's columns only.
+            // SAFETY: inside: columns c .. c + 8 lie in the row (checked below); else the
+            // clipped load reads the row's columns only.
             unsafe {
                 if $inside {
                     _mm256_loadu_ps($row.offset(c))
@@ -362,21 +416,29 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             }
         }};
     }
-    // vector v's first tap column, and whether its 18 columns lie in the row (plain loads)
+    // vector v's first tap column, and whether the columns of each of its loads (from base,
+    // base + 8, base + 2, base + 10) lie in the row (plain loads). Decided per load, not per
+    // vector: a row's first vector, padded on the left, clips only its load from base, and
+    // its last one only the load from base + 10; clipping all four of both (`vmaskmovps` and
+    // a blend each) made resnet_stem_max nchw 1.6× its copy on a Zen 1 core.
     let span = |v: usize| {
         let base = (2 * col(v)) as isize - PL as isize;
-        (base, base >= 0 && base as usize + 18 <= w)
+        let inside = |c: isize| c >= 0 && c as usize + 8 <= w;
+        (base, [0, 8, 2, 10].map(|o| inside(base + o)))
     };
     // the W pass of padded row r at vector v (from `span(v)`; outputs in the order 0 1 4 5 2 3
     // 6 7), and the lanes that saw a NaN
     let mut nan = _mm256_setzero_ps();
     macro_rules! wvec {
         ($r:expr, $v:expr, $base:expr, $inside:expr) => {{
-            let (r, v, base, inside): (usize, usize, isize, bool) = ($r, $v, $base, $inside);
+            let (r, v, base, inside): (usize, usize, isize, [bool; 4]) = ($r, $v, $base, $inside);
             if r >= pad_top && r - pad_top < h {
                 let row = x[(r - pad_top) * w..].as_ptr();
-                let (a, b) = (load!(row, base, inside), load!(row, base + 8, inside));
-                let (a2, b2) = (load!(row, base + 2, inside), load!(row, base + 10, inside));
+                let (a, b) = (load!(row, base, inside[0]), load!(row, base + 8, inside[1]));
+                let (a2, b2) = (
+                    load!(row, base + 2, inside[2]),
+                    load!(row, base + 10, inside[3]),
+                );
                 let even = _mm256_shuffle_ps::<0x88>(a, b);
                 let odd = _mm256_shuffle_ps::<0xdd>(a, b);
                 let next = _mm256_shuffle_ps::<0x88>(a2, b2);

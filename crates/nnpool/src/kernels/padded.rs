@@ -910,22 +910,27 @@ fn fused_plane_avx2(
         });
     }
     let vectors = s.ow.div_ceil(8);
-    // strips of 2 output vectors: AVX2 has 16 vector registers, and a strip keeps `K − 2`
-    // W-row pairs, the last W row and the new one per vector. Measured (`NNPOOL_KERNEL=avx2
-    // PROBE_N=8 plane_probe`, 1 thread, µs per call, strips of 1 / 2 / 3 / 4 vectors):
-    // inception_max_s1 302 / 247 / 262 / 323, inception_avg_s1 409 / 307 / 350 / 298,
-    // sppf_max5 349 / 314 / 365 / 361, large_avg 771 / 595 / 654 / 831 (spills past 2)
-    let step = 2;
+    // Strips of up to 4 output vectors: a row of at most 32 columns is one strip, read once.
+    // Measured on a Zen 1 core (AVX2, no AVX-512; `PROBE_N=8 plane_probe`, 1 thread, two
+    // rounds, µs per call, strips of 1 / 2 / 3 / 4 vectors): sppf_max5 1192–1328 / 1417–1448
+    // / 1147–1258 / 1261–1272 (rows of 3 vectors: 3 and 4 are one strip), large_avg
+    // 3949–4094 / 3053–3180 / 2807–2863 / 2887–2923, inception_max_s1 1612–1681 / 1340–1385
+    // / 1368–1392 / 1116–1129. The AVX2 level forced on a Zen 5 core had measured 2 as the
+    // best (inception_max_s1 247 against 323 µs with 4), but machines that run this level
+    // have no AVX-512, and on those the strips' spilled registers cost less than reading
+    // every row once per strip.
+    let step = 4;
     plain_then_exact(reduce, |mode| {
         let mut nan = false;
         for v0 in (0..vectors).step_by(step) {
             // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the
             // kernel asserts the rest.
             nan |= unsafe {
-                if vectors - v0 == 1 {
-                    strip_avx2::<1>(s, mode, v0, x, reciprocals, y)
-                } else {
-                    strip_avx2::<2>(s, mode, v0, x, reciprocals, y)
+                match (vectors - v0).min(step) {
+                    1 => strip_avx2::<1>(s, mode, v0, x, reciprocals, y),
+                    2 => strip_avx2::<2>(s, mode, v0, x, reciprocals, y),
+                    3 => strip_avx2::<3>(s, mode, v0, x, reciprocals, y),
+                    _ => strip_avx2::<4>(s, mode, v0, x, reciprocals, y),
                 }
             };
         }
