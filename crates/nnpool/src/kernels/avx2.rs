@@ -215,12 +215,13 @@ pub(crate) unsafe fn ks1_strip_avx2<
     // core. Row r is copied into `lines[r % 2]` while row r − 1 is folded: its taps then load
     // values stored a row earlier, where loads straight after the copy waited on every store
     // (a load that spans two stores cannot take its value from them).
+    // (the vectors' first columns lie at most 8 (V − 1) apart; with V <= 4 and K <= 7, as
+    // asserted, the span fits a line)
     let lo = starts[0];
-    let span = (8 * (V - 1) + K + 7).min(LINE);
+    let span = 8 * (V - 1) + K + 7;
+    const { assert!(8 * 3 + 7 + 7 <= LINE) };
     let copy = (lo.max(0) as usize)..((lo + span as isize).min(w as isize) as usize);
-    let buffered = inside.contains(&false)
-        && starts[V - 1] + (K + 7) as isize <= lo + span as isize
-        && copy.len() >= 8;
+    let buffered = inside.contains(&false) && copy.len() >= 8;
     let mut lines = [[0f32; LINE]; 2];
     for v in lines.as_flattened_mut().chunks_exact_mut(8) {
         // SAFETY: `v` holds 8 values.
