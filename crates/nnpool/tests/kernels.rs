@@ -1435,6 +1435,84 @@ fn max_backward_gathers_3x3_stride_2_planes() {
     }
 }
 
+/// Max backward of windows that tile the input (kernel = stride: `kernels/disjoint.rs`), f32
+/// in both layouts: 2×2 (VGG), 3×3 and 5×5 tiles, 1×1, 1-D, a padded first tile, ceil mode (a
+/// clipped last tile) and odd sides (rows and columns no tile covers), channel counts with and
+/// without a tail past 8, from the forward's indices with NaN, ±inf and ties in the data; the
+/// same with one index moved out of its window (that unit falls back to the scatter) and one
+/// past its plane (an error naming it): the reference's bits, into a caller's buffer (off the
+/// cache-line grid too) and into fresh memory, at 1, 2 and 3 threads.
+#[test]
+fn max_backward_of_tiling_windows() {
+    let tiles = |k: &[usize], pad: &[usize], ceil: bool| {
+        Window::new(k).stride(k).padding(pad).ceil_mode(ceil)
+    };
+    let problems = [
+        (tiles(&[2, 2], &[0, 0], false), vec![2, 64, 40, 36]),
+        (tiles(&[2, 2], &[0, 0], false), vec![1, 3, 9, 11]),
+        (tiles(&[2, 2], &[0, 0], true), vec![2, 5, 9, 11]),
+        (tiles(&[2, 2], &[1, 1], false), vec![2, 5, 10, 13]),
+        (tiles(&[2, 2], &[1, 0], true), vec![1, 16, 7, 9]),
+        (tiles(&[3, 3], &[0, 0], false), vec![2, 24, 31, 20]),
+        (tiles(&[3, 3], &[1, 1], true), vec![1, 13, 17, 19]),
+        (tiles(&[5, 5], &[0, 2], false), vec![1, 8, 23, 27]),
+        (tiles(&[1, 1], &[0, 0], false), vec![2, 9, 5, 6]),
+        (tiles(&[2, 3], &[0, 0], false), vec![1, 8, 12, 12]),
+        (tiles(&[2], &[0], false), vec![3, 16, 45]),
+        (tiles(&[4], &[1], true), vec![2, 13, 30]),
+        // large enough to split units into bands of rows over the threads
+        (tiles(&[2, 2], &[0, 0], false), vec![1, 8, 300, 90]),
+    ];
+    for (w, nchw) in problems {
+        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+            let shape = match layout {
+                Layout::ChannelsFirst => nchw.clone(),
+                Layout::ChannelsLast => [&nchw[..1], &nchw[2..], &nchw[1..2]].concat(),
+            };
+            let plan = PoolPlan::new(&Pooling::max(w.clone()), &shape, layout).unwrap();
+            let x: Vec<f32> = data(plan.input_len(), 31, true);
+            let (_, idx) = plan.forward_with_indices_to_vec(&x).unwrap();
+            let gy: Vec<f32> = data(plan.output_len(), 32, true);
+            let plane = plan.input_len() / (nchw[0] * nchw[1]);
+            let mut moved = idx.clone();
+            let at = moved.len() / 2;
+            moved[at] = (moved[at] + plane as i64 / 2) % plane as i64;
+            let mut stray = idx.clone();
+            stray[moved.len() / 3] = plane as i64;
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let desc = format!("{w:?} {shape:?} {layout:?} {threads}");
+                for idx in [&idx, &moved] {
+                    let want = scatter_by_definition(&plan, &shape, layout, idx, &gy);
+                    let mut buf = vec![f32::NAN; plan.input_len() + 1];
+                    pool.install(|| plan.backward_with_indices(idx, &gy, &mut buf[1..]))
+                        .unwrap();
+                    assert!(same_bits(&buf[1..], &want), "{desc} off grid");
+                    let end = plan.input_len();
+                    pool.install(|| plan.backward_with_indices(idx, &gy, &mut buf[..end]))
+                        .unwrap();
+                    assert!(same_bits(&buf[..end], &want), "{desc}");
+                    let fresh = pool
+                        .install(|| plan.backward_with_indices_to_vec(idx, &gy))
+                        .unwrap();
+                    assert!(same_bits(&fresh, &want), "{desc} fresh");
+                }
+                let mut buf = vec![0f32; plan.input_len()];
+                let err = pool
+                    .install(|| plan.backward_with_indices(&stray, &gy, &mut buf))
+                    .unwrap_err();
+                assert!(
+                    err.to_string().contains(&plane.to_string()),
+                    "{desc}: {err}"
+                );
+            }
+        }
+    }
+}
+
 /// Max backward on large gradients in f64 (half the elements to a line and to the ring) and
 /// in f16 and bf16 (twice as many, every sum rounded): the reference's bits from the forward
 /// pass's indices, into fresh memory and through the streaming ring (a caller's buffer, or

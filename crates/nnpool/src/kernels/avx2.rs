@@ -1643,3 +1643,127 @@ pub(crate) unsafe fn pairs_rows_avx2<const MODE: u8>(
     }
     special || _mm256_movemask_ps(nan) != 0
 }
+
+/// Values ahead of the one being read that the disjoint max backward prefetches, of the
+/// indices (4 KiB) and of the gradients (2 KiB), as the scatter does (its
+/// `INDEX_PREFETCH_AHEAD`): with the gradient being written and two streams read, the
+/// hardware prefetcher alone left the loads waiting on memory.
+const DISJOINT_PREFETCH_AHEAD: usize = 512;
+
+/// Prefetches the index and gradient [`DISJOINT_PREFETCH_AHEAD`] values past `idx` and `gy`.
+#[inline(always)]
+fn prefetch_ahead(idx: *const i64, gy: *const f32) {
+    // SAFETY: a prefetch is only a hint: it does not fault, and `wrapping_add` forms the
+    // address without claiming it lies in the allocation.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(idx.wrapping_add(DISJOINT_PREFETCH_AHEAD).cast());
+        _mm_prefetch::<_MM_HINT_T0>(gy.wrapping_add(DISJOINT_PREFETCH_AHEAD).cast());
+    }
+}
+
+/// The max backward of one channels-last input pixel whose windows tile the input
+/// (`disjoint.rs`): channel `ch` is `+0 + gy[ch]` where `idx[ch] == pixel`, else +0. Returns how
+/// many channels the indices named. Eight channels at a time: the two 4-lane 64-bit compares
+/// are joined into one 8-lane mask (`vshufps`, then `vpermpd` to restore the channel order),
+/// where LLVM's loop had loaded the gradients by `vmaskmovps` on 4-lane vectors. The tail
+/// channels one at a time.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2,popcnt")]
+pub(crate) unsafe fn disjoint_pixel(
+    idx: &[i64],
+    gy: &[f32],
+    pixel: i64,
+    out: &mut [MaybeUninit<f32>],
+) -> usize {
+    let n = idx.len().min(gy.len()).min(out.len());
+    let (pi, pg, po) = (idx.as_ptr(), gy.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let (at, zero) = (_mm256_set1_epi64x(pixel), _mm256_setzero_ps());
+    let mut named = 0usize;
+    let mut ch = 0;
+    while ch + 8 <= n {
+        prefetch_ahead(pi.wrapping_add(ch), pg.wrapping_add(ch));
+        // SAFETY: channels ch .. ch + 8 lie below n, within idx, gy and out.
+        unsafe {
+            let low = _mm256_cmpeq_epi64(_mm256_loadu_si256(pi.add(ch).cast()), at);
+            let high = _mm256_cmpeq_epi64(_mm256_loadu_si256(pi.add(ch + 4).cast()), at);
+            // lanes in the order 0 1 4 5 | 2 3 6 7, then 0 1 2 3 | 4 5 6 7
+            let mixed = _mm256_shuffle_ps::<0b10_00_10_00>(
+                _mm256_castsi256_ps(low),
+                _mm256_castsi256_ps(high),
+            );
+            let mask = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                mixed,
+            )));
+            let g = _mm256_add_ps(zero, _mm256_loadu_ps(pg.add(ch)));
+            _mm256_storeu_ps(po.add(ch), _mm256_and_ps(mask, g));
+            named += _mm256_movemask_ps(mask).count_ones() as usize;
+        }
+        ch += 8;
+    }
+    for c in ch..n {
+        let hit = idx[c] == pixel;
+        let g = 0.0 + gy[c];
+        out[c] = MaybeUninit::new(if hit { g } else { 0.0 });
+        named += usize::from(hit);
+    }
+    named
+}
+
+/// The max backward of channels-first input columns that whole 2-wide windows cover
+/// (`disjoint.rs`): window `j`'s columns `2j` and `2j + 1` (pixels `first_pixel + 2j ..`) get
+/// `+0 + gy[j]` where `idx[j]` names them, else +0. Returns how many windows' indices named a
+/// column here. Four windows (eight columns) at a time: the index less each window's first
+/// pixel is compared with 0 and 1 in 64-bit lanes, and one `vpblendd` interleaves the two
+/// masks into column order (each 64-bit mask's low half for column 0, high half for column
+/// 1). The tail windows one at a time.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2,popcnt")]
+pub(crate) unsafe fn disjoint_pairs(
+    idx: &[i64],
+    gy: &[f32],
+    first_pixel: i64,
+    out: &mut [MaybeUninit<f32>],
+) -> usize {
+    let n = idx.len().min(gy.len()).min(out.len() / 2);
+    let (pi, pg, po) = (idx.as_ptr(), gy.as_ptr(), out.as_mut_ptr().cast::<f32>());
+    let zero = _mm256_setzero_ps();
+    let one = _mm256_set1_epi64x(1);
+    let spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    // each lane's window's first pixel, four windows on at every step
+    let mut first = _mm256_add_epi64(
+        _mm256_set1_epi64x(first_pixel),
+        _mm256_setr_epi64x(0, 2, 4, 6),
+    );
+    let step = _mm256_set1_epi64x(8);
+    let mut named = 0usize;
+    let mut j = 0;
+    while j + 4 <= n {
+        prefetch_ahead(pi.wrapping_add(j), pg.wrapping_add(j));
+        // SAFETY: windows j .. j + 4 lie below n: their indices and gradients are in idx and
+        // gy, their columns 2j .. 2j + 8 in out.
+        unsafe {
+            let tap = _mm256_sub_epi64(_mm256_loadu_si256(pi.add(j).cast()), first);
+            let left = _mm256_cmpeq_epi64(tap, _mm256_setzero_si256());
+            let right = _mm256_cmpeq_epi64(tap, one);
+            let mask = _mm256_castsi256_ps(_mm256_blend_epi32::<0b1010_1010>(left, right));
+            let g4 = _mm256_castps128_ps256(_mm_loadu_ps(pg.add(j)));
+            let g = _mm256_add_ps(zero, _mm256_permutevar8x32_ps(g4, spread));
+            _mm256_storeu_ps(po.add(2 * j), _mm256_and_ps(mask, g));
+            named += _mm256_movemask_ps(mask).count_ones() as usize;
+        }
+        first = _mm256_add_epi64(first, step);
+        j += 4;
+    }
+    for j in j..n {
+        let tap = idx[j].wrapping_sub(first_pixel + 2 * j as i64);
+        let g = 0.0 + gy[j];
+        out[2 * j] = MaybeUninit::new(if tap == 0 { g } else { 0.0 });
+        out[2 * j + 1] = MaybeUninit::new(if tap == 1 { g } else { 0.0 });
+        named += usize::from(tap == 0 || tap == 1);
+    }
+    named
+}

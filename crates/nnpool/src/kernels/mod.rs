@@ -13,7 +13,9 @@
 //! - [`pairs`]: 2×2 stride-2 windows on channels-first planes of even sides as two flat
 //!   passes (f32 and f64, AVX-512; f32 with AVX2 in one pass);
 //! - [`scatter`]: backward passes; [`gather`]: the max backward of 3×3 stride-2
-//!   channels-first gradients, each input value gathered from its windows;
+//!   channels-first gradients, each input value gathered from its windows; [`disjoint`]: the
+//!   max backward of windows that tile the input (kernel = stride), each input row written
+//!   once;
 //! - [`planewise`]: the reference's loops, plane by plane over the threads, for Lp pooling and
 //!   the f16/bf16 backward passes;
 //! - [`isa`]: runtime CPU-feature dispatch;
@@ -60,6 +62,7 @@ pub(crate) mod avx2;
 mod convert;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;
+mod disjoint;
 pub(crate) mod few_channels;
 pub(crate) mod gather;
 pub(crate) mod isa;
@@ -475,6 +478,20 @@ pub(crate) fn max_backward<T: Element>(
     gx: &mut Out<T>,
 ) -> Option<Result<(), i64>> {
     let isa = fast_isa()?;
+    // f32 windows that tile the input write each input row once ([`disjoint`]): with AVX2
+    // in both layouts, with the portable code channels-last (where they measured faster
+    // than the scatter); AVX-512 cores keep the scatter and its ring, measured there
+    if let (Some(s), Some(gy)) = (axes.and_then(|a| disjoint::applies(g, a)), cast(gy)) {
+        let taken = match isa {
+            isa::Isa::Avx2 => true,
+            isa::Isa::Portable => g.layout == Layout::ChannelsLast,
+            isa::Isa::Avx512 => false,
+        };
+        if taken {
+            let bad = disjoint::max_backward::<f32>(isa, &s, idx, gy, &mut gx.cast().unwrap());
+            return Some(bad.map_or(Ok(()), Err));
+        }
+    }
     // (fresh pages keep the scatter, which zeroes each just ahead of its adds:
     // vgg_max_224_bwd into fresh pages took 9.5–9.7 ms, the gather 11.7–12.0)
     let bytes = gx.len() * std::mem::size_of::<T>();

@@ -94,11 +94,17 @@ pub(crate) struct PlaneShape {
     prefetch: bool,
 }
 
-/// Whether a sliding axis is exactly `k` taps at stride `s` (dilation 1) from `o*s - pad`,
+/// Whether a sliding axis at stride 1 or 2 is exactly `k` taps (dilation 1) from `o*s - pad`,
 /// clipped to the input — so that the padded copy reproduces its windows.
 pub(crate) fn plain_sliding(a: &AxisPlan, n: usize) -> bool {
+    (a.s == 1 || a.s == 2) && exact_spans(a, n)
+}
+
+/// Whether every window of an axis is exactly `k` taps at stride `s` (dilation 1) from
+/// `o*s - pad`, clipped to the input and not empty.
+pub(crate) fn exact_spans(a: &AxisPlan, n: usize) -> bool {
     a.d == 1
-        && (a.s == 1 || a.s == 2)
+        && a.s >= 1
         && a.k >= 1
         && !a.spans.is_empty()
         && a.spans.iter().enumerate().all(|(o, sp)| {

@@ -40,12 +40,36 @@ fn inner_of(g: &Geom) -> usize {
 pub(crate) trait ScatterElem: Element {
     /// `*slot = *slot + g`, rounded to `Self`.
     fn add_in(slot: &mut Self, g: Self);
+
+    /// `+0 + g`, rounded to `Self`: a value's gradient when `g` is its only contribution.
+    #[inline(always)]
+    fn first_sum(g: Self) -> Self {
+        let mut sum = Self::default();
+        Self::add_in(&mut sum, g);
+        sum
+    }
+
+    /// [`ScatterElem::first_sum`] of `g` when `named`, else +0. f32 selects by a mask of
+    /// bits, so that a vectorised loop loads `g` unconditionally: as a branch, it became a
+    /// masked load (`vmaskmovps`), slow on AMD cores.
+    #[inline(always)]
+    fn first_sum_if(g: Self, named: bool) -> Self {
+        match named {
+            true => Self::first_sum(g),
+            false => Self::default(),
+        }
+    }
 }
 
 impl ScatterElem for f32 {
     #[inline(always)]
     fn add_in(slot: &mut f32, g: f32) {
         *slot += g;
+    }
+
+    #[inline(always)]
+    fn first_sum_if(g: f32, named: bool) -> f32 {
+        f32::from_bits((0.0 + g).to_bits() & u32::from(named).wrapping_neg())
     }
 }
 
