@@ -202,6 +202,8 @@ fn pixel_row<F: ScatterElem>(
     gy: &[F],
     row: &mut [MaybeUninit<F>],
 ) -> usize {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa; // (its AVX2 kernel is x86's)
     let inner = s.inner;
     let mut named = 0;
     for (x, out) in row.chunks_exact_mut(inner).enumerate() {
@@ -238,6 +240,8 @@ fn plane_row<F: ScatterElem>(
     gy: &[F],
     row: &mut [MaybeUninit<F>],
 ) -> usize {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa; // (its AVX2 kernel is x86's)
     let (w, sw, pad) = (s.w, s.stride_w, s.pad_left);
     // windows `first..end` have all `sw` columns in the row (`pad < sw`: only window 0 is
     // clipped at the start)

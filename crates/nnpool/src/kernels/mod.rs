@@ -480,10 +480,17 @@ pub(crate) fn max_backward<T: Element>(
     let isa = fast_isa()?;
     // f32 windows that tile the input write each input row once ([`disjoint`]): with AVX2
     // in both layouts, with the portable code channels-last (where they measured faster
-    // than the scatter); AVX-512 cores keep the scatter and its ring, measured there
+    // than the scatter); AVX-512 cores keep the scatter and its ring, measured there. So do
+    // large channels-first gradients into a caller's buffer on more than one thread, where
+    // the ring's streaming stores measured faster (vgg_max_224_bwd at 2 threads 9.6 ms
+    // against 10.5–11.2: the rows' plain stores read each line of the buffer first)
+    let bytes = gx.len() * std::mem::size_of::<T>();
     if let (Some(s), Some(gy)) = (axes.and_then(|a| disjoint::applies(g, a)), cast(gy)) {
+        let streams = bytes >= scatter::STREAM_ON_THREADS_FROM_BYTES
+            && rayon::current_num_threads() > 1
+            && gx.resident();
         let taken = match isa {
-            isa::Isa::Avx2 => true,
+            isa::Isa::Avx2 => g.layout == Layout::ChannelsLast || !streams,
             isa::Isa::Portable => g.layout == Layout::ChannelsLast,
             isa::Isa::Avx512 => false,
         };
@@ -494,7 +501,6 @@ pub(crate) fn max_backward<T: Element>(
     }
     // (fresh pages keep the scatter, which zeroes each just ahead of its adds:
     // vgg_max_224_bwd into fresh pages took 9.5–9.7 ms, the gather 11.7–12.0)
-    let bytes = gx.len() * std::mem::size_of::<T>();
     if isa == isa::Isa::Avx512 {
         let shape = axes.and_then(|a| gather::applies(g, a, bytes));
         if let (Some(s), Some(gy)) = (shape, cast(gy)) {
