@@ -1665,8 +1665,9 @@ fn prefetch_ahead(idx: *const i64, gy: *const f32) {
 /// (`disjoint.rs`): channel `ch` is `+0 + gy[ch]` where `idx[ch] == pixel`, else +0. Returns how
 /// many channels the indices named. Eight channels at a time: the two 4-lane 64-bit compares
 /// are joined into one 8-lane mask (`vshufps`, then `vpermpd` to restore the channel order),
-/// where LLVM's loop had loaded the gradients by `vmaskmovps` on 4-lane vectors. The tail
-/// channels one at a time.
+/// where LLVM's loop had loaded the gradients by `vmaskmovps` on 4-lane vectors. Whole
+/// vectors only: returns how many channels the indices named and how many channels it wrote
+/// (the caller writes the tail).
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -1676,7 +1677,7 @@ pub(crate) unsafe fn disjoint_pixel(
     gy: &[f32],
     pixel: i64,
     out: &mut [MaybeUninit<f32>],
-) -> usize {
+) -> (usize, usize) {
     let n = idx.len().min(gy.len()).min(out.len());
     let (pi, pg, po) = (idx.as_ptr(), gy.as_ptr(), out.as_mut_ptr().cast::<f32>());
     let (at, zero) = (_mm256_set1_epi64x(pixel), _mm256_setzero_ps());
@@ -1702,13 +1703,7 @@ pub(crate) unsafe fn disjoint_pixel(
         }
         ch += 8;
     }
-    for c in ch..n {
-        let hit = idx[c] == pixel;
-        let g = 0.0 + gy[c];
-        out[c] = MaybeUninit::new(if hit { g } else { 0.0 });
-        named += usize::from(hit);
-    }
-    named
+    (named, ch)
 }
 
 /// The max backward of channels-first input columns that whole 2-wide windows cover
@@ -1717,7 +1712,8 @@ pub(crate) unsafe fn disjoint_pixel(
 /// column here. Four windows (eight columns) at a time: the index less each window's first
 /// pixel is compared with 0 and 1 in 64-bit lanes, and one `vpblendd` interleaves the two
 /// masks into column order (each 64-bit mask's low half for column 0, high half for column
-/// 1). The tail windows one at a time.
+/// 1). Whole vectors only: returns how many windows' indices named a column here and how
+/// many windows it wrote (the caller writes the tail).
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -1727,7 +1723,7 @@ pub(crate) unsafe fn disjoint_pairs(
     gy: &[f32],
     first_pixel: i64,
     out: &mut [MaybeUninit<f32>],
-) -> usize {
+) -> (usize, usize) {
     let n = idx.len().min(gy.len()).min(out.len() / 2);
     let (pi, pg, po) = (idx.as_ptr(), gy.as_ptr(), out.as_mut_ptr().cast::<f32>());
     let zero = _mm256_setzero_ps();
@@ -1758,12 +1754,5 @@ pub(crate) unsafe fn disjoint_pairs(
         first = _mm256_add_epi64(first, step);
         j += 4;
     }
-    for j in j..n {
-        let tap = idx[j].wrapping_sub(first_pixel + 2 * j as i64);
-        let g = 0.0 + gy[j];
-        out[2 * j] = MaybeUninit::new(if tap == 0 { g } else { 0.0 });
-        out[2 * j + 1] = MaybeUninit::new(if tap == 1 { g } else { 0.0 });
-        named += usize::from(tap == 0 || tap == 1);
-    }
-    named
+    (named, j)
 }

@@ -214,13 +214,17 @@ fn pixel_row<F: ScatterElem>(
         }
         let pixel = first_pixel + x as i64;
         let (idx, gy) = (&idx[o * inner..][..inner], &gy[o * inner..][..inner]);
+        // channels `..done` written by the vector kernel, the rest here
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if let (Isa::Avx2, Some(gy), Some(out)) = (isa, cast::<F, f32>(gy), cast_mut(out)) {
             // SAFETY: `Isa::Avx2` comes only from `isa::choice()`, after detecting AVX2.
-            named += unsafe { super::avx2::disjoint_pixel(idx, gy, pixel, out) };
-            continue;
+            let (n, written) = unsafe { super::avx2::disjoint_pixel(idx, gy, pixel, out) };
+            (named, done) = (named + n, written);
         }
-        for ((v, &i), &g) in out.iter_mut().zip(idx).zip(gy) {
+        let tail = out[done..].iter_mut().zip(&idx[done..]).zip(&gy[done..]);
+        for ((v, &i), &g) in tail {
             let (value, n) = select(i, g, pixel);
             *v = MaybeUninit::new(value);
             named += n;
@@ -266,12 +270,18 @@ fn plane_row<F: ScatterElem>(
         column(hi + x, v);
     }
     let (idx, gy, tiles) = (&idx[first..end], &gy[first..end], &mut row[lo..hi]);
-    let at = first_pixel + lo as i64;
+    // whole windows `..done` written by the vector kernel, the rest here
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if let (Isa::Avx2, 2, Some(gy), Some(tiles)) = (isa, sw, cast::<F, f32>(gy), cast_mut(tiles)) {
+        let at = first_pixel + lo as i64;
         // SAFETY: `Isa::Avx2` comes only from `isa::choice()`, after detecting AVX2.
-        return named + unsafe { super::avx2::disjoint_pairs(idx, gy, at, tiles) };
+        let (n, written) = unsafe { super::avx2::disjoint_pairs(idx, gy, at, tiles) };
+        (named, done) = (named + n, written);
     }
+    let (idx, gy, tiles) = (&idx[done..], &gy[done..], &mut tiles[done * sw..]);
+    let at = first_pixel + (lo + done * sw) as i64;
     named
         + match sw {
             1 => tile_row::<F, 1>(at, idx, gy, tiles),

@@ -532,6 +532,15 @@ stream_lines!(
 
 multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
+/// Whether [`max_backward`] scatters a gradient of `bytes` through the streaming ring on the
+/// current thread count (see [`STREAM_FROM_BYTES`], [`STREAM_ON_THREADS_FROM_BYTES`]);
+/// `resident` says whether its memory is backed by pages already (asked last: a system call).
+pub(crate) fn takes_ring(bytes: usize, resident: impl FnOnce() -> bool) -> bool {
+    bytes >= STREAM_FROM_BYTES
+        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
+        && resident()
+}
+
 /// `grad_input[plane][idx] += grad_output`, in parallel over planes/samples, each zeroed
 /// first, a step at a time just ahead of its scatter (so `gx` may be fresh memory: its first
 /// touch is that zeroing). Returns the first out-of-plane index (those are skipped).
@@ -550,9 +559,7 @@ pub(crate) fn max_backward<F: ScatterElem>(
         return None;
     }
     let bytes = gx.len() * size_of::<F>();
-    let streams = bytes >= STREAM_FROM_BYTES
-        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
-        && gx.resident();
+    let streams = takes_ring(bytes, || gx.resident());
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
