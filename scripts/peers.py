@@ -336,23 +336,34 @@ def main():
 
 
 def compare(ours, peers):
-    """Per case and thread count: nnpool's faster layout against the fastest peer (any layout)."""
-    print(f"\n{'case':22} {'thr':>3} {'nnpool ms':>10} {'x copy':>7}  {'fastest peer':28} {'peer ms':>9} {'speed-up':>8}")
+    """Per case and thread count: nnpool in each layout against the fastest peer (any layout).
+
+    The issue's goal holds per case, layout and thread count, so both of nnpool's layouts are
+    shown, each with its ratio to its own copy and its speed-up over the fastest peer."""
+    print(
+        f"\n{'case':22} {'thr':>3} {'nchw ms':>9} {'x copy':>6} {'speed-up':>8}"
+        f" {'nhwc ms':>9} {'x copy':>6} {'speed-up':>8}  {'fastest peer':28} {'peer ms':>9}"
+    )
     for case, *_ in CASES:
         for threads in sorted({r["threads"] for r in ours}):
-            mine = [r for r in ours if r["case"] == case and r["threads"] == threads]
+            mine = {r["layout"]: r for r in ours if r["case"] == case and r["threads"] == threads}
             theirs = [r for r in peers if r["case"] == case and r["threads"] == threads]
             if not mine:
                 continue
-            m = min(mine, key=lambda r: r["median_ms"])
-            line = f"{case:22} {threads:3} {m['median_ms']:10.3f} {m['median_ms'] / m['copy_ms']:7.2f}  "
-            if theirs:
-                p = min(theirs, key=lambda r: r["median_ms"])
-                who = f"{p['peer']} {p['layout']}"
-                line += f"{who:28} {p['median_ms']:9.3f} {p['median_ms'] / m['median_ms']:7.2f}x"
+            p = min(theirs, key=lambda r: r["median_ms"]) if theirs else None
+            line = f"{case:22} {threads:3}"
+            for layout in ("nchw", "nhwc"):
+                m = mine.get(layout)
+                if m is None:
+                    line += f" {'-':>9} {'-':>6} {'-':>8}"
+                    continue
+                up = f"{p['median_ms'] / m['median_ms']:7.2f}x" if p else f"{'-':>8}"
+                line += f" {m['median_ms']:9.3f} {m['median_ms'] / m['copy_ms']:6.2f} {up}"
+            if p:
+                line += f"  {p['peer'] + ' ' + p['layout']:28} {p['median_ms']:9.3f}"
             else:
-                line += "(no peer ran this case)"
-            print(line + f"   [nnpool {m['layout']}]")
+                line += "  (no peer ran this case)"
+            print(line)
 
 
 def measure(args):

@@ -2130,3 +2130,88 @@ fn max_indices_of_negative_infinity_windows_f64_f16() {
     negative_infinity_windows::<f64>();
     negative_infinity_windows::<f16>();
 }
+
+#[test]
+fn channels_first_max_volumes() {
+    // 3-D max, channels-first: every depth slice's plane pooled, then the pooled planes
+    // folded in order (the reference's depth-major order regrouped: a fold in another order,
+    // e.g. the depth first, can differ only on a NaN or a tie of −0 with +0, both of which
+    // the data below holds). Data with ties (+0 included) and ±inf but neither NaN nor −0, then only +0,
+    // −0 and −1 (ties of either zero's sign), then one NaN or −0 at each position; depth
+    // windows of 1–3 slices, strides 1–3, padding, ceil mode, planes narrower than a vector
+    // and wider, 1–3 threads.
+    let same_on_threads = |plan: &PoolPlan, x: &[f32], what: &str| {
+        let mut reference = vec![0f32; plan.output_len()];
+        plan.forward_reference(x, &mut reference, None).unwrap();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut fast = vec![0f32; plan.output_len()];
+            pool.install(|| plan.forward(x, &mut fast, None)).unwrap();
+            assert!(same_bits(&fast, &reference), "{what}, {threads} threads");
+        }
+    };
+    let mut seed = 16000;
+    for (kd, sd, pd) in [
+        (3, 2, 1),
+        (3, 2, 0),
+        (2, 2, 0),
+        (3, 1, 1),
+        (1, 1, 0),
+        (3, 3, 1),
+    ] {
+        for (d, h, w) in [(5, 7, 9), (6, 8, 5), (1, 3, 3), (16, 12, 18), (4, 2, 3)] {
+            for ceil in [false, true] {
+                let win = Window::new(&[kd, 3, 3])
+                    .stride(&[sd, 2, 2])
+                    .padding(&[pd, 1, 1])
+                    .ceil_mode(ceil);
+                let Ok(plan) =
+                    PoolPlan::new(&Pooling::max(win), &[2, 3, d, h, w], Layout::ChannelsFirst)
+                else {
+                    continue;
+                };
+                let what = format!("depth {kd}/{sd}/{pd}, {d}×{h}×{w}, ceil {ceil}");
+                seed += 1;
+                let mut x: Vec<f32> = data(plan.input_len(), seed, false)
+                    .into_iter()
+                    .map(|v: f32| if v == 0.0 { 0.0 } else { v })
+                    .collect();
+                for (i, v) in x.iter_mut().enumerate() {
+                    match i % 37 {
+                        5 => *v = f32::INFINITY,
+                        11 => *v = f32::NEG_INFINITY,
+                        _ => {}
+                    }
+                }
+                same_on_threads(&plan, &x, &format!("{what}, no NaN or −0"));
+                let zeros: Vec<f32> = x
+                    .iter()
+                    .map(|v| [0.0, -0.0, -1.0][(v.to_bits() % 3) as usize])
+                    .collect();
+                same_on_threads(&plan, &zeros, &format!("{what}, ±0 ties"));
+            }
+        }
+    }
+    let win = Window::new(&[3, 3, 3])
+        .stride(&[2, 2, 2])
+        .padding(&[1, 1, 1]);
+    let plan = PoolPlan::new(&Pooling::max(win), &[1, 2, 5, 6, 9], Layout::ChannelsFirst).unwrap();
+    let clean: Vec<f32> = data(plan.input_len(), 79, false)
+        .into_iter()
+        .map(|v: f32| if v == 0.0 { 0.0 } else { v })
+        .collect();
+    for special in [f32::NAN, -0.0] {
+        for at in 0..plan.input_len() {
+            let mut x = clean.clone();
+            x[at] = special;
+            let mut fast = vec![0f32; plan.output_len()];
+            let mut reference = vec![0f32; plan.output_len()];
+            plan.forward(&x, &mut fast, None).unwrap();
+            plan.forward_reference(&x, &mut reference, None).unwrap();
+            assert!(same_bits(&fast, &reference), "{special} at {at}");
+        }
+    }
+}
