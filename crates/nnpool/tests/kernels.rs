@@ -959,27 +959,44 @@ fn channels_last_3x3_stride_2_depth_windows_f64() {
     stride_2_depth_windows::<f64>();
 }
 
+/// Depth windows (size, stride, padding) for the 3-D max tests: 1–3 slices, strides 1–3.
+const DEPTH_WINDOWS: [(usize, usize, usize); 6] = [
+    (3, 2, 1),
+    (3, 2, 0),
+    (2, 2, 0),
+    (3, 1, 1),
+    (1, 1, 0),
+    (3, 3, 1),
+];
+
+/// A 3-D window of `depth` (size, stride, padding) and 3×3 at stride 2, padded by 1, on H and W.
+fn depth_window((kd, sd, pd): (usize, usize, usize), ceil: bool) -> Window {
+    Window::new(&[kd, 3, 3])
+        .stride(&[sd, 2, 2])
+        .padding(&[pd, 1, 1])
+        .ceil_mode(ceil)
+}
+
+/// Only +0, −0 and −1: max windows whose maxima are zeros of either sign, so that the order a
+/// kernel folds in shows (the earliest of equal values wins).
+fn signed_zeros<T: Element>(len: usize, seed: u64) -> Vec<T> {
+    data::<f32>(len, seed, false)
+        .into_iter()
+        .map(|v| T::from_f64([0.0, -0.0, -1.0][(v.to_bits() % 3) as usize]))
+        .collect()
+}
+
 fn stride_2_depth_windows<T: Element>() {
     // 3-D max with 3×3 stride 2 on H and W: each slice of the depth window pooled in 2-D,
     // then the slices folded; the last slice's pooled rows carried to the next output slice
     // (depth windows of 1–3 slices, strides 1–3, padding, ceil mode, odd and even depths,
     // 2 samples, thread tasks of several output slices)
     let mut seed = 12000;
-    for (kd, sd, pd) in [
-        (3, 2, 1),
-        (3, 2, 0),
-        (2, 2, 0),
-        (3, 1, 1),
-        (1, 1, 0),
-        (3, 3, 1),
-    ] {
+    for (kd, sd, pd) in DEPTH_WINDOWS {
         for (d, h, w) in [(5, 7, 9), (6, 8, 5), (1, 3, 3)] {
             for c in [16, 24] {
                 for ceil in [false, true] {
-                    let win = Window::new(&[kd, 3, 3])
-                        .stride(&[sd, 2, 2])
-                        .padding(&[pd, 1, 1])
-                        .ceil_mode(ceil);
+                    let win = depth_window((kd, sd, pd), ceil);
                     seed += 1;
                     check::<T>(
                         &Pooling::max(win),
@@ -994,15 +1011,10 @@ fn stride_2_depth_windows<T: Element>() {
     // only +0, -0 and -1: the window maxima are zeros of either sign, so the order the slices
     // are folded in shows (the earliest of equal values wins)
     for (kd, sd, pd) in [(3, 2, 1), (3, 3, 1), (2, 2, 0), (3, 1, 1)] {
-        let win = Window::new(&[kd, 3, 3])
-            .stride(&[sd, 2, 2])
-            .padding(&[pd, 1, 1]);
+        let win = depth_window((kd, sd, pd), false);
         let plan =
             PoolPlan::new(&Pooling::max(win), &[2, 7, 9, 8, 16], Layout::ChannelsLast).unwrap();
-        let x: Vec<T> = data::<f32>(plan.input_len(), 91, false)
-            .into_iter()
-            .map(|v| T::from_f64([0.0, -0.0, -1.0][(v.to_bits() % 3) as usize]))
-            .collect();
+        let x: Vec<T> = signed_zeros(plan.input_len(), 91);
         let mut fast = vec![T::default(); plan.output_len()];
         let mut reference = vec![T::default(); plan.output_len()];
         plan.forward(&x, &mut fast, None).unwrap();
@@ -2136,10 +2148,10 @@ fn channels_first_max_volumes() {
     // 3-D max, channels-first: every depth slice's plane pooled, then the pooled planes
     // folded in order (the reference's depth-major order regrouped: a fold in another order,
     // e.g. the depth first, can differ only on a NaN or a tie of −0 with +0, both of which
-    // the data below holds). Data with ties (+0 included) and ±inf but neither NaN nor −0, then only +0,
-    // −0 and −1 (ties of either zero's sign), then one NaN or −0 at each position; depth
-    // windows of 1–3 slices, strides 1–3, padding, ceil mode, planes narrower than a vector
-    // and wider, 1–3 threads.
+    // the data below holds). Data with ties (+0 included) and ±inf but neither NaN nor −0,
+    // then only +0, −0 and −1, then one NaN or −0 at each position; depth windows of 1–3
+    // slices, strides 1–3, padding, ceil mode, planes narrower than a vector and wider, 1–3
+    // threads.
     let same_on_threads = |plan: &PoolPlan, x: &[f32], what: &str| {
         let mut reference = vec![0f32; plan.output_len()];
         plan.forward_reference(x, &mut reference, None).unwrap();
@@ -2154,26 +2166,17 @@ fn channels_first_max_volumes() {
         }
     };
     let mut seed = 16000;
-    for (kd, sd, pd) in [
-        (3, 2, 1),
-        (3, 2, 0),
-        (2, 2, 0),
-        (3, 1, 1),
-        (1, 1, 0),
-        (3, 3, 1),
-    ] {
+    for depth in DEPTH_WINDOWS {
         for (d, h, w) in [(5, 7, 9), (6, 8, 5), (1, 3, 3), (16, 12, 18), (4, 2, 3)] {
             for ceil in [false, true] {
-                let win = Window::new(&[kd, 3, 3])
-                    .stride(&[sd, 2, 2])
-                    .padding(&[pd, 1, 1])
-                    .ceil_mode(ceil);
-                let Ok(plan) =
-                    PoolPlan::new(&Pooling::max(win), &[2, 3, d, h, w], Layout::ChannelsFirst)
-                else {
+                let Ok(plan) = PoolPlan::new(
+                    &Pooling::max(depth_window(depth, ceil)),
+                    &[2, 3, d, h, w],
+                    Layout::ChannelsFirst,
+                ) else {
                     continue;
                 };
-                let what = format!("depth {kd}/{sd}/{pd}, {d}×{h}×{w}, ceil {ceil}");
+                let what = format!("depth {depth:?}, {d}×{h}×{w}, ceil {ceil}");
                 seed += 1;
                 let mut x: Vec<f32> = data(plan.input_len(), seed, false)
                     .into_iter()
@@ -2187,31 +2190,23 @@ fn channels_first_max_volumes() {
                     }
                 }
                 same_on_threads(&plan, &x, &format!("{what}, no NaN or −0"));
-                let zeros: Vec<f32> = x
-                    .iter()
-                    .map(|v| [0.0, -0.0, -1.0][(v.to_bits() % 3) as usize])
-                    .collect();
+                let zeros = signed_zeros(plan.input_len(), seed);
                 same_on_threads(&plan, &zeros, &format!("{what}, ±0 ties"));
             }
         }
     }
-    let win = Window::new(&[3, 3, 3])
-        .stride(&[2, 2, 2])
-        .padding(&[1, 1, 1]);
-    let plan = PoolPlan::new(&Pooling::max(win), &[1, 2, 5, 6, 9], Layout::ChannelsFirst).unwrap();
-    let clean: Vec<f32> = data(plan.input_len(), 79, false)
-        .into_iter()
-        .map(|v: f32| if v == 0.0 { 0.0 } else { v })
-        .collect();
-    for special in [f32::NAN, -0.0] {
+    let plan = PoolPlan::new(
+        &Pooling::max(depth_window((3, 2, 1), false)),
+        &[1, 2, 5, 6, 9],
+        Layout::ChannelsFirst,
+    )
+    .unwrap();
+    for special in [f64::NAN, -0.0] {
         for at in 0..plan.input_len() {
-            let mut x = clean.clone();
-            x[at] = special;
-            let mut fast = vec![0f32; plan.output_len()];
-            let mut reference = vec![0f32; plan.output_len()];
-            plan.forward(&x, &mut fast, None).unwrap();
-            plan.forward_reference(&x, &mut reference, None).unwrap();
-            assert!(same_bits(&fast, &reference), "{special} at {at}");
+            assert!(
+                same_with_special_at::<f32>(&plan, 79, at, special),
+                "{special} at {at}"
+            );
         }
     }
 }
