@@ -1124,11 +1124,15 @@ fn strips<T: Element>() {
         }
     }
     // one NaN (or infinity) in any column: the strip that reads it must see it, including the
-    // last column, read only by the last strip's phase after it (width 33 and 129, padding 0)
+    // last column, read only by the last strip's phase after it (width 33 and 129, padding 0);
+    // 3×3 stride 2 on 23 and 56 columns: the edge vectors of the inner rows read past the
+    // row's ends and blend the padding in, before their NaN check
     for (h, w, k, stride) in [
         (5, 33, 3, 2),
         (5, 129, 3, 2),
         (4, 130, 3, 2),
+        (7, 23, 3, 2),
+        (8, 56, 3, 2),
         (4, 18, 3, 1),
         (3, 66, 3, 1),
         (6, 20, 5, 1),

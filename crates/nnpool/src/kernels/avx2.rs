@@ -123,23 +123,47 @@ macro_rules! in_output_order {
 
 /// Columns `c .. c + 8` of the row at `row` (`w` values), those outside it holding `pad`.
 ///
+/// Rows of 8 columns or more load the 8 nearest columns whole, move them into place with one
+/// `vpermps` and blend the padding in: about 3.8 cycles a load on a Zen 1 core, against about
+/// 10 for a masked load (`vmaskmovps`) and its blend (independent loads in a loop). In
+/// `max_k3s2_plane_avx2` when it clipped two loads per row this way: 1.63–1.68 → 1.54 µs per
+/// 56×56 plane (`PROBE_N=1 plane_probe 16 56 56 3 2 1`, in cache).
+///
 /// # Safety
 /// The CPU must support AVX2; `row` is valid for `w` reads and `w < 2^31`.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn load_clipped(row: *const f32, w: usize, c: isize, pad: __m256) -> __m256 {
-    let cols = _mm256_add_epi32(
-        _mm256_set1_epi32(c as i32),
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-    );
+    if w < 8 {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let cols = _mm256_add_epi32(_mm256_set1_epi32(c.clamp(-8, 8) as i32), lanes);
+        let inside = _mm256_and_si256(
+            _mm256_cmpgt_epi32(cols, _mm256_set1_epi32(-1)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), cols),
+        );
+        // SAFETY: the mask enables the lanes of columns 0 .. w only, inside the row (the
+        // caller's); masked-off lanes are not read and cannot fault; the address is only
+        // formed, wrapping.
+        let v = unsafe { _mm256_maskload_ps(row.wrapping_offset(c), inside) };
+        return _mm256_blendv_ps(pad, v, _mm256_castsi256_ps(inside));
+    }
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let cols = _mm256_add_epi32(_mm256_set1_epi32(c.clamp(-8, w as isize) as i32), lanes);
     let inside = _mm256_and_si256(
         _mm256_cmpgt_epi32(cols, _mm256_set1_epi32(-1)),
         _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), cols),
     );
-    // SAFETY: the mask enables the lanes of columns 0 .. w only, inside the row (the
-    // caller's); masked-off lanes are not read and cannot fault; the address is only formed,
-    // wrapping.
-    let v = unsafe { _mm256_maskload_ps(row.wrapping_offset(c), inside) };
+    // lane l takes column c + l from the 8 loaded from `start`, the nearest that lie in the
+    // row (lanes outside it take any of them, then the padding)
+    let start = c.clamp(0, w as isize - 8);
+    let from = _mm256_add_epi32(lanes, _mm256_set1_epi32((c - start).clamp(-8, 8) as i32));
+    let from = _mm256_min_epi32(
+        _mm256_max_epi32(from, _mm256_setzero_si256()),
+        _mm256_set1_epi32(7),
+    );
+    // SAFETY: 0 <= start <= w − 8: columns start .. start + 8 lie in the row.
+    let near = unsafe { _mm256_loadu_ps(row.offset(start)) };
+    let v = _mm256_permutevar8x32_ps(near, from);
     _mm256_blendv_ps(pad, v, _mm256_castsi256_ps(inside))
 }
 
@@ -377,6 +401,15 @@ pub(crate) unsafe fn ks1_strip_avx2<
 /// strip reading the rows again, resnet_stem_max nchw took 3.3–3.8 ms (1 thread, strips of 1
 /// or 2 vectors), against 1.5 with 4.
 ///
+/// Rows are folded without a branch per load: the vectors whose loads lie in the row by plain
+/// loads, and the few at the row's ends by loads that read past them (into the rows beside,
+/// inside the plane) with the padding blended in by masks made once per plane. Only the rows
+/// where such reads would leave the plane, padding rows, and rows under 8 columns decide
+/// each load apart (clipped loads). Measured against deciding every load apart on a Zen 1
+/// core (`nnpool bench --layout nchw`, two rounds alternating, medians at 1 / 2 threads,
+/// ms): max3d 4.55–4.63 / 2.64–2.65 → 3.90–4.20 / 2.18–2.23, resnet_stem_max 3.63 /
+/// 2.15–2.17 → 3.38–3.42 / 2.12–2.19, alexnet_max 1.62–1.73 / 0.85 → 1.38–1.43 / 0.78–0.82.
+///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
@@ -457,6 +490,56 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             }
         }};
     }
+    // The vectors whose four loads all lie in the row, before the last one (whose NaN check
+    // reads one more column): a contiguous range, as `base` grows with `v`. Rows whose middle
+    // and low rows are both input rows fold these without a branch per load or per row.
+    let plain = |v: usize| v + 1 < vectors && span(v).1 == [true; 4];
+    let first_plain = (0..vectors).find(|&v| plain(v)).unwrap_or(vectors);
+    let end_plain = (first_plain..vectors)
+        .find(|&v| !plain(v))
+        .unwrap_or(vectors);
+    let input_row = |r: usize| r >= pad_top && r - pad_top < h;
+    // The vectors outside that range (`edges`, at most 4) load their columns as they lie in
+    // the plane: columns before 0 or past w − 1 read the row's neighbours, and a blend with a
+    // mask made once here puts the padding in their place, without a branch. Rows where those
+    // reads stay in `x` take this path: all but the first and the last. Deciding per load and
+    // row (a branch each, and a masked load per clipped one: ~10 cycles each on a Zen 1 core,
+    // against ~1.8 for a load and a blend, ~3.8 with a `vpermps` too) took 1.54–1.62 µs per
+    // 56×56 plane on a Zen 1 core (`PROBE_N=1 plane_probe 16 56 56 3 2 1`, in cache), where
+    // half the vectors are edge vectors; this way 1.28–1.36. One loop over all the vectors,
+    // the plain ones blended with full masks, was slower (1.44–1.50; 56×256 planes 4.8–5.0
+    // against 3.9–4.1 µs).
+    let edge_count = first_plain + (vectors - end_plain);
+    let mut edges = [(0usize, [_mm256_setzero_ps(); 4]); 4];
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let (mut lowest, mut highest) = (0isize, w as isize);
+    let over_read = edge_count <= 4 && w >= 8;
+    if over_read {
+        for (slot, v) in edges
+            .iter_mut()
+            .zip((0..first_plain).chain(end_plain..vectors))
+        {
+            let (base, _) = span(v);
+            *slot = (
+                v,
+                [0, 8, 2, 10].map(|o| {
+                    let c = base + o;
+                    (lowest, highest) = (lowest.min(c), highest.max(c + 8));
+                    let cols = _mm256_add_epi32(_mm256_set1_epi32(c as i32), lanes);
+                    _mm256_castsi256_ps(_mm256_and_si256(
+                        _mm256_cmpgt_epi32(cols, _mm256_set1_epi32(-1)),
+                        _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), cols),
+                    ))
+                }),
+            );
+        }
+    }
+    let edges = &edges[..edge_count.min(4)];
+    // input row q's columns lowest .. highest lie in x
+    let readable = |q: usize| {
+        let at = (q * w) as isize;
+        at + lowest >= 0 && at + highest <= x.len() as isize
+    };
     let (dst, kept) = (y.as_mut_ptr().cast::<f32>(), carry.as_mut_ptr());
     for v in 0..vectors {
         let (base, inside) = span(v);
@@ -474,18 +557,112 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
                 8 * w,
             );
         }
-        for v in 0..vectors {
-            let (base, inside) = span(v);
-            let middle = wvec!(2 * i + 1, v, base, inside);
-            let low = wvec!(2 * i + 2, v, base, inside);
-            // SAFETY: 8 v + 8 <= carry.len() (asserted).
-            let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
-            // SAFETY: as above.
-            unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
-            let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
-            let out = in_output_order!(folded);
-            let at = i * ow + col(v);
-            store_out!(dst, y, at, ow, out);
+        // output vector v of row i from its middle and low W rows
+        macro_rules! finish {
+            ($v:expr, $middle:expr, $low:expr) => {{
+                let (v, middle, low): (usize, __m256, __m256) = ($v, $middle, $low);
+                // SAFETY: 8 v + 8 <= carry.len() (asserted).
+                let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
+                // SAFETY: as above.
+                unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
+                let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
+                let out = in_output_order!(folded);
+                let at = i * ow + col(v);
+                store_out!(dst, y, at, ow, out);
+            }};
+        }
+        // the W fold of the row at `row` from its columns a, b (base, base + 8) and a2, b2
+        // (base + 2, base + 10), folded into `nan`'s lanes: a and b's NaNs; the last vector's
+        // b2's too (it holds the last column its windows read)
+        macro_rules! row_fold {
+            ($a:expr, $b:expr, $a2:expr, $b2:expr, $last:expr) => {{
+                let (a, b, a2, b2): (__m256, __m256, __m256, __m256) = ($a, $b, $a2, $b2);
+                let even = _mm256_shuffle_ps::<0x88>(a, b);
+                let odd = _mm256_shuffle_ps::<0xdd>(a, b);
+                let next = _mm256_shuffle_ps::<0x88>(a2, b2);
+                if MODE == PLAIN_MAX {
+                    nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b));
+                    if $last {
+                        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(b2, b2));
+                    }
+                }
+                fold::<MODE>(fold::<MODE>(even, odd), next)
+            }};
+        }
+        let fast = over_read
+            && input_row(2 * i + 1)
+            && input_row(2 * i + 2)
+            && readable(2 * i + 1 - pad_top)
+            && readable(2 * i + 2 - pad_top);
+        if !fast {
+            // a padding row, the plane's first or last row, or rows under 8 columns or with
+            // many edge vectors: the loads decided one by one
+            for v in 0..vectors {
+                let (base, inside) = span(v);
+                let middle = wvec!(2 * i + 1, v, base, inside);
+                let low = wvec!(2 * i + 2, v, base, inside);
+                finish!(v, middle, low);
+            }
+            continue;
+        }
+        let middle_row = x[(2 * i + 1 - pad_top) * w..].as_ptr();
+        let low_row = x[(2 * i + 2 - pad_top) * w..].as_ptr();
+        // an edge vector's loads, the padding blended in (macros, not closures: a closure is
+        // not always inlined, and then its vector arguments pass through memory, outside
+        // this function's ISA context)
+        macro_rules! edge_fold {
+            ($row:expr, $base:expr, $keep:expr) => {{
+                let (row, base, keep): (*const f32, isize, &[__m256; 4]) = ($row, $base, $keep);
+                // SAFETY: `readable`: columns lowest .. highest of the row (those of every
+                // edge load) lie in x.
+                let [a, b, a2, b2] =
+                    unsafe { [0, 8, 2, 10].map(|o| _mm256_loadu_ps(row.offset(base + o))) };
+                [
+                    _mm256_blendv_ps(pad, a, keep[0]),
+                    _mm256_blendv_ps(pad, b, keep[1]),
+                    _mm256_blendv_ps(pad, a2, keep[2]),
+                    _mm256_blendv_ps(pad, b2, keep[3]),
+                ]
+            }};
+        }
+        macro_rules! edge_vector {
+            ($v:expr, $keep:expr) => {{
+                let (v, keep): (usize, &[__m256; 4]) = ($v, $keep);
+                let base = span(v).0;
+                let [a, b, a2, b2] = edge_fold!(middle_row, base, keep);
+                let middle = row_fold!(a, b, a2, b2, v + 1 == vectors);
+                let [a, b, a2, b2] = edge_fold!(low_row, base, keep);
+                let low = row_fold!(a, b, a2, b2, v + 1 == vectors);
+                finish!(v, middle, low);
+            }};
+        }
+        for (v, keep) in edges.iter().filter(|e| e.0 < first_plain) {
+            edge_vector!(*v, keep);
+        }
+        for v in first_plain..end_plain {
+            let base = (16 * v) as isize - PL as isize;
+            macro_rules! plain {
+                ($row:expr) => {{
+                    let row: *const f32 = $row;
+                    // SAFETY: `plain(v)`: columns base .. base + 18 lie in the row.
+                    unsafe {
+                        [
+                            _mm256_loadu_ps(row.offset(base)),
+                            _mm256_loadu_ps(row.offset(base + 8)),
+                            _mm256_loadu_ps(row.offset(base + 2)),
+                            _mm256_loadu_ps(row.offset(base + 10)),
+                        ]
+                    }
+                }};
+            }
+            let [a, b, a2, b2] = plain!(middle_row);
+            let middle = row_fold!(a, b, a2, b2, false);
+            let [a, b, a2, b2] = plain!(low_row);
+            let low = row_fold!(a, b, a2, b2, false);
+            finish!(v, middle, low);
+        }
+        for (v, keep) in edges.iter().filter(|e| e.0 >= end_plain) {
+            edge_vector!(*v, keep);
         }
     }
     _mm256_movemask_ps(nan) != 0
