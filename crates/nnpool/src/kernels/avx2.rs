@@ -62,8 +62,12 @@ fn fold<const MODE: u8>(acc: __m256, x: __m256) -> __m256 {
 /// plane's end it is the next plane's start.
 const PREFETCH_BYTES_AHEAD: usize = 16384;
 
-/// Values in [`ks1_strip_avx2`]'s row buffer: the columns a strip of 4 vectors of a 7×7
-/// window reads (`8 · 3 + 7 + 7`), rounded up to whole vectors.
+/// W rows [`ks1_strip_avx2`] keeps, more than a window's (a power of two, so that a row's
+/// slot is a mask of its index).
+const RING_ROWS: usize = 8;
+
+/// Values in [`ks1_strip_avx2`]'s row copy: the columns a strip of 4 vectors of a 7×7 window
+/// reads (`8 · 3 + 7 + 7`), rounded up to whole vectors.
 const LINE: usize = 40;
 
 /// Prefetches (into L2) the cache lines of `bytes` bytes from `from`.
@@ -172,13 +176,28 @@ unsafe fn load_clipped(row: *const f32, w: usize, c: isize, pad: __m256) -> __m2
 /// version of `x86::ks1_strip` (8-lane vectors; no NaN check flag, no input divisors): output
 /// `(i, j)` folds the padded rows `i .. i + K` (input row `r - pad_top`; rows outside the
 /// input are padding) at columns `j - PL .. j - PL + K` (outside the row: padding), by `MODE`
-/// (0: the exact max rule, 1: the plain max, 2: the sum). Each row is folded along W first,
-/// taps in order; then output row `i` folds the W rows top to bottom, as pairs
-/// `W_r ⊕ W_(r+1)` shared by two output rows: the reference's row-major order regrouped, so
-/// max values and NaNs are its bits, and sums differ from its sequential sum by rounding only
+/// (0: the exact max rule, 1: the plain max, 2: the sum). Each input row is folded along W
+/// once, taps in order, into a ring of the last [`RING_ROWS`] W rows; output row `i` then
+/// folds its window's W rows top to bottom: the reference's row-major order regrouped, so max
+/// values and NaNs are its bits, and sums differ from its sequential sum by rounding only
 /// (then `+ 0`, so that an all −0 window gives +0, and divided by the windows' divisors:
 /// multiplied by `reciprocals`, theirs, one for all, or one per output; within 1 ulp of the
 /// quotient).
+///
+/// No branch per load, and no padding logic between the loads: where the strip's vectors
+/// cross the row's ends only at the taps the left padding implies (`PL` taps of the first
+/// vector, the last `PL` of the last one, as in every plane of 8 output columns or more),
+/// the rows whose reads stay in the plane (all but the first and the last) load every tap
+/// whole, reading into the rows beside, and blend the padding into those taps by masks made
+/// once per strip. The other rows (and every row of other strips) are copied into a line
+/// whose columns past the row hold the padding, then folded alike. The padding rows above
+/// and below are folded too, as W rows of padding. The ring is memory (stack): one store
+/// and `K` loads per output vector, where the ring kept in registers and shifted every row
+/// (as pairs of rows, `W_r ⊕ W_(r+1)`) spilled them, and rows were read from the line
+/// wherever a vector crossed an end. On a Zen 1 core (`RAYON_NUM_THREADS=1 PROBE_N=8
+/// plane_probe`, ns per plane, two rounds alternating): sppf_max5 (`256 20 20 5 1 2`)
+/// 611–617 → 459–479, large_avg (`64 56 56 7 1 3 avg`) 5422–5702 → 4444–4461,
+/// inception_max_s1 (`192 28 28 3 1 1`) 735–749 → 639, inception_avg_s1 719–726 → 686–703.
 ///
 /// The plain max also returns whether any input value is NaN: the caller then redoes the
 /// plane by the exact rule. Each row's taps 0 and `K − 1` of every output vector are compared:
@@ -214,7 +233,9 @@ pub(crate) unsafe fn ks1_strip_avx2<
             && y.len() == oh * ow
             && (reciprocals.len() <= 1 || reciprocals.len() == y.len())
             && 8 * (v0 + V - 1) < ow
+            && pad_top < 1 << 30
     );
+    const { assert!(K < RING_ROWS) };
     let pad = pad_value::<MODE>();
     // one reciprocal for all, broadcast once
     let reciprocal = _mm256_set1_ps(match reciprocals {
@@ -227,130 +248,141 @@ pub(crate) unsafe fn ks1_strip_avx2<
     // samples of inception_max_s1 went to the one in each row); below 8 columns, lanes below
     // `ow` are stored one by one
     let cols: [usize; V] = std::array::from_fn(|u| (8 * (v0 + u)).min(ow.saturating_sub(8)));
-    // each vector's first tap column, and whether all its taps lie in the row (then plain
-    // loads, else clipped ones): the same for every row, so decided once per strip
+    // each vector's first tap column
     let starts: [isize; V] = std::array::from_fn(|u| cols[u] as isize - PL as isize);
-    let inside: [bool; V] =
-        std::array::from_fn(|u| starts[u] >= 0 && starts[u] as usize + K + 7 <= w);
-    // Where a vector's taps cross an end of the row, the columns the strip reads, `span`
-    // (padded columns `lo ..`), are copied into `lines`, whose other slots hold the padding:
-    // every tap is then a plain unaligned load. Clipped loads (`vmaskmovps` and a blend per
-    // tap) made sppf_max5 nchw (rows of 20, 2 of 3 vectors clipped) 12× its copy on a Zen 1
-    // core. Row r is copied into `lines[r % 2]` while row r − 1 is folded: its taps then load
-    // values stored a row earlier, where loads straight after the copy waited on every store
-    // (a load that spans two stores cannot take its value from them).
-    // (the vectors' first columns lie at most 8 (V − 1) apart; with V <= 4 and K <= 7, as
-    // asserted, the span fits a line)
-    let lo = starts[0];
-    let span = 8 * (V - 1) + K + 7;
+    // the taps blended with the padding: the first `PL` of the first vector, the last `PL` of
+    // the last one
+    let blended = |u: usize, t: usize| (u == 0 && t < PL) || (u == V - 1 && t >= K - PL);
+    // Rows are read whole (past their ends, into the rows beside) where the other taps lie in
+    // the row: as in every plane of 8 output columns or more, with the padding's `PL` columns
+    // on both sides
+    let reads_whole = ow >= 8
+        && (0..V).all(|u| {
+            (0..K).all(|t| {
+                let c = starts[u] + t as isize;
+                blended(u, t) || (c >= 0 && c + 8 <= w as isize)
+            })
+        });
+    // the columns the strip reads, `span`, and the rows read whole in place: those whose
+    // reads lie in x (all but the first and the last where the strip reads past the row)
+    let span = starts[0]..starts[V - 1] + K as isize + 7;
+    let whole_rows = if reads_whole {
+        let from = (-span.start).max(0) as usize;
+        // the last whole row r has r·w + span.end <= h·w
+        let to = (h * w) as isize - span.end;
+        let end = if to < 0 {
+            0
+        } else {
+            (to as usize / w + 1).min(h)
+        };
+        from.div_ceil(w)..end
+    } else {
+        0..0
+    };
+    // The other rows are copied into `line` first, its other columns holding the padding:
+    // column c of the row at line[c − span.start] (a span holds at most 8 (V − 1) + K + 7
+    // columns: V <= 4 and K <= 7, as asserted)
     const { assert!(8 * 3 + 7 + 7 <= LINE) };
-    let copy = (lo.max(0) as usize)..((lo + span as isize).min(w as isize) as usize);
-    let buffered = inside.contains(&false) && copy.len() >= 8;
-    let mut lines = [[0f32; LINE]; 2];
-    for v in lines.as_flattened_mut().chunks_exact_mut(8) {
+    let mut line = [0f32; LINE];
+    for v in line.chunks_exact_mut(8) {
         // SAFETY: `v` holds 8 values.
         unsafe { _mm256_storeu_ps(v.as_mut_ptr(), pad) };
     }
-    // column c of buffered row r lies at lines[r % 2][c − lo] (formed wrapping: only columns
-    // of the span are read or written through it)
-    let lines_base = lines.as_mut_ptr().cast::<f32>();
-    let line_at = |r: usize| lines_base.wrapping_add(r % 2 * LINE).wrapping_offset(-lo);
-    // copies the span of padded row r (when it is an input row) into its line
-    macro_rules! copy_line {
-        ($r:expr) => {{
-            let r: usize = $r;
-            if buffered && r >= pad_top && r - pad_top < h {
-                let src = x[(r - pad_top) * w + copy.start..].as_ptr();
-                let n = copy.len();
-                let dst = line_at(r).wrapping_add(copy.start);
-                // SAFETY: columns copy.start .. copy.end lie in the row and in the span
-                // (lines[_][copy.start − lo ..] holds n values); 8 <= n; the last vector
-                // overlaps the one before it.
-                unsafe {
-                    let mut j = 0;
-                    while j + 8 < n {
-                        _mm256_storeu_ps(dst.add(j), _mm256_loadu_ps(src.add(j)));
-                        j += 8;
-                    }
-                    _mm256_storeu_ps(dst.add(n - 8), _mm256_loadu_ps(src.add(n - 8)));
-                }
-            }
-        }};
-    }
-    // tap t of output vector u of the row at `row` (buffered: at `line`): an unaligned load
-    // where all the vector's taps lie in the row or in the line, else a clipped one (macros,
-    // not closures, so that the code is compiled in this function's ISA context)
-    macro_rules! tap {
-        ($row:expr, $line:expr, $c0:expr, $inside:expr, $t:expr) => {{
-            let c = $c0 + $t as isize;
-            // SAFETY: inside: columns c0 .. c0 + K - 1 + 8 lie in the row (checked by the
-            // caller below); buffered: they lie in the span, and `$line` addresses it;
-            // else the clipped load reads the row's columns only.
-            unsafe {
-                if $inside {
-                    _mm256_loadu_ps($row.offset(c))
-                } else if buffered {
-                    _mm256_loadu_ps($line.wrapping_offset(c))
-                } else {
-                    load_clipped($row, w, c, pad)
-                }
-            }
-        }};
-    }
-    // the W pass of padded row r for the strip's V output vectors
+    let copied = (span.start.max(0) as usize)..(span.end.min(w as isize) as usize);
+    let line_row = line.as_mut_ptr().wrapping_offset(-span.start);
+    // lanes of a blended tap that lie in the row (on a copied row, the line's padding lies
+    // there too)
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let in_row = |c: isize| {
+        let c = _mm256_add_epi32(_mm256_set1_epi32(c.clamp(-8, w as isize) as i32), lanes);
+        _mm256_castsi256_ps(_mm256_and_si256(
+            _mm256_cmpgt_epi32(c, _mm256_set1_epi32(-1)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), c),
+        ))
+    };
+    let first_masks: [__m256; K] = std::array::from_fn(|t| in_row(starts[0] + t as isize));
+    let last_masks: [__m256; K] = std::array::from_fn(|t| in_row(starts[V - 1] + t as isize));
+    // W rows, padded row p (input row p − pad_top; outside the input, the padding) at
+    // ring[p % RING_ROWS]
+    let mut ring = [[pad; V]; RING_ROWS];
+    let mut row_nan = _mm256_setzero_ps();
+    // folds padded row p along W into the ring (a macro, not a closure, so that the code is
+    // compiled in this function's ISA context)
     macro_rules! wrow {
-        ($r:expr) => {{
-            let r: usize = $r;
-            let mut out = [pad; V];
-            let mut row_nan = _mm256_setzero_ps();
-            copy_line!(r + 1);
-            if r >= pad_top && r - pad_top < h {
-                let row = x[(r - pad_top) * w..].as_ptr();
-                let line = line_at(r).cast_const();
-                for (u, o) in out.iter_mut().enumerate() {
-                    let (c0, inside) = (starts[u], inside[u]);
-                    let first = tap!(row, line, c0, inside, 0);
-                    let (mut acc, mut last) = (first, first);
-                    for t in 1..K {
-                        last = tap!(row, line, c0, inside, t);
-                        acc = fold::<MODE>(acc, last);
+        ($p:expr) => {{
+            let p: usize = $p;
+            let slot = &mut ring[p % RING_ROWS];
+            if p < pad_top || p - pad_top >= h {
+                *slot = [pad; V];
+            } else {
+                let r = p - pad_top;
+                let mut row = x.as_ptr().wrapping_add(r * w);
+                if !whole_rows.contains(&r) {
+                    let n = copied.len();
+                    let (from, to) = (
+                        row.wrapping_add(copied.start),
+                        line_row.wrapping_add(copied.start),
+                    );
+                    // SAFETY: columns copied.start .. copied.end lie in the row and in the
+                    // span, whose columns the line holds; whole vectors where n >= 8, the
+                    // last overlapping the one before.
+                    unsafe {
+                        if n >= 8 {
+                            let mut j = 0;
+                            while j + 8 < n {
+                                _mm256_storeu_ps(to.add(j), _mm256_loadu_ps(from.add(j)));
+                                j += 8;
+                            }
+                            _mm256_storeu_ps(to.add(n - 8), _mm256_loadu_ps(from.add(n - 8)));
+                        } else {
+                            std::ptr::copy_nonoverlapping(from, to, n);
+                        }
                     }
-                    if MODE == PLAIN_MAX {
-                        let either = _mm256_cmp_ps::<_CMP_UNORD_Q>(first, last);
-                        row_nan = _mm256_or_ps(row_nan, either);
+                    row = line_row.cast_const();
+                }
+                for u in 0..V {
+                    let (mut acc, mut first) = (pad, pad);
+                    for t in 0..K {
+                        // SAFETY: a row read whole: columns c .. c + 8 lie in x
+                        // (whole_rows); a copied one: in the span, which the line holds.
+                        let mut v =
+                            unsafe { _mm256_loadu_ps(row.wrapping_offset(starts[u] + t as isize)) };
+                        if blended(u, t) {
+                            if u == 0 {
+                                v = _mm256_blendv_ps(pad, v, first_masks[t]);
+                            }
+                            if u == V - 1 {
+                                v = _mm256_blendv_ps(pad, v, last_masks[t]);
+                            }
+                        }
+                        if t == 0 {
+                            (acc, first) = (v, v);
+                        } else {
+                            acc = fold::<MODE>(acc, v);
+                        }
+                        if MODE == PLAIN_MAX && t == K - 1 {
+                            let either = _mm256_cmp_ps::<_CMP_UNORD_Q>(first, v);
+                            row_nan = _mm256_or_ps(row_nan, either);
+                        }
                     }
-                    *o = acc;
+                    slot[u] = acc;
                 }
             }
-            (out, row_nan)
         }};
     }
-    // Row pairs P_r = W_r ⊕ W_(r+1) for r = i .. i + K − 3, and the last W row, W_(i + K − 2):
-    // output row i folds P_i, P_(i+2), .., W_(i + K − 1)
-    let mut row_pairs = [[pad; V]; 5];
     let dst = y.as_mut_ptr().cast::<f32>();
-    copy_line!(0);
-    let (mut last, mut nan) = wrow!(0);
-    for (r, slot) in row_pairs.iter_mut().enumerate().take(K - 2) {
-        let (next, n) = wrow!(r + 1);
-        nan = _mm256_or_ps(nan, n);
-        for u in 0..V {
-            slot[u] = fold::<MODE>(last[u], next[u]);
-        }
-        last = next;
+    for p in 0..K - 1 {
+        wrow!(p);
     }
     for i in 0..oh {
-        let (low, n) = wrow!(i + K - 1);
-        nan = _mm256_or_ps(nan, n);
+        wrow!(i + K - 1);
         for u in 0..V {
-            let mut v = row_pairs[0][u];
-            if K >= 5 {
-                v = fold::<MODE>(v, row_pairs[2][u]);
+            // padding rows are folded too: −∞ is never taken by a max, and +0 changes no sum
+            // (bar an all −0 one, made +0 below anyway)
+            let mut v = ring[i % RING_ROWS][u];
+            for k in 1..K {
+                v = fold::<MODE>(v, ring[(i + k) % RING_ROWS][u]);
             }
-            if K == 7 {
-                v = fold::<MODE>(v, row_pairs[4][u]);
-            }
-            v = fold::<MODE>(v, low[u]);
             let at = i * ow + cols[u];
             if MODE == SUM {
                 // from +0, as the reference's sums (an all −0 window gives +0)
@@ -359,9 +391,9 @@ pub(crate) unsafe fn ks1_strip_avx2<
                 if let [_] = reciprocals {
                     v = _mm256_mul_ps(v, reciprocal);
                 } else if !reciprocals.is_empty() {
-                    // SAFETY: the reciprocals lie as the outputs (asserted): lanes below ow;
-                    // with fewer than 8 columns, masked-off lanes are not read (zero, and go
-                    // to no store).
+                    // SAFETY: the reciprocals lie as the outputs (asserted): lanes below
+                    // ow; with fewer than 8 columns, masked-off lanes are not read (zero,
+                    // and go to no store).
                     let r = unsafe {
                         if ow >= 8 {
                             _mm256_loadu_ps(reciprocals.as_ptr().add(at))
@@ -374,14 +406,8 @@ pub(crate) unsafe fn ks1_strip_avx2<
             }
             store_out!(dst, y, at, ow, v);
         }
-        let newest: [__m256; V] = std::array::from_fn(|u| fold::<MODE>(last[u], low[u]));
-        for t in 0..K - 3 {
-            row_pairs[t] = row_pairs[t + 1];
-        }
-        row_pairs[K - 3] = newest;
-        last = low;
     }
-    _mm256_movemask_ps(nan) != 0
+    _mm256_movemask_ps(row_nan) != 0
 }
 
 /// Max pooling 3×3 at stride 2 of one channels-first plane (`h × w`, padded by `pad_top` rows
