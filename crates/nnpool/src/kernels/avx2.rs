@@ -303,8 +303,8 @@ pub(crate) unsafe fn ks1_strip_avx2<
     let first_masks: [__m256; K] = std::array::from_fn(|t| in_row(starts[0] + t as isize));
     let last_masks: [__m256; K] = std::array::from_fn(|t| in_row(starts[V - 1] + t as isize));
     // W rows, padded row p (input row p − pad_top; outside the input, the padding) at
-    // ring[p % RING_ROWS]
-    let mut ring = [[pad; V]; RING_ROWS];
+    // ring[p % RING_ROWS] (not filled first: each slot is written before it is read)
+    let mut ring = [[MaybeUninit::<__m256>::uninit(); V]; RING_ROWS];
     let mut row_nan = _mm256_setzero_ps();
     // folds padded row p along W into the ring (a macro, not a closure, so that the code is
     // compiled in this function's ISA context)
@@ -313,7 +313,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
             let p: usize = $p;
             let slot = &mut ring[p % RING_ROWS];
             if p < pad_top || p - pad_top >= h {
-                *slot = [pad; V];
+                *slot = [MaybeUninit::new(pad); V];
             } else {
                 let r = p - pad_top;
                 let mut row = x.as_ptr().wrapping_add(r * w);
@@ -365,7 +365,7 @@ pub(crate) unsafe fn ks1_strip_avx2<
                             row_nan = _mm256_or_ps(row_nan, either);
                         }
                     }
-                    slot[u] = acc;
+                    slot[u].write(acc);
                 }
             }
         }};
@@ -374,16 +374,10 @@ pub(crate) unsafe fn ks1_strip_avx2<
     for p in 0..K - 1 {
         wrow!(p);
     }
-    for i in 0..oh {
-        wrow!(i + K - 1);
-        for u in 0..V {
-            // padding rows are folded too: −∞ is never taken by a max, and +0 changes no sum
-            // (bar an all −0 one, made +0 below anyway)
-            let mut v = ring[i % RING_ROWS][u];
-            for k in 1..K {
-                v = fold::<MODE>(v, ring[(i + k) % RING_ROWS][u]);
-            }
-            let at = i * ow + cols[u];
+    // output vector u of row i, folded, stored
+    macro_rules! finish_store {
+        ($i:expr, $u:expr, $v:expr) => {{
+            let (at, mut v): (usize, __m256) = ($i * ow + cols[$u], $v);
             if MODE == SUM {
                 // from +0, as the reference's sums (an all −0 window gives +0)
                 v = _mm256_add_ps(v, _mm256_setzero_ps());
@@ -405,7 +399,43 @@ pub(crate) unsafe fn ks1_strip_avx2<
                 }
             }
             store_out!(dst, y, at, ow, v);
+        }};
+    }
+    // Two output rows a turn from 5×5 on: rows i and i + 1 share the W rows i + 1 .. i + K,
+    // folded once (`K + 1` loads and `K` folds for both, against `2 K` and `2 K − 2`). On a
+    // Zen 1 core (`PROBE_N=8 plane_probe`, ns per plane, alternating): sppf_max5 460–470 →
+    // 406–414, large_avg 4162–4191 → 4010–4040; 3×3 lost (inception_max_s1 567–590 →
+    // 600–609), and takes a row a turn. Padding rows are folded too: −∞ is never taken by a
+    // max, and +0 changes no sum (bar an all −0 one, made +0 anyway).
+    let mut i = 0;
+    while K > 3 && i + 1 < oh {
+        wrow!(i + K - 1);
+        wrow!(i + K);
+        for u in 0..V {
+            // SAFETY: padded rows 0 .. i + K + 1 have been folded into their slots, and the
+            // rows read, i .. i + K + 1, are the last K + 1 < RING_ROWS of them.
+            let ring_row = |k: usize| unsafe { ring[(i + k) % RING_ROWS][u].assume_init() };
+            let mut shared = ring_row(1);
+            for k in 2..K {
+                shared = fold::<MODE>(shared, ring_row(k));
+            }
+            finish_store!(i, u, fold::<MODE>(ring_row(0), shared));
+            finish_store!(i + 1, u, fold::<MODE>(shared, ring_row(K)));
         }
+        i += 2;
+    }
+    while i < oh {
+        wrow!(i + K - 1);
+        for u in 0..V {
+            // SAFETY: as above, rows i .. i + K.
+            let ring_row = |k: usize| unsafe { ring[(i + k) % RING_ROWS][u].assume_init() };
+            let mut v = ring_row(0);
+            for k in 1..K {
+                v = fold::<MODE>(v, ring_row(k));
+            }
+            finish_store!(i, u, v);
+        }
+        i += 1;
     }
     _mm256_movemask_ps(row_nan) != 0
 }
