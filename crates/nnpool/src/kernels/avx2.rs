@@ -195,9 +195,10 @@ unsafe fn load_clipped(row: *const f32, w: usize, c: isize, pad: __m256) -> __m2
 /// and `K` loads per output vector, where the ring kept in registers and shifted every row
 /// (as pairs of rows, `W_r ⊕ W_(r+1)`) spilled them, and rows were read from the line
 /// wherever a vector crossed an end. On a Zen 1 core (`RAYON_NUM_THREADS=1 PROBE_N=8
-/// plane_probe`, ns per plane, two rounds alternating): sppf_max5 (`256 20 20 5 1 2`)
-/// 611–617 → 459–479, large_avg (`64 56 56 7 1 3 avg`) 5422–5702 → 4444–4461,
-/// inception_max_s1 (`192 28 28 3 1 1`) 735–749 → 639, inception_avg_s1 719–726 → 686–703.
+/// plane_probe`, ns per plane, two rounds alternating, with the two-row turns below):
+/// sppf_max5 (`256 20 20 5 1 2`) 609–623 → 398–409, large_avg (`64 56 56 7 1 3 avg`)
+/// 5237–5398 → 4031–4102, inception_max_s1 (`192 28 28 3 1 1`) 708–778 → 573–577,
+/// inception_avg_s1 (`.. avg`) 693–704 → 639–657.
 ///
 /// The plain max also returns whether any input value is NaN: the caller then redoes the
 /// plane by the exact rule. Each row's taps 0 and `K − 1` of every output vector are compared:

@@ -917,7 +917,7 @@ fn fused_plane_avx2(
     }
     let vectors = s.ow.div_ceil(8);
     // Strips of up to 4 output vectors: a row of at most 32 columns is one strip, read once.
-    // Measured on a Zen 1 core (AVX2, no AVX-512; `PROBE_N=8 plane_probe`, 1 thread, two
+    // Measured with the forty-first session's kernel (its W rows kept in registers) on a Zen 1 core (AVX2, no AVX-512; `PROBE_N=8 plane_probe`, 1 thread, two
     // rounds, µs per call, strips of 1 / 2 / 3 / 4 vectors): sppf_max5 1192–1328 / 1417–1448
     // / 1147–1258 / 1261–1272 (rows of 3 vectors: 3 and 4 are one strip), large_avg
     // 3949–4094 / 3053–3180 / 2807–2863 / 2887–2923, inception_max_s1 1612–1681 / 1340–1385
