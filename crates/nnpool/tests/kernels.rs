@@ -1094,7 +1094,7 @@ fn strips<T: Element>() {
     // ONNX's asymmetric pads on the 3×3 stride-2 kernel: the windows past the row's end or
     // below the plane read padding (zeros in a sum) beyond what the padding before implies
     // and on the 2×2 stride-1 kernel (YOLOv3-tiny's SAME_UPPER pooling: one column and row of
-    // padding after)
+    // padding after), and on the stride-1 3×3 and 5×5 ones
     let asymmetric = [
         (3, 2, [0, 1], [2, 2]),
         (3, 2, [1, 0], [0, 2]),
@@ -1103,6 +1103,15 @@ fn strips<T: Element>() {
         (2, 1, [0, 0], [1, 1]),
         (2, 1, [1, 1], [0, 0]),
         (2, 1, [0, 1], [1, 0]),
+        // stride-1 3×3 and 5×5 with padding after only, or more after than before: the last
+        // vector's taps cross the row's end where no left padding implies it (the AVX2
+        // kernel then reads every row through its padded line)
+        (3, 1, [0, 0], [1, 1]),
+        (3, 1, [1, 1], [0, 0]),
+        (3, 1, [1, 0], [1, 2]),
+        (5, 1, [0, 0], [2, 2]),
+        (5, 1, [2, 2], [0, 1]),
+        (5, 1, [1, 0], [1, 3]),
     ];
     for (k, stride, begin, end) in asymmetric {
         let win = Window::new(&[k, k])
