@@ -2,12 +2,13 @@
 //! `cargo run --release -p nnpool --example plane_probe -- C H W K S P [avg|gap]` (`gap`:
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
-//! moves the output buffer by that many values, to see address-dependent stalls; `PROBE_D`
+//! moves the output buffer (and the backward's input gradient) by that many values, to see
+//! address-dependent stalls; `PROBE_D`
 //! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
 //! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
 //! `PROBE_IDX=1` times the max forward with indices; `PROBE_HUGE_IN=1` puts the input on huge
 //! pages; `PROBE_HUGE=1` puts the output buffer
-//! on huge pages; `PROBE_DTYPE=f16|bf16|f64` another
+//! on huge pages, `PROBE_HUGE_GX=1` the backward's input gradient; `PROBE_DTYPE=f16|bf16|f64` another
 //! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
 //! backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of the
 //! average's divisor, as ONNX's default does)
@@ -99,7 +100,12 @@ fn probe<T: Element>() {
             0
         }
     ];
-    let mut gx = vec![T::default(); if backward { x.len() } else { 0 }];
+    let gx_len = if backward { x.len() + off } else { 0 };
+    let mut gx_store: Vec<T> = match env("PROBE_HUGE_GX") {
+        Some(1) => nnpool::zeroed(gx_len),
+        _ => vec![T::default(); gx_len],
+    };
+    let gx = &mut gx_store[if backward { off } else { 0 }..];
     let best = pool.install(|| {
         if backward {
             match with_indices {
@@ -109,8 +115,8 @@ fn probe<T: Element>() {
         }
         let alloc = env("PROBE_ALLOC") == Some(1);
         let mut call = || match (backward, alloc) {
-            (true, _) if !with_indices => plan.backward(&x, y, &mut gx).unwrap(),
-            (true, false) => plan.backward_with_indices(&idx, y, &mut gx).unwrap(),
+            (true, _) if !with_indices => plan.backward(&x, y, gx).unwrap(),
+            (true, false) => plan.backward_with_indices(&idx, y, gx).unwrap(),
             (true, true) => drop(std::hint::black_box(
                 plan.backward_with_indices_to_vec(&idx, y).unwrap(),
             )),
