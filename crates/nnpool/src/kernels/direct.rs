@@ -117,7 +117,7 @@ struct StrideTwoRows<L: Zmm> {
     top: (Scratch<L::E>, Option<usize>, bool),
     /// 3-D: the pooled slices.
     pooled: Option<SlicePool<L::E>>,
-    /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]).
+    /// The input is large enough to prefetch ([`super::prefetch_from_bytes`]).
     prefetch: bool,
 }
 
@@ -147,7 +147,7 @@ impl<L: Zmm> StrideTwoRows<L> {
                 held: [None; 3],
                 edge: Scratch::new(g.out3[2] * g.channels),
             }),
-            prefetch: input_bytes >= super::PREFETCH_FROM_BYTES,
+            prefetch: input_bytes >= super::prefetch_from_bytes(),
         }
     }
 
@@ -772,7 +772,7 @@ fn rows<L: Zmm>(
     let [_, ah, aw] = axes;
     let pairs = stride_one_3x3(g, axes);
     let k2s2 = two_by_two(g, axes);
-    let from_memory = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
+    let from_memory = std::mem::size_of_val(x) >= super::prefetch_from_bytes();
     let mut ring =
         separable_s1(g, axes).map(|k| WRing::<L>::new(k, aw, row_len, y.as_ptr().cast()));
     let mut k3s2 = stride_two_3x3(g, axes, reduce)
@@ -1714,7 +1714,7 @@ fn with_indices<L: Zmm>(
 
 /// How many output rows ahead [`rows_with_indices`] prefetches (into L2) the input pixels
 /// that row reads first, column by column with the row it is at, on inputs larger than
-/// [`super::PREFETCH_FROM_BYTES`]: the loads of the taps were most of the time. Measured
+/// [`super::prefetch_from_bytes`]: the loads of the taps were most of the time. Measured
 /// (`PROBE_NHWC=1 PROBE_IDX=1 PROBE_N=8 plane_probe`, 2 rounds alternating with the build
 /// before, ms per call): resnet_stem_max (`64 112 112 3 2 1`) 2.00–2.08 → 1.40–1.41 at 1
 /// thread, 0.68–0.76 → 0.61–0.62 at 2; vgg_max_224 (`64 224 224 2 2 0`) 7.6–8.5 → 5.5–6.5.
@@ -1737,7 +1737,7 @@ fn rows_with_indices<L: Zmm>(
     let c = g.channels;
     let sample = g.in_plane() * c;
     let row_len = g.out3[2] * c;
-    let prefetch = size_of_val(x) >= super::PREFETCH_FROM_BYTES;
+    let prefetch = size_of_val(x) >= super::prefetch_from_bytes();
     let mut offs = Vec::new();
     for (r, (ys, is)) in y
         .chunks_exact_mut(row_len)

@@ -120,12 +120,61 @@ pub(crate) fn fast_isa() -> Option<isa::Isa> {
     }
 }
 
-/// Inputs at least this large (bytes) are taken to come from memory rather than from the
-/// last-level cache, and the streaming 3×3 stride-2 kernels prefetch them ahead of their
-/// loads (`x86::k3s2_strip`, `x86::cl_row_k3s2`). On cache-resident inputs the prefetches
-/// only cost: alexnet_max nchw (9.3 MB) ran 0.17–0.24 → 0.21–0.32 ms with them
+/// [`prefetch_from_bytes`] where the size of the last-level cache is not known: half of the
+/// 32 MiB of the Zen 5 cores it was measured on. On those, cache-resident inputs only paid for
+/// the prefetches: alexnet_max nchw (9.3 MB) ran 0.17–0.24 → 0.21–0.32 ms with them
 /// (`PROBE_N=8 plane_probe 96 55 55 3 2 0`, 1 thread, builds run alternately).
 pub(crate) const PREFETCH_FROM_BYTES: usize = 16 << 20;
+
+/// Inputs at least this large (bytes) are taken to come from memory rather than from the
+/// last-level cache, and the streaming kernels prefetch them ahead of their loads
+/// (`x86::k3s2_strip`, `avx2::max_k3s2_plane_avx2`, `x86::cl_row_k3s2`, ...): half the
+/// last-level cache this machine reports, [`PREFETCH_FROM_BYTES`] where it reports none. On a
+/// Zen 1 core (8 MiB L3) alexnet_max's 9.3 MB input streamed from memory without them
+/// (`PROBE_N=8 plane_probe 96 55 55 3 2 0`, threshold 16 MiB against 4, three rounds
+/// alternating, µs per call): 1 thread 1345–1388 → 1058–1119, 2 threads 716–781 → 566–627;
+/// inception_max_s1 (4.8 MB) and large_avg (6.4 MB), whose AVX2 kernels do not prefetch,
+/// even.
+pub(crate) fn prefetch_from_bytes() -> usize {
+    static FROM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *FROM.get_or_init(|| match last_level_cache_bytes() {
+        Some(bytes) => (bytes / 2).clamp(1 << 20, 256 << 20),
+        None => PREFETCH_FROM_BYTES,
+    })
+}
+
+/// The size of the largest data cache of the first CPU, as Linux reports it
+/// (`/sys/devices/system/cpu/cpu0/cache/index*/size`, e.g. `8192K`); `None` elsewhere or when
+/// it reports none.
+fn last_level_cache_bytes() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|entry| {
+        let path = entry.ok()?.path();
+        let kind = std::fs::read_to_string(path.join("type")).ok()?;
+        if kind.trim() == "Instruction" {
+            return None;
+        }
+        cache_size_bytes(&std::fs::read_to_string(path.join("size")).ok()?)
+    })
+    .max()
+}
+
+/// A cache size as sysfs writes it (`32K`, `8192K`, `32M`, or bytes) in bytes.
+fn cache_size_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, ch)| !ch.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: usize = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale)
+}
 
 /// Whether work of `len` elements is split into tasks over threads: at least `min` of them,
 /// and more than one thread in the current pool. With one thread a split only hands the work
@@ -566,5 +615,20 @@ mod tests {
         let d_at = d.as_ptr();
         drop(d);
         assert_eq!(Scratch::<f64>::new(10).as_ptr(), d_at);
+    }
+
+    /// sysfs's cache sizes, and what the prefetch threshold makes of this machine's.
+    #[test]
+    fn cache_sizes_and_the_prefetch_threshold() {
+        assert_eq!(super::cache_size_bytes("8192K\n"), Some(8 << 20));
+        assert_eq!(super::cache_size_bytes("32M"), Some(32 << 20));
+        assert_eq!(super::cache_size_bytes("512"), Some(512));
+        assert_eq!(super::cache_size_bytes("12X"), None);
+        assert_eq!(super::cache_size_bytes(""), None);
+        let from = super::prefetch_from_bytes();
+        assert!((1 << 20..=256 << 20).contains(&from));
+        if let Some(llc) = super::last_level_cache_bytes() {
+            assert_eq!(from, (llc / 2).clamp(1 << 20, 256 << 20));
+        }
     }
 }

@@ -88,7 +88,7 @@ pub(crate) struct PlaneShape {
     /// f32 only), and 2×2 stride-2 max has one of its own there.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx2: bool,
-    /// The input is large enough to prefetch ([`super::PREFETCH_FROM_BYTES`]; set by
+    /// The input is large enough to prefetch ([`super::prefetch_from_bytes`]; set by
     /// [`forward`]; read by the x86 kernels only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     prefetch: bool,
@@ -711,7 +711,7 @@ pub(crate) const WIDE_MAX_KH: usize = 64;
 const WIDE_MIN_TAPS: usize = 8;
 
 /// Inputs from which `x86::wide_s1_strip` prefetches its rows (see its measurements): below
-/// [`super::PREFETCH_FROM_BYTES`], as its input and output outgrow the cache sooner than
+/// [`super::prefetch_from_bytes`], as its input and output outgrow the cache sooner than
 /// those of the kernels that read a row once per output row.
 const WIDE_PREFETCH_FROM_BYTES: usize = 8 << 20;
 
@@ -1441,7 +1441,7 @@ pub(crate) fn forward<F: FastFloat>(
     let prefetch_from = if wide_s1::<F>(s) {
         WIDE_PREFETCH_FROM_BYTES
     } else {
-        super::PREFETCH_FROM_BYTES
+        super::prefetch_from_bytes()
     };
     let s = &PlaneShape {
         prefetch: std::mem::size_of_val(x) >= prefetch_from,
@@ -1525,7 +1525,7 @@ pub(crate) fn forward_with_indices<F: FastFloat>(
         return false;
     }
     let s = &PlaneShape {
-        prefetch: std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES,
+        prefetch: std::mem::size_of_val(x) >= super::prefetch_from_bytes(),
         ..s
     };
     let depth: &[Span] = if s.d > 1 || s.od > 1 {

@@ -10,7 +10,7 @@
 //!   (`x86::pairs_narrow`): four loads, four permutes and three folds for two output rows;
 //! - wider rows go row pair by row pair (`x86::pairs_rows`), `2 N` columns a step: four
 //!   loads, four permutes and three folds for `N` outputs, masked at the row's end;
-//! - inputs from memory (`PREFETCH_FROM_BYTES` and more) whose rows are whole vector pairs
+//! - inputs from memory (`prefetch_from_bytes` and more) whose rows are whole vector pairs
 //!   (VGG's 224 columns) go by `x86::pairs_stream`, whose outputs are written by streaming
 //!   stores, which skip reading the output's lines first.
 //!
@@ -64,7 +64,7 @@ pub(crate) fn applies<F: FastFloat>(
             && a.spans.iter().all(|sp| sp.count == 2)
     };
     // AVX2: inputs smaller than the last-level cache (`avx2::pairs_rows_avx2`, f32 only)
-    let small = g.planes() * g.in_plane() * 4 < super::PREFETCH_FROM_BYTES;
+    let small = g.planes() * g.in_plane() * 4 < super::prefetch_from_bytes();
     let (f32, f64) = (super::same_type::<F, f32>(), super::same_type::<F, f64>());
     (super::isa::has_avx512() && (f32 || f64) || f32 && super::isa::avx2_level() && small)
         && g.layout == Layout::ChannelsFirst
@@ -123,7 +123,7 @@ fn forward_lanes<L: Zmm>(
         volumes::<L>(reduce, div, g, x, y);
         return;
     }
-    let prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
+    let prefetch = std::mem::size_of_val(x) >= super::prefetch_from_bytes();
     let pair_in = 2 * w; // the input of one output row
     let pairs_per_chunk = (CHUNK / pair_in).max(1);
     let chunk_in = pairs_per_chunk * pair_in;
@@ -256,7 +256,7 @@ fn volumes<L: Zmm>(reduce: Reduce, div: L::E, g: &Geom, x: &[L::E], y: &mut [May
     let [_, h, w] = g.in3;
     let (pin, pout) = (h * w, (h / 2) * (w / 2));
     let reciprocal = L::ONE / div;
-    let prefetch = std::mem::size_of_val(x) >= super::PREFETCH_FROM_BYTES;
+    let prefetch = std::mem::size_of_val(x) >= super::prefetch_from_bytes();
     let run = |xs: &[L::E], ys: &mut [MaybeUninit<L::E>]| {
         let mut pooled = vec![L::E::default(); 2 * pout];
         for (pair, out) in xs.chunks_exact(2 * pin).zip(ys.chunks_exact_mut(pout)) {
