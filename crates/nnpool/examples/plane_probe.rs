@@ -3,15 +3,14 @@
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer (and the backward's input gradient) by that many values, to see
-//! address-dependent stalls; `PROBE_D`
-//! makes it 3-D with that many input slices, the window K×K×K; `PROBE_BWD=1` times the max
-//! backward from the forward pass's indices instead; `PROBE_ALLOC=1` the allocating call;
-//! `PROBE_IDX=1` times the max forward with indices; `PROBE_HUGE_IN=1` puts the input on huge
-//! pages; `PROBE_HUGE=1` puts the output buffer
-//! on huge pages, `PROBE_HUGE_GX=1` the backward's input gradient; `PROBE_DTYPE=f16|bf16|f64` another
-//! element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times the
-//! backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of the
-//! average's divisor, as ONNX's default does)
+//! address-dependent stalls; `PROBE_D` makes it 3-D with that many input slices, the window
+//! K×K×K; `PROBE_BWD=1` times the max backward from the forward pass's indices instead;
+//! `PROBE_ALLOC=1` the allocating call; `PROBE_IDX=1` times the max forward with indices;
+//! `PROBE_HUGE_IN=1` puts the input on huge pages; `PROBE_HUGE=1` puts the output buffer on
+//! huge pages, `PROBE_HUGE_GX=1` the backward's input gradient; `PROBE_DTYPE=f16|bf16|f64`
+//! another element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times
+//! the backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of
+//! the average's divisor, as ONNX's default does)
 use nnpool::{bf16, f16, Element, Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 

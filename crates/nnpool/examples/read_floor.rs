@@ -7,10 +7,9 @@
 //! cases larger than the cache, vgg_max_224, resnet_stem_max and max3d). For each case and
 //! thread count (1 and all of the pool's) it prints the median of 15 runs of: reading the
 //! input's bytes once (a max over them, 32 independent lanes, so that only memory bounds it;
-//! the faster of reading with and without software prefetches),
-//! and `nnpool bench`'s copy of the input's and output's bytes (half of them read, half
-//! written, into an existing buffer). Their ratio is the least `× copy` a forward kernel that
-//! reads its input once can show.
+//! the faster of reading with and without software prefetches), and `nnpool bench`'s copy of
+//! the input's and output's bytes (half of them read, half written, into an existing buffer).
+//! Their ratio is the least `× copy` a forward kernel that reads its input once can show.
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
