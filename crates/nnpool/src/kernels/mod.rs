@@ -134,7 +134,10 @@ pub(crate) const PREFETCH_FROM_BYTES: usize = 16 << 20;
 /// (`PROBE_N=8 plane_probe 96 55 55 3 2 0`, threshold 16 MiB against 4, three rounds
 /// alternating, µs per call): 1 thread 1345–1388 → 1058–1119, 2 threads 716–781 → 566–627;
 /// inception_max_s1 (4.8 MB) and large_avg (6.4 MB), whose AVX2 kernels do not prefetch,
-/// even.
+/// even. 2×2 stride 2 on 6.4 MB inputs (`PROBE_N=2|4|8 plane_probe 64 112 112|128 56 56|256
+/// 28 28 2 2 0`, 1 thread, three rounds, µs; channels-first now leaves `pairs.rs` for the
+/// prefetching plane kernel): channels-first 566–696 → 487–542, 550–660 → 484–532, 569–622
+/// → 527–620; channels-last 425–497 → 413–456, 497–649 → 440–469, 624–743 → 440–557.
 pub(crate) fn prefetch_from_bytes() -> usize {
     static FROM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *FROM.get_or_init(|| match last_level_cache_bytes() {
