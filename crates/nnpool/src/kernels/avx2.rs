@@ -83,6 +83,18 @@ fn prefetch_l2(from: *const f32, bytes: usize) {
     }
 }
 
+/// Prefetches (into L2) the two rows of `w` values [`PREFETCH_BYTES_AHEAD`] past input row
+/// `row` of `x`: what a stride-2 kernel's output row reads, that far ahead.
+#[inline]
+fn prefetch_rows_ahead(x: &[f32], row: usize, w: usize) {
+    prefetch_l2(
+        x.as_ptr()
+            .wrapping_add(row * w)
+            .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
+        8 * w,
+    );
+}
+
 /// All bits set in the lanes `l < n` (all 8 from `n >= 8` on), for masked loads and stores.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -114,6 +126,25 @@ macro_rules! store_out {
                 o.write(l);
             }
         }
+    }};
+}
+
+/// Output vector `$v` (first column `$at` of `$y`, rows of `$ow`) of a 3×3 stride-2 output
+/// row from its W rows: the top one from the carry at `$kept`, which keeps the low one for
+/// the next output row; folded top to bottom (`fold::<$mode>`) and stored.
+macro_rules! k3s2_finish {
+    (
+        $mode:ident, $kept:expr, ($dst:expr, $y:expr, $at:expr, $ow:expr),
+        $v:expr, $middle:expr, $low:expr
+    ) => {{
+        let (kept, v, middle, low): (*mut f32, usize, __m256, __m256) = ($kept, $v, $middle, $low);
+        // SAFETY: the carry holds 8 values per output vector (the callers assert or require
+        // 8 v + 8 <= its length).
+        let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
+        let folded = fold::<$mode>(fold::<$mode>(top, middle), low);
+        store_out!($dst, $y, $at, $ow, in_output_order!(folded));
     }};
 }
 
@@ -641,13 +672,7 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             continue;
         }
         if prefetch && 2 * i + 1 >= pad_top {
-            let first = (2 * i + 1 - pad_top) * w;
-            prefetch_l2(
-                x.as_ptr()
-                    .wrapping_add(first)
-                    .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
-                8 * w,
-            );
+            prefetch_rows_ahead(x, 2 * i + 1 - pad_top, w);
         }
         // a padding row, the plane's first or last row, or rows under 8 columns or with many
         // edge vectors: the loads decided one by one
@@ -655,14 +680,7 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             let (base, inside) = span(v);
             let middle = wvec!(2 * i + 1, v, base, inside);
             let low = wvec!(2 * i + 2, v, base, inside);
-            // SAFETY: 8 v + 8 <= carry.len() (asserted).
-            let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
-            // SAFETY: as above.
-            unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
-            let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
-            let out = in_output_order!(folded);
-            let at = i * ow + col(v);
-            store_out!(dst, y, at, ow, out);
+            k3s2_finish!(MODE, kept, (dst, y, i * ow + col(v), ow), v, middle, low);
         }
         i += 1;
     }
@@ -721,26 +739,13 @@ unsafe fn max_k3s2_fast_rows<const MODE: u8, const PL: usize>(
     let (dst, kept) = (y.as_mut_ptr().cast::<f32>(), carry.as_mut_ptr());
     for i in rows {
         if prefetch && 2 * i + 1 >= pad_top {
-            let first = (2 * i + 1 - pad_top) * w;
-            prefetch_l2(
-                x.as_ptr()
-                    .wrapping_add(first)
-                    .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
-                8 * w,
-            );
+            prefetch_rows_ahead(x, 2 * i + 1 - pad_top, w);
         }
         // output vector v of row i from its middle and low W rows
         macro_rules! finish {
             ($v:expr, $middle:expr, $low:expr) => {{
-                let (v, middle, low): (usize, __m256, __m256) = ($v, $middle, $low);
-                // SAFETY: 8 v + 8 <= 8 vectors <= carry.len() (the caller's contract).
-                let top = unsafe { _mm256_loadu_ps(kept.add(8 * v)) };
-                // SAFETY: as above.
-                unsafe { _mm256_storeu_ps(kept.add(8 * v), low) };
-                let folded = fold::<MODE>(fold::<MODE>(top, middle), low);
-                let out = in_output_order!(folded);
-                let at = i * ow + col(v);
-                store_out!(dst, y, at, ow, out);
+                let v: usize = $v;
+                k3s2_finish!(MODE, kept, (dst, y, i * ow + col(v), ow), v, $middle, $low);
             }};
         }
         // the W fold of the row at `row` from its columns a, b (base, base + 8) and a2, b2
@@ -800,7 +805,8 @@ unsafe fn max_k3s2_fast_rows<const MODE: u8, const PL: usize>(
             macro_rules! plain {
                 ($row:expr) => {{
                     let row: *const f32 = $row;
-                    // SAFETY: `plain` (the caller's contract): columns base .. base + 18 lie in the row.
+                    // SAFETY: `plain` (the caller's contract): columns base .. base + 18 lie
+                    // in the row.
                     unsafe {
                         [
                             _mm256_loadu_ps(row.offset(base)),
@@ -891,13 +897,7 @@ pub(crate) unsafe fn max_k2s2_plane_avx2<const MODE: u8>(
     let dst = y.as_mut_ptr().cast::<f32>();
     for i in 0..oh {
         if prefetch && 2 * i >= pad_top {
-            let first = (2 * i - pad_top) * w;
-            prefetch_l2(
-                x.as_ptr()
-                    .wrapping_add(first)
-                    .wrapping_byte_add(PREFETCH_BYTES_AHEAD),
-                8 * w,
-            );
+            prefetch_rows_ahead(x, 2 * i - pad_top, w);
         }
         for v in 0..vectors {
             let base = 2 * col(v);
