@@ -626,7 +626,7 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
         let at = (q * w) as isize;
         at + lowest >= 0 && at + highest <= x.len() as isize
     };
-    let (dst, kept) = (y.as_mut_ptr().cast::<f32>(), carry.as_mut_ptr());
+    let kept = carry.as_mut_ptr();
     for v in 0..vectors {
         let (base, inside) = span(v);
         let first = wvec!(0, v, base, inside);
@@ -675,7 +675,9 @@ pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
             prefetch_rows_ahead(x, 2 * i + 1 - pad_top, w);
         }
         // a padding row, the plane's first or last row, or rows under 8 columns or with many
-        // edge vectors: the loads decided one by one
+        // edge vectors: the loads decided one by one (the pointers taken after the fast rows'
+        // call, which borrowed carry and y)
+        let (dst, kept) = (y.as_mut_ptr().cast::<f32>(), carry.as_mut_ptr());
         for v in 0..vectors {
             let (base, inside) = span(v);
             let middle = wvec!(2 * i + 1, v, base, inside);
