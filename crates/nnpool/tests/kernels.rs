@@ -729,6 +729,53 @@ fn one_two_and_three_planes_through_the_plane_pipeline() {
     }
 }
 
+/// Channels-first planes whose last rows' loads read past the plane into the next one (the
+/// 3×3 stride-2 kernels read past a row's end, their padding blended in): +inf, −inf and NaN
+/// in the next plane's first values must not reach the plane's outputs, in 2-D planes and in
+/// the slices of 3-D volumes.
+#[test]
+fn loads_past_a_plane_into_the_next_leave_its_values_out() {
+    for (k, s, p, ceil) in [
+        (3, 2, 0, false),
+        (3, 2, 1, false),
+        (3, 2, 0, true),
+        (3, 2, 1, true),
+    ] {
+        for (h, w) in [(9, 9), (11, 17), (13, 55), (10, 56), (7, 33)] {
+            for special in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                for depth in [None, Some(4)] {
+                    let win = |rank: usize| {
+                        Window::new(&vec![k; rank])
+                            .stride(&vec![s; rank])
+                            .padding(&vec![p; rank])
+                            .ceil_mode(ceil)
+                    };
+                    let (op, shape) = match depth {
+                        None => (Pooling::max(win(2)), vec![2, 3, h, w]),
+                        Some(d) => (Pooling::max(win(3)), vec![2, 2, d, h, w]),
+                    };
+                    let Ok(plan) = PoolPlan::new(&op, &shape, Layout::ChannelsFirst) else {
+                        continue;
+                    };
+                    let mut x = data::<f32>(plan.input_len(), (h * w) as u64, false);
+                    // every plane after the first starts with a row and a bit of `special`
+                    for start in (h * w..x.len()).step_by(h * w) {
+                        x[start..start + w + 8].fill(special);
+                    }
+                    let (want, _) = reference_forward(&plan, &x, false);
+                    let mut got = vec![0f32; plan.output_len()];
+                    plan.forward(&x, &mut got, None).unwrap();
+                    assert!(
+                        same_bits(&got, &want),
+                        "{} special {special}",
+                        problem_desc(&op, &shape, Layout::ChannelsFirst)
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A NaN read only by the border windows of a channels-last row (padding or a ceil-mode
 /// overhang leaves border columns that the interior row kernels never load): the border
 /// windows must still fold it by the exact rule.

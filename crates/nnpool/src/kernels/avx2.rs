@@ -471,7 +471,9 @@ pub(crate) unsafe fn ks1_strip_avx2<
 /// above and `PL` ≤ 1 columns before, the rest of every window past the input being padding),
 /// the AVX2 version of `x86::k3s2_strip` (no NaN check flag: the plain max always checks).
 /// `MODE`: 0 = the exact max rule, 1 = the plain max, which also returns whether any value
-/// read is NaN (the caller then redoes the plane by the exact rule).
+/// read is NaN (the caller then redoes the plane by the exact rule). `x` holds the plane in
+/// its first `h × w` values; values after it (the next planes) let the last rows' loads read
+/// past the plane's end as other rows' read past their row's (the values masked out).
 ///
 /// Each input row is folded along W once: for output columns `c .. c + 8`, the 16 columns
 /// from `2c − PL` and the 16 from two further are loaded, and `vshufps` takes their even and
@@ -498,20 +500,19 @@ pub(crate) unsafe fn ks1_strip_avx2<
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn max_k3s2_plane_avx2<const MODE: u8, const PL: usize>(
     x: &[f32],
-    w: usize,
+    (h, w): (usize, usize),
     pad_top: usize,
     (oh, ow): (usize, usize),
     carry: &mut [f32],
     prefetch: bool,
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
-    let h = x.len().checked_div(w).unwrap_or(0);
     let vectors = ow.div_ceil(8);
     assert!(
         MODE < SUM
             && PL <= 1
             && (1..1 << 30).contains(&w)
-            && x.len() == h * w
+            && x.len() >= h * w
             && y.len() == oh * ow
             && carry.len() >= 8 * vectors
     );

@@ -769,8 +769,9 @@ fn fused<F: FastFloat>(s: &PlaneShape, reduce: Reduce) -> bool {
 /// the NaN check, then, when the plane holds a NaN, again by the exact rule; sums are divided
 /// by their divisors, multiplied by `reciprocals` (theirs: one per output, one for all, or
 /// none; see [`reciprocals_of`]), and divide their inputs first by
-/// `input_divisors` (one per input, one for all, or none; stride-1 sums only). Returns whether
-/// the plane took the exact rule.
+/// `input_divisors` (one per input, one for all, or none; stride-1 sums only). `x` starts with
+/// the plane; the values after it (the next planes) are only there for kernels that may read
+/// past a row's end, their reads masked. Returns whether the plane took the exact rule.
 #[inline(always)]
 fn fused_plane<F: FastFloat>(
     s: &PlaneShape,
@@ -780,6 +781,7 @@ fn fused_plane<F: FastFloat>(
     x: &[F],
     y: &mut [MaybeUninit<F>],
 ) -> bool {
+    let (x, after) = x.split_at(s.h * s.w);
     #[cfg(target_arch = "x86_64")]
     {
         use super::zmm::{F32x16, F64x8};
@@ -790,7 +792,15 @@ fn fused_plane<F: FastFloat>(
             cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
         ) {
             if !s.avx512 {
-                return fused_plane_avx2(s, reduce, d, din, x, y);
+                // the plane and the values after it, one slice again
+                let x_on = cast::<F, f32>(after)
+                    .filter(|after| x.as_ptr_range().end == after.as_ptr())
+                    // SAFETY: `x` and `after` are the two halves of one slice (split above).
+                    .map(|after| unsafe {
+                        std::slice::from_raw_parts(x.as_ptr(), x.len() + after.len())
+                    })
+                    .unwrap_or(x);
+                return fused_plane_avx2(s, reduce, d, din, x, x_on, y);
             }
             // SAFETY: `s.avx512`: AVX-512F was detected.
             return unsafe { fused_plane_avx512::<F32x16>(s, reduce, d, din, x, y) };
@@ -808,7 +818,7 @@ fn fused_plane<F: FastFloat>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, reduce, reciprocals, input_divisors, x, y);
+    let _ = (s, reduce, reciprocals, input_divisors, x, after, y);
     unreachable!("the fused kernels are taken for f32 and f64 on x86-64 only")
 }
 
@@ -859,7 +869,8 @@ unsafe fn fused_plane_avx512<L: super::zmm::Zmm>(
 /// `avx2::max_k2s2_plane_avx2` and `avx2::max_k3s2_plane_avx2`, the
 /// stride-1 shapes by `avx2::ks1_strip_avx2`. Sums with input divisors divide a copy of the
 /// plane first, as the reference divides each value: the AVX2 kernel loads a value once per
-/// tap, so dividing as it loads would divide it `K` times.
+/// tap, so dividing as it loads would divide it `K` times. `x_on` is `x` and the values
+/// after it (see [`fused_plane`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn fused_plane_avx2(
@@ -868,10 +879,12 @@ fn fused_plane_avx2(
     reciprocals: &[f32],
     input_divisors: &[f32],
     x: &[f32],
+    x_on: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     debug_assert!(s.avx2 && s.sh == s.sw);
-    let mut divided = (!input_divisors.is_empty()).then(|| super::Scratch::new(x.len()));
+    let undivided = input_divisors.is_empty();
+    let mut divided = (!undivided).then(|| super::Scratch::new(x.len()));
     let x = match (&mut divided, input_divisors) {
         (Some(q), [d]) => {
             for (q, v) in q.iter_mut().zip(x) {
@@ -905,21 +918,24 @@ fn fused_plane_avx2(
         // cost 3.4 % of alexnet_max nchw's time (`perf record`, `PROBE_N=8 plane_probe 96
         // 55 55 3 2 0`, 1 thread, Zen 3)
         let need = s.ow.div_ceil(8) * 8;
-        let (mut on_stack, mut pooled) = ([0f32; CARRY_ON_STACK], None);
+        let (mut on_stack, mut pooled) = (CarryRow([0.0; CARRY_ON_STACK]), None);
         let carry: &mut [f32] = match need <= CARRY_ON_STACK {
-            true => &mut on_stack[..need],
+            true => &mut on_stack.0[..need],
             false => &mut pooled.insert(super::Scratch::new(need))[..need],
         };
-        let (w, pt, out) = (s.w, s.pad_top, (s.oh, s.ow));
+        let (hw, pt, out) = ((s.h, s.w), s.pad_top, (s.oh, s.ow));
+        // the plane and the values after it, where it was not divided into a copy: the
+        // kernel's loads may then read past its last row's end, as past every other row's
+        let x = if undivided { x_on } else { x };
         // SAFETY: `s.avx2` is true only when AVX2 was detected (isa::avx2_level); the kernel
         // asserts the rest.
         return plain_then_exact(reduce, |mode| unsafe {
             let c = &mut *carry;
             match (mode, s.pad_left > 0) {
-                (EXACT_MAX, false) => k3s2::<EXACT_MAX, 0>(x, w, pt, out, c, s.prefetch, y),
-                (EXACT_MAX, true) => k3s2::<EXACT_MAX, 1>(x, w, pt, out, c, s.prefetch, y),
-                (_, false) => k3s2::<PLAIN_MAX, 0>(x, w, pt, out, c, s.prefetch, y),
-                (_, true) => k3s2::<PLAIN_MAX, 1>(x, w, pt, out, c, s.prefetch, y),
+                (EXACT_MAX, false) => k3s2::<EXACT_MAX, 0>(x, hw, pt, out, c, s.prefetch, y),
+                (EXACT_MAX, true) => k3s2::<EXACT_MAX, 1>(x, hw, pt, out, c, s.prefetch, y),
+                (_, false) => k3s2::<PLAIN_MAX, 0>(x, hw, pt, out, c, s.prefetch, y),
+                (_, true) => k3s2::<PLAIN_MAX, 1>(x, hw, pt, out, c, s.prefetch, y),
             }
         });
     }
@@ -955,6 +971,11 @@ fn fused_plane_avx2(
 /// The longest 3×3 stride-2 carry row (values) kept on the stack.
 #[cfg(target_arch = "x86_64")]
 const CARRY_ON_STACK: usize = 256;
+
+/// A carry row on the stack, on a cache line of its own: its vectors do not straddle lines.
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(64))]
+struct CarryRow([f32; CARRY_ON_STACK]);
 
 /// `$kernel!(MODE, LEFT_PADDING $(, SIZE)?)` instantiated for the combine `$mode` and
 /// whether the rows are padded on the left (by `$pl`): the dispatch of the fused strips.
@@ -1130,8 +1151,8 @@ fn fused_body<F: FastFloat>(
 ) {
     let (pin, pout) = (s.h * s.w, s.oh * s.ow);
     if s.d == 1 && s.od == 1 {
-        for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-            fused_plane(s, reduce, reciprocals, &[], xp, yp);
+        for (p, yp) in y.chunks_exact_mut(pout).enumerate() {
+            fused_plane(s, reduce, reciprocals, &[], &x[p * pin..], yp);
         }
         return;
     }
@@ -1142,14 +1163,14 @@ fn fused_body<F: FastFloat>(
     // 1.28–1.51, where the max takes 1.27–1.32
     let (vin, vout) = (s.d * pin, s.od * pout);
     let mut pooled = vec![F::zero(); s.d * pout];
-    for (xv, yv) in x.chunks_exact(vin).zip(y.chunks_exact_mut(vout)) {
+    for (v, yv) in y.chunks_exact_mut(vout).enumerate() {
         // SAFETY: the kernels store computed values only.
         let planes = unsafe { as_uninit_mut(&mut pooled) };
-        let exact = xv
-            .chunks_exact(pin)
-            .zip(planes.chunks_exact_mut(pout))
-            .fold(false, |e, (xp, yp)| {
-                fused_plane(s, reduce, &[], &[], xp, yp) | e
+        let exact = planes
+            .chunks_exact_mut(pout)
+            .enumerate()
+            .fold(false, |e, (p, yp)| {
+                fused_plane(s, reduce, &[], &[], &x[v * vin + p * pin..], yp) | e
             });
         fold_depth(s, reduce, exact, depth, &pooled, &[], yv);
         if matches!(reduce, Reduce::Sum(_)) {
