@@ -781,7 +781,7 @@ fn fused_plane<F: FastFloat>(
     x: &[F],
     y: &mut [MaybeUninit<F>],
 ) -> bool {
-    let (x, after) = x.split_at(s.h * s.w);
+    let plane = s.h * s.w;
     #[cfg(target_arch = "x86_64")]
     {
         use super::zmm::{F32x16, F64x8};
@@ -792,21 +792,14 @@ fn fused_plane<F: FastFloat>(
             cast_mut::<MaybeUninit<F>, MaybeUninit<f32>>(y),
         ) {
             if !s.avx512 {
-                // the plane and the values after it, one slice again
-                let x_on = cast::<F, f32>(after)
-                    .filter(|after| x.as_ptr_range().end == after.as_ptr())
-                    // SAFETY: `x` and `after` are the two halves of one slice (split above).
-                    .map(|after| unsafe {
-                        std::slice::from_raw_parts(x.as_ptr(), x.len() + after.len())
-                    })
-                    .unwrap_or(x);
-                return fused_plane_avx2(s, reduce, d, din, x, x_on, y);
+                return fused_plane_avx2(s, reduce, d, din, x, y);
             }
+            let x = &x[..plane];
             // SAFETY: `s.avx512`: AVX-512F was detected.
             return unsafe { fused_plane_avx512::<F32x16>(s, reduce, d, din, x, y) };
         }
         if let (Some(x), Some(d), Some(din), Some(y)) = (
-            cast::<F, f64>(x),
+            cast::<F, f64>(&x[..plane]),
             cast::<F, f64>(reciprocals),
             cast::<F, f64>(input_divisors),
             cast_mut::<MaybeUninit<F>, MaybeUninit<f64>>(y),
@@ -818,7 +811,7 @@ fn fused_plane<F: FastFloat>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, reduce, reciprocals, input_divisors, x, after, y);
+    let _ = (s, reduce, reciprocals, input_divisors, x, plane, y);
     unreachable!("the fused kernels are taken for f32 and f64 on x86-64 only")
 }
 
@@ -869,7 +862,7 @@ unsafe fn fused_plane_avx512<L: super::zmm::Zmm>(
 /// `avx2::max_k2s2_plane_avx2` and `avx2::max_k3s2_plane_avx2`, the
 /// stride-1 shapes by `avx2::ks1_strip_avx2`. Sums with input divisors divide a copy of the
 /// plane first, as the reference divides each value: the AVX2 kernel loads a value once per
-/// tap, so dividing as it loads would divide it `K` times. `x_on` is `x` and the values
+/// tap, so dividing as it loads would divide it `K` times. `x_on` is the plane and the values
 /// after it (see [`fused_plane`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -878,11 +871,11 @@ fn fused_plane_avx2(
     reduce: Reduce,
     reciprocals: &[f32],
     input_divisors: &[f32],
-    x: &[f32],
     x_on: &[f32],
     y: &mut [MaybeUninit<f32>],
 ) -> bool {
     debug_assert!(s.avx2 && s.sh == s.sw);
+    let x = &x_on[..s.h * s.w];
     let undivided = input_divisors.is_empty();
     let mut divided = (!undivided).then(|| super::Scratch::new(x.len()));
     let x = match (&mut divided, input_divisors) {
