@@ -3,7 +3,7 @@
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer (and the backward's input gradient) by that many values, to see
-//! address-dependent stalls; `PROBE_D` makes it 3-D with that many input slices, the window
+//! address-dependent stalls, `PROBE_GX_OFF` the input gradient alone; `PROBE_D` makes it 3-D with that many input slices, the window
 //! K×K×K; `PROBE_BWD=1` times the max backward from the forward pass's indices instead;
 //! `PROBE_ALLOC=1` the allocating call; `PROBE_IDX=1` times the max forward with indices;
 //! `PROBE_HUGE_IN=1` puts the input on huge pages; `PROBE_HUGE=1` puts the output buffer on
@@ -99,12 +99,13 @@ fn probe<T: Element>() {
             0
         }
     ];
-    let gx_len = if backward { x.len() + off } else { 0 };
+    let gx_off = env("PROBE_GX_OFF").unwrap_or(off);
+    let gx_len = if backward { x.len() + gx_off } else { 0 };
     let mut gx_store: Vec<T> = match env("PROBE_HUGE_GX") {
         Some(1) => nnpool::zeroed(gx_len),
         _ => vec![T::default(); gx_len],
     };
-    let gx = &mut gx_store[if backward { off } else { 0 }..];
+    let gx = &mut gx_store[if backward { gx_off } else { 0 }..];
     let best = pool.install(|| {
         if backward {
             match with_indices {

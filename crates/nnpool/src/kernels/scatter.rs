@@ -299,17 +299,38 @@ thread_local! {
     static ZERO_RING: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's ring of `len` zeros.
-fn with_zero_ring<F: ScatterElem, R>(len: usize, f: impl FnOnce(&mut [F]) -> R) -> R {
-    let words = (len * size_of::<F>()).div_ceil(8);
+/// Runs `f` with this thread's ring of `len` zeros, placed half a page from `like` (the
+/// gradient it streams into) modulo 4 KiB: at the same offset within a 64-byte line, so the
+/// flushes' ring loads and zeroing stores are aligned exactly where their streaming stores
+/// are, and never on the same 4 KiB offset as the stores just before them.
+///
+/// The ring wherever the allocator put it made the speed depend on the gradient's address:
+/// on a Zen 3 core, resnet_stem_max_bwd at 1 thread took 4.2–4.9 ms at 14 of the 16 float
+/// offsets in a line, 3.2–3.5 at the two where the ring's 256-bit loads split no line
+/// (`PROBE_GX_OFF=0..16 PROBE_BWD=1 PROBE_N=8 plane_probe 64 112 112 3 2 1`, best of
+/// three); at the gradient's line offset, 3.4–3.7 at every one (channels-last 3.1–3.2 at
+/// offset 8, where it took 3.7–4.0); half a page away too, 3.07–3.2 at offset 0.
+fn with_zero_ring<F: ScatterElem, R>(
+    len: usize,
+    like: *const F,
+    f: impl FnOnce(&mut [F]) -> R,
+) -> R {
+    const PAGE: usize = 4096;
+    const { assert!(8 % align_of::<F>() == 0) };
+    let words = (len * size_of::<F>() + PAGE).div_ceil(8);
     let mut buf = ZERO_RING.with(|r| r.take());
     if buf.len() < words {
         buf = vec![0u64; words];
     }
-    // SAFETY: the buffer holds at least `len * size_of::<F>()` bytes, all zero (fresh, or
-    // left so by the last user); its `u64` alignment suits `F` (f32 or f64), and zero bits
+    let base = buf.as_mut_ptr().cast::<u8>();
+    let shift = (like as usize + PAGE / 2).wrapping_sub(base as usize) % PAGE;
+    // SAFETY: `shift` is below 4096 and a multiple of `align_of::<F>()` (both addresses are
+    // aligned to it: `like` is an `F`'s, `base` a `u64`'s, and `align_of::<F>()` divides 8
+    // and 4096), so the `len` values from `base + shift` lie within the buffer's
+    // `len * size_of::<F>() + 4096` bytes, suitably aligned. They are all zero (fresh, or
+    // left so by the last user: values outside the slice are never touched), and zero bits
     // are a valid `F` (+0.0). The slice borrows `buf`, which outlives it.
-    let ring = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<F>(), len) };
+    let ring = unsafe { std::slice::from_raw_parts_mut(base.add(shift).cast::<F>(), len) };
     let r = f(ring);
     // kept only when `f` returned: a panic part-way would leave values in it
     ZERO_RING.with(|r| *r.borrow_mut() = buf);
@@ -603,7 +624,7 @@ pub(crate) fn max_backward<F: ScatterElem>(
     };
     let work = |((gx, gy), idx): Unit<F>| {
         if ring_len > 0 {
-            with_zero_ring(ring_len, |ring| {
+            with_zero_ring(ring_len, gx.as_ptr().cast::<F>(), |ring| {
                 scatter_ring_task::<F>(isa, isa, (inner, plane), idx, gy, gx, ring)
             })
         } else {
