@@ -568,12 +568,36 @@ stream_lines!(
 
 multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usize, usize), idx: &[i64], gy: &[F], gx: &mut [MaybeUninit<F>], ring: &mut [F]) -> Option<i64> = scatter_ring_unit);
 
+/// The smallest gradient (bytes) that takes the ring on more than one thread: channels-last
+/// gradients on AVX2 cores take it from [`STREAM_FROM_BYTES`], as on one thread, others
+/// from [`STREAM_ON_THREADS_FROM_BYTES`].
+///
+/// On a Zen 3 core (AVX2; its 32 MiB L3 shared with other machines' work), the ring placed
+/// by [`with_zero_ring`] was the faster for resnet_stem_max_bwd channels-last at 2 threads,
+/// and still the slower channels-first (`PROBE_BWD=1 PROBE_N=8 RAYON_NUM_THREADS=2
+/// plane_probe 64 112 112 3 2 1`, into a buffer, ring against no ring, three rounds
+/// alternating, ms): nhwc 1.47–1.79 against 1.82–2.16 (two gradient offsets), nchw
+/// 1.74–1.82 against 1.45–1.79; at `PROBE_N=4` (12.8 MB) nhwc 0.71–0.79 against 0.71–0.91.
+/// The AVX-512 figures of [`STREAM_ON_THREADS_FROM_BYTES`] predate the ring's placement and
+/// stand until measured again on such a core.
+pub(crate) fn ring_on_threads_from(isa: Isa, layout: Layout) -> usize {
+    match (isa, layout) {
+        (Isa::Avx2, Layout::ChannelsLast) => STREAM_FROM_BYTES,
+        _ => STREAM_ON_THREADS_FROM_BYTES,
+    }
+}
+
 /// Whether [`max_backward`] scatters a gradient of `bytes` through the streaming ring on the
-/// current thread count (see [`STREAM_FROM_BYTES`], [`STREAM_ON_THREADS_FROM_BYTES`]);
-/// `resident` says whether its memory is backed by pages already (asked last: a system call).
-pub(crate) fn takes_ring(bytes: usize, resident: impl FnOnce() -> bool) -> bool {
+/// current thread count (see [`STREAM_FROM_BYTES`], [`ring_on_threads_from`], whose answer
+/// `on_threads_from` is); `resident` says whether its memory is backed by pages already
+/// (asked last: a system call).
+pub(crate) fn takes_ring(
+    bytes: usize,
+    on_threads_from: usize,
+    resident: impl FnOnce() -> bool,
+) -> bool {
     bytes >= STREAM_FROM_BYTES
-        && (bytes >= STREAM_ON_THREADS_FROM_BYTES || rayon::current_num_threads() == 1)
+        && (bytes >= on_threads_from || rayon::current_num_threads() == 1)
         && resident()
 }
 
@@ -595,7 +619,8 @@ pub(crate) fn max_backward<F: ScatterElem>(
         return None;
     }
     let bytes = gx.len() * size_of::<F>();
-    let streams = takes_ring(bytes, || gx.resident());
+    let on_threads_from = ring_on_threads_from(isa, g.layout);
+    let streams = takes_ring(bytes, on_threads_from, || gx.resident());
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
