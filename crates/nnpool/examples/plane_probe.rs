@@ -3,10 +3,11 @@
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer (and the backward's input gradient) by that many values, to see
-//! address-dependent stalls, `PROBE_GX_OFF` the input gradient alone; `PROBE_D` makes it 3-D with that many input slices, the window
+//! address-dependent stalls, `PROBE_GX_OFF` the input gradient alone, `PROBE_IDX_OFF` the indices; `PROBE_D` makes it 3-D with that many input slices, the window
 //! K×K×K; `PROBE_BWD=1` times the max backward from the forward pass's indices instead;
 //! `PROBE_ALLOC=1` the allocating call; `PROBE_IDX=1` times the max forward with indices;
-//! `PROBE_HUGE_IN=1` puts the input on huge pages; `PROBE_HUGE=1` puts the output buffer on
+//! `PROBE_RANDOM=1` fills the input with pseudo-random values (as `nnpool bench` does) where
+//! it is otherwise a short repeating pattern; `PROBE_HUGE_IN=1` puts the input on huge pages; `PROBE_HUGE=1` puts the output buffer on
 //! huge pages, `PROBE_HUGE_GX=1` the backward's input gradient; `PROBE_DTYPE=f16|bf16|f64`
 //! another element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times
 //! the backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of
@@ -67,8 +68,18 @@ fn probe<T: Element>() {
         Some(1) => nnpool::zeroed(c * h * w),
         _ => vec![T::default(); c * h * w],
     };
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let random = env("PROBE_RANDOM") == Some(1);
     for (i, v) in x.iter_mut().enumerate() {
-        *v = T::from_f64(((i * 7919) % 1000) as f64 / 100.0);
+        *v = T::from_f64(match random {
+            true => {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            }
+            false => ((i * 7919) % 1000) as f64 / 100.0,
+        });
     }
     let off = env("PROBE_OFF").unwrap_or(0);
     let mut y_store: Vec<T> = match env("PROBE_HUGE") {
@@ -91,14 +102,20 @@ fn probe<T: Element>() {
     let backward = env("PROBE_BWD") == Some(1);
     let with_indices = plan.pooling().has_indices();
     let forward_indices = env("PROBE_IDX") == Some(1) && with_indices && !backward;
-    let mut idx = vec![
+    let idx_off = env("PROBE_IDX_OFF").unwrap_or(0);
+    let mut idx_store = vec![
         0i64;
         if backward || forward_indices {
-            plan.output_len()
+            plan.output_len() + idx_off
         } else {
             0
         }
     ];
+    let idx = &mut idx_store[if backward || forward_indices {
+        idx_off
+    } else {
+        0
+    }..];
     let gx_off = env("PROBE_GX_OFF").unwrap_or(off);
     let gx_len = if backward { x.len() + gx_off } else { 0 };
     let mut gx_store: Vec<T> = match env("PROBE_HUGE_GX") {
@@ -109,18 +126,18 @@ fn probe<T: Element>() {
     let best = pool.install(|| {
         if backward {
             match with_indices {
-                true => plan.forward(&x, y, Some(&mut idx)).unwrap(),
+                true => plan.forward(&x, y, Some(&mut *idx)).unwrap(),
                 false => plan.forward(&x, y, None).unwrap(),
             }
         }
         let alloc = env("PROBE_ALLOC") == Some(1);
         let mut call = || match (backward, alloc) {
             (true, _) if !with_indices => plan.backward(&x, y, gx).unwrap(),
-            (true, false) => plan.backward_with_indices(&idx, y, gx).unwrap(),
+            (true, false) => plan.backward_with_indices(idx, y, gx).unwrap(),
             (true, true) => drop(std::hint::black_box(
-                plan.backward_with_indices_to_vec(&idx, y).unwrap(),
+                plan.backward_with_indices_to_vec(idx, y).unwrap(),
             )),
-            (false, false) if forward_indices => plan.forward(&x, y, Some(&mut idx)).unwrap(),
+            (false, false) if forward_indices => plan.forward(&x, y, Some(&mut *idx)).unwrap(),
             (false, false) => plan.forward(&x, y, None).unwrap(),
             (false, true) => drop(std::hint::black_box(plan.forward_to_vec(&x).unwrap())),
         };
