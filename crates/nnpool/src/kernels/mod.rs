@@ -538,9 +538,8 @@ pub(crate) fn max_backward<T: Element>(
     // against 10.5–11.2: the rows' plain stores read each line of the buffer first)
     let bytes = gx.len() * std::mem::size_of::<T>();
     if let (Some(s), Some(gy)) = (axes.and_then(|a| disjoint::applies(g, a)), cast(gy)) {
-        let on_threads_from = scatter::ring_on_threads_from(isa, g.layout);
         let streams = rayon::current_num_threads() > 1
-            && scatter::takes_ring(bytes, on_threads_from, || gx.resident());
+            && scatter::takes_ring((isa, g.layout), bytes, || gx.resident());
         let taken = match isa {
             isa::Isa::Avx2 => g.layout == Layout::ChannelsLast || !streams,
             isa::Isa::Portable => g.layout == Layout::ChannelsLast,

@@ -308,7 +308,7 @@ thread_local! {
 /// on a Zen 3 core, resnet_stem_max_bwd at 1 thread took 4.2–4.9 ms at 14 of the 16 float
 /// offsets in a line, 3.2–3.5 at the two where the ring's 256-bit loads split no line
 /// (`PROBE_GX_OFF=0..16 PROBE_BWD=1 PROBE_N=8 plane_probe 64 112 112 3 2 1`, best of
-/// three); at the gradient's line offset, 3.4–3.7 at every one (channels-last 3.1–3.2 at
+/// three); at the gradient's line offset, 3.4–4.0 at every one (channels-last 3.1–3.2 at
 /// offset 8, where it took 3.7–4.0); half a page away too, 3.07–3.2 at offset 0.
 fn with_zero_ring<F: ScatterElem, R>(
     len: usize,
@@ -580,24 +580,24 @@ multiversion!(fn scatter_ring_task<F: ScatterElem>(stream_isa: Isa, units: (usiz
 /// 1.74–1.82 against 1.45–1.79; at `PROBE_N=4` (12.8 MB) nhwc 0.71–0.79 against 0.71–0.91.
 /// The AVX-512 figures of [`STREAM_ON_THREADS_FROM_BYTES`] predate the ring's placement and
 /// stand until measured again on such a core.
-pub(crate) fn ring_on_threads_from(isa: Isa, layout: Layout) -> usize {
+fn ring_on_threads_from(isa: Isa, layout: Layout) -> usize {
     match (isa, layout) {
         (Isa::Avx2, Layout::ChannelsLast) => STREAM_FROM_BYTES,
         _ => STREAM_ON_THREADS_FROM_BYTES,
     }
 }
 
-/// Whether [`max_backward`] scatters a gradient of `bytes` through the streaming ring on the
-/// current thread count (see [`STREAM_FROM_BYTES`], [`ring_on_threads_from`], whose answer
-/// `on_threads_from` is); `resident` says whether its memory is backed by pages already
+/// Whether [`max_backward`] scatters a gradient of `bytes` in `layout` through the streaming
+/// ring on the current thread count and `isa` (see [`STREAM_FROM_BYTES`],
+/// [`ring_on_threads_from`]); `resident` says whether its memory is backed by pages already
 /// (asked last: a system call).
 pub(crate) fn takes_ring(
+    (isa, layout): (Isa, Layout),
     bytes: usize,
-    on_threads_from: usize,
     resident: impl FnOnce() -> bool,
 ) -> bool {
     bytes >= STREAM_FROM_BYTES
-        && (bytes >= on_threads_from || rayon::current_num_threads() == 1)
+        && (rayon::current_num_threads() == 1 || bytes >= ring_on_threads_from(isa, layout))
         && resident()
 }
 
@@ -619,8 +619,7 @@ pub(crate) fn max_backward<F: ScatterElem>(
         return None;
     }
     let bytes = gx.len() * size_of::<F>();
-    let on_threads_from = ring_on_threads_from(isa, g.layout);
-    let streams = takes_ring(bytes, on_threads_from, || gx.resident());
+    let streams = takes_ring((isa, g.layout), bytes, || gx.resident());
     // SAFETY: `scatter_unit` zero-fills every value of its plane (or sample), each before
     // anything else touches it, then stores only sums of values; the planes tile `gx`.
     let gx = unsafe { gx.uninit() };
