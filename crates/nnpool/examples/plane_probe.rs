@@ -3,15 +3,16 @@
 //! global average, K S P unused)
 //! (`PROBE_N` sets the batch, default 1; `PROBE_NHWC=1` the channels-last layout; `PROBE_OFF`
 //! moves the output buffer (and the backward's input gradient) by that many values, to see
-//! address-dependent stalls, `PROBE_GX_OFF` the input gradient alone, `PROBE_IDX_OFF` the indices; `PROBE_D` makes it 3-D with that many input slices, the window
-//! K×K×K; `PROBE_BWD=1` times the max backward from the forward pass's indices instead;
+//! address-dependent stalls, `PROBE_GX_OFF` the input gradient alone, `PROBE_IDX_OFF` the
+//! indices; `PROBE_D` makes it 3-D with that many input slices, the window K×K×K;
+//! `PROBE_BWD=1` times the max backward from the forward pass's indices instead;
 //! `PROBE_ALLOC=1` the allocating call; `PROBE_IDX=1` times the max forward with indices;
 //! `PROBE_RANDOM=1` fills the input with pseudo-random values (as `nnpool bench` does) where
-//! it is otherwise a short repeating pattern; `PROBE_HUGE_IN=1` puts the input on huge pages; `PROBE_HUGE=1` puts the output buffer on
-//! huge pages, `PROBE_HUGE_GX=1` the backward's input gradient; `PROBE_DTYPE=f16|bf16|f64`
-//! another element type than f32; op `lp`: Lp pooling with p = 2, whose `PROBE_BWD=1` times
-//! the backward from the input, as does `avg`'s; `PROBE_EXCLUDE=1` leaves the padding out of
-//! the average's divisor, as ONNX's default does)
+//! it is otherwise a short repeating pattern; `PROBE_HUGE_IN=1` puts the input on huge pages;
+//! `PROBE_HUGE=1` puts the output buffer on huge pages, `PROBE_HUGE_GX=1` the backward's input
+//! gradient; `PROBE_DTYPE=f16|bf16|f64` another element type than f32; op `lp`: Lp pooling
+//! with p = 2, whose `PROBE_BWD=1` times the backward from the input, as does `avg`'s;
+//! `PROBE_EXCLUDE=1` leaves the padding out of the average's divisor, as ONNX's default does)
 use nnpool::{bf16, f16, Element, Layout, PoolPlan, Pooling, Window};
 use std::time::Instant;
 
@@ -102,27 +103,26 @@ fn probe<T: Element>() {
     let backward = env("PROBE_BWD") == Some(1);
     let with_indices = plan.pooling().has_indices();
     let forward_indices = env("PROBE_IDX") == Some(1) && with_indices && !backward;
-    let idx_off = env("PROBE_IDX_OFF").unwrap_or(0);
-    let mut idx_store = vec![
-        0i64;
-        if backward || forward_indices {
-            plan.output_len() + idx_off
-        } else {
-            0
-        }
-    ];
-    let idx = &mut idx_store[if backward || forward_indices {
-        idx_off
+    let uses_indices = backward || forward_indices;
+    let idx_off = if uses_indices {
+        env("PROBE_IDX_OFF").unwrap_or(0)
     } else {
         0
-    }..];
-    let gx_off = env("PROBE_GX_OFF").unwrap_or(off);
-    let gx_len = if backward { x.len() + gx_off } else { 0 };
+    };
+    let idx_len = if uses_indices { plan.output_len() } else { 0 };
+    let mut idx_store = vec![0i64; idx_len + idx_off];
+    let idx = &mut idx_store[idx_off..];
+    let gx_off = if backward {
+        env("PROBE_GX_OFF").unwrap_or(off)
+    } else {
+        0
+    };
+    let gx_len = if backward { x.len() } else { 0 } + gx_off;
     let mut gx_store: Vec<T> = match env("PROBE_HUGE_GX") {
         Some(1) => nnpool::zeroed(gx_len),
         _ => vec![T::default(); gx_len],
     };
-    let gx = &mut gx_store[if backward { gx_off } else { 0 }..];
+    let gx = &mut gx_store[gx_off..];
     let best = pool.install(|| {
         if backward {
             match with_indices {
